@@ -1,0 +1,19 @@
+//! lambda-hat: local learning coefficient (LLC) sweeps with MCMC, planned as a DAG and run locally
+//! or on SLURM. Data flows one way: CLI → config → plan → executor → worker → artifacts → reports.
+//! See DESIGN.md (shared with the project) for the contract between the parts.
+
+pub mod analysis;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod diagnostics;
+pub mod exec;
+pub mod nn;
+pub mod numeric;
+pub mod plan;
+pub mod posterior;
+pub mod report;
+pub mod samplers;
+pub mod store;
+pub mod train;
+pub mod worker;

@@ -1,0 +1,87 @@
+//! The floating-point type the numerical core is generic over.
+//!
+//! A sweep runs entirely in `f32` or entirely in `f64` (`precision` / `jax_enable_x64` in the
+//! experiments file). Everything numerical (MLP, training, posterior, samplers) is written once
+//! against [`Real`]; the worker picks the concrete type from the spec and monomorphises.
+//! Statistics that leave the core (LLC traces, diagnostics, JSON) are always `f64`.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+use ndarray::{LinalgScalar, ScalarOperand};
+use ndarray_npy::{ReadableElement, WritableElement};
+use num_traits::{Float, FromPrimitive, ToPrimitive};
+
+/// A float usable by the numerical core: `f32` or `f64`.
+pub trait Real:
+    Float
+    + LinalgScalar
+    + ScalarOperand
+    + FromPrimitive
+    + ToPrimitive
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + ReadableElement
+    + WritableElement
+    + 'static
+{
+    /// Name used in specs, meta.json and file dtypes.
+    const NAME: &'static str;
+
+    /// Lossy conversion from f64 (exact for f64). Never fails for finite inputs.
+    fn of(x: f64) -> Self;
+
+    /// Widening conversion to f64 (exact for both types).
+    fn f64(self) -> f64;
+}
+
+impl Real for f64 {
+    const NAME: &'static str = "f64";
+    #[inline]
+    fn of(x: f64) -> Self {
+        x
+    }
+    #[inline]
+    fn f64(self) -> f64 {
+        self
+    }
+}
+
+impl Real for f32 {
+    const NAME: &'static str = "f32";
+    #[inline]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    #[inline]
+    fn f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// Floating-point precision of a whole sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    #[default]
+    F64,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+}
