@@ -38,7 +38,7 @@ SLURMDBD_CONF="$SLURM_ETC/slurmdbd.conf"
 SLURM_LOG_DIR=/var/log/slurm
 SLURMCTLD_STATE=/var/spool/slurmctld
 SLURMD_STATE=/var/spool/slurmd
-SLURM_RUN=/run/slurm            # pid files (tmpfs on purpose: stale pids vanish on reboot)
+SLURM_RUN=/run/slurm            # pid files
 MUNGE_RUN=/run/munge
 MYSQL_RUN=/run/mysqld
 MYSQL_SOCKET="$MYSQL_RUN/mysqld.sock"
@@ -64,19 +64,22 @@ wait_until() {
     done
 }
 
-# pid_alive PIDFILE: the pid in PIDFILE names a live process.
+# pid_alive PIDFILE NAME: the pid in PIDFILE is a live process called NAME. Checking the name
+# matters because /run is not a tmpfs in every container: after a restart a stale pid file may
+# name an unrelated process that reused the pid.
 pid_alive() {
-    local pidfile="$1" pid
+    local pidfile="$1" name="$2" pid
     [[ -s "$pidfile" ]] || return 1
     pid="$(<"$pidfile")"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$name" ]]
 }
 
-# stop_pidfile NAME PIDFILE: SIGTERM the process in PIDFILE and wait for it to go away
+# stop_pidfile NAME PIDFILE: SIGTERM the process NAME in PIDFILE and wait for it to go away
 # (SIGKILL after 15 s). Kills exactly that pid, never by name.
 stop_pidfile() {
     local name="$1" pidfile="$2" pid i
-    if ! pid_alive "$pidfile"; then
+    if ! pid_alive "$pidfile" "$name"; then
         rm -f "$pidfile"
         return 0
     fi
@@ -128,7 +131,7 @@ start_munge() {
     fi
     chown munge:munge /etc/munge/munge.key
     chmod 0400 /etc/munge/munge.key
-    if pid_alive "$MUNGE_RUN/munged.pid"; then
+    if pid_alive "$MUNGE_RUN/munged.pid" munged; then
         log "munged already running"
     else
         log "starting munged"
@@ -177,6 +180,23 @@ SQL
 # ---------------------------------------------------------------------------------------------
 # Configuration files
 # ---------------------------------------------------------------------------------------------
+# Set to 1 when a start rewrote a config with different content: daemons that are already
+# running must then be restarted to pick it up (several settings, e.g. SelectType, are not
+# changed by "scontrol reconfigure").
+SLURM_CONF_CHANGED=0
+SLURMDBD_CONF_CHANGED=0
+
+# install_config TMP DEST FLAGVAR: move TMP over DEST unless identical; set FLAGVAR=1 if changed.
+install_config() {
+    local tmp="$1" dest="$2" flag="$3"
+    if [[ -f "$dest" ]] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+        return 0
+    fi
+    mv -f "$tmp" "$dest"
+    printf -v "$flag" 1
+}
+
 write_slurmdbd_conf() {
     install -d -m 0755 "$SLURM_ETC"
     install -d -o slurm -g slurm -m 0755 "$SLURM_LOG_DIR" "$SLURM_RUN"
@@ -191,7 +211,7 @@ PidFile=$SLURM_RUN/slurmdbd.pid
 LogFile=$SLURM_LOG_DIR/slurmdbd.log
 DebugLevel=info
 StorageType=accounting_storage/mysql
-# "localhost" makes the MySQL client use the unix socket below.
+# "localhost" makes the MySQL client use MariaDB's default unix socket, $MYSQL_SOCKET.
 StorageHost=localhost
 StoragePort=3306
 StorageLoc=$DB_NAME
@@ -202,7 +222,7 @@ EOF
     # SlurmUser and not readable by others.
     chown slurm:slurm "$tmp"
     chmod 0600 "$tmp"
-    mv -f "$tmp" "$SLURMDBD_CONF"
+    install_config "$tmp" "$SLURMDBD_CONF" SLURMDBD_CONF_CHANGED
 }
 
 write_slurm_conf() {
@@ -293,14 +313,18 @@ $node_line State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
     chmod 0644 "$tmp"
-    mv -f "$tmp" "$SLURM_CONF"
+    install_config "$tmp" "$SLURM_CONF" SLURM_CONF_CHANGED
 }
 
 # ---------------------------------------------------------------------------------------------
 # SLURM daemons
 # ---------------------------------------------------------------------------------------------
 start_slurmdbd() {
-    if pid_alive "$SLURM_RUN/slurmdbd.pid"; then
+    if ((SLURMDBD_CONF_CHANGED)) && pid_alive "$SLURM_RUN/slurmdbd.pid" slurmdbd; then
+        log "slurmdbd.conf changed; restarting slurmdbd"
+        stop_pidfile slurmdbd "$SLURM_RUN/slurmdbd.pid"
+    fi
+    if pid_alive "$SLURM_RUN/slurmdbd.pid" slurmdbd; then
         log "slurmdbd already running"
     else
         log "starting slurmdbd"
@@ -320,7 +344,11 @@ register_cluster() {
 }
 
 start_slurmctld() {
-    if pid_alive "$SLURM_RUN/slurmctld.pid"; then
+    if ((SLURM_CONF_CHANGED)) && pid_alive "$SLURM_RUN/slurmctld.pid" slurmctld; then
+        log "slurm.conf changed; restarting slurmctld"
+        stop_pidfile slurmctld "$SLURM_RUN/slurmctld.pid"
+    fi
+    if pid_alive "$SLURM_RUN/slurmctld.pid" slurmctld; then
         log "slurmctld already running"
     else
         log "starting slurmctld"
@@ -330,7 +358,11 @@ start_slurmctld() {
 }
 
 start_slurmd() {
-    if pid_alive "$SLURM_RUN/slurmd.pid"; then
+    if ((SLURM_CONF_CHANGED)) && pid_alive "$SLURM_RUN/slurmd.pid" slurmd; then
+        log "slurm.conf changed; restarting slurmd (running jobs continue)"
+        stop_pidfile slurmd "$SLURM_RUN/slurmd.pid"
+    fi
+    if pid_alive "$SLURM_RUN/slurmd.pid" slurmd; then
         log "slurmd already running"
     else
         log "starting slurmd"
@@ -379,10 +411,27 @@ cmd_start() {
     log "cluster '$CLUSTER_NAME' up in $((SECONDS - t0)) s: $(sinfo -h -o '%P %a %D %t %C')"
 }
 
+no_running_jobs() { [[ -z "$(squeue -h -t RUNNING,COMPLETING,SUSPENDED -o %i)" ]]; }
+
+# Cancel every job still queued or running. Job steps (slurmstepd + the job's processes) are
+# separate from slurmd and would keep running after it stops, so a "stopped" cluster would
+# still be computing. Only possible while slurmctld answers.
+cancel_all_jobs() {
+    pid_alive "$SLURM_RUN/slurmctld.pid" slurmctld || return 0
+    local ids
+    ids="$(squeue -h -t PENDING,RUNNING,SUSPENDED,CONFIGURING,COMPLETING -o '%F' 2>/dev/null | sort -u | tr '\n' ' ')"
+    [[ -n "${ids// /}" ]] || return 0
+    log "cancelling jobs: $ids"
+    # shellcheck disable=SC2086 # word splitting of the id list is intended
+    scancel $ids || true
+    # SIGTERM, KillWait (2 s), SIGKILL, then the epilog: a few seconds at most.
+    wait_until 30 "cancelled jobs to end" no_running_jobs
+}
+
 cmd_stop() {
     [[ "$(id -u)" == 0 ]] || die "must run as root"
-    # Reverse order of start. slurmd first so no job step outlives its controller; pid files
-    # make sure we stop exactly the daemons this script started.
+    cancel_all_jobs
+    # Reverse order of start; pid files make sure we stop exactly the daemons this script started.
     stop_pidfile slurmd "$SLURM_RUN/slurmd.pid"
     stop_pidfile slurmctld "$SLURM_RUN/slurmctld.pid"
     stop_pidfile slurmdbd "$SLURM_RUN/slurmdbd.pid"
@@ -403,14 +452,14 @@ cmd_status() {
         mariadbd) pidfile="$MYSQL_PID" ;;
         *) pidfile="$SLURM_RUN/$name.pid" ;;
         esac
-        if pid_alive "$pidfile"; then
+        if pid_alive "$pidfile" "$name"; then
             printf '%-10s running (pid %s)\n' "$name" "$(<"$pidfile")"
         else
             printf '%-10s stopped\n' "$name"
             rc=1
         fi
     done
-    if pid_alive "$SLURM_RUN/slurmctld.pid"; then
+    if pid_alive "$SLURM_RUN/slurmctld.pid" slurmctld; then
         echo
         sinfo -N -o '%N %P %t %C %m %E' || true
         echo

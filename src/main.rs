@@ -1,3 +1,27 @@
+//! `lambda-hat`: parse the command line, run it, map errors to one message and an exit code.
+
+use clap::Parser;
+
 fn main() {
-    println!("lambda-hat");
+    let cli = lambda_hat::cli::Cli::parse();
+    init_logging(cli.verbose);
+    if let Err(e) = lambda_hat::cli::dispatch(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

@@ -86,14 +86,24 @@ impl<'m, F: Real, M: LossModel<F>> Posterior<'m, F, M> {
             *g = -(self.n_beta * *g + self.gamma * dw);
         }
         let half = F::of(0.5);
-        LogpEval { logp: -(self.n_beta * loss) - half * self.gamma * sq, loss }
+        LogpEval {
+            logp: -(self.n_beta * loss) - half * self.gamma * sq,
+            loss,
+        }
     }
 
     /// Full-batch log p(w) without the gradient.
     pub fn logp(&self, w: &[F], ws: &mut M::Workspace) -> LogpEval<F> {
         let loss = self.model.loss(w, Rows::All, ws);
-        let sq: F = w.iter().zip(&self.w_star).map(|(&a, &b)| (a - b) * (a - b)).sum();
-        LogpEval { logp: -(self.n_beta * loss) - F::of(0.5) * self.gamma * sq, loss }
+        let sq: F = w
+            .iter()
+            .zip(&self.w_star)
+            .map(|(&a, &b)| (a - b) * (a - b))
+            .sum();
+        LogpEval {
+            logp: -(self.n_beta * loss) - F::of(0.5) * self.gamma * sq,
+            loss,
+        }
     }
 
     /// One LLC draw from a full-data loss: nβ (L_n(w) − L0), in f64.

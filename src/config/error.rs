@@ -26,23 +26,22 @@ pub enum ConfigError {
     },
 
     #[error(
-        "unknown {kind} preset `{name}` in {path}, {entry}\n  valid {kind} presets: {choices}\n  (looked in {looked} and the presets built into lambda-hat)"
+        "unknown {kind} preset `{name}` in {path}, {entry}\n  valid {kind} presets: {choices}\n  (looked in {looked} and the presets built into lambda-hat)",
+        kind = .0.kind, name = .0.name, path = .0.path.display(), entry = .0.entry, choices = .0.choices, looked = .0.looked
     )]
-    UnknownPreset {
-        path: PathBuf,
-        entry: String,
-        kind: &'static str,
-        name: String,
-        choices: String,
-        looked: String,
-    },
+    UnknownPreset(Box<UnknownPreset>),
 
     #[error("{path}: {message}")]
     Sweep { path: PathBuf, message: String },
 }
 
 impl ConfigError {
-    pub fn invalid(path: &std::path::Path, entry: &str, key: &str, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        path: &std::path::Path,
+        entry: &str,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             path: path.to_path_buf(),
             entry: entry.to_string(),
@@ -50,4 +49,15 @@ impl ConfigError {
             message: message.into(),
         }
     }
+}
+
+/// Details of [`ConfigError::UnknownPreset`] (boxed: errors travel by value through every layer).
+#[derive(Debug)]
+pub struct UnknownPreset {
+    pub path: PathBuf,
+    pub entry: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub choices: String,
+    pub looked: String,
 }

@@ -40,8 +40,15 @@ pub struct Sweep {
     pub samplers: Vec<SamplerConfig>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["store_root", "jax_enable_x64", "precision", "targets", "samplers", "training", "posterior"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "store_root",
+    "jax_enable_x64",
+    "precision",
+    "targets",
+    "samplers",
+    "training",
+    "posterior",
+];
 const TARGET_KEYS: &[&str] = &["model", "data", "teacher", "seed", "overrides"];
 const TARGET_OVERRIDE_KEYS: &[&str] = &["model", "data", "teacher", "training", "posterior"];
 const SAMPLER_KEYS: &[&str] = &["name", "overrides"];
@@ -51,7 +58,8 @@ pub fn load_sweep(path: &Path) -> Result<Sweep, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         hint: if source.kind() == std::io::ErrorKind::NotFound {
-            "run lambda-hat in a folder with config/experiments.yaml, or pass --configfile PATH".into()
+            "run lambda-hat in a folder with config/experiments.yaml, or pass --configfile PATH"
+                .into()
         } else {
             "check the file is readable".into()
         },
@@ -67,21 +75,39 @@ pub fn parse_sweep(path: &Path, text: &str, presets: &PresetDirs) -> Result<Swee
     let top = match &root {
         Value::Mapping(m) => m.clone(),
         Value::Null => Mapping::new(),
-        _ => return Err(ctx.invalid("top level", "", "the experiments file must be a mapping with `targets:` and `samplers:`")),
+        _ => {
+            return Err(ctx.invalid(
+                "top level",
+                "",
+                "the experiments file must be a mapping with `targets:` and `samplers:`",
+            ));
+        }
     };
     check_keys(&ctx, "top level", "", &top, TOP_LEVEL_KEYS)?;
 
     let store_root = match top.get("store_root") {
         None => PathBuf::from("runs"),
         Some(Value::String(s)) if !s.trim().is_empty() => PathBuf::from(s),
-        Some(other) => return Err(ctx.invalid("top level", "store_root", format!("must be a non-empty path string, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                "top level",
+                "store_root",
+                format!("must be a non-empty path string, got {}", show(other)),
+            ));
+        }
     };
     let precision = precision_of(&ctx, &top)?;
 
     let workflow_src = presets.workflow()?;
     let workflow = parse_yaml(&workflow_src.origin, &workflow_src.text)?;
-    let mut training = workflow.get("training").cloned().unwrap_or(Value::Mapping(Mapping::new()));
-    let mut posterior = workflow.get("posterior").cloned().unwrap_or(Value::Mapping(Mapping::new()));
+    let mut training = workflow
+        .get("training")
+        .cloned()
+        .unwrap_or(Value::Mapping(Mapping::new()));
+    let mut posterior = workflow
+        .get("posterior")
+        .cloned()
+        .unwrap_or(Value::Mapping(Mapping::new()));
     if let Some(t) = top.get("training") {
         deep_merge(&mut training, t);
     }
@@ -94,7 +120,13 @@ pub fn parse_sweep(path: &Path, text: &str, presets: &PresetDirs) -> Result<Swee
         Some(Value::Sequence(_)) | Some(Value::Null) | None => {
             return Err(ctx.invalid("top level", "targets", "the targets list is empty: add at least one entry like `- { model: small, data: small, seed: 42 }`"));
         }
-        Some(other) => return Err(ctx.invalid("top level", "targets", format!("must be a list of target entries, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                "top level",
+                "targets",
+                format!("must be a list of target entries, got {}", show(other)),
+            ));
+        }
     };
     let samplers_val = match top.get("samplers") {
         Some(Value::Sequence(s)) => s.clone(),
@@ -102,7 +134,13 @@ pub fn parse_sweep(path: &Path, text: &str, presets: &PresetDirs) -> Result<Swee
         None => {
             return Err(ctx.invalid("top level", "samplers", "missing: add a list like `samplers: [ { name: hmc } ]` (or `samplers: []` to only build targets)"));
         }
-        Some(other) => return Err(ctx.invalid("top level", "samplers", format!("must be a list of sampler entries, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                "top level",
+                "samplers",
+                format!("must be a list of sampler entries, got {}", show(other)),
+            ));
+        }
     };
 
     let targets = targets_val
@@ -116,7 +154,13 @@ pub fn parse_sweep(path: &Path, text: &str, presets: &PresetDirs) -> Result<Swee
         .map(|(i, entry)| resolve_sampler(&ctx, i, entry))
         .collect::<Result<Vec<_>, _>>()?;
 
-    Ok(Sweep { source: path.to_path_buf(), store_root, precision, targets, samplers })
+    Ok(Sweep {
+        source: path.to_path_buf(),
+        store_root,
+        precision,
+        targets,
+        samplers,
+    })
 }
 
 struct Ctx<'a> {
@@ -136,7 +180,10 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
             Some(loc) => format!("line {}, column {}: {e}", loc.line(), loc.column()),
             None => e.to_string(),
         };
-        ConfigError::Yaml { path: path.to_path_buf(), message }
+        ConfigError::Yaml {
+            path: path.to_path_buf(),
+            message,
+        }
     })
 }
 
@@ -152,12 +199,26 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn check_keys(ctx: &Ctx, entry: &str, prefix: &str, map: &Mapping, valid: &[&str]) -> Result<(), ConfigError> {
+fn check_keys(
+    ctx: &Ctx,
+    entry: &str,
+    prefix: &str,
+    map: &Mapping,
+    valid: &[&str],
+) -> Result<(), ConfigError> {
     for k in map.keys() {
         let name = k.as_str().unwrap_or("");
         if !valid.contains(&name) {
-            let key = if prefix.is_empty() { format!("{}", show_key(k)) } else { format!("{prefix}.{}", show_key(k)) };
-            return Err(ctx.invalid(entry, &key, format!("unknown key; valid keys here: {}", valid.join(", "))));
+            let key = if prefix.is_empty() {
+                show_key(k)
+            } else {
+                format!("{prefix}.{}", show_key(k))
+            };
+            return Err(ctx.invalid(
+                entry,
+                &key,
+                format!("unknown key; valid keys here: {}", valid.join(", ")),
+            ));
         }
     }
     Ok(())
@@ -166,7 +227,10 @@ fn check_keys(ctx: &Ctx, entry: &str, prefix: &str, map: &Mapping, valid: &[&str
 fn show_key(k: &Value) -> String {
     match k {
         Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -175,29 +239,54 @@ fn precision_of(ctx: &Ctx, top: &Mapping) -> Result<Precision, ConfigError> {
         None | Some(Value::Null) => None,
         Some(Value::Bool(true)) => Some(Precision::F64),
         Some(Value::Bool(false)) => Some(Precision::F32),
-        Some(other) => return Err(ctx.invalid("top level", "jax_enable_x64", format!("must be true or false, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                "top level",
+                "jax_enable_x64",
+                format!("must be true or false, got {}", show(other)),
+            ));
+        }
     };
     let native = match top.get("precision") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "f64" => Some(Precision::F64),
         Some(Value::String(s)) if s == "f32" => Some(Precision::F32),
-        Some(other) => return Err(ctx.invalid("top level", "precision", format!("must be f32 or f64, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                "top level",
+                "precision",
+                format!("must be f32 or f64, got {}", show(other)),
+            ));
+        }
     };
     match (from_x64, native) {
         (Some(a), Some(b)) if a != b => Err(ctx.invalid(
             "top level",
             "precision",
-            format!("`precision: {}` contradicts `jax_enable_x64: {}`; keep one of them", b.as_str(), a == Precision::F64),
+            format!(
+                "`precision: {}` contradicts `jax_enable_x64: {}`; keep one of them",
+                b.as_str(),
+                a == Precision::F64
+            ),
         )),
         (a, b) => Ok(b.or(a).unwrap_or_default()),
     }
 }
 
 /// Deserializes `value` into `T`, naming the key path of any problem.
-fn typed<T: DeserializeOwned>(ctx: &Ctx, entry: &str, prefix: &str, value: Value) -> Result<T, ConfigError> {
+fn typed<T: DeserializeOwned>(
+    ctx: &Ctx,
+    entry: &str,
+    prefix: &str,
+    value: Value,
+) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
-        let key = if inner == "." || inner.is_empty() { prefix.to_string() } else { format!("{prefix}.{inner}") };
+        let key = if inner == "." || inner.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{inner}")
+        };
         ctx.invalid(entry, &key, e.into_inner().to_string())
     })
 }
@@ -212,25 +301,41 @@ fn first_invalid(ctx: &Ctx, entry: &str, issues: Vec<Invalid>) -> Result<(), Con
 fn preset(ctx: &Ctx, entry: &str, kind: Kind, name: &str) -> Result<Value, ConfigError> {
     match ctx.presets.load(kind, name)? {
         Some(src) => parse_yaml(&src.origin, &src.text),
-        None => Err(ConfigError::UnknownPreset {
-            path: ctx.path.to_path_buf(),
-            entry: entry.to_string(),
-            kind: kind.dir(),
-            name: name.to_string(),
-            choices: ctx.presets.names(kind).join(", "),
-            looked: ctx.presets.describe(kind),
-        }),
+        None => Err(ConfigError::UnknownPreset(Box::new(
+            super::error::UnknownPreset {
+                path: ctx.path.to_path_buf(),
+                entry: entry.to_string(),
+                kind: kind.dir(),
+                name: name.to_string(),
+                choices: ctx.presets.names(kind).join(", "),
+                looked: ctx.presets.describe(kind),
+            },
+        ))),
     }
 }
 
-fn preset_name<'v>(ctx: &Ctx, entry: &str, map: &'v Mapping, key: &str, default: Option<&'v str>) -> Result<String, ConfigError> {
+fn preset_name<'v>(
+    ctx: &Ctx,
+    entry: &str,
+    map: &'v Mapping,
+    key: &str,
+    default: Option<&'v str>,
+) -> Result<String, ConfigError> {
     match map.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         None | Some(Value::Null) => match default {
             Some(d) => Ok(d.to_string()),
-            None => Err(ctx.invalid(entry, key, format!("missing: name a {key} preset, e.g. `{key}: small`"))),
+            None => Err(ctx.invalid(
+                entry,
+                key,
+                format!("missing: name a {key} preset, e.g. `{key}: small`"),
+            )),
         },
-        Some(other) => Err(ctx.invalid(entry, key, format!("must be a preset name, got {}", show(other)))),
+        Some(other) => Err(ctx.invalid(
+            entry,
+            key,
+            format!("must be a preset name, got {}", show(other)),
+        )),
     }
 }
 
@@ -252,7 +357,13 @@ fn resolve_target(
     let seed = match entry.get("seed") {
         None => 0,
         Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0),
-        Some(other) => return Err(ctx.invalid(&label, "seed", format!("must be a non-negative integer, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                &label,
+                "seed",
+                format!("must be a non-negative integer, got {}", show(other)),
+            ));
+        }
     };
     label = format!("targets[{index}] (model: {model_name}, data: {data_name}, seed: {seed})");
     check_keys(ctx, &label, "", entry, TARGET_KEYS)?;
@@ -260,7 +371,16 @@ fn resolve_target(
     let overrides = match entry.get("overrides") {
         None | Some(Value::Null) => Mapping::new(),
         Some(Value::Mapping(m)) => m.clone(),
-        Some(other) => return Err(ctx.invalid(&label, "overrides", format!("must be a mapping like `{{ model: {{ depth: 6 }} }}`, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                &label,
+                "overrides",
+                format!(
+                    "must be a mapping like `{{ model: {{ depth: 6 }} }}`, got {}",
+                    show(other)
+                ),
+            ));
+        }
     };
     check_keys(ctx, &label, "overrides", &overrides, TARGET_OVERRIDE_KEYS)?;
 
@@ -272,7 +392,10 @@ fn resolve_target(
     };
     let model_val = section("model", preset(ctx, &label, Kind::Model, &model_name)?);
     let data_val = section("data", preset(ctx, &label, Kind::Data, &data_name)?);
-    let teacher_val = section("teacher", preset(ctx, &label, Kind::Teacher, &teacher_name)?);
+    let teacher_val = section(
+        "teacher",
+        preset(ctx, &label, Kind::Teacher, &teacher_name)?,
+    );
     let training_val = section("training", training_defaults.clone());
     let posterior_val = section("posterior", posterior_defaults.clone());
 
@@ -288,7 +411,10 @@ fn resolve_target(
     training.validate("training", &mut issues);
     posterior.validate("posterior", &mut issues);
     if !(teacher.weight_scale.is_finite() && teacher.weight_scale > 0.0) {
-        issues.push(Invalid { path: "teacher.weight_scale".into(), message: format!("must be a positive number, got {}", teacher.weight_scale) });
+        issues.push(Invalid {
+            path: "teacher.weight_scale".into(),
+            message: format!("must be a positive number, got {}", teacher.weight_scale),
+        });
     }
     first_invalid(ctx, &label, issues)?;
 
@@ -296,11 +422,21 @@ fn resolve_target(
     let mut issues = Vec::new();
     teacher.model.validate("teacher", &mut issues);
     first_invalid(ctx, &label, issues)?;
-    let teacher = ResolvedTeacher { model: resolve_widths(teacher.model), weight_scale: teacher.weight_scale };
+    let teacher = ResolvedTeacher {
+        model: resolve_widths(teacher.model),
+        weight_scale: teacher.weight_scale,
+    };
     let model = resolve_widths(model);
 
     Ok(ResolvedTarget {
-        config: TargetConfig { model, data, teacher, training, seed, precision },
+        config: TargetConfig {
+            model,
+            data,
+            teacher,
+            training,
+            seed,
+            precision,
+        },
         posterior,
         label,
     })
@@ -320,7 +456,11 @@ fn resolve_teacher(student: &ModelConfig, t: &TeacherConfig) -> ResolvedTeacher 
         m.target_params = Some(p);
     } else if t.depth.is_some() && m.widths.as_ref().is_some_and(|w| w.len() != m.depth) {
         // A new depth with the student's explicit widths: repeat the first width per layer.
-        let w0 = m.widths.as_ref().and_then(|w| w.first().copied()).unwrap_or(1);
+        let w0 = m
+            .widths
+            .as_ref()
+            .and_then(|w| w.first().copied())
+            .unwrap_or(1);
         m.widths = Some(vec![w0; m.depth]);
     }
     if let Some(a) = t.activation {
@@ -329,14 +469,19 @@ fn resolve_teacher(student: &ModelConfig, t: &TeacherConfig) -> ResolvedTeacher 
     if let Some(b) = t.bias {
         m.bias = b;
     }
-    ResolvedTeacher { model: m, weight_scale: t.weight_scale }
+    ResolvedTeacher {
+        model: m,
+        weight_scale: t.weight_scale,
+    }
 }
 
 /// Fills `widths` from `target_params` (validated beforehand).
 fn resolve_widths(mut m: ModelConfig) -> ModelConfig {
     if m.widths.is_none() {
         let widths = match m.target_params {
-            Some(p) if m.depth > 0 => vec![solve_width(m.in_dim, m.out_dim, m.depth, p, m.bias); m.depth],
+            Some(p) if m.depth > 0 => {
+                vec![solve_width(m.in_dim, m.out_dim, m.depth, p, m.bias); m.depth]
+            }
             _ => Vec::new(),
         };
         m.widths = Some(widths);
@@ -357,7 +502,13 @@ pub fn param_count(in_dim: usize, out_dim: usize, widths: &[usize], bias: bool) 
 
 /// The one hidden width h (same for every layer) whose parameter count is closest to `target`:
 /// (in+1)h + (depth−1)(h+1)h + (h+1)out with bias. Ties go to the smaller width.
-pub fn solve_width(in_dim: usize, out_dim: usize, depth: usize, target: usize, bias: bool) -> usize {
+pub fn solve_width(
+    in_dim: usize,
+    out_dim: usize,
+    depth: usize,
+    target: usize,
+    bias: bool,
+) -> usize {
     let count = |h: usize| param_count(in_dim, out_dim, &vec![h; depth], bias);
     // The count grows strictly with h, so a binary search finds the first h reaching the target.
     let (mut lo, mut hi) = (1usize, 1usize);
@@ -366,31 +517,78 @@ pub fn solve_width(in_dim: usize, out_dim: usize, depth: usize, target: usize, b
     }
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if count(mid) < target { lo = mid + 1 } else { hi = mid }
+        if count(mid) < target {
+            lo = mid + 1
+        } else {
+            hi = mid
+        }
     }
-    if lo > 1 && target.abs_diff(count(lo - 1)) <= count(lo).abs_diff(target) { lo - 1 } else { lo }
+    if lo > 1 && target.abs_diff(count(lo - 1)) <= count(lo).abs_diff(target) {
+        lo - 1
+    } else {
+        lo
+    }
 }
 
-fn resolve_sampler(ctx: &Ctx, index: usize, entry_val: &Value) -> Result<SamplerConfig, ConfigError> {
+fn resolve_sampler(
+    ctx: &Ctx,
+    index: usize,
+    entry_val: &Value,
+) -> Result<SamplerConfig, ConfigError> {
     let mut label = format!("samplers[{index}]");
     let Value::Mapping(entry) = entry_val else {
-        return Err(ctx.invalid(&label, "", format!("a sampler entry must be a mapping like `{{ name: hmc }}`, got {}", show(entry_val))));
+        return Err(ctx.invalid(
+            &label,
+            "",
+            format!(
+                "a sampler entry must be a mapping like `{{ name: hmc }}`, got {}",
+                show(entry_val)
+            ),
+        ));
     };
     let name = match entry.get("name") {
         Some(Value::String(s)) => s.clone(),
-        None => return Err(ctx.invalid(&label, "name", format!("missing: name one of {}", SamplerConfig::NAMES.join(", ")))),
-        Some(other) => return Err(ctx.invalid(&label, "name", format!("must be a sampler name, got {}", show(other)))),
+        None => {
+            return Err(ctx.invalid(
+                &label,
+                "name",
+                format!("missing: name one of {}", SamplerConfig::NAMES.join(", ")),
+            ));
+        }
+        Some(other) => {
+            return Err(ctx.invalid(
+                &label,
+                "name",
+                format!("must be a sampler name, got {}", show(other)),
+            ));
+        }
     };
     label = format!("samplers[{index}] (name: {name})");
     check_keys(ctx, &label, "", entry, SAMPLER_KEYS)?;
     if !SamplerConfig::NAMES.contains(&name.as_str()) {
-        return Err(ctx.invalid(&label, "name", format!("unknown sampler `{name}`; valid samplers: {}", SamplerConfig::NAMES.join(", "))));
+        return Err(ctx.invalid(
+            &label,
+            "name",
+            format!(
+                "unknown sampler `{name}`; valid samplers: {}",
+                SamplerConfig::NAMES.join(", ")
+            ),
+        ));
     }
     let mut value = preset(ctx, &label, Kind::Sampler, &name)?;
     match entry.get("overrides") {
         None | Some(Value::Null) => {}
         Some(o @ Value::Mapping(_)) => deep_merge(&mut value, o),
-        Some(other) => return Err(ctx.invalid(&label, "overrides", format!("must be a mapping like `{{ step_size: 1e-6 }}`, got {}", show(other)))),
+        Some(other) => {
+            return Err(ctx.invalid(
+                &label,
+                "overrides",
+                format!(
+                    "must be a mapping like `{{ step_size: 1e-6 }}`, got {}",
+                    show(other)
+                ),
+            ));
+        }
     }
     let cfg = match name.as_str() {
         "hmc" => SamplerConfig::Hmc(typed(ctx, &label, "overrides", value)?),

@@ -35,7 +35,10 @@ mod tests {
     fn nested_keys_merge_and_scalars_replace() {
         let mut base = y("{model: {depth: 2, activation: relu}, steps: 10, widths: [1, 2]}");
         deep_merge(&mut base, &y("{model: {depth: 6}, widths: [8]}"));
-        assert_eq!(base, y("{model: {depth: 6, activation: relu}, steps: 10, widths: [8]}"));
+        assert_eq!(
+            base,
+            y("{model: {depth: 6, activation: relu}, steps: 10, widths: [8]}")
+        );
     }
 
     #[test]

@@ -11,3 +11,4 @@ pub mod schema;
 
 pub use error::ConfigError;
 pub use experiments::{ResolvedTarget, Sweep, load_sweep, param_count, parse_sweep, solve_width};
+pub mod profile;

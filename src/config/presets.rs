@@ -31,19 +31,71 @@ impl Kind {
 
 /// (kind, name, YAML) of every preset compiled into the binary.
 const BUILTIN: &[(Kind, &str, &str)] = &[
-    (Kind::Model, "small", include_str!("../../config/model/small.yaml")),
-    (Kind::Model, "base", include_str!("../../config/model/base.yaml")),
-    (Kind::Model, "wide", include_str!("../../config/model/wide.yaml")),
-    (Kind::Model, "huge", include_str!("../../config/model/huge.yaml")),
-    (Kind::Data, "small", include_str!("../../config/data/small.yaml")),
-    (Kind::Data, "base", include_str!("../../config/data/base.yaml")),
-    (Kind::Data, "large", include_str!("../../config/data/large.yaml")),
-    (Kind::Teacher, "_null", include_str!("../../config/teacher/_null.yaml")),
-    (Kind::Teacher, "small", include_str!("../../config/teacher/small.yaml")),
-    (Kind::Teacher, "base", include_str!("../../config/teacher/base.yaml")),
-    (Kind::Sampler, "hmc", include_str!("../../config/sampler/hmc.yaml")),
-    (Kind::Sampler, "sgld", include_str!("../../config/sampler/sgld.yaml")),
-    (Kind::Sampler, "mclmc", include_str!("../../config/sampler/mclmc.yaml")),
+    (
+        Kind::Model,
+        "small",
+        include_str!("../../config/model/small.yaml"),
+    ),
+    (
+        Kind::Model,
+        "base",
+        include_str!("../../config/model/base.yaml"),
+    ),
+    (
+        Kind::Model,
+        "wide",
+        include_str!("../../config/model/wide.yaml"),
+    ),
+    (
+        Kind::Model,
+        "huge",
+        include_str!("../../config/model/huge.yaml"),
+    ),
+    (
+        Kind::Data,
+        "small",
+        include_str!("../../config/data/small.yaml"),
+    ),
+    (
+        Kind::Data,
+        "base",
+        include_str!("../../config/data/base.yaml"),
+    ),
+    (
+        Kind::Data,
+        "large",
+        include_str!("../../config/data/large.yaml"),
+    ),
+    (
+        Kind::Teacher,
+        "_null",
+        include_str!("../../config/teacher/_null.yaml"),
+    ),
+    (
+        Kind::Teacher,
+        "small",
+        include_str!("../../config/teacher/small.yaml"),
+    ),
+    (
+        Kind::Teacher,
+        "base",
+        include_str!("../../config/teacher/base.yaml"),
+    ),
+    (
+        Kind::Sampler,
+        "hmc",
+        include_str!("../../config/sampler/hmc.yaml"),
+    ),
+    (
+        Kind::Sampler,
+        "sgld",
+        include_str!("../../config/sampler/sgld.yaml"),
+    ),
+    (
+        Kind::Sampler,
+        "mclmc",
+        include_str!("../../config/sampler/mclmc.yaml"),
+    ),
 ];
 
 const BUILTIN_WORKFLOW: &str = include_str!("../../config/workflow.yaml");
@@ -66,7 +118,11 @@ impl PresetDirs {
     pub fn for_experiments_file(path: &Path) -> Self {
         let mut dirs = Vec::new();
         if let Some(parent) = path.parent() {
-            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
             dirs.push(parent.to_path_buf());
         }
         let local = PathBuf::from("config");
@@ -103,7 +159,10 @@ impl PresetDirs {
         for dir in &self.dirs {
             let path = dir.join("workflow.yaml");
             if path.is_file() {
-                return Ok(PresetSource { text: read(&path)?, origin: path });
+                return Ok(PresetSource {
+                    text: read(&path)?,
+                    origin: path,
+                });
             }
         }
         Ok(PresetSource {
@@ -114,16 +173,19 @@ impl PresetDirs {
 
     /// Every preset name of `kind` available (on disk or built in), sorted.
     pub fn names(&self, kind: Kind) -> Vec<String> {
-        let mut names: Vec<String> =
-            BUILTIN.iter().filter(|(k, _, _)| *k == kind).map(|(_, n, _)| n.to_string()).collect();
+        let mut names: Vec<String> = BUILTIN
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, n, _)| n.to_string())
+            .collect();
         for dir in &self.dirs {
             if let Ok(entries) = std::fs::read_dir(dir.join(kind.dir())) {
                 for e in entries.flatten() {
                     let p = e.path();
-                    if p.extension().is_some_and(|x| x == "yaml") {
-                        if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
-                            names.push(stem.to_string());
-                        }
+                    if p.extension().is_some_and(|x| x == "yaml")
+                        && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+                    {
+                        names.push(stem.to_string());
                     }
                 }
             }
@@ -135,7 +197,11 @@ impl PresetDirs {
 
     /// The directories searched, for messages.
     pub fn describe(&self, kind: Kind) -> String {
-        self.dirs.iter().map(|d| format!("{}/", d.join(kind.dir()).display())).collect::<Vec<_>>().join(", ")
+        self.dirs
+            .iter()
+            .map(|d| format!("{}/", d.join(kind.dir()).display()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

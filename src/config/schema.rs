@@ -15,7 +15,10 @@ pub struct Invalid {
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> Invalid {
-    Invalid { path: path.to_string(), message: message.into() }
+    Invalid {
+        path: path.to_string(),
+        message: message.into(),
+    }
 }
 
 fn positive(out: &mut Vec<Invalid>, path: &str, x: f64) {
@@ -104,7 +107,10 @@ impl ModelConfig {
                     ));
                 }
                 if w.contains(&0) {
-                    out.push(invalid(&format!("{prefix}.widths"), "widths must be at least 1"));
+                    out.push(invalid(
+                        &format!("{prefix}.widths"),
+                        "widths must be at least 1",
+                    ));
                 }
             }
             (None, Some(p)) => at_least_one(out, &format!("{prefix}.target_params"), p),
@@ -206,14 +212,34 @@ impl DataConfig {
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         at_least_one(out, &format!("{prefix}.n_data"), self.n_data);
         if !(self.noise_scale.is_finite() && self.noise_scale >= 0.0) {
-            out.push(invalid(&format!("{prefix}.noise_scale"), format!("must be >= 0, got {}", self.noise_scale)));
+            out.push(invalid(
+                &format!("{prefix}.noise_scale"),
+                format!("must be >= 0, got {}", self.noise_scale),
+            ));
         }
-        positive(out, &format!("{prefix}.aniso_condition"), self.aniso_condition);
-        at_least_one(out, &format!("{prefix}.mixture_components"), self.mixture_components);
-        positive(out, &format!("{prefix}.mixture_spread"), self.mixture_spread);
+        positive(
+            out,
+            &format!("{prefix}.aniso_condition"),
+            self.aniso_condition,
+        );
+        at_least_one(
+            out,
+            &format!("{prefix}.mixture_components"),
+            self.mixture_components,
+        );
+        positive(
+            out,
+            &format!("{prefix}.mixture_spread"),
+            self.mixture_spread,
+        );
         at_least_one(out, &format!("{prefix}.manifold_dim"), self.manifold_dim);
         positive(out, &format!("{prefix}.tail_df"), self.tail_df);
-        fraction(out, &format!("{prefix}.outlier_frac"), self.outlier_frac, false);
+        fraction(
+            out,
+            &format!("{prefix}.outlier_frac"),
+            self.outlier_frac,
+            false,
+        );
         positive(out, &format!("{prefix}.outlier_scale"), self.outlier_scale);
     }
 }
@@ -306,9 +332,15 @@ impl TrainingConfig {
             at_least_one(out, &format!("{prefix}.batch_size"), b);
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            out.push(invalid(&format!("{prefix}.weight_decay"), format!("must be >= 0, got {}", self.weight_decay)));
+            out.push(invalid(
+                &format!("{prefix}.weight_decay"),
+                format!("must be >= 0, got {}", self.weight_decay),
+            ));
         } else if self.weight_decay > 0.0 && self.optimizer != Optimizer::Adamw {
-            out.push(invalid(&format!("{prefix}.weight_decay"), "is only used by `optimizer: adamw`"));
+            out.push(invalid(
+                &format!("{prefix}.weight_decay"),
+                "is only used by `optimizer: adamw`",
+            ));
         }
         if let Some(t) = self.early_stop_tol {
             positive(out, &format!("{prefix}.early_stop_tol"), t);
@@ -347,7 +379,11 @@ pub struct PosteriorConfig {
 
 impl Default for PosteriorConfig {
     fn default() -> Self {
-        PosteriorConfig { beta_mode: BetaMode::OneOverLogN, beta0: 1.0, gamma: 1.0 }
+        PosteriorConfig {
+            beta_mode: BetaMode::OneOverLogN,
+            beta0: 1.0,
+            gamma: 1.0,
+        }
     }
 }
 
@@ -557,7 +593,13 @@ impl SamplerConfig {
                 at_least_one(out, &p("steps"), c.steps);
                 at_least_one(out, &p("eval_every"), c.eval_every);
                 if c.eval_every > 0 && c.steps > 0 && c.steps < c.eval_every {
-                    out.push(invalid(&p("steps"), format!("must be at least eval_every ({}) to record one draw", c.eval_every)));
+                    out.push(invalid(
+                        &p("steps"),
+                        format!(
+                            "must be at least eval_every ({}) to record one draw",
+                            c.eval_every
+                        ),
+                    ));
                 }
                 if let Some(b) = c.batch_size {
                     at_least_one(out, &p("batch_size"), b);
@@ -568,7 +610,11 @@ impl SamplerConfig {
             }
             SamplerConfig::Mclmc(c) => {
                 at_least_one(out, &p("draws"), c.draws);
-                for (k, f) in [("frac_tune1", c.frac_tune1), ("frac_tune2", c.frac_tune2), ("frac_tune3", c.frac_tune3)] {
+                for (k, f) in [
+                    ("frac_tune1", c.frac_tune1),
+                    ("frac_tune2", c.frac_tune2),
+                    ("frac_tune3", c.frac_tune3),
+                ] {
                     if !(f.is_finite() && (0.0..=1.0).contains(&f)) {
                         out.push(invalid(&p(k), format!("must be in [0, 1], got {f}")));
                     }

@@ -1,1 +1,10 @@
-//! (in progress)
+//! Planning: PURE functions from a resolved sweep and the store's output status to the job DAG,
+//! the jobs to run and the text of dry runs and summaries. No file system access here.
+
+pub mod dag;
+pub mod ids;
+pub mod select;
+pub mod text;
+
+pub use dag::{JobRef, Plan, PlanError, Rule};
+pub use select::{OutputStatus, Reason, Request, Schedule};

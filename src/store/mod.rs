@@ -1,1 +1,13 @@
-//! (in progress)
+//! The store on disk (`store_root`): output status, atomic writes, incomplete markers, the journal.
+//! Layout (DESIGN.md §3): `targets/tgt_*/{spec,meta}.json`, `targets/tgt_*/run_*/...`,
+//! `logs/<rule>/<key>.log`, `.lambda-hat/{journal.jsonl,incomplete/,slurm/}`.
+
+pub mod atomic;
+pub mod incomplete;
+pub mod journal;
+pub mod status;
+
+pub use atomic::{write_atomic, write_json_atomic};
+pub use incomplete::IncompleteMarkers;
+pub use journal::{Event, Journal};
+pub use status::StoreStatus;

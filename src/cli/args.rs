@@ -1,0 +1,142 @@
+//! Command-line flags (clap). They follow Snakemake's names and meanings, because lambda-hat's
+//! users come from Snakemake: `-n`, `-j`, `--profile`, `--configfile`, `--resources`,
+//! `--set-resources`, `--default-resources`, `-S`, `-D`, `--ri`, `-R`, `-T`, `-k`, `-q`.
+//! Positional arguments are output-path globs selecting which jobs to bring up to date.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lambda-hat",
+    version,
+    about = "Local learning coefficient (LLC) sweeps with MCMC, run locally or on SLURM",
+    after_help = "Examples:\n  lambda-hat -n                      preview the whole DAG\n  lambda-hat -j 4                    run the sweep locally, 4 jobs at a time\n  lambda-hat --profile slurm -j 100  run it on SLURM\n  lambda-hat \"runs/targets/*/meta.json\" -j 4   only build targets"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+
+    /// More log output (-v, -vv); RUST_LOG overrides.
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Output files (globs) to bring up to date, with everything they need upstream,
+    /// e.g. "runs/targets/*/meta.json". Default: every output of the sweep.
+    #[arg(value_name = "TARGETS")]
+    pub targets: Vec<String>,
+
+    /// Experiments file.
+    #[arg(
+        long = "configfile",
+        visible_alias = "configfiles",
+        value_name = "FILE",
+        global = true
+    )]
+    pub configfile: Option<PathBuf>,
+
+    /// Profile: a directory with config.yaml (profiles/NAME, ~/.config/lambda-hat/NAME, or a path).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub profile: Option<String>,
+
+    /// Do not run anything; show what would run and why.
+    #[arg(short = 'n', long = "dry-run", visible_alias = "dryrun")]
+    pub dry_run: bool,
+
+    /// Most jobs running (local) or queued and running (SLURM) at once. Default: CPU count locally.
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Most CPU cores used by running local jobs (sum of their cpus_per_task).
+    #[arg(short = 'c', long = "cores", value_name = "N")]
+    pub cores: Option<usize>,
+
+    /// Global limits on the sum of a resource over running jobs, e.g. mem_mb=16000.
+    #[arg(long, value_name = "NAME=INT", num_args = 1.., action = clap::ArgAction::Append)]
+    pub resources: Vec<String>,
+
+    /// Resources of one rule's jobs, e.g. run_sampler:runtime=360 build_target:mem_mb=4000.
+    #[arg(long = "set-resources", value_name = "RULE:NAME=VALUE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub set_resources: Vec<String>,
+
+    /// Resources of every job unless set per rule, e.g. mem_mb=2000 slurm_partition=short.
+    #[arg(long = "default-resources", value_name = "NAME=VALUE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub default_resources: Vec<String>,
+
+    /// One row per output: date, rule, status and whether it would be updated.
+    #[arg(short = 'S', long)]
+    pub summary: bool,
+
+    /// Like --summary, plus each job's input and worker command.
+    #[arg(short = 'D', long = "detailed-summary")]
+    pub detailed_summary: bool,
+
+    /// Redo jobs that an earlier, killed run left incomplete.
+    #[arg(long = "rerun-incomplete", visible_alias = "ri")]
+    pub rerun_incomplete: bool,
+
+    /// Rerun every job of these rules (build_target, run_sampler) and what depends on them.
+    #[arg(short = 'R', long = "forcerun", value_name = "RULE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub forcerun: Vec<String>,
+
+    /// Go on with independent jobs when a job fails.
+    #[arg(short = 'k', long = "keep-going")]
+    pub keep_going: bool,
+
+    /// Retry a failed job this many times (SLURM).
+    #[arg(
+        short = 'T',
+        long = "retries",
+        visible_alias = "restart-times",
+        value_name = "N"
+    )]
+    pub retries: Option<u32>,
+
+    /// Print less: only the job stats of a dry run, no per-job lines.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+
+    /// local or slurm (default: the profile's, else local).
+    #[arg(long, value_name = "NAME")]
+    pub executor: Option<String>,
+
+    /// SLURM: submit the jobs and exit; a later invocation reattaches to them.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Seconds to wait for output files of finished jobs to appear (shared file systems).
+    #[arg(
+        long = "latency-wait",
+        visible_alias = "output-wait",
+        value_name = "SECONDS"
+    )]
+    pub latency_wait: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one job (used by the executors on this machine and on compute nodes).
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Generate data, train the network, write data.npz, params.npz and meta.json.
+    BuildTarget {
+        /// The job's spec.json.
+        spec: PathBuf,
+    },
+    /// Sample the posterior, write trace.npz, plots and analysis.json.
+    RunSampler {
+        /// The job's spec.json.
+        spec: PathBuf,
+    },
+}

@@ -1,0 +1,53 @@
+//! The CLI's error type and exit codes: one message for the user, and a code scripts can test.
+//!
+//! Exit codes: 0 success; 1 a job failed; 2 the user's input is wrong (config, flags, profile,
+//! globs) or the environment is (missing program); 130 interrupted by Ctrl-C.
+
+use crate::config::ConfigError;
+use crate::exec::ExecError;
+use crate::exec::resources::ResourceError;
+use crate::plan::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Worker(String),
+    #[error("{0}")]
+    JobsFailed(String),
+    #[error(
+        "interrupted: running jobs were stopped; their incomplete markers were kept (rerun with --rerun-incomplete)"
+    )]
+    Interrupted,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::JobsFailed(_) | CliError::Worker(_) => 1,
+            CliError::Interrupted => 130,
+            _ => 2,
+        }
+    }
+
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        CliError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The default command: plan the sweep and dry-run it, summarise it, or run it.
+//!
+//! Flow: experiments file (+ profile) → [`Plan`] → store status → [`schedule`] → text or executor.
+//! Profile values are defaults; command-line flags win.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::args::SweepArgs;
+use super::error::CliError;
+use crate::config::load_sweep;
+use crate::config::profile::{LoadedProfile, ResourceList, load_profile};
+use crate::exec::local::{self, LocalOptions};
+use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
+use crate::exec::{Outcome, default_worker_command};
+use crate::plan::select::schedule;
+use crate::plan::{Plan, Request, Rule, Schedule, text};
+use crate::store::StoreStatus;
+use crate::store::status::modified_string;
+
+pub const DEFAULT_CONFIGFILE: &str = "config/experiments.yaml";
+
+/// Everything the flags and the profile decide, merged (command line wins).
+pub struct Settings {
+    pub configfile: PathBuf,
+    pub profile: Option<LoadedProfile>,
+    pub executor: String,
+    pub jobs: usize,
+    pub limits: Limits,
+    pub layers: ResourceLayers,
+    pub keep_going: bool,
+    pub rerun_incomplete: bool,
+    pub quiet: bool,
+    pub retries: u32,
+    pub latency_wait: u64,
+}
+
+fn resource_list(list: &ResourceList) -> Result<ResourceMap, CliError> {
+    let mut out = ResourceMap::new();
+    match list {
+        ResourceList::Map(m) => {
+            for (k, v) in m {
+                out.insert(resources::canonical_name(k), resources::from_yaml(k, v)?);
+            }
+        }
+        ResourceList::List(items) => {
+            for item in items {
+                let (k, v) = resources::parse_assignment(item)?;
+                out.insert(k, v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn int_limits(map: &ResourceMap, into: &mut BTreeMap<String, i64>) -> Result<(), CliError> {
+    for (k, v) in map {
+        match v {
+            ResourceValue::Int(i) => {
+                into.insert(k.clone(), *i);
+            }
+            ResourceValue::Text(t) => {
+                return Err(CliError::Usage(format!(
+                    "--resources {k}={t}: a global limit must be an integer"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Settings {
+    pub fn from_args(args: &SweepArgs) -> Result<Settings, CliError> {
+        let profile = args.profile.as_deref().map(load_profile).transpose()?;
+        let p = profile
+            .as_ref()
+            .map(|l| l.profile.clone())
+            .unwrap_or_default();
+
+        let mut layers = ResourceLayers::default();
+        if let Some(list) = &p.default_resources {
+            layers.default_resources.push(resource_list(list)?);
+        }
+        let mut cli_defaults = ResourceMap::new();
+        for item in &args.default_resources {
+            let (k, v) = resources::parse_assignment(item)?;
+            cli_defaults.insert(k, v);
+        }
+        layers.default_resources.push(cli_defaults);
+        if let Some(set) = &p.set_resources {
+            let mut layer = BTreeMap::new();
+            for (rule, values) in set {
+                let rule = Rule::parse(rule)?;
+                let mut m = ResourceMap::new();
+                for (k, v) in values {
+                    m.insert(resources::canonical_name(k), resources::from_yaml(k, v)?);
+                }
+                layer.insert(rule, m);
+            }
+            layers.set_resources.push(layer);
+        }
+        let mut cli_set: BTreeMap<Rule, ResourceMap> = BTreeMap::new();
+        for item in &args.set_resources {
+            let (rule, k, v) = resources::parse_rule_assignment(item)?;
+            cli_set.entry(rule).or_default().insert(k, v);
+        }
+        layers.set_resources.push(cli_set);
+
+        let mut limits = Limits::default();
+        if let Some(list) = &p.resources {
+            int_limits(&resource_list(list)?, &mut limits.resources)?;
+        }
+        for item in &args.resources {
+            let (k, v) = resources::parse_assignment(item)?;
+            int_limits(&BTreeMap::from([(k, v)]), &mut limits.resources)?;
+        }
+        limits.cores = args.cores.or(p.cores).map(|c| c as i64);
+
+        let executor = args
+            .executor
+            .clone()
+            .or(p.executor.clone())
+            .unwrap_or_else(|| "local".into());
+        if executor != "local" && executor != "slurm" {
+            return Err(CliError::Usage(format!(
+                "unknown executor `{executor}`; valid: local, slurm"
+            )));
+        }
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let jobs = args.jobs.or(p.jobs).unwrap_or(cpus);
+        if jobs == 0 {
+            return Err(CliError::Usage("-j/--jobs must be at least 1".into()));
+        }
+        Ok(Settings {
+            configfile: args
+                .configfile
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIGFILE)),
+            executor,
+            jobs,
+            limits,
+            layers,
+            keep_going: args.keep_going || p.keep_going.unwrap_or(false),
+            rerun_incomplete: args.rerun_incomplete || p.rerun_incomplete.unwrap_or(false),
+            quiet: args.quiet || p.quiet.unwrap_or(false),
+            retries: args.retries.or(p.retries).unwrap_or(0),
+            latency_wait: args.latency_wait.or(p.latency_wait).unwrap_or(5),
+            profile,
+        })
+    }
+
+    pub fn rule_resources(&self) -> BTreeMap<Rule, ResourceMap> {
+        Rule::ALL
+            .into_iter()
+            .map(|r| (r, self.layers.for_rule(r)))
+            .collect()
+    }
+}
+
+/// Loads the experiments file and builds the plan.
+pub fn load_plan(settings: &Settings) -> Result<Plan, CliError> {
+    let sweep = load_sweep(&settings.configfile)?;
+    Ok(Plan::build(&sweep)?)
+}
+
+/// `lambda-hat [TARGETS] [flags]`.
+pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
+    let settings = Settings::from_args(args)?;
+    let plan = load_plan(&settings)?;
+    let status = StoreStatus::scan(&plan);
+    let forcerun = args
+        .forcerun
+        .iter()
+        .map(|r| Rule::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = Request {
+        globs: args.targets.clone(),
+        forcerun,
+        rerun_incomplete: settings.rerun_incomplete,
+    };
+    let rule_resources = settings.rule_resources();
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let io_err = |e| CliError::io("cannot write to stdout", e);
+
+    if args.summary || args.detailed_summary {
+        // A summary lists every requested output, including incomplete ones, so it never refuses.
+        let request = Request {
+            rerun_incomplete: true,
+            ..request
+        };
+        let sched = schedule(&plan, &status, &request)?;
+        let wanted = wanted_set(&plan, &request)?;
+        let worker = default_worker_command().join(" ");
+        let input = text::SummaryInput {
+            status: &status,
+            wanted: &|j| wanted.as_ref().is_none_or(|w| w.contains(&j)),
+            modified: &|j| modified_string(&plan.output(j)),
+            worker_command: &worker,
+            detailed: args.detailed_summary,
+        };
+        text::summary(&mut out, &plan, &sched, &input).map_err(io_err)?;
+        return out.flush().map_err(io_err);
+    }
+
+    let sched = schedule(&plan, &status, &request)?;
+    for (job, _) in &sched.jobs {
+        settings.limits.check_job(
+            &plan.output(*job).display().to_string(),
+            job.rule(),
+            &rule_resources[&job.rule()],
+        )?;
+    }
+
+    if args.dry_run {
+        let describe = |j: crate::plan::JobRef| resources::describe(&rule_resources[&j.rule()]);
+        text::dry_run(&mut out, &plan, &sched, &describe, settings.quiet).map_err(io_err)?;
+        return out.flush().map_err(io_err);
+    }
+    if sched.jobs.is_empty() {
+        writeln!(out, "{}", text::NOTHING_TO_DO).map_err(io_err)?;
+        return out.flush().map_err(io_err);
+    }
+    if !settings.quiet {
+        text::job_stats(&mut out, &sched).map_err(io_err)?;
+    }
+    out.flush().map_err(io_err)?;
+    drop(out);
+
+    let outcome = match settings.executor.as_str() {
+        "slurm" => {
+            return Err(CliError::Usage(
+                "the SLURM executor is not available in this build yet; run without --profile slurm / --executor slurm to run locally".into(),
+            ));
+        }
+        _ => {
+            let opts = LocalOptions {
+                jobs: settings.jobs,
+                limits: settings.limits.clone(),
+                resources: rule_resources,
+                keep_going: settings.keep_going,
+                quiet: settings.quiet,
+                worker_command: worker_command(&settings),
+            };
+            local::run(&plan, &sched, &opts).await?
+        }
+    };
+    report(&sched, &outcome)
+}
+
+pub fn worker_command(settings: &Settings) -> Vec<String> {
+    match settings
+        .profile
+        .as_ref()
+        .and_then(|p| p.profile.worker_command.clone())
+    {
+        Some(cmd) => cmd.split_whitespace().map(String::from).collect(),
+        None => default_worker_command(),
+    }
+}
+
+fn wanted_set(
+    plan: &Plan,
+    request: &Request,
+) -> Result<Option<std::collections::HashSet<crate::plan::JobRef>>, CliError> {
+    if request.globs.is_empty() {
+        return Ok(None);
+    }
+    // Everything the globs select: schedule with every job forced.
+    let all = Request {
+        forcerun: Rule::ALL.to_vec(),
+        rerun_incomplete: true,
+        ..request.clone()
+    };
+    struct Nothing;
+    impl crate::plan::OutputStatus for Nothing {
+        fn done(&self, _: &Plan, _: crate::plan::JobRef) -> bool {
+            false
+        }
+        fn incomplete(&self, _: &Plan, _: crate::plan::JobRef) -> bool {
+            false
+        }
+    }
+    let sched = schedule(plan, &Nothing, &all)?;
+    Ok(Some(sched.jobs.into_iter().map(|(j, _)| j).collect()))
+}
+
+/// The closing lines of a run, and its error (→ exit code) when anything failed.
+fn report(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
+    if outcome.interrupted {
+        return Err(CliError::Interrupted);
+    }
+    if outcome.failed.is_empty() {
+        eprintln!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{} of {} jobs failed ({} done, {} not run):\n",
+        outcome.failed.len(),
+        sched.jobs.len(),
+        outcome.succeeded,
+        outcome.skipped
+    );
+    for f in &outcome.failed {
+        msg.push_str(&format!(
+            "  {} {}: {}\n      log: {}\n",
+            f.job.rule().name(),
+            f.output,
+            f.reason,
+            f.log.display()
+        ));
+    }
+    msg.push_str(
+        "Fix the cause (see the logs) and run the same command again: finished jobs are kept.",
+    );
+    Err(CliError::JobsFailed(msg))
+}

@@ -1,0 +1,138 @@
+//! Profiles: `profiles/NAME/config.yaml` (then `~/.config/lambda-hat/NAME/config.yaml`, or a path),
+//! whose keys mirror the command-line flags, as Snakemake profiles do.
+//!
+//! Input: `--profile NAME|PATH`. Output: a [`Profile`] with every key typed and validated; the CLI
+//! layers its own flags on top (the command line wins). An unknown key is an error that lists
+//! the valid ones; an unknown profile lists every place that was searched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The keys of a profile's config.yaml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Profile {
+    /// `local` or `slurm`.
+    pub executor: Option<String>,
+    pub jobs: Option<usize>,
+    pub cores: Option<usize>,
+    /// `NAME: VALUE` map (or a list of `NAME=VALUE` strings).
+    pub default_resources: Option<ResourceList>,
+    /// `RULE: { NAME: VALUE }`.
+    pub set_resources: Option<BTreeMap<String, BTreeMap<String, serde_yaml::Value>>>,
+    /// Global limits `NAME: INT`.
+    pub resources: Option<ResourceList>,
+    pub retries: Option<u32>,
+    pub keep_going: Option<bool>,
+    /// Seconds to wait for a finished job's marker file to appear (shared file systems lag).
+    pub latency_wait: Option<u64>,
+    pub rerun_incomplete: Option<bool>,
+    pub quiet: Option<bool>,
+    /// Tera template for single sbatch jobs (path relative to the profile directory).
+    pub sbatch_template: Option<PathBuf>,
+    /// Tera template for array sbatch jobs.
+    pub sbatch_array_template: Option<PathBuf>,
+    /// Command that runs lambda-hat on the compute nodes (default: this binary's absolute path).
+    pub worker_command: Option<String>,
+    /// Largest array submitted at once (SLURM's MaxArraySize bounds it too).
+    pub max_array_size: Option<usize>,
+    /// `%` throttle of array jobs (tasks running at once per array); default: `jobs`.
+    pub array_throttle: Option<usize>,
+    /// Submit runs sharing a target as one array job (default true).
+    pub use_arrays: Option<bool>,
+    /// Polling interval bounds in seconds.
+    pub poll_min_interval: Option<f64>,
+    pub poll_max_interval: Option<f64>,
+    /// Extra sbatch arguments for every job (validated).
+    pub slurm_extra: Option<String>,
+    /// Multiply memory (OUT_OF_MEMORY) or runtime (TIMEOUT) by this on retry (default 2).
+    pub retry_factor: Option<f64>,
+}
+
+/// Resources written either as a map or as a list of `NAME=VALUE` strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ResourceList {
+    Map(BTreeMap<String, serde_yaml::Value>),
+    List(Vec<String>),
+}
+
+/// A profile and the directory it came from (templates are relative to it).
+#[derive(Debug, Clone)]
+pub struct LoadedProfile {
+    pub dir: PathBuf,
+    pub profile: Profile,
+}
+
+/// Where `--profile name` is searched, in order.
+pub fn candidates(name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let as_path = Path::new(name);
+    if name.contains('/') || as_path.is_absolute() {
+        out.push(as_path.to_path_buf());
+    }
+    out.push(Path::new("profiles").join(name));
+    if let Some(home) = std::env::var_os("HOME") {
+        out.push(Path::new(&home).join(".config/lambda-hat").join(name));
+    }
+    out
+}
+
+pub fn load_profile(name: &str) -> Result<LoadedProfile, ConfigError> {
+    let tried = candidates(name);
+    for dir in &tried {
+        // Accept a direct path to a config.yaml too.
+        let (dir, file) = if dir.is_file() {
+            (
+                dir.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                dir.clone(),
+            )
+        } else {
+            (dir.clone(), dir.join("config.yaml"))
+        };
+        if file.is_file() {
+            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+                path: file.clone(),
+                source,
+                hint: "check the profile file is readable".into(),
+            })?;
+            let profile: Profile = if text.trim().is_empty() {
+                Profile::default()
+            } else {
+                serde_yaml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    path: file.clone(),
+                    entry: "profile".into(),
+                    key: "config.yaml".into(),
+                    message: e.to_string(),
+                })?
+            };
+            if let Some(ex) = &profile.executor
+                && ex != "local"
+                && ex != "slurm"
+            {
+                return Err(ConfigError::invalid(
+                    &file,
+                    "profile",
+                    "executor",
+                    format!("unknown executor `{ex}`; valid: local, slurm"),
+                ));
+            }
+            return Ok(LoadedProfile { dir, profile });
+        }
+    }
+    Err(ConfigError::Sweep {
+        path: PathBuf::from(name),
+        message: format!(
+            "unknown profile; looked for config.yaml in: {}",
+            tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}

@@ -1,0 +1,299 @@
+//! The local executor: a tokio pool of `lambda-hat worker ...` subprocesses.
+//!
+//! Input: the plan, the schedule (jobs in topological order) and [`LocalOptions`]. Each job gets
+//! its spec.json, an incomplete marker and a log file (`<store>/logs/<rule>/<key>.log`, the
+//! worker's stdout and stderr), then runs as a separate process so a crashing job cannot take the
+//! sweep down. At most `jobs` run at once and the sum of every resource stays within the limits.
+//! A failed job stops new launches unless `keep_going`; jobs depending on a failed one are
+//! skipped. Ctrl-C kills the workers, keeps their incomplete markers and reports `interrupted`.
+//! Output: an [`Outcome`].
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Instant;
+
+use tokio::process::Command;
+use tokio::task::JoinSet;
+
+use super::progress::Progress;
+use super::resources::{Limits, ResourceMap, ResourceValue, account};
+use super::{ExecError, Failure, Outcome};
+use crate::plan::{JobRef, Plan, Rule, Schedule};
+use crate::store::{Event, IncompleteMarkers, Journal};
+use crate::worker::spec::write_spec;
+
+pub struct LocalOptions {
+    /// `-j`: most jobs running at once.
+    pub jobs: usize,
+    pub limits: Limits,
+    /// Resources of each rule's jobs.
+    pub resources: BTreeMap<Rule, ResourceMap>,
+    pub keep_going: bool,
+    pub quiet: bool,
+    /// Program (and leading arguments) that runs a worker.
+    pub worker_command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+/// Runs `schedule` on this machine.
+pub async fn run(
+    plan: &Plan,
+    schedule: &Schedule,
+    opts: &LocalOptions,
+) -> Result<Outcome, ExecError> {
+    let markers = IncompleteMarkers::new(&plan.store_root);
+    let mut journal = Journal::open(&plan.store_root).map_err(|source| ExecError::Io {
+        what: "the journal",
+        path: Journal::path_in(&plan.store_root),
+        source,
+    })?;
+    let jobs: Vec<JobRef> = schedule.jobs.iter().map(|(j, _)| *j).collect();
+    // Index of each scheduled target's job, so a run can find whether its parent is pending.
+    let mut target_slot: BTreeMap<u32, usize> = BTreeMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if let JobRef::Target(t) = job {
+            target_slot.insert(*t, i);
+        }
+    }
+    let mut state = vec![State::Waiting; jobs.len()];
+    let mut in_use: BTreeMap<String, i64> = BTreeMap::new();
+    let mut running: JoinSet<(usize, std::io::Result<ExitStatus>, f64)> = JoinSet::new();
+    let mut outcome = Outcome::default();
+    let mut progress = Progress::new(jobs.len(), opts.quiet);
+    let mut stop_launching = false;
+    let mut next_waiting = 0; // every job before this index has left `Waiting`
+
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+
+    loop {
+        if !stop_launching {
+            for i in next_waiting..jobs.len() {
+                if running.len() >= opts.jobs {
+                    break;
+                }
+                if state[i] != State::Waiting {
+                    continue;
+                }
+                let job = jobs[i];
+                let parent_state = plan.parent(job).and_then(|p| match p {
+                    JobRef::Target(t) => target_slot.get(&t).map(|&s| state[s]),
+                    JobRef::Run(_) => None,
+                });
+                match parent_state {
+                    Some(State::Failed | State::Skipped) => {
+                        state[i] = State::Skipped;
+                        outcome.skipped += 1;
+                        continue;
+                    }
+                    Some(State::Waiting | State::Running) => continue,
+                    _ => {}
+                }
+                let res = &opts.resources[&job.rule()];
+                if !opts.limits.fits(&in_use, res) {
+                    continue;
+                }
+                match launch(plan, job, res, opts, &markers, &mut journal) {
+                    Ok((mut child, started)) => {
+                        account(&mut in_use, res, 1);
+                        state[i] = State::Running;
+                        progress.started(&describe(plan, job));
+                        running.spawn(async move {
+                            let status = child.wait().await;
+                            (i, status, started.elapsed().as_secs_f64())
+                        });
+                    }
+                    Err(e) => {
+                        state[i] = State::Failed;
+                        let failure = failure(plan, job, e.to_string());
+                        progress.failed(&describe(plan, job), &failure.reason);
+                        outcome.failed.push(failure);
+                        stop_launching |= !opts.keep_going;
+                    }
+                }
+            }
+            while next_waiting < jobs.len() && state[next_waiting] != State::Waiting {
+                next_waiting += 1;
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(Ok((i, status, secs))) = joined else { continue };
+                let job = jobs[i];
+                account(&mut in_use, &opts.resources[&job.rule()], -1);
+                let key = plan.job_key(job);
+                match judge(plan, job, status) {
+                    Ok(()) => {
+                        let _ = markers.clear(&key);
+                        let _ = journal.append(&Event { state: Some("COMPLETED".into()), ..Event::new("finished", &key, job.rule().name()) });
+                        state[i] = State::Done;
+                        outcome.succeeded += 1;
+                        progress.finished(&describe(plan, job), secs);
+                    }
+                    Err((why, killed_by_signal)) => {
+                        // A worker that exited with an error cleaned up after itself; one killed by a
+                        // signal may have left partial files, so its marker stays (→ --rerun-incomplete).
+                        if !killed_by_signal {
+                            let _ = markers.clear(&key);
+                        }
+                        let _ = journal.append(&Event { state: Some("FAILED".into()), detail: Some(serde_json::json!(why)), ..Event::new("failed", &key, job.rule().name()) });
+                        state[i] = State::Failed;
+                        let f = failure(plan, job, why);
+                        progress.failed(&describe(plan, job), &format!("{} (log: {})", f.reason, f.log.display()));
+                        outcome.failed.push(f);
+                        stop_launching |= !opts.keep_going;
+                    }
+                }
+            }
+            _ = &mut ctrl_c => {
+                progress.message("interrupted: stopping workers");
+                // Dropping the wait futures drops the children, which kills them (kill_on_drop).
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                outcome.interrupted = true;
+                break;
+            }
+        }
+    }
+    outcome.skipped += state.iter().filter(|s| **s == State::Waiting).count();
+    progress.finish();
+    Ok(outcome)
+}
+
+fn describe(plan: &Plan, job: JobRef) -> String {
+    format!("{} {}", job.rule().name(), plan.output(job).display())
+}
+
+fn failure(plan: &Plan, job: JobRef, reason: String) -> Failure {
+    Failure {
+        job,
+        output: plan.output(job).display().to_string(),
+        reason,
+        log: plan.log_path(job),
+    }
+}
+
+/// Writes the spec, the incomplete marker and the journal line, then starts the worker.
+fn launch(
+    plan: &Plan,
+    job: JobRef,
+    res: &ResourceMap,
+    opts: &LocalOptions,
+    markers: &IncompleteMarkers,
+    journal: &mut Journal,
+) -> Result<(tokio::process::Child, Instant), ExecError> {
+    let key = plan.job_key(job);
+    let spec = write_spec(plan, job).map_err(|source| ExecError::Io {
+        what: "spec.json",
+        path: plan.spec_path(job),
+        source,
+    })?;
+    markers
+        .mark(&key, &plan.output(job))
+        .map_err(|source| ExecError::Io {
+            what: "the incomplete marker",
+            path: plan.store_root.join(".lambda-hat/incomplete").join(&key),
+            source,
+        })?;
+    journal
+        .append(&Event {
+            executor: Some("local".into()),
+            ..Event::new("started", &key, job.rule().name())
+        })
+        .map_err(|source| ExecError::Io {
+            what: "the journal",
+            path: journal.path().to_path_buf(),
+            source,
+        })?;
+    let log_path = plan.log_path(job);
+    let log = open_log(&log_path).map_err(|source| ExecError::Io {
+        what: "the job log",
+        path: log_path.clone(),
+        source,
+    })?;
+    let log2 = log.try_clone().map_err(|source| ExecError::Io {
+        what: "the job log",
+        path: log_path.clone(),
+        source,
+    })?;
+    let threads = match res.get("cpus_per_task") {
+        Some(ResourceValue::Int(n)) if *n > 0 => *n,
+        _ => 1,
+    };
+    let (program, args) = opts
+        .worker_command
+        .split_first()
+        .map(|(p, a)| (p.clone(), a.to_vec()))
+        .unwrap_or_default();
+    let child = Command::new(&program)
+        .args(&args)
+        .arg("worker")
+        .arg(job.rule().worker_subcommand())
+        .arg(&spec)
+        .env("LAMBDA_HAT_THREADS", threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ExecError::Spawn {
+            command: opts.worker_command.join(" "),
+            source,
+        })?;
+    Ok((child, Instant::now()))
+}
+
+fn open_log(path: &PathBuf) -> std::io::Result<File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    File::create(path)
+}
+
+/// Success is exit code 0 AND the completion marker on disk. Err carries the reason and whether
+/// a signal killed the worker.
+fn judge(
+    plan: &Plan,
+    job: JobRef,
+    status: std::io::Result<ExitStatus>,
+) -> Result<(), (String, bool)> {
+    let status = status.map_err(|e| (format!("could not wait for the worker: {e}"), false))?;
+    if status.success() {
+        let output = plan.output(job);
+        return if output.is_file() {
+            Ok(())
+        } else {
+            Err((
+                format!("the worker exited 0 but did not write {}", output.display()),
+                false,
+            ))
+        };
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return Err((format!("the worker was killed by signal {sig}"), true));
+        }
+    }
+    Err((
+        format!(
+            "the worker exited with code {}",
+            status.code().unwrap_or(-1)
+        ),
+        false,
+    ))
+}

@@ -1,0 +1,350 @@
+//! Job resources: per-rule defaults, layered with `default-resources` and `set-resources` from the
+//! profile and then the command line (later layers win), plus the global limits of `--resources`
+//! and `--cores` that the local executor enforces.
+//!
+//! Values are integers (mem_mb, runtime in minutes, cpus_per_task, any custom name) or strings
+//! (slurm_partition, slurm_account, gres, constraint, qos, slurm_extra). `time` is accepted as
+//! another name for `runtime`, because users type `--set-resources build_target:time=120`, and a
+//! runtime may be written `90`, `"90m"`, `"2h"` or `"1d"`.
+
+use std::collections::BTreeMap;
+
+use crate::plan::Rule;
+
+/// A resource value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ResourceValue {
+    Int(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for ResourceValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResourceValue::Int(i) => write!(f, "{i}"),
+            ResourceValue::Text(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+pub type ResourceMap = BTreeMap<String, ResourceValue>;
+
+/// Resources whose value is text (passed to SLURM as is, after validation).
+pub const TEXT_RESOURCES: &[&str] = &[
+    "slurm_partition",
+    "slurm_account",
+    "gres",
+    "constraint",
+    "qos",
+    "slurm_extra",
+];
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ResourceError {
+    #[error("invalid resource `{text}`: expected NAME=VALUE, e.g. mem_mb=16000")]
+    Syntax { text: String },
+    #[error(
+        "invalid --set-resources `{text}`: expected RULE:NAME=VALUE, e.g. run_sampler:runtime=360"
+    )]
+    RuleSyntax { text: String },
+    #[error("unknown rule `{rule}` in `{text}`; the rules are build_target, run_sampler")]
+    UnknownRule { rule: String, text: String },
+    #[error("invalid value for resource {name}: `{value}` ({why})")]
+    Value {
+        name: String,
+        value: String,
+        why: String,
+    },
+    #[error(
+        "job {job} needs {name}={need} but --{flag} allows at most {limit}, so it could never start.\n  Raise the limit or lower the job's {name} with --set-resources {rule}:{name}=..."
+    )]
+    ExceedsLimit {
+        job: String,
+        rule: &'static str,
+        name: String,
+        need: i64,
+        limit: i64,
+        flag: &'static str,
+    },
+}
+
+/// The built-in resources of each rule (the first layer).
+pub fn rule_defaults(rule: Rule) -> ResourceMap {
+    let (mem_mb, runtime) = match rule {
+        Rule::BuildTarget => (1000, 60),
+        Rule::RunSampler => (1000, 120),
+    };
+    BTreeMap::from([
+        ("mem_mb".to_string(), ResourceValue::Int(mem_mb)),
+        ("runtime".to_string(), ResourceValue::Int(runtime)),
+        ("cpus_per_task".to_string(), ResourceValue::Int(1)),
+    ])
+}
+
+/// Canonical name: `time` means `runtime`.
+pub fn canonical_name(name: &str) -> String {
+    match name {
+        "time" | "walltime" => "runtime".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses and validates a value for resource `name`.
+pub fn parse_value(name: &str, raw: &str) -> Result<ResourceValue, ResourceError> {
+    let name = canonical_name(name);
+    let raw = raw.trim();
+    let bad = |why: &str| ResourceError::Value {
+        name: name.clone(),
+        value: raw.to_string(),
+        why: why.into(),
+    };
+    if TEXT_RESOURCES.contains(&name.as_str()) {
+        if raw.is_empty() {
+            return Err(bad("must not be empty"));
+        }
+        return Ok(ResourceValue::Text(raw.to_string()));
+    }
+    if name == "runtime" {
+        return parse_minutes(raw)
+            .map(ResourceValue::Int)
+            .ok_or_else(|| bad("a runtime in minutes, or a number with m, h or d, e.g. 90, 2h"));
+    }
+    match raw.parse::<i64>() {
+        Ok(v) if v >= 0 => Ok(ResourceValue::Int(v)),
+        _ => Err(bad("must be a non-negative integer")),
+    }
+}
+
+/// Normalises a value read from YAML (profiles) for resource `name`.
+pub fn from_yaml(name: &str, value: &serde_yaml::Value) -> Result<ResourceValue, ResourceError> {
+    let raw = match value {
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    parse_value(name, &raw)
+}
+
+fn parse_minutes(raw: &str) -> Option<i64> {
+    let (digits, factor) = match raw.chars().last()? {
+        'm' => (&raw[..raw.len() - 1], 1),
+        'h' => (&raw[..raw.len() - 1], 60),
+        'd' => (&raw[..raw.len() - 1], 24 * 60),
+        _ => (raw, 1),
+    };
+    digits
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .map(|v| v * factor)
+}
+
+/// `NAME=VALUE` (for `--resources` and `--default-resources`).
+pub fn parse_assignment(text: &str) -> Result<(String, ResourceValue), ResourceError> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| ResourceError::Syntax { text: text.into() })?;
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ResourceError::Syntax { text: text.into() });
+    }
+    Ok((canonical_name(name), parse_value(name, value)?))
+}
+
+/// `RULE:NAME=VALUE` (for `--set-resources`).
+pub fn parse_rule_assignment(text: &str) -> Result<(Rule, String, ResourceValue), ResourceError> {
+    let (rule, rest) = text
+        .split_once(':')
+        .ok_or_else(|| ResourceError::RuleSyntax { text: text.into() })?;
+    let rule = Rule::parse(rule.trim()).map_err(|_| ResourceError::UnknownRule {
+        rule: rule.into(),
+        text: text.into(),
+    })?;
+    let (name, value) = parse_assignment(rest).map_err(|e| match e {
+        ResourceError::Syntax { .. } => ResourceError::RuleSyntax { text: text.into() },
+        other => other,
+    })?;
+    Ok((rule, name, value))
+}
+
+/// The layers that determine a job's resources, lowest precedence first after the rule defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceLayers {
+    pub default_resources: Vec<ResourceMap>,
+    pub set_resources: Vec<BTreeMap<Rule, ResourceMap>>,
+}
+
+impl ResourceLayers {
+    /// Rule defaults, then every `default-resources` layer, then every `set-resources` layer.
+    pub fn for_rule(&self, rule: Rule) -> ResourceMap {
+        let mut res = rule_defaults(rule);
+        for layer in &self.default_resources {
+            res.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        for layer in &self.set_resources {
+            if let Some(m) = layer.get(&rule) {
+                res.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        res
+    }
+}
+
+/// Renders resources as `a=1, b=x` for dry runs.
+pub fn describe(res: &ResourceMap) -> String {
+    res.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Global limits on the sum of each integer resource over running jobs.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// From `--resources NAME=INT`.
+    pub resources: BTreeMap<String, i64>,
+    /// From `--cores`: the limit on the sum of `cpus_per_task`.
+    pub cores: Option<i64>,
+}
+
+impl Limits {
+    fn limit_of(&self, name: &str) -> Option<(i64, &'static str)> {
+        if name == "cpus_per_task"
+            && let Some(c) = self.cores
+        {
+            return Some((c, "cores"));
+        }
+        self.resources.get(name).map(|v| (*v, "resources"))
+    }
+
+    /// Refuses a job that alone exceeds a limit (it could never start).
+    pub fn check_job(&self, job: &str, rule: Rule, res: &ResourceMap) -> Result<(), ResourceError> {
+        for (name, value) in res {
+            if let (ResourceValue::Int(need), Some((limit, flag))) = (value, self.limit_of(name))
+                && *need > limit
+            {
+                {
+                    return Err(ResourceError::ExceedsLimit {
+                        job: job.into(),
+                        rule: rule.name(),
+                        name: name.clone(),
+                        need: *need,
+                        limit,
+                        flag,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a job needing `res` fits next to jobs already using `in_use`.
+    pub fn fits(&self, in_use: &BTreeMap<String, i64>, res: &ResourceMap) -> bool {
+        res.iter()
+            .all(|(name, value)| match (value, self.limit_of(name)) {
+                (ResourceValue::Int(need), Some((limit, _))) => {
+                    in_use.get(name).copied().unwrap_or(0) + need <= limit
+                }
+                _ => true,
+            })
+    }
+}
+
+/// Adds (sign = 1) or removes (sign = -1) a job's integer resources from a running total.
+pub fn account(in_use: &mut BTreeMap<String, i64>, res: &ResourceMap, sign: i64) {
+    for (name, value) in res {
+        if let ResourceValue::Int(v) = value {
+            *in_use.entry(name.clone()).or_insert(0) += sign * v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cli_forms_and_aliases() {
+        assert_eq!(
+            parse_assignment("mem_mb=16000").unwrap(),
+            ("mem_mb".into(), ResourceValue::Int(16000))
+        );
+        assert_eq!(
+            parse_rule_assignment("build_target:time=120").unwrap(),
+            (Rule::BuildTarget, "runtime".into(), ResourceValue::Int(120))
+        );
+        assert_eq!(
+            parse_value("runtime", "2h").unwrap(),
+            ResourceValue::Int(120)
+        );
+        assert_eq!(
+            parse_value("slurm_partition", "gpu").unwrap(),
+            ResourceValue::Text("gpu".into())
+        );
+    }
+
+    #[test]
+    fn refuses_bad_values_with_the_resource_name() {
+        let e = parse_assignment("mem_mb=lots").unwrap_err().to_string();
+        assert!(e.contains("mem_mb") && e.contains("lots"), "{e}");
+        assert!(
+            parse_rule_assignment("train:mem_mb=1")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown rule")
+        );
+        assert!(parse_assignment("mem_mb").is_err());
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let layers = ResourceLayers {
+            default_resources: vec![BTreeMap::from([("mem_mb".into(), ResourceValue::Int(500))])],
+            set_resources: vec![BTreeMap::from([(
+                Rule::RunSampler,
+                BTreeMap::from([("mem_mb".into(), ResourceValue::Int(4000))]),
+            )])],
+        };
+        assert_eq!(
+            layers.for_rule(Rule::BuildTarget)["mem_mb"],
+            ResourceValue::Int(500)
+        );
+        assert_eq!(
+            layers.for_rule(Rule::RunSampler)["mem_mb"],
+            ResourceValue::Int(4000)
+        );
+    }
+
+    #[test]
+    fn limits_account_sums_and_refuse_oversized_jobs() {
+        let limits = Limits {
+            resources: BTreeMap::from([("mem_mb".into(), 3000)]),
+            cores: Some(2),
+        };
+        let job = rule_defaults(Rule::RunSampler); // mem 1000, cpus 1
+        let mut in_use = BTreeMap::new();
+        assert!(limits.fits(&in_use, &job));
+        account(&mut in_use, &job, 1);
+        account(&mut in_use, &job, 1);
+        assert!(
+            !limits.fits(&in_use, &job),
+            "third job would need 3 cpus > --cores 2"
+        );
+        account(&mut in_use, &job, -1);
+        assert!(limits.fits(&in_use, &job));
+        let mut big = job.clone();
+        big.insert("mem_mb".into(), ResourceValue::Int(16000));
+        assert!(
+            limits
+                .check_job("x", Rule::RunSampler, &big)
+                .unwrap_err()
+                .to_string()
+                .contains("mem_mb=16000")
+        );
+    }
+}

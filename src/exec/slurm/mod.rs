@@ -1,0 +1,3 @@
+//! The SLURM executor (in progress): parsing of SLURM command output.
+
+pub mod parse;

@@ -1,0 +1,182 @@
+//! Which jobs run: output globs, `--forcerun`, `--rerun-incomplete` and the store's status.
+//!
+//! Input: a [`Plan`], an [`OutputStatus`] snapshot of the store and the user's [`Request`].
+//! Output: a [`Schedule`] listing, in topological order, each job that must run and why.
+//! A job runs when its output is missing, when it is forced, when it was left incomplete (only
+//! with `--rerun-incomplete`; otherwise planning stops with a message naming it), or when the job it
+//! depends on runs. Positional globs select jobs by output path; what they need upstream is added.
+
+use glob::{MatchOptions, Pattern};
+
+use super::dag::{JobRef, Plan, PlanError, Rule};
+
+/// What the store says about outputs (implemented over the file system in `store`).
+pub trait OutputStatus {
+    /// The job's completion marker exists.
+    fn done(&self, plan: &Plan, job: JobRef) -> bool;
+    /// An incomplete marker says the job started and never finished.
+    fn incomplete(&self, plan: &Plan, job: JobRef) -> bool;
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Output-path globs; empty = every job.
+    pub globs: Vec<String>,
+    /// Rules whose jobs run even if done (and so does everything downstream of them).
+    pub forcerun: Vec<Rule>,
+    pub rerun_incomplete: bool,
+}
+
+/// Why a job runs, in Snakemake's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    MissingOutput,
+    Forced,
+    Incomplete,
+    UpdatedInput,
+}
+
+impl Reason {
+    pub fn describe(self, output: &str) -> String {
+        match self {
+            Reason::MissingOutput => format!("Missing output files: {output}"),
+            Reason::Forced => "Forced execution".to_string(),
+            Reason::Incomplete => {
+                format!("Incomplete output files (left by a killed or interrupted run): {output}")
+            }
+            Reason::UpdatedInput => {
+                "Input files updated by another job (its target is rebuilt)".to_string()
+            }
+        }
+    }
+}
+
+/// The jobs to run, targets before runs.
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    pub jobs: Vec<(JobRef, Reason)>,
+    /// How many jobs the request covers (run or not), for "Nothing to be done".
+    pub wanted: usize,
+}
+
+impl Schedule {
+    pub fn count(&self, rule: Rule) -> usize {
+        self.jobs.iter().filter(|(j, _)| j.rule() == rule).count()
+    }
+}
+
+/// Output path of a job as the user writes it in a glob: `runs/targets/tgt_x/meta.json`.
+pub fn output_string(plan: &Plan, job: JobRef) -> String {
+    plan.output(job).to_string_lossy().into_owned()
+}
+
+fn normalize(glob: &str) -> &str {
+    glob.trim_start_matches("./")
+}
+
+/// Which jobs the globs select (with their upstream); `None` = all.
+fn wanted_jobs(plan: &Plan, globs: &[String]) -> Result<Option<Vec<bool>>, PlanError> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let options = MatchOptions {
+        require_literal_separator: true,
+        ..MatchOptions::new()
+    };
+    let cwd = std::env::current_dir().ok();
+    let mut patterns = Vec::new();
+    for g in globs {
+        let pattern = Pattern::new(normalize(g)).map_err(|e| PlanError::BadGlob {
+            glob: g.clone(),
+            message: e.to_string(),
+        })?;
+        patterns.push((g, pattern, std::path::Path::new(g).is_absolute()));
+    }
+    let mut wanted = vec![false; plan.n_jobs()];
+    let mut matched = vec![false; patterns.len()];
+    for (i, job) in plan.jobs().enumerate() {
+        let rel = output_string(plan, job);
+        let rel = normalize(&rel);
+        for (k, (_, pattern, absolute)) in patterns.iter().enumerate() {
+            let hit = if *absolute {
+                cwd.as_ref()
+                    .is_some_and(|c| pattern.matches_with(&c.join(rel).to_string_lossy(), options))
+            } else {
+                pattern.matches_with(rel, options)
+            };
+            if hit {
+                matched[k] = true;
+                wanted[i] = true;
+            }
+        }
+    }
+    if let Some(k) = matched.iter().position(|m| !m) {
+        let example_run = if plan.runs.is_empty() {
+            "(no sampler runs)".into()
+        } else {
+            output_string(plan, JobRef::Run(0))
+        };
+        return Err(PlanError::GlobNoMatch {
+            glob: patterns[k].0.clone(),
+            example_target: output_string(plan, JobRef::Target(0)),
+            example_run,
+        });
+    }
+    // Upstream: a selected run needs its target.
+    let n_targets = plan.targets.len();
+    for r in 0..plan.runs.len() {
+        if wanted[n_targets + r] {
+            wanted[plan.run_target(r as u32) as usize] = true;
+        }
+    }
+    Ok(Some(wanted))
+}
+
+/// Decides which jobs run for `request`.
+pub fn schedule(
+    plan: &Plan,
+    status: &dyn OutputStatus,
+    request: &Request,
+) -> Result<Schedule, PlanError> {
+    let wanted = wanted_jobs(plan, &request.globs)?;
+    let is_wanted = |i: usize| wanted.as_ref().is_none_or(|w| w[i]);
+    let forced = |rule: Rule| request.forcerun.contains(&rule);
+
+    let mut target_runs = vec![false; plan.targets.len()];
+    let mut out = Schedule::default();
+    let mut incomplete = Vec::new();
+    for (i, job) in plan.jobs().enumerate() {
+        if !is_wanted(i) {
+            continue;
+        }
+        out.wanted += 1;
+        let parent_runs = plan
+            .parent(job)
+            .is_some_and(|p| matches!(p, JobRef::Target(t) if target_runs[t as usize]));
+        let reason = if status.incomplete(plan, job) {
+            if !request.rerun_incomplete {
+                incomplete.push(output_string(plan, job));
+            }
+            Some(Reason::Incomplete)
+        } else if forced(job.rule()) {
+            Some(Reason::Forced)
+        } else if !status.done(plan, job) {
+            Some(Reason::MissingOutput)
+        } else if parent_runs {
+            Some(Reason::UpdatedInput)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            if let JobRef::Target(t) = job {
+                target_runs[t as usize] = true;
+            }
+            out.jobs.push((job, reason));
+        }
+    }
+    if !incomplete.is_empty() {
+        return Err(PlanError::Incomplete(incomplete));
+    }
+    Ok(out)
+}

@@ -1,0 +1,52 @@
+//! Incomplete markers: `<store>/.lambda-hat/incomplete/<job key>`, created before a job starts
+//! and removed only when it finished cleanly. A marker that survives means the job was killed
+//! (or the controller was), so its directory may hold partial files; planning then refuses to go
+//! on until `--rerun-incomplete`, as Snakemake does.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub struct IncompleteMarkers {
+    dir: PathBuf,
+}
+
+impl IncompleteMarkers {
+    pub fn new(store_root: &Path) -> Self {
+        IncompleteMarkers {
+            dir: store_root.join(".lambda-hat").join("incomplete"),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(key)
+    }
+
+    /// Marks `key` as started; `output` (the completion marker's path) is recorded for humans.
+    pub fn mark(&self, key: &str, output: &Path) -> io::Result<()> {
+        let record = serde_json::json!({
+            "output": output.to_string_lossy(),
+            "pid": std::process::id(),
+            "started_at": chrono::Utc::now().to_rfc3339(),
+        });
+        super::atomic::write_json_atomic(&self.path(key), &record)
+    }
+
+    pub fn clear(&self, key: &str) -> io::Result<()> {
+        match std::fs::remove_file(self.path(key)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keys of every job with a marker.
+    pub fn list(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+}
