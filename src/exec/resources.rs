@@ -228,16 +228,14 @@ impl Limits {
             if let (ResourceValue::Int(need), Some((limit, flag))) = (value, self.limit_of(name))
                 && *need > limit
             {
-                {
-                    return Err(ResourceError::ExceedsLimit {
-                        job: job.into(),
-                        rule: rule.name(),
-                        name: name.clone(),
-                        need: *need,
-                        limit,
-                        flag,
-                    });
-                }
+                return Err(ResourceError::ExceedsLimit {
+                    job: job.into(),
+                    rule: rule.name(),
+                    name: name.clone(),
+                    need: *need,
+                    limit,
+                    flag,
+                });
             }
         }
         Ok(())
