@@ -9,12 +9,32 @@ use crate::cli::{CliError, WorkerCommand};
 
 /// Runs one worker command.
 pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
+    apply_test_hooks();
     match cmd {
-        WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => {
-            Err(CliError::Worker(format!(
-                "{}: the numerical core is not built into this binary yet",
-                spec.display()
-            )))
+        WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => Err(CliError::Worker(format!(
+            "{}: the numerical core is not built into this binary yet",
+            spec.display()
+        ))),
+    }
+}
+
+/// Test-only behaviour switched on by environment variables, so executor tests can make real
+/// jobs exceed their memory or time limits: `LAMBDA_HAT_TEST_ALLOCATE_MB=N` allocates and
+/// touches N MiB before working, `LAMBDA_HAT_TEST_SLEEP_SEC=S` sleeps S seconds first.
+/// Unset (as for every user), they do nothing.
+fn apply_test_hooks() {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(mb) = var("LAMBDA_HAT_TEST_ALLOCATE_MB") {
+        let mut block = vec![0u8; (mb as usize) << 20];
+        // Touch every page so the memory is resident (what SLURM's accounting measures).
+        for i in (0..block.len()).step_by(4096) {
+            block[i] = 1;
         }
+        std::hint::black_box(&block);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        std::mem::forget(block);
+    }
+    if let Some(secs) = var("LAMBDA_HAT_TEST_SLEEP_SEC") {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
     }
 }
