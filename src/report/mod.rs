@@ -16,8 +16,12 @@
 
 mod error;
 mod files;
+mod group;
 pub mod plots;
+pub mod results;
+mod scan;
 mod style;
+mod table;
 pub mod trace_npz;
 
 #[cfg(test)]
