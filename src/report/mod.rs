@@ -14,6 +14,7 @@
 //! * [`clean`]: list and delete directories the current experiments file no longer references.
 //! * [`plots`]: the PNG plots (trace, convergence, adaptation, training loss, LLC vs size).
 
+pub mod clean;
 mod error;
 mod files;
 mod group;
