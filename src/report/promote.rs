@@ -2,9 +2,9 @@
 //! representative plot per sampler out of the store into a gallery folder, and write a Markdown
 //! snippet showing them with their LLC estimates.
 //!
-//! Data enters from the store: finished runs (via [`super::scan`]), their `analysis.json`
+//! Data enters from the store: finished runs (via `scan`), their `analysis.json`
 //! numbers and their plot files (`run_…/diagnostics/<plot-name>`). It leaves as
-//! `OUTDIR/<sampler>.png` files and a snippet between [`snippet::BEGIN`]/[`snippet::END`]
+//! `OUTDIR/<sampler>.png` files and a snippet between the `snippet::BEGIN`/`END`
 //! markers, spliced into `--snippet-out` (replacing an earlier one in place) or printed.
 //!
 //! The representative run of a sampler is its newest finished run by `analysis.json`'s

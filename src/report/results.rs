@@ -1,7 +1,7 @@
 //! `lambda-hat results`: one row per finished sampler run, as a table, CSV or JSON, optionally
 //! summarized per group and plotted.
 //!
-//! Data enters from the store (via [`super::scan`]): each finished run's `analysis.json` joined
+//! Data enters from the store (via `scan`): each finished run's `analysis.json` joined
 //! with its target's `meta.json`. It leaves on the `out` writer (the table, CSV or JSON), on the
 //! `err` writer (notes that must not mix into CSV), in the `--out` CSV file and the `--plot`
 //! PNG. Runs that are not finished are always listed apart from the rows, never dropped.
