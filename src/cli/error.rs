@@ -18,6 +18,8 @@ pub enum CliError {
     Resource(#[from] ResourceError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]

@@ -11,10 +11,12 @@ use crate::cli::{CliError, WorkerCommand};
 pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
     apply_test_hooks();
     match cmd {
-        WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => Err(CliError::Worker(format!(
-            "{}: the numerical core is not built into this binary yet",
-            spec.display()
-        ))),
+        WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => {
+            Err(CliError::Worker(format!(
+                "{}: the numerical core is not built into this binary yet",
+                spec.display()
+            )))
+        }
     }
 }
 
