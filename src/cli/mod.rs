@@ -12,7 +12,11 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Some(Command::Worker(w)) => crate::worker::run(w),
         Some(Command::Results(args)) => {
-            crate::report::results::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
+            crate::report::results::run(
+                &args,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )?;
             Ok(())
         }
         Some(Command::Promote(args)) => {
@@ -24,7 +28,9 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             let plan = sweep::load_plan(&settings)?;
             let referenced = crate::report::clean::Referenced {
                 targets: plan.targets.iter().map(|t| t.id.clone()).collect(),
-                runs: (0..plan.runs.len() as u32).map(|r| plan.run_id(r)).collect(),
+                runs: (0..plan.runs.len() as u32)
+                    .map(|r| plan.run_id(r))
+                    .collect(),
             };
             crate::report::clean::run(&args, &referenced, &mut std::io::stdout().lock())?;
             Ok(())

@@ -37,7 +37,9 @@ impl StoreStatus {
             };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("run_") && RUN_FILES.iter().all(|f| entry.path().join(f).is_file()) {
+                if name.starts_with("run_")
+                    && RUN_FILES.iter().all(|f| entry.path().join(f).is_file())
+                {
                     runs_done.insert(format!("{}/{name}", plan.targets[t as usize].id));
                 }
             }
