@@ -125,6 +125,12 @@ pub enum Command {
     /// Run one job (used by the executors on this machine and on compute nodes).
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// One row per finished sampler run (table, CSV or JSON), group-by summaries and a plot.
+    Results(crate::report::results::ResultsArgs),
+    /// Copy representative plots into a gallery with a Markdown snippet.
+    Promote(crate::report::promote::PromoteArgs),
+    /// List (and with --yes delete) store directories the experiments file no longer references.
+    Clean(crate::report::clean::CleanArgs),
 }
 
 #[derive(Debug, Subcommand)]

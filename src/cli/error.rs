@@ -21,6 +21,8 @@ pub enum CliError {
     Exec(#[from] ExecError),
     #[error(transparent)]
     Slurm(#[from] SlurmError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]

@@ -11,6 +11,30 @@ pub use error::CliError;
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Some(Command::Worker(w)) => crate::worker::run(w),
+        Some(Command::Results(args)) => {
+            crate::report::results::run(
+                &args,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )?;
+            Ok(())
+        }
+        Some(Command::Promote(args)) => {
+            crate::report::promote::run(&args, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Some(Command::Clean(args)) => {
+            let settings = sweep::Settings::from_args(&cli.sweep)?;
+            let plan = sweep::load_plan(&settings)?;
+            let referenced = crate::report::clean::Referenced {
+                targets: plan.targets.iter().map(|t| t.id.clone()).collect(),
+                runs: (0..plan.runs.len() as u32)
+                    .map(|r| plan.run_id(r))
+                    .collect(),
+            };
+            crate::report::clean::run(&args, &referenced, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
         None => runtime()?.block_on(sweep::run(&cli.sweep)),
     }
 }

@@ -175,15 +175,10 @@ impl Ctx<'_> {
 }
 
 fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
-    serde_yaml::from_str(text).map_err(|e| {
-        let message = match e.location() {
-            Some(loc) => format!("line {}, column {}: {e}", loc.line(), loc.column()),
-            None => e.to_string(),
-        };
-        ConfigError::Yaml {
-            path: path.to_path_buf(),
-            message,
-        }
+    // serde_yaml's message already names the line and column.
+    serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     })
 }
 

@@ -1,1 +1,33 @@
-//! (in progress)
+//! Reports on a finished (or half-finished) store: what people read after a sweep.
+//!
+//! Data enters from the store on disk (`meta.json`, `analysis.json`, `trace.npz`, incomplete
+//! markers; see DESIGN.md section 3), or, for the plot functions, as plain slices the worker
+//! already holds in memory. It leaves as text on the writers the caller hands in (tables, CSV,
+//! JSON, listings), as PNG files, as a Markdown gallery snippet, and as deleted directories
+//! (`clean`, only with `--yes`).
+//!
+//! The store is only ever read here, except by `clean --yes` and by the files `promote` and
+//! `results --out/--plot` are asked to write.
+//!
+//! * [`results`]: one row per finished sampler run; group-by statistics; CSV/JSON/plot.
+//! * [`promote`]: copy a representative plot per sampler into a gallery plus a Markdown snippet.
+//! * [`clean`]: list and delete directories the current experiments file no longer references.
+//! * [`plots`]: the PNG plots (trace, convergence, adaptation, training loss, LLC vs size).
+
+pub mod clean;
+mod error;
+mod files;
+mod group;
+pub mod plots;
+pub mod promote;
+pub mod results;
+mod scan;
+mod snippet;
+mod style;
+mod table;
+pub mod trace_npz;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::{PlotError, ReportError};

@@ -11,6 +11,12 @@ use crate::plan::{JobRef, OutputStatus, Plan};
 
 use super::incomplete::IncompleteMarkers;
 
+/// A target is done when its marker AND the files its runs read exist (`clean --keep-plots`
+/// removes the arrays but keeps the markers, and such a target must be rebuilt when used again).
+const TARGET_FILES: &[&str] = &["meta.json", "params.npz", "data.npz"];
+/// A run is done when its marker and its trace exist.
+const RUN_FILES: &[&str] = &["analysis.json", "trace.npz"];
+
 #[derive(Debug, Default)]
 pub struct StoreStatus {
     targets_done: Vec<bool>,
@@ -25,13 +31,15 @@ impl StoreStatus {
         let mut targets_done = Vec::with_capacity(plan.targets.len());
         for t in 0..plan.targets.len() as u32 {
             let dir = plan.target_dir(t);
-            targets_done.push(dir.join("meta.json").is_file());
+            targets_done.push(TARGET_FILES.iter().all(|f| dir.join(f).is_file()));
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("run_") && entry.path().join("analysis.json").is_file() {
+                if name.starts_with("run_")
+                    && RUN_FILES.iter().all(|f| entry.path().join(f).is_file())
+                {
                     runs_done.insert(format!("{}/{name}", plan.targets[t as usize].id));
                 }
             }

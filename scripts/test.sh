@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test suite, exactly as CI runs it: formatting, lints, unit and integration tests (including
+# the real-SLURM tests and the pandas compatibility check), and a quick sampler validation.
+#
+# On a fresh Debian machine run as root it installs what the tests need first: the Python
+# packages numpy and pandas, and a single-node SLURM cluster (scripts/slurm-local.sh start).
+# Without root it uses what is there; the SLURM tests then fail loudly if SLURM is missing and
+# LAMBDA_HAT_REQUIRE_SLURM=1 (CI sets it), and explain themselves otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! python3 -c 'import numpy, pandas' 2>/dev/null; then
+  step "installing numpy and pandas (for the pandas compatibility test)"
+  python3 -m pip install --quiet --disable-pip-version-check numpy pandas
+fi
+
+if [ "$(id -u)" = 0 ]; then
+  step "starting the local single-node SLURM cluster"
+  bash scripts/slurm-local.sh start
+  export LAMBDA_HAT_REQUIRE_SLURM="${LAMBDA_HAT_REQUIRE_SLURM:-1}"
+fi
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --all-targets -- --test-threads 2

@@ -1,0 +1,33 @@
+//! `lambda-hat-promote`: the standalone promote command the users' scripts already call
+//! (`lambda-hat-promote gallery --runs-root runs --samplers hmc,sgld,mclmc ...`).
+//!
+//! Arguments come from the command line; everything else is `lambda-hat promote`
+//! ([`lambda_hat::report::promote::run`]), so the two can never drift apart. Progress goes to
+//! stdout, an error to stderr with exit code 1 (clap's usage errors exit with 2).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lambda_hat::report::promote::{self, PromoteArgs, PromoteCommand};
+
+/// Promote representative plots of a lambda-hat store into a gallery with a Markdown snippet.
+#[derive(Debug, Parser)]
+#[command(name = "lambda-hat-promote", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: PromoteCommand,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = PromoteArgs {
+        command: cli.command,
+    };
+    match promote::run(&args, &mut std::io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

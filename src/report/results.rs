@@ -1,0 +1,701 @@
+//! `lambda-hat results`: one row per finished sampler run, as a table, CSV or JSON, optionally
+//! summarized per group and plotted.
+//!
+//! Data enters from the store (via `scan`): each finished run's `analysis.json` joined
+//! with its target's `meta.json`. It leaves on the `out` writer (the table, CSV or JSON), on the
+//! `err` writer (notes that must not mix into CSV), in the `--out` CSV file and the `--plot`
+//! PNG. Runs that are not finished are always listed apart from the rows, never dropped.
+//!
+//! The columns follow the seed's pandas script ("Results Aggregation") with two renames that
+//! say what the value is: `model_depth` is `depth`, `walltime` is `walltime_sec`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::group::{group_by, group_table};
+use super::plots::{self, LlcPoint, LlcSeries};
+use super::scan::{self, FinishedRun, Status, Unfinished};
+use super::table::{Table, Value};
+use super::{ReportError, files};
+
+/// A column of the results table, usable in `--group-by` and `--plot-x`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    TargetId,
+    Depth,
+    Widths,
+    TargetParams,
+    NData,
+    Seed,
+    Sampler,
+    LlcMean,
+    LlcStd,
+    LlcSem,
+    Ess,
+    RHat,
+    WalltimeSec,
+    GradEvals,
+    RunDir,
+}
+
+impl Column {
+    /// In table order.
+    pub const ALL: [Column; 15] = [
+        Column::TargetId,
+        Column::Depth,
+        Column::Widths,
+        Column::TargetParams,
+        Column::NData,
+        Column::Seed,
+        Column::Sampler,
+        Column::LlcMean,
+        Column::LlcStd,
+        Column::LlcSem,
+        Column::Ess,
+        Column::RHat,
+        Column::WalltimeSec,
+        Column::GradEvals,
+        Column::RunDir,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::TargetId => "target_id",
+            Column::Depth => "depth",
+            Column::Widths => "widths",
+            Column::TargetParams => "target_params",
+            Column::NData => "n_data",
+            Column::Seed => "seed",
+            Column::Sampler => "sampler",
+            Column::LlcMean => "llc_mean",
+            Column::LlcStd => "llc_std",
+            Column::LlcSem => "llc_sem",
+            Column::Ess => "ess",
+            Column::RHat => "r_hat",
+            Column::WalltimeSec => "walltime_sec",
+            Column::GradEvals => "grad_evals",
+            Column::RunDir => "run_dir",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Column> {
+        Column::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    pub fn is_numeric(self) -> bool {
+        !matches!(
+            self,
+            Column::TargetId | Column::Widths | Column::Sampler | Column::RunDir
+        )
+    }
+
+    /// Axis label for plots.
+    fn axis_label(self) -> String {
+        match self {
+            Column::TargetParams => "number of parameters p (target_params)".into(),
+            Column::NData => "training set size n (n_data)".into(),
+            Column::Depth => "hidden layers (depth)".into(),
+            other => other.name().into(),
+        }
+    }
+}
+
+/// One finished sampler run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub target_id: String,
+    pub depth: u64,
+    pub widths: Vec<u64>,
+    /// `dims.p` of the target: the number of parameters actually built.
+    pub target_params: u64,
+    pub n_data: u64,
+    pub seed: u64,
+    pub sampler: String,
+    pub llc_mean: Option<f64>,
+    pub llc_std: Option<f64>,
+    pub llc_sem: Option<f64>,
+    pub ess: Option<f64>,
+    pub r_hat: Option<f64>,
+    pub walltime_sec: Option<f64>,
+    pub grad_evals: Option<u64>,
+    pub run_dir: PathBuf,
+}
+
+impl RunRow {
+    pub fn from_run(run: &FinishedRun) -> RunRow {
+        let (m, a) = (&run.meta, &run.analysis);
+        RunRow {
+            target_id: m.target_id.clone(),
+            depth: m.model_cfg.depth,
+            widths: m.model_cfg.widths.clone(),
+            target_params: m.dims.p,
+            n_data: m.data_cfg.n_data,
+            seed: m.seed,
+            sampler: run.sampler.clone(),
+            llc_mean: a.llc_mean,
+            llc_std: a.llc_std,
+            llc_sem: a.llc_sem,
+            ess: a.ess,
+            r_hat: a.r_hat,
+            walltime_sec: a.walltime_sec,
+            grad_evals: a.grad_evals,
+            run_dir: run.run_dir.clone(),
+        }
+    }
+
+    pub fn value(&self, column: Column) -> Value {
+        match column {
+            Column::TargetId => Value::Text(self.target_id.clone()),
+            Column::Depth => Value::Int(self.depth),
+            // JSON spelling, so `json.loads` reads it back from the CSV.
+            Column::Widths => Value::Text(format!(
+                "[{}]",
+                self.widths
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
+            Column::TargetParams => Value::Int(self.target_params),
+            Column::NData => Value::Int(self.n_data),
+            Column::Seed => Value::Int(self.seed),
+            Column::Sampler => Value::Text(self.sampler.clone()),
+            Column::LlcMean => Value::float(self.llc_mean),
+            Column::LlcStd => Value::float(self.llc_std),
+            Column::LlcSem => Value::float(self.llc_sem),
+            Column::Ess => Value::float(self.ess),
+            Column::RHat => Value::float(self.r_hat),
+            Column::WalltimeSec => Value::float(self.walltime_sec),
+            Column::GradEvals => self.grad_evals.map_or(Value::Null, Value::Int),
+            Column::RunDir => Value::Text(self.run_dir.to_string_lossy().into_owned()),
+        }
+    }
+}
+
+/// How `results` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for the terminal, numbers rounded to 3 decimals.
+    Table,
+    /// RFC 4180 CSV at full precision; missing numbers are empty (pandas reads NaN).
+    Csv,
+    /// `{"runs": [...], "not_finished": [...]}` (`"groups"` instead of `"runs"` with --group-by).
+    Json,
+}
+
+/// `lambda-hat results`: one row per finished sampler run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResultsArgs {
+    /// The store to read: the `store_root` of your experiments file.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub runs_root: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Summarize per group of these columns: n runs, mean and std of llc_mean, mean ess and
+    /// walltime (e.g. `--group-by sampler,target_params`).
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub group_by: Vec<String>,
+
+    /// Also write the rows (or groups) as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Plot llc_mean ± sem against --plot-x, one series per sampler, to FILE (PNG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// Numeric column for the x axis of --plot.
+    #[arg(long, value_name = "COLUMN", default_value = "target_params")]
+    pub plot_x: String,
+}
+
+impl ResultsArgs {
+    /// The defaults of the command line, reading `runs_root`.
+    pub fn new(runs_root: impl Into<PathBuf>) -> ResultsArgs {
+        ResultsArgs {
+            runs_root: runs_root.into(),
+            format: Format::Table,
+            group_by: Vec::new(),
+            out: None,
+            plot: None,
+            plot_x: "target_params".into(),
+        }
+    }
+}
+
+fn valid_columns(numeric_only: bool) -> String {
+    Column::ALL
+        .iter()
+        .filter(|c| !numeric_only || c.is_numeric())
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `--group-by` names; an unknown name is an error listing the valid ones.
+pub fn parse_columns(names: &[String]) -> Result<Vec<Column>, ReportError> {
+    let mut columns = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let column = Column::parse(name).ok_or_else(|| ReportError::UnknownColumn {
+            flag: "--group-by",
+            column: name.to_string(),
+            valid: valid_columns(false),
+        })?;
+        if !columns.contains(&column) {
+            columns.push(column);
+        }
+    }
+    Ok(columns)
+}
+
+fn parse_plot_x(name: &str) -> Result<Column, ReportError> {
+    let column = Column::parse(name.trim()).ok_or_else(|| ReportError::UnknownColumn {
+        flag: "--plot-x",
+        column: name.to_string(),
+        valid: valid_columns(true),
+    })?;
+    if !column.is_numeric() {
+        return Err(ReportError::NotNumeric {
+            column: name.to_string(),
+            valid: valid_columns(true),
+        });
+    }
+    Ok(column)
+}
+
+/// The finished runs under `runs_root` as rows, and what is not finished.
+pub fn collect(runs_root: &Path) -> Result<(Vec<RunRow>, Vec<Unfinished>), ReportError> {
+    let scan = scan::scan(runs_root)?;
+    let rows = scan.finished.iter().map(RunRow::from_run).collect();
+    Ok((rows, scan.unfinished))
+}
+
+/// All rows as a table. `short_run` shows only the run directory's name (for terminals: the
+/// target is already its own column).
+pub fn rows_table(rows: &[RunRow], short_run: bool) -> Table {
+    let mut header: Vec<String> = Column::ALL.iter().map(|c| c.name().to_string()).collect();
+    if short_run {
+        *header.last_mut().expect("ALL is not empty") = "run".into();
+    }
+    let rows = rows
+        .iter()
+        .map(|r| {
+            Column::ALL
+                .iter()
+                .map(|c| match (c, short_run) {
+                    (Column::RunDir, true) => Value::Text(
+                        r.run_dir
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    ),
+                    _ => r.value(*c),
+                })
+                .collect()
+        })
+        .collect();
+    Table { header, rows }
+}
+
+fn output_error(source: std::io::Error) -> ReportError {
+    ReportError::Write {
+        path: PathBuf::from("<standard output>"),
+        source,
+    }
+}
+
+/// Runs `lambda-hat results`. Rows, CSV and JSON go to `out`. Notes (runs not finished, files
+/// written) follow the table on `out`; with `--format csv|json` they go to `err`, so that the
+/// CSV or JSON document stays clean (JSON lists the unfinished runs itself).
+pub fn run(
+    args: &ResultsArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), ReportError> {
+    // Validate every flag before reading the store, so a typo fails fast.
+    let group_columns = parse_columns(&args.group_by)?;
+    let plot_x = args
+        .plot
+        .as_ref()
+        .map(|_| parse_plot_x(&args.plot_x))
+        .transpose()?;
+
+    let (rows, unfinished) = collect(&args.runs_root)?;
+    let grouped = (!group_columns.is_empty())
+        .then(|| group_table(&group_columns, &group_by(&rows, &group_columns)));
+    let table = |short_run| match &grouped {
+        Some(groups) => groups.clone(),
+        None => rows_table(&rows, short_run),
+    };
+
+    let mut notes = Vec::new();
+    match args.format {
+        Format::Table => {
+            if rows.is_empty() {
+                let root = args.runs_root.display();
+                writeln!(out, "No finished sampler runs under `{root}`.")
+            } else {
+                write!(out, "{}", table(true).text())
+            }
+            .map_err(output_error)?;
+            write_unfinished(&mut notes, &unfinished).map_err(output_error)?;
+        }
+        Format::Csv => {
+            write!(out, "{}", table(false).csv()).map_err(output_error)?;
+            write_unfinished(&mut notes, &unfinished).map_err(output_error)?;
+        }
+        Format::Json => {
+            let key = if grouped.is_some() { "groups" } else { "runs" };
+            let records = match &grouped {
+                Some(groups) => groups.json(),
+                None => serde_json::to_value(&rows).unwrap_or_default(),
+            };
+            let doc = serde_json::json!({
+                key: records,
+                "not_finished": unfinished_json(&unfinished),
+            });
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            writeln!(out, "{text}").map_err(output_error)?;
+        }
+    }
+
+    if let Some(path) = &args.out {
+        files::write_atomic(path, table(false).csv().as_bytes())?;
+        writeln!(notes, "Wrote {}", path.display()).map_err(output_error)?;
+    }
+    if let (Some(path), Some(x)) = (&args.plot, plot_x) {
+        plot(path, &rows, x)?;
+        writeln!(notes, "Wrote {}", path.display()).map_err(output_error)?;
+    }
+    // JSON already carries the unfinished runs; only "Wrote" lines are left, and they must not
+    // break the document on stdout.
+    match args.format {
+        Format::Table => out.write_all(&notes),
+        Format::Csv | Format::Json => err.write_all(&notes),
+    }
+    .map_err(output_error)
+}
+
+fn unfinished_label(u: &Unfinished) -> String {
+    match &u.run_name {
+        Some(run) => format!("{}/{run}", u.target_id),
+        None => format!("{} (target)", u.target_id),
+    }
+}
+
+fn write_unfinished(out: &mut impl Write, unfinished: &[Unfinished]) -> std::io::Result<()> {
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    let runs = unfinished.iter().filter(|u| u.run_name.is_some()).count();
+    let targets = unfinished.len() - runs;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Not finished, so not in the results: {runs} run(s), {targets} target(s)"
+    )?;
+    let width = unfinished
+        .iter()
+        .map(|u| unfinished_label(u).len())
+        .max()
+        .unwrap_or(0);
+    for u in unfinished {
+        writeln!(
+            out,
+            "  {:<width$}  {}",
+            unfinished_label(u),
+            u.status.describe()
+        )?;
+    }
+    Ok(())
+}
+
+fn unfinished_json(unfinished: &[Unfinished]) -> serde_json::Value {
+    unfinished
+        .iter()
+        .map(|u| {
+            let (status, reason) = match &u.status {
+                Status::Incomplete => ("incomplete", None),
+                Status::NotFinished => ("not_finished", None),
+                Status::Broken(why) => ("broken", Some(why.clone())),
+            };
+            serde_json::json!({
+                "target_id": u.target_id,
+                "run": u.run_name,
+                "path": u.path,
+                "status": status,
+                "reason": reason,
+            })
+        })
+        .collect()
+}
+
+/// `--plot`: llc_mean ± sem against `x`, one series per sampler (in name order).
+fn plot(path: &Path, rows: &[RunRow], x: Column) -> Result<(), ReportError> {
+    let mut series: Vec<LlcSeries> = Vec::new();
+    for row in rows {
+        let (Some(xv), Some(llc)) = (row.value(x).as_f64(), row.llc_mean) else {
+            continue;
+        };
+        let point = LlcPoint {
+            x: xv,
+            llc_mean: llc,
+            sem: row.llc_sem,
+        };
+        match series.iter_mut().find(|s| s.name == row.sampler) {
+            Some(s) => s.points.push(point),
+            None => series.push(LlcSeries {
+                name: row.sampler.clone(),
+                points: vec![point],
+            }),
+        }
+    }
+    if series.is_empty() {
+        return Err(ReportError::NothingToPlot {
+            path: path.to_path_buf(),
+            reason: format!("no finished run has both llc_mean and {}", x.name()),
+        });
+    }
+    series.sort_by(|a, b| a.name.cmp(&b.name));
+    plots::plot_llc_vs(path, &x.axis_label(), &series)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testutil::{StoreBuilder, TempDir};
+
+    /// Two targets, three samplers, one unfinished and one incomplete run.
+    fn half_finished_store(tmp: &TempDir) {
+        let s = StoreBuilder::new(tmp.path());
+        let a = s.target("tgt_aaaaaaaaaaaa", 2, &[8, 8], 120, 5000, 42);
+        let b = s.target("tgt_bbbbbbbbbbbb", 3, &[16, 16, 16], 600, 20000, 43);
+        s.finished_run(&a, "run_hmc_00000001", 3.0, "2026-01-01T00:00:00Z");
+        s.finished_run(&a, "run_hmc_00000002", 5.0, "2026-01-02T00:00:00Z");
+        s.finished_run(&a, "run_sgld_00000003", 4.0, "2026-01-01T00:00:00Z");
+        s.finished_run(&b, "run_hmc_00000004", 11.0, "2026-01-01T00:00:00Z");
+        s.finished_run(&b, "run_sgld_00000005", 10.0, "2026-01-01T00:00:00Z");
+        s.finished_run_with(
+            &b,
+            "run_sgld_00000006",
+            serde_json::json!({"llc_mean": 13.0, "ess": null, "r_hat": null}),
+            &[vec![13.0; 10]],
+        );
+        s.started_run(&b, "run_mclmc_00000007");
+        s.started_run(&a, "run_mclmc_00000008");
+        s.incomplete_marker("run_sampler-x", &a.join("run_mclmc_00000008"));
+    }
+
+    fn run_to_strings(args: &ResultsArgs) -> Result<(String, String), ReportError> {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run(args, &mut out, &mut err)?;
+        Ok((
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn table_lists_finished_rows_and_the_rest_apart() {
+        let tmp = TempDir::new("results-table");
+        half_finished_store(&tmp);
+        let (out, err) = run_to_strings(&ResultsArgs::new(tmp.path())).unwrap();
+        assert!(err.is_empty());
+        let (table, rest) = out.split_once("Not finished").unwrap();
+        // Header + 6 finished rows.
+        assert_eq!(table.trim_end().lines().count(), 7, "{out}");
+        assert!(table.contains("run_sgld_00000006"));
+        assert!(!table.contains("mclmc"));
+        assert!(rest.contains("2 run(s), 0 target(s)"));
+        assert!(
+            rest.contains("tgt_aaaaaaaaaaaa/run_mclmc_00000008  incomplete"),
+            "{rest}"
+        );
+        assert!(
+            rest.contains("tgt_bbbbbbbbbbbb/run_mclmc_00000007  not finished"),
+            "{rest}"
+        );
+    }
+
+    #[test]
+    fn csv_round_trips_every_number() {
+        let tmp = TempDir::new("results-csv");
+        half_finished_store(&tmp);
+        let mut args = ResultsArgs::new(tmp.path());
+        args.format = Format::Csv;
+        let out_file = tmp.path().join("out").join("results.csv");
+        args.out = Some(out_file.clone());
+        let (out, err) = run_to_strings(&args).unwrap();
+        // The unfinished runs are reported on the other stream, so the CSV stays clean.
+        assert!(err.contains("run_mclmc_00000007"));
+        assert_eq!(std::fs::read_to_string(&out_file).unwrap(), out);
+
+        let (rows, _) = collect(tmp.path()).unwrap();
+        let parsed = parse_csv(&out);
+        assert_eq!(
+            parsed[0],
+            Column::ALL.map(|c| c.name().to_string()).to_vec()
+        );
+        assert_eq!(parsed.len(), rows.len() + 1);
+        for (row, fields) in rows.iter().zip(&parsed[1..]) {
+            let back = row_from_fields(fields);
+            assert_eq!(&back, row);
+        }
+    }
+
+    /// A minimal RFC 4180 reader, independent of the writer under test.
+    fn parse_csv(text: &str) -> Vec<Vec<String>> {
+        let mut rows = vec![];
+        let mut row = vec![];
+        let mut field = String::new();
+        let mut quoted = false;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => row.push(std::mem::take(&mut field)),
+                ('\n', false) => {
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                }
+                (c, _) => field.push(c),
+            }
+        }
+        rows
+    }
+
+    fn row_from_fields(f: &[String]) -> RunRow {
+        let num = |s: &String| (!s.is_empty()).then(|| s.parse::<f64>().unwrap());
+        let int = |s: &String| s.parse::<u64>().unwrap();
+        RunRow {
+            target_id: f[0].clone(),
+            depth: int(&f[1]),
+            widths: serde_json::from_str(&f[2]).unwrap(),
+            target_params: int(&f[3]),
+            n_data: int(&f[4]),
+            seed: int(&f[5]),
+            sampler: f[6].clone(),
+            llc_mean: num(&f[7]),
+            llc_std: num(&f[8]),
+            llc_sem: num(&f[9]),
+            ess: num(&f[10]),
+            r_hat: num(&f[11]),
+            walltime_sec: num(&f[12]),
+            grad_evals: (!f[13].is_empty()).then(|| int(&f[13])),
+            run_dir: PathBuf::from(&f[14]),
+        }
+    }
+
+    #[test]
+    fn group_by_numbers_match_a_hand_computation() {
+        let tmp = TempDir::new("results-group");
+        half_finished_store(&tmp);
+        let mut args = ResultsArgs::new(tmp.path());
+        args.format = Format::Json;
+        args.group_by = vec!["sampler".into(), "target_params".into()];
+        let (out, _) = run_to_strings(&args).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let groups = doc["groups"].as_array().unwrap();
+        let keys: Vec<(String, u64)> = groups
+            .iter()
+            .map(|g| {
+                (
+                    g["sampler"].as_str().unwrap().to_string(),
+                    g["target_params"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let expect_keys = [("hmc", 120), ("hmc", 600), ("sgld", 120), ("sgld", 600)];
+        assert_eq!(keys, expect_keys.map(|(s, p)| (s.to_string(), p)).to_vec());
+
+        // hmc on p = 120: llc 3 and 5 → mean 4, sample std √2; ess 103 and 105; walltime 6, 10.
+        let g = &groups[0];
+        assert_eq!(g["n_runs"], 2);
+        assert!((g["llc_mean_mean"].as_f64().unwrap() - 4.0).abs() < 1e-12);
+        assert!((g["llc_mean_std"].as_f64().unwrap() - 2f64.sqrt()).abs() < 1e-12);
+        assert!((g["ess_mean"].as_f64().unwrap() - 104.0).abs() < 1e-12);
+        assert!((g["walltime_sec_mean"].as_f64().unwrap() - 8.0).abs() < 1e-12);
+        // A single run has no sample std (pandas: NaN).
+        assert_eq!(groups[1]["llc_mean_std"], serde_json::Value::Null);
+        // sgld on p = 600: llc 10 and 13 → std √4.5; ess 110 and null → 110 (NaN skipped).
+        let g = &groups[3];
+        assert!((g["llc_mean_std"].as_f64().unwrap() - 4.5f64.sqrt()).abs() < 1e-12);
+        assert!((g["ess_mean"].as_f64().unwrap() - 110.0).abs() < 1e-12);
+        assert_eq!(doc["not_finished"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unknown_group_column_lists_the_valid_ones() {
+        let tmp = TempDir::new("results-badcol");
+        half_finished_store(&tmp);
+        let mut args = ResultsArgs::new(tmp.path());
+        args.group_by = vec!["sampler".into(), "model_depth".into()];
+        let err = run_to_strings(&args).unwrap_err().to_string();
+        assert!(err.contains("unknown column `model_depth`"), "{err}");
+        assert!(err.contains("target_id, depth, widths"), "{err}");
+    }
+
+    #[test]
+    fn plot_x_must_be_numeric() {
+        let tmp = TempDir::new("results-plotx");
+        half_finished_store(&tmp);
+        let mut args = ResultsArgs::new(tmp.path());
+        args.plot = Some(tmp.path().join("p.png"));
+        args.plot_x = "sampler".into();
+        let err = run_to_strings(&args).unwrap_err();
+        assert!(matches!(err, ReportError::NotNumeric { .. }), "{err}");
+        assert!(!tmp.path().join("p.png").exists());
+    }
+
+    #[test]
+    fn command_line_parses_like_the_docs_say() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ResultsArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "results",
+            "--format",
+            "csv",
+            "--group-by",
+            "sampler,target_params",
+            "--plot",
+            "p.png",
+        ])
+        .unwrap();
+        assert_eq!(cli.args.format, Format::Csv);
+        assert_eq!(cli.args.group_by, ["sampler", "target_params"]);
+        assert_eq!(cli.args.runs_root, PathBuf::from("runs"));
+        assert_eq!(cli.args.plot_x, "target_params");
+    }
+
+    #[test]
+    fn missing_runs_root_is_a_clear_error() {
+        let tmp = TempDir::new("results-missing");
+        let err = run_to_strings(&ResultsArgs::new(tmp.path().join("runs"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn plot_writes_a_png() {
+        let tmp = TempDir::new("results-plot");
+        half_finished_store(&tmp);
+        let mut args = ResultsArgs::new(tmp.path());
+        let png = tmp.path().join("llc_vs_p.png");
+        args.plot = Some(png.clone());
+        run_to_strings(&args).unwrap();
+        crate::report::plots::tests::assert_png(&png, (1000, 600));
+    }
+}

@@ -1,0 +1,352 @@
+//! A read-only walk over a store that sorts every sampler run directory into *finished* (its
+//! `analysis.json` marker exists and parses) or *not finished* (with the reason).
+//!
+//! Data enters from disk: `<root>/targets/tgt_*/meta.json`, `…/run_*/analysis.json`, and the
+//! incomplete markers in `<root>/.lambda-hat/incomplete/` (JSON with an `"output"` path).
+//! It leaves as a [`Scan`]: finished runs with the fields the reports need, and the rest as
+//! [`Unfinished`] entries, so that no run is ever silently dropped from a report.
+//!
+//! Only the fields the reports use are parsed; everything else in the JSON files is ignored,
+//! so newer stores with more fields still read.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ReportError;
+
+pub const META_JSON: &str = "meta.json";
+pub const ANALYSIS_JSON: &str = "analysis.json";
+pub const TRACE_NPZ: &str = "trace.npz";
+
+/// The fields of `meta.json` the reports use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetMeta {
+    pub target_id: String,
+    pub seed: u64,
+    pub model_cfg: ModelCfg,
+    pub data_cfg: DataCfg,
+    pub dims: Dims,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelCfg {
+    pub depth: u64,
+    pub widths: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DataCfg {
+    pub n_data: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dims {
+    pub p: u64,
+}
+
+/// The fields of `analysis.json` the reports use. Numbers are `Option` because the worker
+/// writes NaN as JSON `null` (e.g. R-hat of a single chain).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Analysis {
+    pub llc_mean: Option<f64>,
+    pub llc_std: Option<f64>,
+    pub llc_sem: Option<f64>,
+    pub ess: Option<f64>,
+    pub r_hat: Option<f64>,
+    pub walltime_sec: Option<f64>,
+    pub grad_evals: Option<u64>,
+    /// RFC 3339; promote picks the newest run by it.
+    pub created_at: Option<String>,
+}
+
+/// A sampler run whose `analysis.json` exists and parses, with its target's metadata.
+#[derive(Debug, Clone)]
+pub struct FinishedRun {
+    pub meta: TargetMeta,
+    pub analysis: Analysis,
+    /// `<root>/targets/tgt_…/run_…`, as reached from the root the caller passed.
+    pub run_dir: PathBuf,
+    /// `run_<sampler>_<8hex>`.
+    pub run_name: String,
+    pub sampler: String,
+}
+
+/// Why a run (or a whole target, when `run_name` is `None`) has no usable result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// An incomplete marker names it: a job started and died (`--rerun-incomplete` redoes it).
+    Incomplete,
+    /// No result yet and no incomplete marker: queued, running, or never started.
+    NotFinished,
+    /// Its marker exists but cannot be used (unreadable JSON, missing target metadata, ...).
+    Broken(String),
+}
+
+impl Status {
+    pub fn describe(&self) -> String {
+        match self {
+            Status::Incomplete => "incomplete (job died; rerun with --rerun-incomplete)".into(),
+            Status::NotFinished => "not finished (queued, running, or not started)".into(),
+            Status::Broken(why) => format!("unusable: {why}"),
+        }
+    }
+}
+
+/// A target or run directory without a usable result.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub target_id: String,
+    /// `None` when the target itself is not built (its runs are then listed too).
+    pub run_name: Option<String>,
+    pub path: PathBuf,
+    pub status: Status,
+}
+
+/// Everything found under a store root.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub finished: Vec<FinishedRun>,
+    pub unfinished: Vec<Unfinished>,
+}
+
+/// Checks that `root` is a store and returns its `targets/` directory.
+pub fn targets_dir(root: &Path) -> Result<PathBuf, ReportError> {
+    if !root.exists() {
+        return Err(ReportError::StoreMissing {
+            path: root.to_path_buf(),
+        });
+    }
+    let targets = root.join("targets");
+    if !targets.is_dir() {
+        return Err(ReportError::NotAStore {
+            path: root.to_path_buf(),
+        });
+    }
+    Ok(targets)
+}
+
+/// The sampler name of a run directory name `run_<sampler>_<8hex>`.
+pub fn sampler_of(run_name: &str) -> Option<&str> {
+    let rest = run_name.strip_prefix("run_")?;
+    let (sampler, _hash) = rest.rsplit_once('_')?;
+    (!sampler.is_empty()).then_some(sampler)
+}
+
+/// Subdirectories of `dir` whose names start with `prefix`, sorted by name.
+pub fn child_dirs(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>, ReportError> {
+    let entries = fs::read_dir(dir).map_err(|source| ReportError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ReportError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // file_type() does not follow symlinks: a symlinked run is not ours to report on.
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir && name.starts_with(prefix) {
+            out.push((name, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads and parses a JSON file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ReportError::BadJson {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Walks the whole store under `root`.
+pub fn scan(root: &Path) -> Result<Scan, ReportError> {
+    let targets = targets_dir(root)?;
+    let incomplete = incomplete_markers(root);
+    let mut scan = Scan::default();
+    for (target_id, target_dir) in child_dirs(&targets, "tgt_")? {
+        scan_target(&target_id, &target_dir, &incomplete, &mut scan)?;
+    }
+    Ok(scan)
+}
+
+fn scan_target(
+    target_id: &str,
+    target_dir: &Path,
+    incomplete: &BTreeSet<(String, Option<String>)>,
+    scan: &mut Scan,
+) -> Result<(), ReportError> {
+    let meta_path = target_dir.join(META_JSON);
+    let meta: Result<TargetMeta, String> = if meta_path.exists() {
+        read_json(&meta_path).map_err(|e| e.to_string())
+    } else {
+        Err(format!("target {target_id} has no meta.json"))
+    };
+    if !meta_path.exists() {
+        let status = if incomplete.contains(&(target_id.to_string(), None)) {
+            Status::Incomplete
+        } else {
+            Status::NotFinished
+        };
+        scan.unfinished.push(Unfinished {
+            target_id: target_id.to_string(),
+            run_name: None,
+            path: target_dir.to_path_buf(),
+            status,
+        });
+    }
+
+    for (run_name, run_dir) in child_dirs(target_dir, "run_")? {
+        let marker = (target_id.to_string(), Some(run_name.clone()));
+        let analysis_path = run_dir.join(ANALYSIS_JSON);
+        let status = if !analysis_path.exists() {
+            if incomplete.contains(&marker) {
+                Status::Incomplete
+            } else {
+                Status::NotFinished
+            }
+        } else {
+            match (
+                &meta,
+                read_json::<Analysis>(&analysis_path),
+                sampler_of(&run_name),
+            ) {
+                (Ok(meta), Ok(analysis), Some(sampler)) => {
+                    scan.finished.push(FinishedRun {
+                        meta: meta.clone(),
+                        analysis,
+                        sampler: sampler.to_string(),
+                        run_dir,
+                        run_name,
+                    });
+                    continue;
+                }
+                (Err(why), _, _) => Status::Broken(why.clone()),
+                (_, Err(e), _) => Status::Broken(e.to_string()),
+                (_, _, None) => {
+                    Status::Broken(format!("`{run_name}` is not named run_<sampler>_<hash>"))
+                }
+            }
+        };
+        scan.unfinished.push(Unfinished {
+            target_id: target_id.to_string(),
+            run_name: Some(run_name),
+            path: run_dir,
+            status,
+        });
+    }
+    Ok(())
+}
+
+/// The (target, run) pairs the incomplete markers name; a marker for a `build_target` job
+/// names the target with run `None`.
+///
+/// The marker's `"output"` path may be relative or absolute and may end in the marker file
+/// (`…/analysis.json`) or the directory, so it is matched by its `tgt_…`/`run_…` components.
+/// Unreadable markers are skipped: they can only change a run's label from "not finished" to
+/// "incomplete", never hide it.
+fn incomplete_markers(root: &Path) -> BTreeSet<(String, Option<String>)> {
+    #[derive(Deserialize)]
+    struct Marker {
+        output: String,
+    }
+    let mut named = BTreeSet::new();
+    let Ok(entries) = fs::read_dir(root.join(".lambda-hat").join("incomplete")) else {
+        return named;
+    };
+    for entry in entries.flatten() {
+        let Ok(marker) = read_json::<Marker>(&entry.path()) else {
+            continue;
+        };
+        let parts: Vec<String> = Path::new(&marker.output)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let Some(t) = parts.iter().rposition(|p| p.starts_with("tgt_")) else {
+            continue;
+        };
+        let run = parts.get(t + 1).filter(|p| p.starts_with("run_")).cloned();
+        named.insert((parts[t].clone(), run));
+    }
+    named
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testutil::{StoreBuilder, TempDir};
+
+    #[test]
+    fn sampler_name_comes_from_the_directory_name() {
+        assert_eq!(sampler_of("run_hmc_0123abcd"), Some("hmc"));
+        assert_eq!(sampler_of("run_mclmc_0123abcd"), Some("mclmc"));
+        assert_eq!(sampler_of("run__0123abcd"), None);
+        assert_eq!(sampler_of("run_hmc"), None);
+        assert_eq!(sampler_of("tgt_hmc_1"), None);
+    }
+
+    #[test]
+    fn half_finished_store_sorts_every_run() {
+        let tmp = TempDir::new("scan");
+        let store = StoreBuilder::new(tmp.path());
+        let t = store.target("tgt_aaaaaaaaaaaa", 2, &[8, 8], 120, 5000, 42);
+        store.finished_run(&t, "run_hmc_00000001", 3.0, "2026-01-01T00:00:00Z");
+        store.started_run(&t, "run_sgld_00000002");
+        store.started_run(&t, "run_mclmc_00000003");
+        store.incomplete_marker("k1", &t.join("run_mclmc_00000003").join("analysis.json"));
+        // A target whose build died: its run cannot have finished either.
+        let dead = store.unbuilt_target("tgt_bbbbbbbbbbbb");
+        store.started_run(&dead, "run_hmc_00000004");
+        store.incomplete_marker("k2", &dead.join("meta.json"));
+
+        let scan = scan(tmp.path()).unwrap();
+        assert_eq!(scan.finished.len(), 1);
+        assert_eq!(scan.finished[0].sampler, "hmc");
+        assert_eq!(scan.finished[0].meta.dims.p, 120);
+
+        let status = |run: Option<&str>| {
+            scan.unfinished
+                .iter()
+                .find(|u| u.run_name.as_deref() == run)
+                .map(|u| u.status.clone())
+        };
+        assert_eq!(status(Some("run_sgld_00000002")), Some(Status::NotFinished));
+        assert_eq!(status(Some("run_mclmc_00000003")), Some(Status::Incomplete));
+        assert_eq!(status(None), Some(Status::Incomplete));
+        assert_eq!(status(Some("run_hmc_00000004")), Some(Status::NotFinished));
+        assert_eq!(scan.unfinished.len(), 4);
+    }
+
+    #[test]
+    fn unreadable_analysis_is_reported_not_dropped() {
+        let tmp = TempDir::new("scan-broken");
+        let store = StoreBuilder::new(tmp.path());
+        let t = store.target("tgt_aaaaaaaaaaaa", 1, &[4], 20, 100, 1);
+        let run = store.started_run(&t, "run_hmc_00000001");
+        std::fs::write(run.join("analysis.json"), "{ not json").unwrap();
+        let scan = scan(tmp.path()).unwrap();
+        assert!(scan.finished.is_empty());
+        assert!(matches!(scan.unfinished[0].status, Status::Broken(_)));
+    }
+
+    #[test]
+    fn missing_root_and_non_store_are_clear_errors() {
+        let tmp = TempDir::new("scan-missing");
+        let err = scan(&tmp.path().join("nope")).unwrap_err();
+        assert!(matches!(err, ReportError::StoreMissing { .. }), "{err}");
+        assert!(err.to_string().contains("--runs-root"));
+        let err = scan(tmp.path()).unwrap_err();
+        assert!(matches!(err, ReportError::NotAStore { .. }), "{err}");
+    }
+}

@@ -1,0 +1,252 @@
+//! The command line as users type it: planning, dry runs, summaries, and one clear message with
+//! exit code 2 for every kind of bad input. Runs the real binary on real files.
+
+mod common;
+
+use common::{TINY_SWEEP, Test};
+
+const SEED_3X3: &str = include_str!("../config/examples/seed_3x3.yaml");
+
+#[test]
+fn seed_example_plans_twelve_jobs() {
+    let out = Test::new()
+        .experiments(SEED_3X3)
+        .args(["-n"])
+        .run()
+        .success();
+    assert_eq!(out.total_jobs(), 12);
+    let stdout = out.stdout();
+    assert_eq!(stdout.matches("rule build_target:").count(), 3);
+    assert_eq!(stdout.matches("rule run_sampler:").count(), 9);
+    assert!(stdout.contains("reason: Missing output files"));
+    assert!(stdout.contains("This was a dry-run"));
+}
+
+#[test]
+fn quiet_dry_run_prints_only_the_table() {
+    let out = Test::new()
+        .experiments(SEED_3X3)
+        .args(["-n", "-q"])
+        .run()
+        .success();
+    assert_eq!(out.total_jobs(), 12);
+    assert!(!out.stdout().contains("rule "), "{}", out.stdout());
+}
+
+#[test]
+fn every_example_file_plans() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut n = 0;
+    for entry in std::fs::read_dir(format!("{root}/config/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        let out = Test::new()
+            .args(["-n", "-q", "--configfile", path.to_str().unwrap()])
+            .run()
+            .success();
+        assert!(out.total_jobs() > 0, "{}", path.display());
+        n += 1;
+    }
+    assert!(
+        n >= 8,
+        "expected the guide's sweep patterns in config/examples, found {n}"
+    );
+}
+
+#[test]
+fn globs_select_jobs_and_their_upstream() {
+    let t = Test::new().experiments(SEED_3X3);
+    assert_eq!(
+        t.run_with(&["-n", "-q", "runs/targets/*/meta.json"])
+            .success()
+            .total_jobs(),
+        3
+    );
+    let hmc = t
+        .run_with(&["-n", "runs/targets/*/run_hmc_*/analysis.json"])
+        .success();
+    // 3 hmc runs plus the 3 targets they need.
+    assert_eq!(hmc.total_jobs(), 6);
+    assert!(!hmc.stdout().contains("run_sgld_"));
+}
+
+#[test]
+fn duplicate_entries_collapse() {
+    let yaml = "targets:\n  - { model: small, data: small, seed: 1 }\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: hmc }\n  - { name: hmc }\n";
+    assert_eq!(
+        Test::new()
+            .experiments(yaml)
+            .args(["-n", "-q"])
+            .run()
+            .success()
+            .total_jobs(),
+        2
+    );
+}
+
+#[test]
+fn summary_lists_every_output_with_status_and_plan() {
+    let out = Test::new()
+        .experiments(TINY_SWEEP)
+        .args(["--summary"])
+        .run()
+        .success();
+    let lines: Vec<_> = out.stdout().lines().map(String::from).collect();
+    assert_eq!(lines[0], "output_file\tdate\trule\tstatus\tplan");
+    assert_eq!(lines.len(), 1 + 4);
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("\tmissing\tupdate pending")),
+        "{lines:?}"
+    );
+    let detailed = Test::new()
+        .experiments(TINY_SWEEP)
+        .args(["-D"])
+        .run()
+        .success();
+    assert!(
+        detailed
+            .stdout()
+            .contains("worker run-sampler runs/targets/tgt_")
+    );
+}
+
+fn bad(yaml: &str, needles: &[&str]) {
+    Test::new()
+        .experiments(yaml)
+        .args(["-n"])
+        .run()
+        .failure(2)
+        .clear_error(needles);
+}
+
+#[test]
+fn unknown_preset_lists_the_valid_ones() {
+    bad(
+        "targets:\n  - { model: smal, data: small, seed: 1 }\nsamplers: []\n",
+        &[
+            "unknown model preset `smal`",
+            "targets[0]",
+            "base, huge, small, wide",
+        ],
+    );
+}
+
+#[test]
+fn unknown_override_key_names_the_path_and_valid_keys() {
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { model: { actvation: tanh } } }\nsamplers: []\n",
+        &[
+            "model.actvation",
+            "unknown field `actvation`",
+            "activation",
+            "config/experiments.yaml",
+        ],
+    );
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { modle: { depth: 1 } } }\nsamplers: []\n",
+        &[
+            "overrides.modle",
+            "valid keys here: model, data, teacher, training, posterior",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_is_refused() {
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: sgld, overrides: { step_size: fast } }\n",
+        &["samplers[0] (name: sgld)", "step_size", "invalid type"],
+    );
+}
+
+#[test]
+fn negative_step_size_and_bad_sampler_values_are_refused() {
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: sgld, overrides: { step_size: -1e-6 } }\n",
+        &["step_size", "must be a positive number"],
+    );
+    for (over, key) in [
+        ("{ num_integration_steps: 0 }", "num_integration_steps"),
+        ("{ draws: 0 }", "draws"),
+        ("{ chains: 0 }", "chains"),
+    ] {
+        bad(
+            &format!(
+                "targets:\n  - {{ model: small, data: small, seed: 1 }}\nsamplers:\n  - {{ name: hmc, overrides: {over} }}\n"
+            ),
+            &[key, "at least 1"],
+        );
+    }
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { posterior: { gamma: -1 } } }\nsamplers: []\n",
+        &["posterior.gamma"],
+    );
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: mclmc, overrides: { integrator: verlet } }\n",
+        &["integrator", "isokinetic_mclachlan"],
+    );
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: mclmc, overrides: { L: 1.0 } }\n",
+        &["L", "without `step_size`"],
+    );
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: nuts }\n",
+        &["unknown sampler `nuts`", "hmc, sgld, mclmc"],
+    );
+}
+
+#[test]
+fn empty_targets_and_missing_file_and_malformed_yaml() {
+    bad("targets: []\nsamplers: []\n", &["targets list is empty"]);
+    Test::new()
+        .args(["-n"])
+        .run()
+        .failure(2)
+        .clear_error(&["config/experiments.yaml", "--configfile"]);
+    bad(
+        "targets:\n  - { model: small, data: small\nsamplers: []\n",
+        &["malformed YAML", "line 2"],
+    );
+}
+
+#[test]
+fn a_job_larger_than_the_resource_limit_is_refused_at_plan_time() {
+    Test::new()
+        .experiments(TINY_SWEEP)
+        .args(["-n", "--resources", "mem_mb=500"])
+        .run()
+        .failure(2)
+        .clear_error(&["mem_mb=1000", "--resources allows at most 500"]);
+}
+
+#[test]
+fn a_glob_matching_nothing_is_an_error() {
+    Test::new()
+        .experiments(TINY_SWEEP)
+        .args(["-n", "runs/targets/tgt_nothing/meta.json"])
+        .run()
+        .failure(2)
+        .clear_error(&["matches no output", "runs/targets/tgt_"]);
+}
+
+#[test]
+fn bad_flags_and_rules_are_usage_errors() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-n", "--forcerun", "train"])
+        .failure(2)
+        .clear_error(&["unknown rule `train`"]);
+    t.run_with(&["-n", "--set-resources", "run_sampler:mem_mb=lots"])
+        .failure(2)
+        .clear_error(&["mem_mb", "lots"]);
+    t.run_with(&["-n", "--profile", "nonexistent"])
+        .failure(2)
+        .clear_error(&["unknown profile", "profiles/nonexistent"]);
+    let typo = t.run_with(&["-n", "--dry-runn"]);
+    assert_eq!(typo.code(), Some(2));
+    assert!(
+        typo.stderr().contains("--dry-run"),
+        "clap suggests the right flag: {}",
+        typo.stderr()
+    );
+}
