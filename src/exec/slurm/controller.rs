@@ -619,7 +619,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                         message: parse_problem,
                     }
                 };
-                return self.submit_refused(slots, dep, failure);
+                return self.submit_refused(slots, dep, &script_path, failure);
             }
         };
         self.submit_backoff.succeed();
@@ -668,6 +668,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         &mut self,
         slots: &[usize],
         dep: Option<usize>,
+        script: &Path,
         failure: SubmitError,
     ) -> Result<bool, SlurmError> {
         self.submit_failed(slots, failure.message())?;
@@ -701,16 +702,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }
             SubmitError::Rejected { message } => {
                 for &i in slots {
-                    self.fail(
-                        i,
-                        format!(
-                            "sbatch refused the {} job {}:\n        {}",
-                            self.jobs[i].job.rule().name(),
-                            self.jobs[i].key,
-                            message.replace('\n', "\n        ")
-                        ),
-                        false,
-                    )?;
+                    let why = format!(
+                        "sbatch refused the {} job {} (script {}):\n        {}",
+                        self.jobs[i].job.rule().name(),
+                        self.jobs[i].key,
+                        script.display(),
+                        message.replace('\n', "\n        ")
+                    );
+                    self.fail(i, why, false)?;
                 }
             }
         }
