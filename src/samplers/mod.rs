@@ -23,6 +23,10 @@ mod sgld;
 mod vecops;
 mod window_adaptation;
 
+#[cfg(test)]
+mod test_models;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
