@@ -633,7 +633,7 @@ impl SamplerConfig {
                     (None, Some(_)) => out.push(invalid(&p("step_size"), "is set without `L`: set both to skip tuning, or neither to tune them")),
                     (None, None) => {
                         at_least_one(out, &p("num_tuning_steps"), c.num_tuning_steps);
-                        if (c.frac_tune1 + c.frac_tune2) * c.num_tuning_steps as f64 < 1.0 {
+                        if (c.frac_tune1 + c.frac_tune2) * (c.num_tuning_steps as f64) < 1.0 {
                             out.push(invalid(
                                 &p("frac_tune1"),
                                 "frac_tune1 + frac_tune2 leave no step-size tuning steps: raise them or num_tuning_steps, or give L and step_size",
