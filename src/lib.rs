@@ -16,4 +16,5 @@ pub mod report;
 pub mod samplers;
 pub mod store;
 pub mod train;
+pub mod validate;
 pub mod worker;

@@ -428,6 +428,7 @@ pub struct HmcConfig {
     /// An energy error above this marks the transition divergent.
     #[serde(default = "d_max_energy_error")]
     pub max_energy_error: f64,
+    /// Part of the run ID, and so of every chain's RNG seed: change it for another replicate.
     #[serde(default)]
     pub seed: u64,
 }
@@ -503,7 +504,8 @@ pub struct MclmcConfig {
     pub draws: usize,
     #[serde(default)]
     pub integrator: Integrator,
-    /// Steps of the three-stage tuning of L and step size (discarded).
+    /// BlackJAX's `num_steps`: tuning stage k runs ⌊frac_tuneK · num_tuning_steps⌋ steps (plus a
+    /// third of stage 2 again with diagonal_preconditioning), all discarded.
     pub num_tuning_steps: usize,
     #[serde(default = "d_frac")]
     pub frac_tune1: f64,
@@ -629,7 +631,15 @@ impl SamplerConfig {
                     }
                     (Some(_), None) => out.push(invalid(&p("L"), "is set without `step_size`: set both to skip tuning, or neither to tune them")),
                     (None, Some(_)) => out.push(invalid(&p("step_size"), "is set without `L`: set both to skip tuning, or neither to tune them")),
-                    (None, None) => at_least_one(out, &p("num_tuning_steps"), c.num_tuning_steps),
+                    (None, None) => {
+                        at_least_one(out, &p("num_tuning_steps"), c.num_tuning_steps);
+                        if (c.frac_tune1 + c.frac_tune2) * (c.num_tuning_steps as f64) < 1.0 {
+                            out.push(invalid(
+                                &p("frac_tune1"),
+                                "frac_tune1 + frac_tune2 leave no step-size tuning steps: raise them or num_tuning_steps, or give L and step_size",
+                            ));
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,255 @@
+//! Stochastic gradient Langevin dynamics on the localized posterior, with optional RMSprop/Adam
+//! preconditioning, and a MALA-style acceptance diagnostic.
+//!
+//! Input: an [`SgldConfig`], the posterior and the chain's RNG. Output: the chain's
+//! [`ChainTrace`]. The chain starts at w*. Each step draws a minibatch of `batch_size` rows
+//! without replacement (`null`, or a size of at least n, uses the full batch), takes the loss
+//! gradient ĝ on it and moves
+//!
+//!   w ← w − (ε/2)·P⊙[nβ·ĝ + γ(w − w*)] + √(ε·P)⊙ξ,  ξ ~ N(0, I),
+//!
+//! with P the preconditioner ([`super::precond`]; 1 without one; Adam's drift uses its first
+//! moment in place of ĝ). The first `warmup` steps are discarded; after them the full-batch loss
+//! is recorded every `eval_every` steps, one LLC draw each. A step that produces a non-finite
+//! position is undone, and so is a move onto a point where the minibatch loss or gradient is
+//! not finite (the chain returns to where it came from); both count as divergences.
+//!
+//! The acceptance diagnostic: on up to [`MALA_CHECKS`] evenly spread recorded steps, the
+//! full-batch log p and gradient at the start and end of the step give the Metropolis–Hastings
+//! acceptance probability a MALA correction (proposal N(w + (ε/2)P∇log p(w), εP)) would have
+//! had for the move SGLD actually made. Its mean is `acceptance_rate`; close to 1 (≈ 0.9 or
+//! more) means the step size is small enough for the discretization bias to be negligible.
+
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use super::precond::Preconditioner;
+use super::vecops::all_finite;
+use super::{ChainTrace, NonFinite};
+use crate::config::schema::SgldConfig;
+use crate::numeric::Real;
+use crate::posterior::{LogpEval, LossModel, Posterior, Rows};
+
+/// At most this many recorded steps per chain get the (2 full-batch gradients) MALA check:
+/// enough for a mean acceptance to ±0.05, cheap next to the sampling itself.
+pub const MALA_CHECKS: usize = 50;
+
+/// Log MH ratio of the move `from → to` under a MALA proposal with step `eps` and
+/// preconditioner `p`, from log p and ∇log p at both ends.
+fn mala_log_ratio<F: Real>(
+    eps: f64,
+    p: &[F],
+    from: (&[F], f64, &[F]),
+    to: (&[F], f64, &[F]),
+) -> f64 {
+    let (x, logp_x, g_x) = from;
+    let (y, logp_y, g_y) = to;
+    let mut log_q_fwd = 0.0;
+    let mut log_q_bwd = 0.0;
+    for i in 0..x.len() {
+        let pi = p[i].f64();
+        let (xi, yi) = (x[i].f64(), y[i].f64());
+        let fwd = yi - xi - 0.5 * eps * pi * g_x[i].f64();
+        let bwd = xi - yi - 0.5 * eps * pi * g_y[i].f64();
+        log_q_fwd -= fwd * fwd / (2.0 * eps * pi);
+        log_q_bwd -= bwd * bwd / (2.0 * eps * pi);
+    }
+    logp_y - logp_x + log_q_bwd - log_q_fwd
+}
+
+/// A chain's state and its preallocated buffers.
+struct Chain<'p, 'm, F: Real, M: LossModel<F>> {
+    post: &'p Posterior<'m, F, M>,
+    ws: M::Workspace,
+    eps: f64,
+    /// Minibatch size; equal to n for full-batch SGLD.
+    batch: usize,
+    /// A permutation of the row indices whose first `batch` entries are the minibatch.
+    perm: Vec<usize>,
+    w: Vec<F>,
+    /// The last position whose minibatch loss was finite (where a bad move returns to).
+    w_prev: Vec<F>,
+    w_next: Vec<F>,
+    grad: Vec<F>,
+    pre: Preconditioner<F>,
+    /// Gradient rows evaluated (minibatch and full-batch), for `grad_evals`.
+    rows: u64,
+}
+
+impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
+    fn new(cfg: &SgldConfig, post: &'p Posterior<'m, F, M>, batch: usize) -> Self {
+        let (n, d) = (post.model.n_data(), post.dim());
+        Chain {
+            post,
+            ws: post.model.workspace(n),
+            eps: cfg.step_size,
+            batch,
+            perm: if batch < n {
+                (0..n).collect()
+            } else {
+                Vec::new()
+            },
+            w: post.w_star.clone(),
+            w_prev: post.w_star.clone(),
+            w_next: vec![F::zero(); d],
+            grad: vec![F::zero(); d],
+            pre: Preconditioner::new(
+                cfg.precond,
+                cfg.precond_decay,
+                cfg.precond_beta1,
+                cfg.precond_eps,
+                d,
+            ),
+            rows: 0,
+        }
+    }
+
+    /// The minibatch loss gradient at `w` into `grad`; false when it is not finite.
+    fn minibatch_gradient<R: Rng>(&mut self, rng: &mut R) -> bool {
+        let n = self.post.model.n_data();
+        let rows = if self.batch == n {
+            Rows::All
+        } else {
+            // Partial Fisher–Yates: the first `batch` entries become a uniform random subset.
+            for i in 0..self.batch {
+                let j = rng.random_range(i..n);
+                self.perm.swap(i, j);
+            }
+            Rows::Subset(&self.perm[..self.batch])
+        };
+        let loss = self
+            .post
+            .model
+            .loss_grad(&self.w, rows, &mut self.grad, &mut self.ws);
+        self.rows += self.batch as u64;
+        loss.is_finite() && all_finite(&self.grad)
+    }
+
+    /// The SGLD move from `w` into `w_next`, using `grad` (already folded into the
+    /// preconditioner); false when `w_next` is not finite.
+    fn propose<R: Rng>(&mut self, rng: &mut R) -> bool {
+        let (n_beta, gamma) = (self.post.n_beta, self.post.gamma);
+        let half_eps = F::of(0.5 * self.eps);
+        for i in 0..self.w.len() {
+            let p = self.pre.factor[i];
+            let drift = n_beta * self.pre.drift_grad[i] + gamma * (self.w[i] - self.post.w_star[i]);
+            let z: f64 = rng.sample(StandardNormal);
+            self.w_next[i] =
+                self.w[i] - half_eps * p * drift + F::of((self.eps * p.f64()).sqrt() * z);
+        }
+        all_finite(&self.w_next)
+    }
+
+    /// Full-batch log p and its gradient at `w` (`at_next`: at `w_next`) into `out`.
+    fn full_logp_grad(&mut self, at_next: bool, out: &mut [F]) -> LogpEval<F> {
+        self.rows += self.post.model.n_data() as u64;
+        let w = if at_next { &self.w_next } else { &self.w };
+        self.post.logp_grad(w, out, &mut self.ws)
+    }
+
+    fn full_loss(&mut self) -> F {
+        self.post.model.loss(&self.w, Rows::All, &mut self.ws)
+    }
+}
+
+/// Runs one SGLD chain (warmup, then sampling with recorded draws) and returns its trace.
+pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
+    cfg: &SgldConfig,
+    post: &Posterior<'_, F, M>,
+    rng: &mut R,
+    chain_index: usize,
+) -> ChainTrace {
+    let (n, d) = (post.model.n_data(), post.dim());
+    let mut trace = ChainTrace::default();
+    let batch = cfg.batch_size.map_or(n, |b| b.min(n));
+    if let Some(b) = cfg.batch_size.filter(|&b| b > n) {
+        trace.warnings.push(format!(
+            "chain {chain_index}: batch_size {b} exceeds the {n} data rows; used the full batch"
+        ));
+    }
+    let mut chain = Chain::new(cfg, post, batch);
+    let (mut g_from, mut g_to) = (vec![F::zero(); d], vec![F::zero(); d]);
+
+    let n_draws = cfg.steps / cfg.eval_every;
+    let check_every = n_draws.div_ceil(MALA_CHECKS).max(1);
+    let (mut llc, mut loss) = (Vec::with_capacity(n_draws), Vec::with_capacity(n_draws));
+    let mut accept = Vec::with_capacity(MALA_CHECKS);
+    let mut non_finite = NonFinite::default();
+
+    for t in 0..cfg.warmup + cfg.steps {
+        let since = (t + 1).saturating_sub(cfg.warmup);
+        let record = t >= cfg.warmup && since.is_multiple_of(cfg.eval_every);
+        let check = record && (since / cfg.eval_every - 1).is_multiple_of(check_every);
+
+        let logp_from = if check {
+            chain.full_logp_grad(false, &mut g_from).logp.f64()
+        } else {
+            0.0
+        };
+        // A step is bad when it meets a non-finite value anywhere; the chain then returns to
+        // (or stays at) the last position whose loss was finite.
+        let mut bad = false;
+        let mut recorded_loss = None;
+        if chain.minibatch_gradient(rng) {
+            chain.pre.update(&chain.grad);
+            chain.w_prev.copy_from_slice(&chain.w);
+            if chain.propose(rng) {
+                if check {
+                    let to = chain.full_logp_grad(true, &mut g_to);
+                    let log_ratio = mala_log_ratio(
+                        chain.eps,
+                        &chain.pre.factor,
+                        (&chain.w, logp_from, &g_from),
+                        (&chain.w_next, to.logp.f64(), &g_to),
+                    );
+                    // A NaN ratio (non-finite log p at the end) is a certain rejection.
+                    accept.push(if log_ratio.is_nan() {
+                        0.0
+                    } else {
+                        log_ratio.exp().min(1.0)
+                    });
+                    recorded_loss = Some(to.loss);
+                }
+                std::mem::swap(&mut chain.w, &mut chain.w_next);
+            } else {
+                bad = true;
+            }
+        } else {
+            // The last move landed where the minibatch loss is not finite: undo it.
+            bad = true;
+            chain.w.copy_from_slice(&chain.w_prev);
+        }
+        if record {
+            let mut l = recorded_loss.unwrap_or_else(|| chain.full_loss());
+            if !l.is_finite() {
+                bad = true;
+                chain.w.copy_from_slice(&chain.w_prev);
+                l = chain.full_loss();
+            }
+            llc.push(post.llc(l));
+            loss.push(l.f64());
+        }
+        non_finite.observe(bad);
+    }
+
+    trace.grad_evals = chain.rows.div_ceil(n as u64);
+    trace.divergences = non_finite.count();
+    trace.acceptance_rate = if accept.is_empty() {
+        None
+    } else {
+        Some(accept.iter().sum::<f64>() / accept.len() as f64)
+    };
+    trace.llc = llc;
+    trace.loss = loss;
+    trace.stats.insert("mala_acceptance".into(), accept);
+    trace.tuned.insert("step_size".into(), cfg.step_size);
+    trace.tuned.insert("batch_size".into(), batch as f64);
+    if let Some(msg) = non_finite.warning(
+        chain_index,
+        "steps",
+        "each was undone (the chain kept its previous position); lower step_size",
+    ) {
+        trace.warnings.push(msg);
+    }
+    trace
+}
