@@ -253,37 +253,66 @@ fn demo_sweep_on_slurm_matches_a_local_run() {
     // after its target ended (afterok).
     let j = journal(&t.store());
     let ids = submitted_ids(&j);
-    assert_eq!(ids.len(), 6, "3 build jobs + 3 arrays: {ids:?}");
+    // 3 build jobs and the arrays (-j 10 < 12 jobs may split one array in two).
+    assert!((6..=8).contains(&ids.len()), "{ids:?}");
     let rows = sacct_until(&ids, "JobID,JobName,State,Start,End", |r| {
         r.len() == 12 && r.iter().all(|row| row[2] == "COMPLETED")
     });
     assert_eq!(rows.len(), 12, "{rows:?}");
     assert!(rows.iter().all(|r| r[2] == "COMPLETED"), "{rows:?}");
-    let builds: Vec<_> = rows.iter().filter(|r| !r[0].contains('_')).collect();
-    let tasks: Vec<_> = rows.iter().filter(|r| r[0].contains('_')).collect();
+    let build_ids: BTreeSet<&str> = events(&j, "submitted")
+        .iter()
+        .filter(|e| e["rule"] == "build_target")
+        .map(|e| e["slurm_job_id"].as_str().unwrap())
+        .collect();
+    let builds: Vec<_> = rows
+        .iter()
+        .filter(|r| build_ids.contains(r[0].as_str()))
+        .collect();
+    let tasks: Vec<_> = rows
+        .iter()
+        .filter(|r| !build_ids.contains(r[0].as_str()))
+        .collect();
     assert_eq!((builds.len(), tasks.len()), (3, 9), "{rows:?}");
+    assert!(
+        tasks.iter().filter(|r| r[0].contains('_')).count() >= 6,
+        "samplers go out as arrays: {rows:?}"
+    );
     let end_of: BTreeMap<&str, &str> = builds
         .iter()
         .map(|r| (r[0].as_str(), r[4].as_str()))
         .collect();
-    for e in events(&j, "submitting") {
-        if e["rule"] == "run_sampler" {
-            let dep = e["detail"]["dependency"]
-                .as_str()
-                .expect("sampler submitted with afterok on its target");
-            assert!(end_of.contains_key(dep), "depends on a build job: {e}");
+    // A sampler goes out with afterok on its target while the target is in flight, or
+    // without a dependency once the target is done.
+    let mut with_afterok = 0;
+    for (pos, e) in j.iter().enumerate() {
+        if e["event"] != "submitting" || e["rule"] != "run_sampler" {
+            continue;
+        }
+        match e["detail"]["dependency"].as_str() {
+            Some(dep) => {
+                assert!(end_of.contains_key(dep), "depends on a build job: {e}");
+                with_afterok += 1;
+            }
+            None => {
+                let target = e["job"].as_str().unwrap().split('.').next().unwrap();
+                assert!(
+                    j[..pos]
+                        .iter()
+                        .any(|f| f["event"] == "finished" && f["job"] == target),
+                    "submitted without afterok before its target finished: {e}"
+                );
+            }
         }
     }
+    assert!(
+        with_afterok >= 6,
+        "samplers wait on their targets via afterok"
+    );
     for task in &tasks {
-        let array = task[0].split('_').next().unwrap();
         let dep = events(&j, "submitted")
             .iter()
-            .find(|e| {
-                e["slurm_job_id"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with(&format!("{array}_"))
-            })
+            .find(|e| e["slurm_job_id"] == task[0].as_str())
             .map(|e| {
                 e["job"]
                     .as_str()
@@ -417,23 +446,31 @@ fn killed_controller_restarts_without_submitting_twice() {
         .map(|e| e["detail"]["name"].as_str().unwrap())
         .collect();
     let names: Vec<&str> = names.into_iter().collect();
-    let out = Command::new("sacct")
-        .args(["-X", "-P", "-n", "--format=JobID,State", "-S", "now-1hours"])
-        .arg(format!("--name={}", names.join(",")))
-        .output()
-        .unwrap();
-    let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
     let in_journal: BTreeSet<String> = events(&j, "submitted")
         .iter()
         .map(|e| e["slurm_job_id"].as_str().unwrap().to_string())
         .collect();
-    let in_sacct: BTreeSet<String> = rows
-        .iter()
-        .map(|r| r.split('|').next().unwrap().to_string())
-        .collect();
+    // sacct shows a just-ended job under a wrong name for a moment: ask until it settles.
+    let start = Instant::now();
+    let (rows, in_sacct) = loop {
+        let out = Command::new("sacct")
+            .args(["-X", "-P", "-n", "--format=JobID,State", "-S", "now-1hours"])
+            .arg(format!("--name={}", names.join(",")))
+            .output()
+            .unwrap();
+        let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        let in_sacct: BTreeSet<String> = rows
+            .iter()
+            .map(|r| r.split('|').next().unwrap().to_string())
+            .collect();
+        if in_sacct == in_journal || start.elapsed() > Duration::from_secs(20) {
+            break (rows, in_sacct);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert_eq!(in_sacct, in_journal, "sacct rows: {rows:?}");
     assert_eq!(
         outputs(&t.store())
@@ -669,4 +706,62 @@ fn timeout_is_retried_with_more_time() {
         .map(|e| e["detail"]["resources"]["runtime"].as_i64().unwrap())
         .collect();
     assert_eq!(runtimes, vec![1, 2]);
+}
+
+#[test]
+fn ctrl_c_cancels_the_sweeps_jobs_with_one_scancel() {
+    let Some(_lock) = cluster("ctrl_c_cancels_the_sweeps_jobs_with_one_scancel") else {
+        return;
+    };
+    let t = slurm_test(2);
+    let path = wrap(&t, "scancel", "");
+    let child = Command::new(BIN)
+        .args(["--profile", "local-slurm", "-j", "10", "-q"])
+        .current_dir(t.path())
+        .env("PATH", &path)
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while events(&journal(&t.store()), "submitted").len() < 8 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "jobs not submitted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(40),
+        "Ctrl-C was acted on at once"
+    );
+    let scancels: Vec<String> = calls(&t)
+        .into_iter()
+        .filter(|c| c.starts_with("scancel"))
+        .collect();
+    assert_eq!(scancels.len(), 1, "{scancels:?}");
+    let ids = submitted_ids(&journal(&t.store()));
+    let rows = sacct_until(&ids, "JobID,State", |r| {
+        !r.is_empty() && r.iter().all(|row| row[1].starts_with("CANCELLED"))
+    });
+    assert!(
+        rows.iter().all(|r| r[1].starts_with("CANCELLED")),
+        "{rows:?}"
+    );
 }

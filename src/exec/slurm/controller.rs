@@ -76,6 +76,8 @@ struct Job {
     unknown_since: Option<Instant>,
     verify_deadline: Option<Instant>,
     ended: Option<Final>,
+    /// When the current submission went out (its wall time when sacct has no elapsed yet).
+    submitted_at: Option<Instant>,
     /// `logs/<rule>/<key>.log`: SLURM's output file, or for array tasks a link to it.
     log: PathBuf,
 }
@@ -186,6 +188,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     unknown_since: None,
                     verify_deadline: None,
                     ended: None,
+                    submitted_at: None,
                     log: cwd.join(plan.log_path(*job)),
                 }
             })
@@ -635,6 +638,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             j.in_flight = true;
             j.unknown_since = None;
             j.ended = None;
+            j.submitted_at = Some(self.cluster.now());
             if is_array {
                 // Keep logs/<rule>/<key>.log the place to look, as with the local executor.
                 let target = self.slurm_dir.join("logs").join(format!("{id}_{t}.log"));
@@ -752,18 +756,28 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let need = needs_accounting(&tracked, &queue);
         let mut acct = Vec::new();
         let mut control = Vec::new();
+        // Whether "unknown to SLURM" can be trusted this cycle (sacct answered, or there is none).
+        let mut answered = true;
         if !need.is_empty() && self.accounting {
+            answered = false;
             match self.cluster.sacct(&need) {
                 Ok(out) if out.success => match parse_sacct(&out.stdout) {
-                    Ok(a) => acct = a,
+                    Ok(a) => {
+                        acct = a;
+                        answered = true;
+                    }
                     Err(e) => tracing::warn!("cannot parse sacct output: {e}"),
                 },
                 Ok(out) if accounting_disabled(&out.stderr) => {
                     tracing::info!("SLURM accounting is disabled; using scontrol show job");
                     self.accounting = false;
+                    answered = true;
                 }
                 Ok(out) => tracing::warn!("sacct failed: {}", out.stderr.trim()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.accounting = false,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.accounting = false;
+                    answered = true;
+                }
                 Err(e) => tracing::warn!("cannot run sacct: {e}"),
             }
         }
@@ -796,6 +810,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     self.ended(i, f)?;
                     changed = true;
                 }
+                Seen::Unknown if !answered => self.jobs[i].in_flight = false,
                 Seen::Unknown => {
                     self.jobs[i].in_flight = false;
                     let since = *self.jobs[i].unknown_since.get_or_insert(now);
@@ -966,7 +981,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }));
         self.append(ev)?;
         self.outcome.succeeded += 1;
-        let secs = f.and_then(|f| f.elapsed_secs).unwrap_or(0) as f64;
+        let secs = match (f.and_then(|f| f.elapsed_secs), self.jobs[i].submitted_at) {
+            (Some(s), _) => s as f64,
+            (None, Some(t)) => self.cluster.now().duration_since(t).as_secs_f64(),
+            (None, None) => 0.0,
+        };
         self.progress.finished(&self.describe(i), secs);
         Ok(())
     }
