@@ -111,6 +111,12 @@ pub fn sample_inputs<R: Rng + ?Sized>(
         XDist::GaussIso => Array2::from_shape_simple_fn((n, d), normal),
         XDist::GaussAniso => {
             let c = cfg.aniso_condition;
+            if !(c.is_finite() && c > 0.0) {
+                return Err(DataError::Distribution {
+                    key: "aniso_condition",
+                    message: format!("must be a positive number, got {c}"),
+                });
+            }
             let std: Array1<f64> = (0..d)
                 .map(|j| {
                     let t = if d > 1 {

@@ -23,12 +23,13 @@ pub(crate) fn activate<F: Real>(act: Activation, za: &mut [F], d: Option<&mut [F
     match (act, d) {
         (Activation::Identity, None) => {}
         (Activation::Identity, Some(d)) => d.fill(F::one()),
-        (Activation::Relu, None) => za.iter_mut().for_each(|z| *z = z.max(F::zero())),
+        // relu written as "negative → 0" so that NaN passes through (`max(NaN, 0)` is 0): a NaN
+        // parameter must show up in the loss, where training and samplers look for it.
+        (Activation::Relu, None) => za.iter_mut().for_each(|z| *z = relu(*z)),
         (Activation::Relu, Some(d)) => {
             for (z, d) in za.iter_mut().zip(d.iter_mut()) {
-                let pos = *z > F::zero();
-                *d = if pos { F::one() } else { F::zero() };
-                *z = if pos { *z } else { F::zero() };
+                *d = if *z > F::zero() { F::one() } else { F::zero() };
+                *z = relu(*z);
             }
         }
         (Activation::Tanh, None) => za.iter_mut().for_each(|z| *z = z.tanh()),
@@ -48,6 +49,11 @@ pub(crate) fn activate<F: Real>(act: Activation, za: &mut [F], d: Option<&mut [F
             }
         }
     }
+}
+
+#[inline]
+fn relu<F: Real>(z: F) -> F {
+    if z < F::zero() { F::zero() } else { z }
 }
 
 /// gelu (tanh approximation) and its exact derivative.
@@ -90,6 +96,21 @@ mod tests {
                 activate::<f64>(act, &mut minus, None);
                 let fd = (plus[0] - minus[0]) / (2.0 * h);
                 assert!((fd - d[0]).abs() < 1e-8, "{act:?} at {z}: {fd} vs {}", d[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn nan_propagates_through_every_activation() {
+        for act in ALL {
+            for with_deriv in [false, true] {
+                let mut v = [f64::NAN, 1.0];
+                let mut d = [0.0; 2];
+                activate(act, &mut v, with_deriv.then_some(&mut d[..]));
+                assert!(
+                    v[0].is_nan(),
+                    "{act:?} (derivative: {with_deriv}) hid a NaN"
+                );
             }
         }
     }
