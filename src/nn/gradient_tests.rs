@@ -255,8 +255,9 @@ fn f32_agrees_with_f64() {
 
 #[test]
 fn parallel_evaluation_is_bit_identical_across_thread_counts() {
-    // 3000 rows → 12 chunks in 12 lanes, and rows × p is above the parallel threshold, so the
-    // lanes really run on several threads in the 2- and 3-thread pools.
+    // 3000 rows → 12 chunks in 8 lanes (so some lanes accumulate two chunks), and rows × p is
+    // above the parallel threshold, so the lanes really run on several threads in the 2- and
+    // 3-thread pools.
     let mlp = Mlp::from_parts(8, &[16, 16], 2, Activation::Gelu, true, true).unwrap();
     let (loss, w) = problem(&mlp, 3000, 8);
     let subset: Vec<usize> = (0..2000).map(|i| (i * 13) % 3000).collect();

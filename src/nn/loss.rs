@@ -25,9 +25,10 @@ use crate::posterior::{LossModel, Rows};
 pub const CHUNK_ROWS: usize = 256;
 
 /// Upper bound on the lanes of one evaluation, hence on its parallelism. A constant (not the
-/// thread count) so that results do not depend on the machine; 16 exceeds the cores a sampler
-/// job is given, and chains add parallelism on top.
-pub const MAX_LANES: usize = 16;
+/// thread count) so that results do not depend on the machine. Each lane holds a gradient-sized
+/// buffer and one chunk's activations, so this also bounds a workspace's memory; 8 covers the
+/// cores a sampler job is usually given, and parallel chains add parallelism on top.
+pub const MAX_LANES: usize = 8;
 
 /// Below this many multiply-adds (rows × p) the lanes run one after another: handing work to
 /// other threads costs more than it saves. Does not change results, only who computes them.
@@ -65,8 +66,16 @@ impl<F: Real> MlpLoss<F> {
             });
         }
         // Chunks of X are taken as row-major views without copying.
-        let x = x.as_standard_layout().into_owned();
-        let y = y.as_standard_layout().into_owned();
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
+        let y = if y.is_standard_layout() {
+            y
+        } else {
+            y.as_standard_layout().into_owned()
+        };
         Ok(MlpLoss { mlp, x, y })
     }
 
