@@ -3,21 +3,52 @@
 //! its artifacts next to the spec, the completion marker (meta.json / analysis.json) last.
 //! The local and the SLURM executors run exactly these commands as separate processes.
 
+pub mod build_target;
+pub mod error;
+pub mod files;
+pub mod run_sampler;
 pub mod spec;
+
+pub use error::WorkerError;
 
 use crate::cli::{CliError, WorkerCommand};
 
-/// Runs one worker command.
+/// Runs one worker command with as many threads as the job was given.
 pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
     apply_test_hooks();
-    match cmd {
-        WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => {
-            Err(CliError::Worker(format!(
-                "{}: the numerical core is not built into this binary yet",
-                spec.display()
-            )))
+    // The global pool can only be built once per process; a worker process runs one job.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(job_threads())
+        .build_global();
+    let (spec, result) = match cmd {
+        WorkerCommand::BuildTarget { spec } => {
+            let r = build_target::run(&spec);
+            (spec, r)
         }
-    }
+        WorkerCommand::RunSampler { spec } => {
+            let r = run_sampler::run(&spec);
+            (spec, r)
+        }
+    };
+    result.map_err(|e| CliError::Worker(format!("job {} failed: {e}", spec.display())))
+}
+
+/// Threads for this job: `LAMBDA_HAT_THREADS` (set by the local executor from cpus_per_task),
+/// else `SLURM_CPUS_PER_TASK`, else every core.
+fn job_threads() -> usize {
+    ["LAMBDA_HAT_THREADS", "SLURM_CPUS_PER_TASK"]
+        .iter()
+        .find_map(|k| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n > 0)
+        })
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// Test-only behaviour switched on by environment variables, so executor tests can make real

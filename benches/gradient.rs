@@ -1,0 +1,198 @@
+//! Full-batch loss-gradient speed of the MLP, the hot loop of every sampler.
+//!
+//! Run with `cargo bench --bench gradient` (optionally followed by `-- CASE…` to run only the named cases).
+//! Prints ms per gradient (median and best of 15 timings) and GFLOP/s at the best timing, counting ≈ 6·n·p flops per
+//! gradient (2·n·p for the forward products, 4·n·p for the backward ones), for:
+//!
+//! - `base`: in_dim 64, widths [71, 71], out_dim 1, relu, p = 9,799, n = 20,000 (f64 and f32);
+//!   for scale, JAX on the same 2 cores takes 26 ms (f64) / 12 ms (f32);
+//! - `small`: in_dim 3, widths [6, 6], out_dim 1, p = 73, n = 1,000;
+//! - `base` with tanh, a 1,000-row minibatch, and the loss alone,
+//!
+//! each in a rayon pool of 1 thread and of all cores. `cpu ms` is the process's CPU time per
+//! evaluation, all threads together: on a busy machine it stays near the true cost while wall
+//! times grow.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use lambda_hat::config::schema::{Activation, Init};
+use lambda_hat::nn::{Mlp, MlpLoss};
+use lambda_hat::numeric::Real;
+use lambda_hat::posterior::{LossModel, Rows};
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+struct Case {
+    name: &'static str,
+    in_dim: usize,
+    hidden: &'static [usize],
+    activation: Activation,
+    n: usize,
+    /// Rows per evaluation: `None` for the full batch, or a minibatch size.
+    batch: Option<usize>,
+    grad: bool,
+}
+
+const CASES: [Case; 5] = [
+    Case {
+        name: "base",
+        in_dim: 64,
+        hidden: &[71, 71],
+        activation: Activation::Relu,
+        n: 20_000,
+        batch: None,
+        grad: true,
+    },
+    Case {
+        name: "small",
+        in_dim: 3,
+        hidden: &[6, 6],
+        activation: Activation::Relu,
+        n: 1_000,
+        batch: None,
+        grad: true,
+    },
+    Case {
+        name: "base-tanh",
+        in_dim: 64,
+        hidden: &[71, 71],
+        activation: Activation::Tanh,
+        n: 20_000,
+        batch: None,
+        grad: true,
+    },
+    Case {
+        name: "base-minibatch1000",
+        in_dim: 64,
+        hidden: &[71, 71],
+        activation: Activation::Relu,
+        n: 20_000,
+        batch: Some(1000),
+        grad: true,
+    },
+    Case {
+        name: "base-loss-only",
+        in_dim: 64,
+        hidden: &[71, 71],
+        activation: Activation::Relu,
+        n: 20_000,
+        batch: None,
+        grad: false,
+    },
+];
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The machine may be shared: print its load so a slow figure can be told from a busy box.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average before: {}", load.trim());
+    }
+    println!(
+        "{:<20} {:>4} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "case", "prec", "p", "threads", "median ms", "best ms", "GFLOP/s", "cpu ms"
+    );
+    for case in &CASES {
+        if !filter.is_empty() && !filter.iter().any(|f| case.name == f.as_str()) {
+            continue;
+        }
+        for threads in [1, cores] {
+            bench::<f64>(case, threads);
+            bench::<f32>(case, threads);
+        }
+    }
+}
+
+fn bench<F: Real>(case: &Case, threads: usize) {
+    let mlp = Mlp::from_parts(case.in_dim, case.hidden, 1, case.activation, true, false)
+        .expect("valid architecture");
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    let x = Array2::from_shape_fn((case.n, case.in_dim), |_| F::of(rng.sample(StandardNormal)));
+    let y = Array2::from_shape_fn((case.n, 1), |_| F::of(rng.sample(StandardNormal)));
+    let w: Vec<F> = mlp.init_params(Init::He, 1.0, &mut rng);
+    let p = mlp.n_params();
+    let loss = MlpLoss::new(mlp, x, y).expect("consistent shapes");
+    let idx: Vec<usize> = (0..case.batch.unwrap_or(0))
+        .map(|_| rng.random_range(0..case.n))
+        .collect();
+    let rows = if case.batch.is_some() {
+        Rows::Subset(&idx)
+    } else {
+        Rows::All
+    };
+    let n_rows = case.batch.unwrap_or(case.n);
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    let (median, best, cpu) = pool.install(|| {
+        let mut ws = loss.workspace(n_rows);
+        let mut grad = vec![F::zero(); p];
+        let mut eval = || {
+            if case.grad {
+                black_box(loss.loss_grad(black_box(&w), rows, &mut grad, &mut ws));
+            } else {
+                black_box(loss.loss(black_box(&w), rows, &mut ws));
+            }
+        };
+        // Calibrate to ~0.1 s per sample and take 15 samples. The machine is shared, so both the
+        // median and the best sample are reported: the best is the least disturbed one.
+        eval();
+        let t0 = Instant::now();
+        eval();
+        let once = t0.elapsed().max(Duration::from_micros(1));
+        let reps = (0.1 / once.as_secs_f64()).ceil().max(1.0) as u32;
+        let cpu0 = process_cpu_seconds();
+        let mut samples: Vec<f64> = (0..15)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    eval();
+                }
+                t.elapsed().as_secs_f64() / f64::from(reps)
+            })
+            .collect();
+        let cpu = (process_cpu_seconds() - cpu0) / (15.0 * f64::from(reps));
+        samples.sort_by(f64::total_cmp);
+        (samples[samples.len() / 2], samples[0], cpu)
+    });
+    let flops = if case.grad { 6.0 } else { 2.0 } * n_rows as f64 * p as f64;
+    println!(
+        "{:<20} {:>4} {:>6} {:>7} {:>9.3} {:>9.3} {:>9.1} {:>9.3}",
+        case.name,
+        F::NAME,
+        p,
+        threads,
+        median * 1e3,
+        best * 1e3,
+        flops / best / 1e9,
+        cpu * 1e3
+    );
+}
+
+/// CPU time used so far by this process, all threads (also exited ones), from Linux's
+/// /proc/self/stat (utime + stime, in USER_HZ = 100 ticks per second); NaN elsewhere. Unlike
+/// wall time it does not grow when other processes take the cores, so it tells kernel
+/// efficiency apart from machine load (but it includes the time rayon's idle workers spin).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}

@@ -1,0 +1,332 @@
+//! The MLP's empirical loss on its data: the [`LossModel`] the trainer and the samplers use.
+//!
+//! L(w) = (1/N) Σ_rows Σ_outputs (ŷ − y)², over all n rows or a minibatch of row indices.
+//! Input: an [`Mlp`], X (n × in_dim) and Y (n × out_dim), then per call a flat parameter buffer
+//! and the rows. Output: the loss and (optionally) its gradient, written into a caller's buffer.
+//!
+//! Evaluation is split into *chunks* of at most [`CHUNK_ROWS`] rows (small enough that a chunk's
+//! activations stay in cache) and the chunks into at most [`MAX_LANES`] *lanes* of consecutive
+//! chunks. Each lane accumulates its chunks, in order, into its own gradient buffer; the lanes run
+//! in parallel on rayon and are then summed in lane order. Chunk and lane boundaries depend only
+//! on the number of rows, never on the number of threads or on scheduling, so the result is
+//! bit-identical whatever the thread count. All buffers live in the [`MlpWorkspace`]: after the
+//! first call of a given size nothing is allocated.
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use super::NnError;
+use super::mlp::{Mlp, Scratch};
+use crate::numeric::Real;
+use crate::posterior::{LossModel, Rows};
+
+/// Rows per chunk. Measured in `benches/gradient.rs`: 256 keeps a chunk's activations of a
+/// width-~70 network within L2 while making the weight-gradient products long enough.
+pub const CHUNK_ROWS: usize = 256;
+
+/// Upper bound on the lanes of one evaluation, hence on its parallelism. A constant (not the
+/// thread count) so that results do not depend on the machine. Each lane holds a gradient-sized
+/// buffer and one chunk's activations, so this also bounds a workspace's memory; 8 covers the
+/// cores a sampler job is usually given, and parallel chains add parallelism on top.
+pub const MAX_LANES: usize = 8;
+
+/// Below this many multiply-adds (rows × p) the lanes run one after another: handing work to
+/// other threads costs more than it saves. Does not change results, only who computes them.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+/// An MLP together with its data set.
+#[derive(Debug, Clone)]
+pub struct MlpLoss<F> {
+    mlp: Mlp,
+    x: Array2<F>,
+    y: Array2<F>,
+}
+
+impl<F: Real> MlpLoss<F> {
+    /// Pairs a model with its data; X must be n × in_dim and Y n × out_dim.
+    pub fn new(mlp: Mlp, x: Array2<F>, y: Array2<F>) -> Result<Self, NnError> {
+        if x.ncols() != mlp.in_dim() {
+            return Err(NnError::DataShape {
+                what: "X",
+                expected: mlp.in_dim(),
+                found: x.ncols(),
+            });
+        }
+        if y.ncols() != mlp.out_dim() {
+            return Err(NnError::DataShape {
+                what: "Y",
+                expected: mlp.out_dim(),
+                found: y.ncols(),
+            });
+        }
+        if y.nrows() != x.nrows() {
+            return Err(NnError::RowMismatch {
+                x: x.nrows(),
+                y: y.nrows(),
+            });
+        }
+        // Chunks of X are taken as row-major views without copying.
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
+        let y = if y.is_standard_layout() {
+            y
+        } else {
+            y.as_standard_layout().into_owned()
+        };
+        Ok(MlpLoss { mlp, x, y })
+    }
+
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    pub fn x(&self) -> &Array2<F> {
+        &self.x
+    }
+
+    pub fn y(&self) -> &Array2<F> {
+        &self.y
+    }
+
+    /// Gives back the model and the data.
+    pub fn into_parts(self) -> (Mlp, Array2<F>, Array2<F>) {
+        (self.mlp, self.x, self.y)
+    }
+
+    /// Loss, and the gradient into `grad` when given.
+    fn evaluate(
+        &self,
+        w: &[F],
+        rows: Rows<'_>,
+        grad: Option<&mut [F]>,
+        ws: &mut MlpWorkspace<F>,
+    ) -> F {
+        assert_eq!(
+            w.len(),
+            self.mlp.n_params(),
+            "parameter buffer has the wrong length"
+        );
+        let n_rows = match rows {
+            Rows::All => self.x.nrows(),
+            Rows::Subset(idx) => idx.len(),
+        };
+        if n_rows == 0 {
+            // The mean over no rows: 0 by convention, rather than 0/0.
+            if let Some(g) = grad {
+                g.fill(F::zero());
+            }
+            return F::zero();
+        }
+        let plan = LanePlan::new(n_rows);
+        ws.ensure(&self.mlp, plan.lanes);
+        let with_grad = grad.is_some();
+        // dL/dŷ = (2/N)(ŷ − y): the mean's 1/N is applied once, at the top of the backward pass.
+        let scale = F::of(2.0 / n_rows as f64);
+        let run = |(k, lane): (usize, &mut Lane<F>)| {
+            self.run_lane(&plan, k, w, rows, with_grad, scale, lane)
+        };
+        let lanes = &mut ws.lanes[..plan.lanes];
+        if plan.lanes > 1 && n_rows.saturating_mul(self.mlp.n_params()) >= PARALLEL_MIN_WORK {
+            lanes.par_iter_mut().enumerate().for_each(run);
+        } else {
+            lanes.iter_mut().enumerate().for_each(run);
+        }
+        // Fixed-order reduction: lane 0, then lane 1, …
+        let sse: f64 = lanes.iter().map(|l| l.sse).sum();
+        if let Some(g) = grad {
+            g.copy_from_slice(&lanes[0].grad);
+            for lane in &lanes[1..] {
+                g.iter_mut().zip(&lane.grad).for_each(|(a, &b)| *a += b);
+            }
+        }
+        F::of(sse / n_rows as f64)
+    }
+
+    /// Evaluates lane `k`: its chunks in order, accumulating squared error and gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn run_lane(
+        &self,
+        plan: &LanePlan,
+        k: usize,
+        w: &[F],
+        rows: Rows<'_>,
+        with_grad: bool,
+        scale: F,
+        lane: &mut Lane<F>,
+    ) {
+        let in_dim = self.mlp.in_dim();
+        let od = self.mlp.out_dim();
+        lane.sse = 0.0;
+        if with_grad {
+            lane.grad.fill(F::zero());
+        }
+        for c in plan.chunks_of_lane(k) {
+            let (start, end) = plan.chunk_rows(c);
+            let m = end - start;
+            let x: ArrayView2<'_, F> = match rows {
+                Rows::All => self.x.slice(ndarray::s![start..end, ..]),
+                Rows::Subset(idx) => {
+                    // Gather the minibatch's rows into the lane's own buffer.
+                    for (dst, &r) in lane.x.chunks_exact_mut(in_dim).zip(&idx[start..end]) {
+                        dst.copy_from_slice(self.x.row(r).as_slice().expect("X is row-major"));
+                    }
+                    ArrayView2::from_shape((m, in_dim), &lane.x[..m * in_dim])
+                        .expect("gather buffer fits a chunk")
+                }
+            };
+            self.mlp.forward(w, &x, &mut lane.scratch, with_grad);
+            // Residuals against the chunk's targets; ŷ is overwritten by dL/dŷ.
+            let out = lane.scratch.out_mut(m * od);
+            for (i, pred) in out.chunks_exact_mut(od).enumerate() {
+                let r = match rows {
+                    Rows::All => start + i,
+                    Rows::Subset(idx) => idx[start + i],
+                };
+                let target = self.y.row(r);
+                for (p, &t) in pred.iter_mut().zip(target.iter()) {
+                    let e = *p - t;
+                    // Squared errors are summed in f64: in f32 a sum over 10⁵ rows would lose
+                    // digits that LLC = nβ(L − L0) needs.
+                    lane.sse += (e * e).f64();
+                    *p = scale * e;
+                }
+            }
+            if with_grad {
+                self.mlp.backward(w, &x, &mut lane.scratch, &mut lane.grad);
+            }
+        }
+    }
+}
+
+impl<F: Real> LossModel<F> for MlpLoss<F> {
+    type Workspace = MlpWorkspace<F>;
+
+    fn dim(&self) -> usize {
+        self.mlp.n_params()
+    }
+
+    fn n_data(&self) -> usize {
+        self.x.nrows()
+    }
+
+    fn workspace(&self, max_rows: usize) -> MlpWorkspace<F> {
+        let mut ws = MlpWorkspace { lanes: Vec::new() };
+        ws.ensure(&self.mlp, LanePlan::new(max_rows.max(1)).lanes);
+        ws
+    }
+
+    fn loss(&self, w: &[F], rows: Rows<'_>, ws: &mut MlpWorkspace<F>) -> F {
+        self.evaluate(w, rows, None, ws)
+    }
+
+    fn loss_grad(&self, w: &[F], rows: Rows<'_>, grad: &mut [F], ws: &mut MlpWorkspace<F>) -> F {
+        assert_eq!(
+            grad.len(),
+            self.mlp.n_params(),
+            "gradient buffer has the wrong length"
+        );
+        self.evaluate(w, rows, Some(grad), ws)
+    }
+}
+
+/// Scratch memory of [`MlpLoss`]: one set of buffers per lane.
+///
+/// Sized by `workspace(max_rows)`; a call with more rows grows it once (an allocation on that
+/// call only), so `max_rows` is a hint, not a limit.
+#[derive(Debug, Clone)]
+pub struct MlpWorkspace<F> {
+    lanes: Vec<Lane<F>>,
+}
+
+impl<F: Real> MlpWorkspace<F> {
+    fn ensure(&mut self, mlp: &Mlp, lanes: usize) {
+        while self.lanes.len() < lanes {
+            self.lanes.push(Lane::new(mlp));
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Lane<F> {
+    /// Gathered input rows of a minibatch chunk (CHUNK_ROWS × in_dim).
+    x: Vec<F>,
+    scratch: Scratch<F>,
+    /// This lane's gradient sum (p).
+    grad: Vec<F>,
+    /// This lane's sum of squared errors.
+    sse: f64,
+}
+
+impl<F: Real> Lane<F> {
+    fn new(mlp: &Mlp) -> Self {
+        let scratch = Scratch::new(mlp, CHUNK_ROWS);
+        debug_assert_eq!(scratch.rows(), CHUNK_ROWS);
+        Lane {
+            x: vec![F::zero(); CHUNK_ROWS * mlp.in_dim()],
+            scratch,
+            grad: vec![F::zero(); mlp.n_params()],
+            sse: 0.0,
+        }
+    }
+}
+
+/// How `n` rows split into chunks and lanes. A function of `n` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LanePlan {
+    rows: usize,
+    chunks: usize,
+    lanes: usize,
+}
+
+impl LanePlan {
+    fn new(rows: usize) -> Self {
+        let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+        LanePlan {
+            rows,
+            chunks,
+            lanes: chunks.min(MAX_LANES),
+        }
+    }
+
+    /// Row range of chunk `c`: chunks are balanced (sizes differ by at most one row).
+    fn chunk_rows(&self, c: usize) -> (usize, usize) {
+        (
+            c * self.rows / self.chunks,
+            (c + 1) * self.rows / self.chunks,
+        )
+    }
+
+    /// Chunks of lane `k`: a balanced run of consecutive chunks.
+    fn chunks_of_lane(&self, k: usize) -> std::ops::Range<usize> {
+        (k * self.chunks / self.lanes)..((k + 1) * self.chunks / self.lanes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_plan_covers_every_row_once() {
+        for n in [1, 5, 255, 256, 257, 1000, 4097, 20_000, 100_003] {
+            let plan = LanePlan::new(n);
+            let mut next = 0;
+            for k in 0..plan.lanes {
+                for c in plan.chunks_of_lane(k) {
+                    let (a, b) = plan.chunk_rows(c);
+                    assert_eq!(a, next, "n = {n}");
+                    assert!(
+                        b > a && b - a <= CHUNK_ROWS,
+                        "n = {n}: chunk {c} is {a}..{b}"
+                    );
+                    next = b;
+                }
+            }
+            assert_eq!(next, n);
+            assert!(plan.lanes <= MAX_LANES);
+        }
+    }
+}

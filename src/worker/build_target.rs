@@ -1,0 +1,113 @@
+//! `lambda-hat worker build-target SPEC`: generate the data, train the student to w*, and write
+//! `data.npz` (X, Y), `params.npz` (W0, b0, W1, b1, …), `teacher.npz`,
+//! `diagnostics/training_loss.png` and, last, `meta.json` (the completion marker) next to the spec.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::error::WorkerError;
+use super::files::{read_json, write_json, write_npz};
+use super::spec::{TargetSpec, VERSION};
+use crate::numeric::{Precision, Real};
+use crate::plan::ids::target_id;
+use crate::train::build_target;
+
+pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
+    let started = Instant::now();
+    let spec: TargetSpec = read_json(spec_path)?;
+    let actual = target_id(&spec.config);
+    if actual != spec.target_id {
+        return Err(WorkerError::IdMismatch {
+            path: spec_path.to_path_buf(),
+            what: "target_id",
+            claimed: spec.target_id,
+            actual,
+        });
+    }
+    let dir = spec_path.parent().unwrap_or(Path::new("."));
+    match spec.config.precision {
+        Precision::F32 => build::<f32>(&spec, dir, started),
+        Precision::F64 => build::<f64>(&spec, dir, started),
+    }
+}
+
+fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(), WorkerError> {
+    let cfg = &spec.config;
+    eprintln!(
+        "build_target {}: n = {}, widths = {:?}, {} training steps ({})",
+        spec.target_id,
+        cfg.data.n_data,
+        cfg.model.hidden_widths(),
+        cfg.training.steps,
+        F::NAME
+    );
+    let built = build_target::<F>(cfg)?;
+    eprintln!(
+        "trained {} steps{}: L0 = {:.6e}, p = {}",
+        built.steps_run,
+        if built.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        built.l0,
+        built.dims.p
+    );
+
+    write_npz(
+        &dir.join("data.npz"),
+        &[
+            ("X".to_string(), built.x.clone().into_dyn()),
+            ("Y".to_string(), built.y.clone().into_dyn()),
+        ],
+    )?;
+    write_npz(&dir.join("params.npz"), &built.params)?;
+    let teacher_named = built.teacher.layout().to_named(&built.teacher_params)?;
+    write_npz(&dir.join("teacher.npz"), &teacher_named)?;
+
+    let steps: Vec<f64> = built.loss_curve.iter().map(|(s, _)| *s as f64).collect();
+    let losses: Vec<f64> = built.loss_curve.iter().map(|(_, l)| *l).collect();
+    let plot = dir
+        .join("diagnostics")
+        .join(crate::report::plots::TRAINING_LOSS_PNG);
+    let plotted = std::fs::create_dir_all(dir.join("diagnostics"))
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            crate::report::plots::plot_training_loss(&plot, &spec.target_id, &steps, &losses)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = plotted {
+        // A plot is a convenience: never fail a trained target over it.
+        eprintln!("warning: training-loss plot not written: {e}");
+    }
+
+    let mut model_cfg = serde_json::to_value(&cfg.model).unwrap_or_default();
+    if let Some(m) = model_cfg.as_object_mut() {
+        // Readers expect `p` next to the architecture too.
+        m.insert("n_params".into(), json!(built.dims.p));
+    }
+    let meta = json!({
+        "target_id": spec.target_id,
+        "seed": cfg.seed,
+        "model_cfg": model_cfg,
+        "data_cfg": cfg.data,
+        "training_cfg": cfg.training,
+        "teacher_cfg": cfg.teacher,
+        "dims": built.dims,
+        "metrics": {
+            "L0": built.l0,
+            "final_train_loss": losses.last().copied().unwrap_or(built.l0),
+            "steps_run": built.steps_run,
+            "stopped_early": built.stopped_early,
+        },
+        "training_loss": { "step": steps, "loss": losses },
+        "precision": cfg.precision.as_str(),
+        "walltime_sec": started.elapsed().as_secs_f64(),
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "version": VERSION,
+    });
+    // meta.json last: its presence means every file above is complete.
+    write_json(&dir.join("meta.json"), &meta)
+}

@@ -1,0 +1,118 @@
+//! Reading and writing the worker's files: specs, JSON and numpy `.npz` archives, all written
+//! atomically (see `store::atomic`). numpy reads the archives with `np.load(path)`.
+
+use std::fs::File;
+use std::path::Path;
+
+use ndarray::{Array2, ArrayD};
+use ndarray_npy::{NpzReader, NpzWriter, ReadableElement, WritableElement};
+use serde::de::DeserializeOwned;
+
+use super::error::WorkerError;
+use crate::store::atomic::write_atomic_with;
+
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, WorkerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WorkerError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| WorkerError::Spec {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), WorkerError> {
+    crate::store::write_json_atomic(path, value).map_err(|source| WorkerError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `arrays` as an uncompressed `.npz` archive (compression costs time and saves little
+/// on float noise).
+pub fn write_npz<A: WritableElement>(
+    path: &Path,
+    arrays: &[(String, ArrayD<A>)],
+) -> Result<(), WorkerError> {
+    write_atomic_with(path, |file| {
+        let mut npz = NpzWriter::new(file);
+        for (name, array) in arrays {
+            npz.add_array(name.as_str(), array)
+                .map_err(std::io::Error::other)?;
+        }
+        npz.finish().map_err(std::io::Error::other)?;
+        Ok(())
+    })
+    .map_err(|source| WorkerError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub fn read_npz_array<A: ReadableElement>(
+    path: &Path,
+    name: &str,
+) -> Result<ArrayD<A>, WorkerError> {
+    let npz_err = |message: String| WorkerError::Npz {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        message,
+    };
+    let file = File::open(path).map_err(|source| WorkerError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut npz = NpzReader::new(file).map_err(|e| npz_err(e.to_string()))?;
+    npz.by_name(&format!("{name}.npy"))
+        .map_err(|e| npz_err(e.to_string()))
+}
+
+pub fn read_npz_matrix<A: ReadableElement>(
+    path: &Path,
+    name: &str,
+) -> Result<Array2<A>, WorkerError> {
+    read_npz_array::<A>(path, name)?
+        .into_dimensionality()
+        .map_err(|e| WorkerError::Npz {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            message: format!("expected a matrix: {e}"),
+        })
+}
+
+/// Every array of an archive, by name (without `.npy`).
+pub fn read_npz_all<A: ReadableElement>(
+    path: &Path,
+) -> Result<Vec<(String, ArrayD<A>)>, WorkerError> {
+    let npz_err = |message: String| WorkerError::Npz {
+        path: path.to_path_buf(),
+        name: "*".into(),
+        message,
+    };
+    let file = File::open(path).map_err(|source| WorkerError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut npz = NpzReader::new(file).map_err(|e| npz_err(e.to_string()))?;
+    let names = npz.names().map_err(|e| npz_err(e.to_string()))?;
+    names
+        .into_iter()
+        .map(|n| {
+            let array = npz.by_name(&n).map_err(|e| npz_err(e.to_string()))?;
+            Ok((n.trim_end_matches(".npy").to_string(), array))
+        })
+        .collect()
+}
+
+/// Rows of possibly different lengths as a chains × len matrix, padding with NaN.
+pub fn rows_to_matrix(rows: &[Vec<f64>]) -> ArrayD<f64> {
+    let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut m = Array2::<f64>::from_elem((rows.len(), len), f64::NAN);
+    for (i, row) in rows.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            m[[i, j]] = *v;
+        }
+    }
+    m.into_dyn()
+}

@@ -1,0 +1,193 @@
+//! `lambda-hat worker run-sampler SPEC`: load the target (w*, data), sample the localized
+//! posterior, and write `trace.npz`, `diagnostics/*.png` and, last, `analysis.json` (the
+//! completion marker) next to the spec.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::error::WorkerError;
+use super::files::{
+    read_json, read_npz_all, read_npz_matrix, rows_to_matrix, write_json, write_npz,
+};
+use super::spec::{RunSpec, TargetSpec, VERSION};
+use crate::analysis::{HealthChecks, analyze};
+use crate::config::schema::SamplerConfig;
+use crate::nn::{Mlp, MlpLoss};
+use crate::numeric::{Precision, Real};
+use crate::plan::ids::run_id;
+use crate::posterior::Posterior;
+use crate::report::plots;
+use crate::samplers::{self, SamplerRun};
+
+pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
+    let started = Instant::now();
+    let spec: RunSpec = read_json(spec_path)?;
+    let actual = run_id(&spec.config);
+    if actual != spec.run_id {
+        return Err(WorkerError::IdMismatch {
+            path: spec_path.to_path_buf(),
+            what: "run_id",
+            claimed: spec.run_id,
+            actual,
+        });
+    }
+    let run_dir = spec_path.parent().unwrap_or(Path::new("."));
+    let target_dir = run_dir.parent().unwrap_or(Path::new(".."));
+    let meta = target_dir.join("meta.json");
+    if !meta.is_file() {
+        return Err(WorkerError::TargetMissing {
+            target: spec.target_id.clone(),
+            missing: meta,
+        });
+    }
+    let target: TargetSpec = read_json(&target_dir.join("spec.json"))?;
+    match spec.config.precision {
+        Precision::F32 => sample::<f32>(&spec, &target, run_dir, target_dir, started),
+        Precision::F64 => sample::<f64>(&spec, &target, run_dir, target_dir, started),
+    }
+}
+
+fn sample<F: Real>(
+    spec: &RunSpec,
+    target: &TargetSpec,
+    run_dir: &Path,
+    target_dir: &Path,
+    started: Instant,
+) -> Result<(), WorkerError> {
+    let data = target_dir.join("data.npz");
+    let x = read_npz_matrix::<F>(&data, "X")?;
+    let y = read_npz_matrix::<F>(&data, "Y")?;
+    let mlp = Mlp::new(&target.config.model)?;
+    let w_star = mlp
+        .layout()
+        .from_named(&read_npz_all::<F>(&target_dir.join("params.npz"))?)?;
+    let loss = MlpLoss::new(mlp, x, y)?;
+    let post = Posterior::new(&loss, w_star, &spec.config.posterior);
+    let sampler = &spec.config.sampler;
+    eprintln!(
+        "run_sampler {}: {} on {} (p = {}, n = {}, nβ = {:.4}, L0 = {:.6e}, {})",
+        spec.run_id,
+        sampler.name(),
+        spec.target_id,
+        post.dim(),
+        crate::posterior::LossModel::<F>::n_data(&loss),
+        post.n_beta.f64(),
+        post.l0.f64(),
+        F::NAME
+    );
+
+    let run = samplers::run(sampler, &post, &spec.run_id)?;
+    let analysis = analyze(&run, &HealthChecks::default());
+    for w in &analysis.warnings {
+        eprintln!("warning: {w}");
+    }
+    write_trace(&run_dir.join("trace.npz"), &run)?;
+    write_plots(spec, sampler, &run, &analysis, run_dir);
+
+    let mut record = json!({
+        "target_id": spec.target_id,
+        "run_id": spec.run_id,
+        "sampler": sampler.name(),
+        "sampler_cfg": sampler,
+        "posterior_cfg": spec.config.posterior,
+        "n_beta": post.n_beta.f64(),
+        "L0": post.l0.f64(),
+        "precision": spec.config.precision.as_str(),
+    });
+    let analysis_value = serde_json::to_value(&analysis).unwrap_or_default();
+    if let (Some(r), Some(a)) = (record.as_object_mut(), analysis_value.as_object()) {
+        r.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+        r.insert(
+            "walltime_sec".into(),
+            json!(started.elapsed().as_secs_f64()),
+        );
+        r.insert("created_at".into(), json!(chrono::Utc::now().to_rfc3339()));
+        r.insert("version".into(), json!(VERSION));
+    }
+    eprintln!(
+        "llc = {:.4} ± {:.4} (ESS {:.0}, R-hat {:.4}) in {:.1} s",
+        analysis.llc_mean,
+        analysis.llc_sem,
+        analysis.ess,
+        analysis.r_hat,
+        started.elapsed().as_secs_f64()
+    );
+    // analysis.json last: its presence means the trace and plots are complete.
+    write_json(&run_dir.join("analysis.json"), &record)
+}
+
+/// `llc` and `loss` as chains × draws, every per-step statistic as chains × steps.
+fn write_trace(path: &Path, run: &SamplerRun) -> Result<(), WorkerError> {
+    let column = |f: &dyn Fn(&samplers::ChainTrace) -> Vec<f64>| {
+        rows_to_matrix(&run.chains.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut arrays = vec![
+        ("llc".to_string(), column(&|c| c.llc.clone())),
+        ("loss".to_string(), column(&|c| c.loss.clone())),
+    ];
+    let mut names: Vec<&String> = run.chains.iter().flat_map(|c| c.stats.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        arrays.push((
+            name.clone(),
+            column(&|c| c.stats.get(name).cloned().unwrap_or_default()),
+        ));
+    }
+    write_npz(path, &arrays)
+}
+
+fn write_plots(
+    spec: &RunSpec,
+    sampler: &SamplerConfig,
+    run: &SamplerRun,
+    analysis: &crate::analysis::Analysis,
+    run_dir: &Path,
+) {
+    let dir = run_dir.join("diagnostics");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!(
+            "warning: plots not written: cannot create {}: {e}",
+            dir.display()
+        );
+        return;
+    }
+    let llc: Vec<Vec<f64>> = run.chains.iter().map(|c| c.llc.clone()).collect();
+    let label = format!("{} on {}", spec.run_id, spec.target_id);
+    let draws = (analysis.chains * analysis.draws).max(1) as f64;
+    // Cost per recorded draw, warmup and tuning amortized: the x axis of the convergence plot.
+    let per_draw = analysis.grad_evals as f64 / draws;
+    let mut results = vec![
+        plots::plot_trace(
+            &dir.join(plots::TRACE_PNG),
+            &label,
+            &llc,
+            analysis.r_hat,
+            analysis.ess,
+        ),
+        plots::plot_llc_convergence(&dir.join(plots::CONVERGENCE_PNG), &label, &llc, per_draw),
+    ];
+    if let SamplerConfig::Hmc(hmc) = sampler {
+        let stat = |k: &str| {
+            run.chains
+                .iter()
+                .map(|c| c.stats.get(k).cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        results.push(plots::plot_adaptation(
+            &dir.join(plots::ADAPTATION_PNG),
+            &label,
+            &stat("warmup_acceptance"),
+            &stat("warmup_step_size"),
+            Some(hmc.target_acceptance),
+        ));
+    }
+    for r in results {
+        if let Err(e) = r {
+            // Plots are a convenience: a run's numbers are never lost over one.
+            eprintln!("warning: plot not written: {e}");
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Running sweeps locally with the real binary and the real worker: incremental runs, reruns of
+//! missing or incomplete jobs, a SIGKILLed worker, bit-identical outputs, and the pandas script
+//! users already have.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{BIN, TINY_SWEEP, Test};
+
+fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == name) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn sweep_runs_then_does_nothing_then_runs_only_what_is_new_or_missing() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 2);
+    let analyses = files_named(&t.store(), "analysis.json");
+    assert_eq!(analyses.len(), 2);
+    for a in &analyses {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(a).unwrap()).unwrap();
+        for key in [
+            "target_id",
+            "run_id",
+            "sampler",
+            "sampler_cfg",
+            "llc_mean",
+            "llc_std",
+            "llc_sem",
+            "llc_chain_means",
+            "ess",
+            "ess_bulk",
+            "ess_tail",
+            "r_hat",
+            "walltime_sec",
+            "grad_evals",
+            "acceptance_rate",
+            "divergences",
+            "warnings",
+        ] {
+            assert!(v.get(key).is_some(), "{} lacks {key}", a.display());
+        }
+        assert!(v["llc_mean"].as_f64().unwrap().is_finite());
+    }
+
+    t.run_with(&["-j", "2"])
+        .success()
+        .stdout_has("Nothing to be done");
+
+    // A new sampler: only its two runs are planned.
+    let more = format!(
+        "{TINY_SWEEP}  - {{ name: sgld, overrides: {{ chains: 2, warmup: 50, steps: 100, eval_every: 10, batch_size: 16 }} }}\n"
+    );
+    std::fs::write(t.path().join("config/experiments.yaml"), &more).unwrap();
+    let dry = t.run_with(&["-n"]).success();
+    assert_eq!(dry.total_jobs(), 2);
+    assert!(!dry.stdout().contains("rule build_target"));
+    t.run_with(&["-j", "2"]).success();
+    assert_eq!(files_named(&t.store(), "analysis.json").len(), 4);
+
+    // Deleting one analysis.json reruns exactly that job.
+    std::fs::remove_file(&analyses[0]).unwrap();
+    let dry = t.run_with(&["-n"]).success();
+    assert_eq!(dry.total_jobs(), 1);
+    assert!(
+        dry.stdout().contains(
+            analyses[0]
+                .strip_prefix(t.path())
+                .unwrap()
+                .to_str()
+                .unwrap()
+        )
+    );
+    t.run_with(&["-j", "2"]).success();
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+
+    // --forcerun build_target also redoes everything downstream.
+    assert_eq!(
+        t.run_with(&["-n", "-q", "-R", "build_target"])
+            .success()
+            .total_jobs(),
+        6
+    );
+}
+
+#[test]
+fn outputs_are_bit_identical_whatever_the_parallelism() {
+    let a = Test::new().experiments(TINY_SWEEP);
+    let b = Test::new().experiments(TINY_SWEEP);
+    a.run_with(&["-j", "1"]).success();
+    b.run_with(&["-j", "2"]).success();
+    for name in ["trace.npz", "params.npz", "data.npz"] {
+        let fa = files_named(&a.store(), name);
+        let fb = files_named(&b.store(), name);
+        assert_eq!(fa.len(), fb.len());
+        assert!(!fa.is_empty());
+        for (x, y) in fa.iter().zip(&fb) {
+            assert_eq!(
+                x.strip_prefix(a.path()).unwrap(),
+                y.strip_prefix(b.path()).unwrap()
+            );
+            assert!(
+                std::fs::read(x).unwrap() == std::fs::read(y).unwrap(),
+                "{} differs between -j 1 and -j 2",
+                x.display()
+            );
+        }
+    }
+}
+
+/// PIDs of worker processes running in directory `cwd`.
+fn worker_pids(cwd: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let here = std::fs::read_link(e.path().join("cwd")).ok();
+        if cmd.contains(" worker ") && here.as_deref() == Some(cwd) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    // Build the targets first, then make the sampler jobs slow enough to be killed mid-job.
+    t.run_with(&["-j", "2", "runs/targets/*/meta.json"])
+        .success();
+    let mut controller = std::process::Command::new(BIN)
+        .args(["-j", "1"])
+        .current_dir(t.path())
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = t.path().canonicalize().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pids = loop {
+        let pids = worker_pids(&dir);
+        if !pids.is_empty() || Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(pids.len(), 1, "expected one running worker");
+    std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    let status = controller.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the controller reports the killed job as failed"
+    );
+
+    assert_eq!(
+        files_named(&t.store(), "analysis.json").len(),
+        0,
+        "a killed job leaves no marker"
+    );
+    let refused = t.run_with(&["-j", "2"]).failure(2);
+    refused
+        .stderr_has("incomplete")
+        .stderr_has("--rerun-incomplete");
+    let dry = t.run_with(&["-n", "--ri"]).success();
+    // The killed job is redone as incomplete; the job never started is simply missing.
+    assert_eq!(
+        dry.stdout().matches("reason: Incomplete").count(),
+        1,
+        "{}",
+        dry.stdout()
+    );
+    t.run_with(&["-j", "2", "--rerun-incomplete"]).success();
+    assert_eq!(files_named(&t.store(), "analysis.json").len(), 2);
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+}
+
+#[test]
+fn a_failing_job_stops_new_launches_and_names_its_log() {
+    // A target whose training diverges: learning rate far too large.
+    let yaml = "targets:\n  - { model: small, data: small, seed: 1, overrides: { data: { n_data: 100 }, training: { steps: 200, learning_rate: 1.0e6, optimizer: sgd } } }\nsamplers:\n  - { name: sgld }\n";
+    let out = Test::new()
+        .experiments(yaml)
+        .args(["-j", "2"])
+        .run()
+        .failure(1);
+    out.stderr_has("1 of 2 jobs failed")
+        .stderr_has("log: runs/logs/build_target/tgt_");
+}
+
+#[test]
+fn the_pandas_script_users_have_reads_the_store() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    let csv = t
+        .run_with(&["results", "--format", "csv"])
+        .success()
+        .stdout();
+    let csv_path = t.path().join("results.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/analyze_sweep.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(t.store())
+        .arg(&csv_path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "analyze_sweep.py failed (numpy and pandas are installed by scripts/test.sh):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
