@@ -781,12 +781,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 Err(e) => tracing::warn!("cannot run sacct: {e}"),
             }
         }
-        if !need.is_empty() && !self.accounting {
-            if let Ok(out) = self.cluster.scontrol_show_jobs()
-                && out.success
-            {
-                control = parse_scontrol_show_job(&out.stdout).unwrap_or_default();
-            }
+        if !need.is_empty()
+            && !self.accounting
+            && let Ok(out) = self.cluster.scontrol_show_jobs()
+            && out.success
+        {
+            control = parse_scontrol_show_job(&out.stdout).unwrap_or_default();
         }
         self.query_backoff.succeed();
         self.no_dependency.clear();
