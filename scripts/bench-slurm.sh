@@ -2,6 +2,7 @@
 # bench-slurm.sh — wall time of the SLURM executor's orchestration on the local cluster.
 #
 #   scripts/bench-slurm.sh [RUNS]      (default 3 runs; needs scripts/slurm-local.sh start)
+#   LAMBDA_HAT_BIN=target/debug/lambda-hat scripts/bench-slurm.sh   (skip the release build)
 #
 # A 10 targets × 3 samplers sweep (10 build_target + 30 run_sampler = 40 jobs) of near-instant
 # jobs, submitted with `--profile local-slurm -j 40`, timed from the start of lambda-hat to its
@@ -14,8 +15,12 @@ cd "$(dirname "$0")/.."
 runs="${1:-3}"
 
 command -v sbatch >/dev/null || { echo "bench-slurm: sbatch not on PATH; run scripts/slurm-local.sh start first" >&2; exit 2; }
-cargo build --release --quiet
-bin="$PWD/target/release/lambda-hat"
+if [ -n "${LAMBDA_HAT_BIN:-}" ]; then
+  bin="$(realpath "$LAMBDA_HAT_BIN")"
+else
+  cargo build --release --quiet
+  bin="$PWD/target/release/lambda-hat"
+fi
 
 work="$(mktemp -d /tmp/lh-bench-slurm.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
