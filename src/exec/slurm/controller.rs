@@ -758,7 +758,8 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let mut control = Vec::new();
         // Whether "unknown to SLURM" can be trusted this cycle (sacct answered, or there is none).
         let mut answered = true;
-        if !need.is_empty() && self.accounting {
+        let sacct_ran = !need.is_empty() && self.accounting;
+        if sacct_ran {
             answered = false;
             match self.cluster.sacct(&need) {
                 Ok(out) if out.success => match parse_sacct(&out.stdout) {
@@ -781,8 +782,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 Err(e) => tracing::warn!("cannot run sacct: {e}"),
             }
         }
+        // scontrol replaces sacct, from the cycle after sacct said it has no accounting (so a
+        // cycle never costs more than two queries).
         if !need.is_empty()
             && !self.accounting
+            && !sacct_ran
             && let Ok(out) = self.cluster.scontrol_show_jobs()
             && out.success
         {

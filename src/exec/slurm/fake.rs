@@ -47,6 +47,12 @@ pub struct Fake {
     pub max_queued: usize,
     /// A COMPLETED job writes its completion marker (false: simulate a lost output).
     pub write_markers: bool,
+    /// stderr of the next squeue calls that fail.
+    pub squeue_failures: VecDeque<String>,
+    /// sacct fails like on a cluster without accounting storage.
+    pub no_accounting: bool,
+    /// The N-th sbatch call (1-based) fails with this stderr.
+    pub fail_sbatch_number: Option<(usize, String)>,
 }
 
 impl Fake {
@@ -62,6 +68,9 @@ impl Fake {
             sleeps: 0,
             max_queued: 0,
             write_markers: true,
+            squeue_failures: VecDeque::new(),
+            no_accounting: false,
+            fail_sbatch_number: None,
         }
     }
 
@@ -143,7 +152,11 @@ fn last_quoted(line: &str) -> Option<String> {
 impl Cluster for Fake {
     fn sbatch(&mut self, script: &Path, args: &[String]) -> io::Result<CmdOutput> {
         self.calls.push("sbatch".into());
-        if let Some(stderr) = self.sbatch_failures.pop_front() {
+        let nth = match &self.fail_sbatch_number {
+            Some((n, stderr)) if *n == self.count("sbatch") => Some(stderr.clone()),
+            _ => None,
+        };
+        if let Some(stderr) = nth.or_else(|| self.sbatch_failures.pop_front()) {
             return Ok(CmdOutput {
                 success: false,
                 stdout: String::new(),
@@ -205,6 +218,13 @@ impl Cluster for Fake {
 
     fn squeue(&mut self, job_ids: &[u64]) -> io::Result<CmdOutput> {
         self.calls.push("squeue".into());
+        if let Some(stderr) = self.squeue_failures.pop_front() {
+            return Ok(CmdOutput {
+                success: false,
+                stdout: String::new(),
+                stderr,
+            });
+        }
         let mut out = String::new();
         for j in self.jobs.values() {
             let purged = j.state.is_terminal() && j.ticks >= 2;
@@ -224,6 +244,13 @@ impl Cluster for Fake {
 
     fn sacct(&mut self, job_ids: &[u64]) -> io::Result<CmdOutput> {
         self.calls.push("sacct".into());
+        if self.no_accounting {
+            return Ok(CmdOutput {
+                success: false,
+                stdout: String::new(),
+                stderr: "sacct: error: Slurm accounting storage is disabled\n".into(),
+            });
+        }
         let mut out = String::new();
         for j in self.jobs.values() {
             if job_ids.contains(&j.key.job_id) {

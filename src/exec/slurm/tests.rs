@@ -348,3 +348,99 @@ fn ctrl_c_cancels_everything_with_one_scancel() {
             .all(|j| j.state == JobState::Cancelled || j.state == JobState::Completed)
     );
 }
+
+#[test]
+fn squeue_outage_is_waited_out_without_losing_jobs() {
+    let store = Store::new("squeue-outage");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    for _ in 0..4 {
+        fake.squeue_failures.push_back(
+            "slurm_load_jobs error: Unable to contact slurm controller (connect failure)".into(),
+        );
+    }
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    assert_eq!(fake.count("sbatch"), 2, "nothing resubmitted");
+}
+
+#[test]
+fn node_failure_is_resubmitted_as_is() {
+    let store = Store::new("nodefail");
+    let plan = store.plan(1, &["hmc"]);
+    let mut o = opts(10);
+    o.retries = 1;
+    let mut fake = Fake::new(Box::new(|job| {
+        if job.key.job_id == 100 {
+            (JobState::NodeFail, 0, String::new())
+        } else {
+            (JobState::Completed, 0, String::new())
+        }
+    }));
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 2, "{:?}", out.outcome.failed);
+    let failed: Vec<_> = events(&plan)
+        .into_iter()
+        .filter(|e| e.event == "failed")
+        .collect();
+    assert_eq!(failed[0].state.as_deref(), Some("NODE_FAIL"));
+    assert!(
+        failed[0].detail.as_ref().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("retrying as is")
+    );
+}
+
+#[test]
+fn dependency_problem_waits_for_the_parent_then_submits_without_dependency() {
+    let store = Store::new("depproblem");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    // The build job goes out; the array with afterok on it hits the race.
+    fake.fail_sbatch_number = Some((
+        2,
+        "sbatch: error: Batch job submission failed: Job dependency problem".into(),
+    ));
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    let arrays: Vec<_> = fake
+        .jobs
+        .values()
+        .filter(|j| j.key.array_task.is_some())
+        .collect();
+    assert_eq!(arrays.len(), 2);
+    // Resubmitted only after a poll: with afterok if the parent was still queued then.
+    let build = fake.jobs.keys().next().copied();
+    assert!(
+        arrays
+            .iter()
+            .all(|j| j.dependency.is_none() || j.dependency == build)
+    );
+    assert!(events(&plan).iter().any(|e| e.event == "submit_failed"));
+    let sbatches: Vec<usize> = (0..fake.calls.len())
+        .filter(|&i| fake.calls[i] == "sbatch")
+        .collect();
+    assert!(
+        fake.calls[sbatches[1]..sbatches[2]].contains(&"squeue".to_string()),
+        "a poll between the refused and the next submission: {:?}",
+        fake.calls
+    );
+}
+
+#[test]
+fn without_accounting_scontrol_is_the_fallback() {
+    let store = Store::new("noacct");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    fake.no_accounting = true;
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    assert_eq!(
+        fake.count("sacct"),
+        1,
+        "sacct is not asked again once it said it is disabled"
+    );
+    assert!(fake.count("scontrol") >= 1);
+    assert!(max_queries_per_cycle(&fake) <= 2);
+}
