@@ -242,3 +242,49 @@ fn the_pandas_script_users_have_reads_the_store() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_float32_sweep_runs_in_f32_end_to_end() {
+    let yaml = TINY_SWEEP.replace("store_root: runs", "store_root: runs\njax_enable_x64: false");
+    let t = Test::new().experiments(&yaml);
+    t.run_with(&["-j", "2"]).success();
+    let meta = files_named(&t.store(), "meta.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta[0]).unwrap()).unwrap();
+    assert_eq!(v["precision"], "f32");
+    // numpy dtype of the stored parameters: little-endian float32 ("<f4") in the .npy header.
+    let params = std::fs::read(meta[0].with_file_name("params.npz")).unwrap();
+    let text = String::from_utf8_lossy(&params);
+    assert!(text.contains("'descr': '<f4'"), "params.npz should hold float32 arrays");
+    let analysis = files_named(&t.store(), "analysis.json");
+    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&analysis[0]).unwrap()).unwrap();
+    assert_eq!(a["precision"], "f32");
+    assert!(a["llc_mean"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let mut controller = std::process::Command::new(BIN)
+        .args(["-j", "2"])
+        .current_dir(t.path())
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = t.path().canonicalize().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while worker_pids(&dir).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(worker_pids(&dir).len(), 2, "two workers should be running");
+    std::process::Command::new("kill").args(["-INT", &controller.id().to_string()]).status().unwrap();
+    let status = controller.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !worker_pids(&dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(worker_pids(&dir).is_empty(), "workers must be stopped");
+    t.run_with(&["-n"]).failure(2).stderr_has("--rerun-incomplete");
+}
