@@ -245,18 +245,26 @@ fn the_pandas_script_users_have_reads_the_store() {
 
 #[test]
 fn a_float32_sweep_runs_in_f32_end_to_end() {
-    let yaml = TINY_SWEEP.replace("store_root: runs", "store_root: runs\njax_enable_x64: false");
+    let yaml = TINY_SWEEP.replace(
+        "store_root: runs",
+        "store_root: runs\njax_enable_x64: false",
+    );
     let t = Test::new().experiments(&yaml);
     t.run_with(&["-j", "2"]).success();
     let meta = files_named(&t.store(), "meta.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta[0]).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta[0]).unwrap()).unwrap();
     assert_eq!(v["precision"], "f32");
     // numpy dtype of the stored parameters: little-endian float32 ("<f4") in the .npy header.
     let params = std::fs::read(meta[0].with_file_name("params.npz")).unwrap();
     let text = String::from_utf8_lossy(&params);
-    assert!(text.contains("'descr': '<f4'"), "params.npz should hold float32 arrays");
+    assert!(
+        text.contains("'descr': '<f4'"),
+        "params.npz should hold float32 arrays"
+    );
     let analysis = files_named(&t.store(), "analysis.json");
-    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&analysis[0]).unwrap()).unwrap();
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&analysis[0]).unwrap()).unwrap();
     assert_eq!(a["precision"], "f32");
     assert!(a["llc_mean"].as_f64().unwrap().is_finite());
 }
@@ -278,7 +286,10 @@ fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(worker_pids(&dir).len(), 2, "two workers should be running");
-    std::process::Command::new("kill").args(["-INT", &controller.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &controller.id().to_string()])
+        .status()
+        .unwrap();
     let status = controller.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -286,5 +297,7 @@ fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(worker_pids(&dir).is_empty(), "workers must be stopped");
-    t.run_with(&["-n"]).failure(2).stderr_has("--rerun-incomplete");
+    t.run_with(&["-n"])
+        .failure(2)
+        .stderr_has("--rerun-incomplete");
 }

@@ -52,11 +52,18 @@ fn store_root_default(sweep: &args::SweepArgs, given: std::path::PathBuf) -> std
     if given != std::path::Path::new(DEFAULT_STORE) {
         return given;
     }
-    let file = sweep.configfile.clone().unwrap_or_else(|| sweep::DEFAULT_CONFIGFILE.into());
+    let file = sweep
+        .configfile
+        .clone()
+        .unwrap_or_else(|| sweep::DEFAULT_CONFIGFILE.into());
     std::fs::read_to_string(file)
         .ok()
         .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
-        .and_then(|v| v.get("store_root").and_then(|s| s.as_str()).map(std::path::PathBuf::from))
+        .and_then(|v| {
+            v.get("store_root")
+                .and_then(|s| s.as_str())
+                .map(std::path::PathBuf::from)
+        })
         .unwrap_or(given)
 }
 
