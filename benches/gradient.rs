@@ -12,6 +12,11 @@
 //! each in a rayon pool of 1 thread and of all cores. `cpu ms` is the process's CPU time per
 //! evaluation, all threads together: on a busy machine it stays near the true cost while wall
 //! times grow.
+//!
+//! Reference figures (2-core AMD EPYC Zen 5 VM with AVX-512, quiet machine, best of 15), full
+//! batch on 2 threads: base 6.6 ms f64 / 3.9 ms f32 (≈ 177 / 304 GFLOP/s), 13.5 / 7.3 ms on one
+//! thread; base-tanh 8.2 / 5.5 ms; small 0.05 ms. ndarray's default matrixmultiply backend
+//! took 11.7 / 6.2 ms on 2 threads (23.1 / 12.1 on one) for base.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

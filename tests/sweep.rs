@@ -242,3 +242,172 @@ fn the_pandas_script_users_have_reads_the_store() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_float32_sweep_runs_in_f32_end_to_end() {
+    let yaml = TINY_SWEEP.replace(
+        "store_root: runs",
+        "store_root: runs\njax_enable_x64: false",
+    );
+    let t = Test::new().experiments(&yaml);
+    t.run_with(&["-j", "2"]).success();
+    let meta = files_named(&t.store(), "meta.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta[0]).unwrap()).unwrap();
+    assert_eq!(v["precision"], "f32");
+    // numpy dtype of the stored parameters: little-endian float32 ("<f4") in the .npy header.
+    let params = std::fs::read(meta[0].with_file_name("params.npz")).unwrap();
+    let text = String::from_utf8_lossy(&params);
+    assert!(
+        text.contains("'descr': '<f4'"),
+        "params.npz should hold float32 arrays"
+    );
+    let analysis = files_named(&t.store(), "analysis.json");
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&analysis[0]).unwrap()).unwrap();
+    assert_eq!(a["precision"], "f32");
+    assert!(a["llc_mean"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let mut controller = std::process::Command::new(BIN)
+        .args(["-j", "2"])
+        .current_dir(t.path())
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = t.path().canonicalize().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while worker_pids(&dir).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(worker_pids(&dir).len(), 2, "two workers should be running");
+    std::process::Command::new("kill")
+        .args(["-INT", &controller.id().to_string()])
+        .status()
+        .unwrap();
+    let status = controller.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !worker_pids(&dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(worker_pids(&dir).is_empty(), "workers must be stopped");
+    t.run_with(&["-n"])
+        .failure(2)
+        .stderr_has("--rerun-incomplete");
+}
+
+#[test]
+fn retries_start_a_failed_job_again() {
+    // A worker command that fails the first attempt of every job, then runs the real worker.
+    let script = format!(
+        "#!/bin/sh\nmark=\"$(echo \"$*\" | tr -c 'a-zA-Z0-9' _).tried\"\nif [ ! -e \"$mark\" ]; then touch \"$mark\"; echo 'flaky first attempt' >&2; exit 3; fi\nexec {BIN} \"$@\"\n"
+    );
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("flaky.sh", &script)
+        .file(
+            "profiles/flaky/config.yaml",
+            "worker-command: sh flaky.sh\n",
+        );
+    t.run_with(&["-j", "2", "--profile", "flaky"])
+        .failure(1)
+        .stderr_has("exited with code 3");
+    // The failed targets were not built; with one retry every job succeeds on its second attempt.
+    let t2 = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("flaky.sh", &script)
+        .file(
+            "profiles/flaky/config.yaml",
+            "worker-command: sh flaky.sh\n",
+        );
+    t2.run_with(&["-j", "2", "--profile", "flaky", "-T", "1"])
+        .success();
+    assert_eq!(files_named(&t2.store(), "analysis.json").len(), 2);
+    let journal = std::fs::read_to_string(t2.store().join(".lambda-hat/journal.jsonl")).unwrap();
+    assert_eq!(
+        journal.matches("\"event\":\"retry\"").count(),
+        4,
+        "one retry per job"
+    );
+}
+
+#[test]
+fn reports_on_a_finished_store() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+
+    let table = t.run_with(&["results"]).success().stdout();
+    assert_eq!(
+        table.lines().filter(|l| l.contains("run_sgld_")).count(),
+        2,
+        "{table}"
+    );
+    let grouped = t
+        .run_with(&["results", "--group-by", "sampler", "--format", "csv"])
+        .success()
+        .stdout();
+    assert!(
+        grouped.lines().next().unwrap().starts_with("sampler,"),
+        "{grouped}"
+    );
+
+    t.run_with(&["results", "--runs-root", "nowhere"])
+        .failure(2)
+        .clear_error(&["nowhere"]);
+    t.run_with(&["results", "--group-by", "colour"])
+        .failure(2)
+        .clear_error(&["colour", "sampler"]);
+    let bad_format = t.run_with(&["results", "--format", "xlsx"]);
+    assert_eq!(bad_format.code(), Some(2), "{}", bad_format.stderr());
+    assert!(
+        bad_format.stderr().contains("csv"),
+        "lists valid formats: {}",
+        bad_format.stderr()
+    );
+
+    // promote twice into the same README: one snippet.
+    std::fs::write(t.path().join("README.md"), "# My sweep\n\nText kept.\n").unwrap();
+    for _ in 0..2 {
+        t.run_with(&[
+            "promote",
+            "gallery",
+            "--samplers",
+            "sgld",
+            "--outdir",
+            "gallery",
+            "--snippet-out",
+            "README.md",
+        ])
+        .success();
+    }
+    let readme = std::fs::read_to_string(t.path().join("README.md")).unwrap();
+    assert_eq!(
+        readme.matches("<!-- lambda-hat gallery: begin -->").count(),
+        1
+    );
+    assert!(readme.contains("Text kept.") && t.path().join("gallery/sgld.png").is_file());
+    t.run_with(&["promote", "gallery", "--samplers", "hmc"])
+        .failure(2)
+        .clear_error(&["hmc", "sgld"]);
+
+    // clean: with the file unchanged nothing is unreferenced; after dropping a target, only it goes.
+    let one_target = TINY_SWEEP.replace("  - { model: small, data: small, seed: 2, overrides: { data: { n_data: 200 }, training: { steps: 100 } } }\n", "");
+    std::fs::write(t.path().join("config/experiments.yaml"), &one_target).unwrap();
+    t.run_with(&["clean"]).success();
+    assert_eq!(
+        files_named(&t.store(), "meta.json").len(),
+        2,
+        "clean without --yes deletes nothing"
+    );
+    t.run_with(&["clean", "--yes"]).success();
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 1);
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+}

@@ -12,7 +12,8 @@ pub use error::CliError;
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Some(Command::Worker(w)) => crate::worker::run(w),
-        Some(Command::Results(args)) => {
+        Some(Command::Results(mut args)) => {
+            args.runs_root = store_root_default(&cli.sweep, args.runs_root);
             crate::report::results::run(
                 &args,
                 &mut std::io::stdout().lock(),
@@ -24,9 +25,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             crate::report::promote::run(&args, &mut std::io::stdout().lock())?;
             Ok(())
         }
-        Some(Command::Clean(args)) => {
+        Some(Command::Clean(mut args)) => {
             let settings = sweep::Settings::from_args(&cli.sweep)?;
             let plan = sweep::load_plan(&settings)?;
+            if args.runs_root == std::path::Path::new(DEFAULT_STORE) {
+                args.runs_root = plan.store_root.clone();
+            }
             let referenced = crate::report::clean::Referenced {
                 targets: plan.targets.iter().map(|t| t.id.clone()).collect(),
                 runs: (0..plan.runs.len() as u32)
@@ -40,6 +44,30 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Some(Command::Cancel) => status::cancel(&cli.sweep),
         None => runtime()?.block_on(sweep::run(&cli.sweep)),
     }
+}
+
+/// The default `--runs-root` (clap's default value).
+const DEFAULT_STORE: &str = "runs";
+
+/// `--runs-root` left at its default means "the store of the experiments file", when that file
+/// exists and names one; reading it is best effort (a report never fails over the sweep file).
+fn store_root_default(sweep: &args::SweepArgs, given: std::path::PathBuf) -> std::path::PathBuf {
+    if given != std::path::Path::new(DEFAULT_STORE) {
+        return given;
+    }
+    let file = sweep
+        .configfile
+        .clone()
+        .unwrap_or_else(|| sweep::DEFAULT_CONFIGFILE.into());
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
+        .and_then(|v| {
+            v.get("store_root")
+                .and_then(|s| s.as_str())
+                .map(std::path::PathBuf::from)
+        })
+        .unwrap_or(given)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

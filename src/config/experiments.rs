@@ -405,6 +405,15 @@ fn resolve_target(
     data.validate("data", &mut issues);
     training.validate("training", &mut issues);
     posterior.validate("posterior", &mut issues);
+    if data.x_dist == XDist::LowdimManifold && data.manifold_dim > model.in_dim {
+        issues.push(Invalid {
+            path: "data.manifold_dim".into(),
+            message: format!(
+                "is {} but the inputs have only in_dim = {} dimensions",
+                data.manifold_dim, model.in_dim
+            ),
+        });
+    }
     if !(teacher.weight_scale.is_finite() && teacher.weight_scale > 0.0) {
         issues.push(Invalid {
             path: "teacher.weight_scale".into(),

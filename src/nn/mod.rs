@@ -10,13 +10,15 @@
 //! - [`layout`]: where each W and b sits in the flat buffer; params.npz names.
 //! - [`mlp`]: the architecture, initialization, forward/backward on one chunk of rows.
 //! - [`loss`]: the mean squared error over all rows or a minibatch, chunked and parallel.
-//! - `activation`, `matmul`: elementwise activations and the single matrix-product backend.
+//! - `activation`, `tanh`, `matmul`: elementwise activations (with a vectorizable tanh) and the
+//!   single matrix-product backend.
 
 mod activation;
 pub mod layout;
 pub mod loss;
 mod matmul;
 pub mod mlp;
+mod tanh;
 
 #[cfg(test)]
 mod gradient_tests;

@@ -21,6 +21,7 @@ use super::scan::{child_dirs, targets_dir};
 /// `lambda-hat clean`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CleanArgs {
+    /// (Default: the `store_root` of the experiments file (`--configfile`), else `runs`.)
     /// The store to clean: the `store_root` of your experiments file.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub runs_root: PathBuf,

@@ -188,6 +188,7 @@ pub enum Format {
 /// `lambda-hat results`: one row per finished sampler run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ResultsArgs {
+    /// (Default: the `store_root` of the experiments file (`--configfile`), else `runs`.)
     /// The store to read: the `store_root` of your experiments file.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub runs_root: PathBuf,
