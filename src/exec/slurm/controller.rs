@@ -279,7 +279,9 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 changed = true;
             }
             self.cancel_pending()?;
-            if self.opts.detach {
+            // --detach: exit once everything that can go is submitted (after waiting out a
+            // transient sbatch failure, so a detached sweep is not left half-submitted).
+            if self.opts.detach && self.submit_after.is_none() {
                 return Ok(self.detach());
             }
             if !self
