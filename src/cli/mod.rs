@@ -3,6 +3,7 @@
 pub mod args;
 pub mod error;
 pub mod sweep;
+pub mod validate;
 
 pub use args::{Cli, Command, WorkerCommand};
 pub use error::CliError;
@@ -35,6 +36,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             crate::report::clean::run(&args, &referenced, &mut std::io::stdout().lock())?;
             Ok(())
         }
+        Some(Command::Validate(args)) => validate::run(
+            &args,
+            cli.sweep.configfile.as_deref(),
+            cli.sweep.quiet,
+            &mut std::io::stdout().lock(),
+        ),
         None => runtime()?.block_on(sweep::run(&cli.sweep)),
     }
 }
