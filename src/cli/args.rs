@@ -137,7 +137,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "Each sampler runs with its default preset (config/sampler/NAME.yaml next to --configfile, else built in) on each case:\n  regular  linear regression, d = 40: truth ½ tr(nβH(nβH+γI)⁻¹), exact at its nβ\n  dln432   deep linear network [4,3,2], full-rank teacher: λ = 4.0 (Aoyagi)\n  dln333   deep linear network [3,3,3], full-rank teacher: λ = 4.5 (Aoyagi)\nTolerances: HMC 3 % (regular) and 10 % (deep linear), MCLMC and SGLD 15 %; HMC's acceptance within 0.05 of its target on the regular model.\nExit code: 0 all pass, 1 any check fails, 2 bad input."
+    after_help = "Each sampler runs with its default preset (sampler/NAME.yaml next to --configfile, else ./config/sampler/NAME.yaml, else built in) on each case:\n  regular  linear regression, d = 40: truth ½ tr(nβH(nβH+γI)⁻¹), exact at its nβ\n  dln432   deep linear network [4,3,2], full-rank teacher: λ = 4.0 (Aoyagi)\n  dln333   deep linear network [3,3,3], full-rank teacher: λ = 4.5 (Aoyagi)\nTolerances: HMC 3 % (regular) and 10 % (deep linear), MCLMC and SGLD 15 %; HMC's acceptance within 0.05 of its target on the regular model.\nExit code: 0 all pass, 1 any check fails, 2 bad input."
 )]
 pub struct ValidateArgs {
     /// Samplers to check, comma-separated.
