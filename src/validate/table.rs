@@ -114,7 +114,9 @@ pub fn render_text(r: &Report) -> String {
         ));
     }
     let failed = r.failures().count();
-    out.push_str(&if failed == 0 {
+    out.push_str(&if failed == 0 && r.rows.len() == 1 {
+        "the check passed\n".to_string()
+    } else if failed == 0 {
         format!("all {} checks passed\n", r.rows.len())
     } else {
         format!("{failed} of {} checks FAILED\n", r.rows.len())
