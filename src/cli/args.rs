@@ -160,7 +160,7 @@ pub struct ValidateArgs {
     )]
     pub cases: Vec<String>,
 
-    /// Fewer draws (for CI): about half the work, same tolerances.
+    /// Fewer recorded draws (for CI): about 60 % of the work, same tolerances.
     #[arg(long)]
     pub quick: bool,
 
