@@ -140,6 +140,50 @@ pub enum Command {
     },
     /// Cancel the sweep's SLURM jobs that are queued or running (one scancel).
     Cancel,
+    /// Check samplers against networks whose LLC is known; exit 1 when an estimate is off.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Each sampler runs with its default preset (sampler/NAME.yaml next to --configfile, else ./config/sampler/NAME.yaml, else built in) on each case:\n  regular  linear regression, d = 40: truth ½ tr(nβH(nβH+γI)⁻¹), exact at its nβ\n  dln432   deep linear network [4,3,2], full-rank teacher: λ = 4.0 (Aoyagi)\n  dln333   deep linear network [3,3,3], full-rank teacher: λ = 4.5 (Aoyagi)\nTolerances: HMC 3 % (regular) and 10 % (deep linear), MCLMC and SGLD 15 %; HMC's acceptance within 0.05 of its target on the regular model.\nExit code: 0 all pass, 1 any check fails, 2 bad input."
+)]
+pub struct ValidateArgs {
+    /// Samplers to check, comma-separated.
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        default_values = crate::config::schema::SamplerConfig::NAMES,
+        value_parser = clap::builder::PossibleValuesParser::new(crate::config::schema::SamplerConfig::NAMES)
+    )]
+    pub samplers: Vec<String>,
+
+    /// Cases to check them on, comma-separated.
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        default_values = crate::validate::Case::NAMES,
+        value_parser = clap::builder::PossibleValuesParser::new(crate::validate::Case::NAMES)
+    )]
+    pub cases: Vec<String>,
+
+    /// Fewer recorded draws (for CI): about 60 % of the work, same tolerances.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Floating-point precision of training and sampling.
+    #[arg(long, value_name = "PRECISION", default_value = "f64", value_parser = ["f32", "f64"])]
+    pub precision: String,
+
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Sets every sampler's `seed` (a replicate: other random numbers in every chain).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,8 @@
 //! The CLI's error type and exit codes: one message for the user, and a code scripts can test.
 //!
-//! Exit codes: 0 success; 1 a job failed; 2 the user's input is wrong (config, flags, profile,
-//! globs) or the environment is (missing program); 130 interrupted by Ctrl-C.
+//! Exit codes: 0 success; 1 a job failed, or a `validate` check did; 2 the user's input is wrong
+//! (config, flags, profile, globs) or the environment is (missing program); 130 interrupted by
+//! Ctrl-C.
 
 use crate::config::ConfigError;
 use crate::exec::ExecError;
@@ -29,6 +30,10 @@ pub enum CliError {
     Worker(String),
     #[error("{0}")]
     JobsFailed(String),
+    #[error(transparent)]
+    Validate(#[from] crate::validate::ValidateError),
+    #[error("{0}")]
+    ValidationFailed(String),
     #[error(
         "interrupted: running jobs were stopped; their incomplete markers were kept (rerun with --rerun-incomplete)"
     )]
@@ -43,7 +48,10 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::JobsFailed(_) | CliError::Worker(_) => 1,
+            CliError::JobsFailed(_)
+            | CliError::Worker(_)
+            | CliError::Validate(_)
+            | CliError::ValidationFailed(_) => 1,
             CliError::Interrupted => 130,
             _ => 2,
         }

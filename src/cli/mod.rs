@@ -4,6 +4,7 @@ pub mod args;
 pub mod error;
 pub mod status;
 pub mod sweep;
+pub mod validate;
 
 pub use args::{Cli, Command, WorkerCommand};
 pub use error::CliError;
@@ -42,6 +43,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Some(Command::Status { json }) => status::status(&cli.sweep, cli.verbose > 0, json),
         Some(Command::Cancel) => status::cancel(&cli.sweep),
+        Some(Command::Validate(args)) => validate::run(
+            &args,
+            cli.sweep.configfile.as_deref(),
+            cli.sweep.quiet,
+            &mut std::io::stdout().lock(),
+        ),
         None => runtime()?.block_on(sweep::run(&cli.sweep)),
     }
 }

@@ -534,6 +534,25 @@ pub fn solve_width(
     }
 }
 
+/// Resolves one sampler entry, e.g. `{ name: hmc, overrides: { draws: 500 } }`, exactly as an
+/// entry of an experiments file's `samplers:` list (preset lookup in `presets`, deep merge of the
+/// overrides, typed, validated). `source` is the file messages name. `lambda-hat validate` uses
+/// it so that what it checks is what a sweep would run.
+pub fn resolve_sampler_entry(
+    source: &Path,
+    presets: &PresetDirs,
+    entry: &Value,
+) -> Result<SamplerConfig, ConfigError> {
+    resolve_sampler(
+        &Ctx {
+            path: source,
+            presets,
+        },
+        0,
+        entry,
+    )
+}
+
 fn resolve_sampler(
     ctx: &Ctx,
     index: usize,

@@ -1,0 +1,116 @@
+//! `lambda-hat validate` as CI and researchers run it: the real binary, real training, real
+//! samplers. The quick matrix must pass (it is CI's check that the samplers give the right LLC);
+//! bad input must exit 2 naming the valid choices; a sampler preset next to `--configfile` must
+//! be the one checked, and a bad one must fail with exit 1.
+
+mod common;
+
+use common::Test;
+
+const SAMPLERS: [&str; 3] = ["hmc", "sgld", "mclmc"];
+const CASES: [&str; 3] = ["regular", "dln432", "dln333"];
+
+#[test]
+fn quick_validation_passes_every_check() {
+    // A fresh directory: no ./config/sampler presets, so the built-in ones are checked.
+    let out = Test::new().args(["validate", "--quick"]).run().success();
+    let stdout = out.stdout();
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| CASES.iter().any(|c| l.starts_with(&format!("{c} "))))
+        .collect();
+    assert_eq!(rows.len(), 9, "{stdout}");
+    for case in CASES {
+        for sampler in SAMPLERS {
+            let row = rows
+                .iter()
+                .find(|l| l.split_whitespace().take(2).eq([case, sampler]))
+                .unwrap_or_else(|| panic!("no row for {sampler} on {case}:\n{stdout}"));
+            assert!(row.ends_with("pass"), "{row}");
+        }
+    }
+    assert!(stdout.contains("<built-in sampler/hmc.yaml>"), "{stdout}");
+    assert!(stdout.ends_with("all 9 checks passed\n"), "{stdout}");
+}
+
+#[test]
+fn unknown_names_exit_2_and_list_the_valid_ones() {
+    let t = Test::new();
+    let out = t
+        .run_with(&["validate", "--samplers", "hmc,nuts"])
+        .failure(2);
+    for name in ["nuts", "hmc", "sgld", "mclmc"] {
+        assert!(out.stderr().contains(name), "{}", out.stderr());
+    }
+    let out = t.run_with(&["validate", "--cases", "dln44"]).failure(2);
+    for name in ["dln44", "regular", "dln432", "dln333"] {
+        assert!(out.stderr().contains(name), "{}", out.stderr());
+    }
+    t.run_with(&["validate", "--precision", "f16"])
+        .failure(2)
+        .stderr_has("f32");
+    t.run_with(&["validate", "--configfile", "missing.yaml"])
+        .failure(2)
+        .clear_error(&["missing.yaml", "no such file"]);
+}
+
+#[test]
+fn json_report_has_the_truth_estimate_and_verdict() {
+    let out = Test::new()
+        .args([
+            "validate",
+            "--quick",
+            "--cases",
+            "regular",
+            "--samplers",
+            "mclmc",
+            "--json",
+        ])
+        .run()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).expect("stdout is JSON");
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["quick"], true);
+    assert_eq!(v["precision"], "f64");
+    let row = &v["rows"][0];
+    assert_eq!(row["case"], "regular");
+    assert_eq!(row["sampler"], "mclmc");
+    assert_eq!(row["verdict"]["passed"], true);
+    // ½ Σ nβhᵢ/(nβhᵢ + γ) just below d/2 = 20 at nβ ≈ 80.
+    let truth = row["truth"].as_f64().unwrap();
+    assert!(truth > 19.5 && truth < 20.0, "{truth}");
+    let rel = row["rel_error"].as_f64().unwrap();
+    assert!(rel.abs() <= row["tolerance"].as_f64().unwrap(), "{rel}");
+    assert_eq!(v["cases"][0]["params"], 40);
+}
+
+#[test]
+fn presets_next_to_the_configfile_are_checked_and_a_bad_one_fails() {
+    // An SGLD step 40× the preset's: ε·nβ·h_max ≈ 4e-3 · 80 · 3.2 ≈ 1, far too coarse, so the
+    // estimate is off by much more than 15 % (or not finite): a FAIL, exit 1.
+    let t = Test::new()
+        .file("study/experiments.yaml", "targets: []\nsamplers: []\n")
+        .file(
+            "study/sampler/sgld.yaml",
+            "step_size: 4.0e-3\nwarmup: 200\nsteps: 2000\neval_every: 20\nbatch_size: 256\n",
+        );
+    let out = t
+        .run_with(&[
+            "validate",
+            "--configfile",
+            "study/experiments.yaml",
+            "--cases",
+            "regular",
+            "--samplers",
+            "sgld",
+        ])
+        .failure(1);
+    let stdout = out.stdout();
+    assert!(stdout.contains("study/sampler/sgld.yaml"), "{stdout}");
+    assert!(stdout.contains("FAIL sgld on regular"), "{stdout}");
+    assert!(
+        out.stderr().contains("validation failed: 1 of 1 checks"),
+        "{}",
+        out.stderr()
+    );
+}
