@@ -301,3 +301,113 @@ fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
         .failure(2)
         .stderr_has("--rerun-incomplete");
 }
+
+#[test]
+fn retries_start_a_failed_job_again() {
+    // A worker command that fails the first attempt of every job, then runs the real worker.
+    let script = format!(
+        "#!/bin/sh\nmark=\"$(echo \"$*\" | tr -c 'a-zA-Z0-9' _).tried\"\nif [ ! -e \"$mark\" ]; then touch \"$mark\"; echo 'flaky first attempt' >&2; exit 3; fi\nexec {BIN} \"$@\"\n"
+    );
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("flaky.sh", &script)
+        .file(
+            "profiles/flaky/config.yaml",
+            "worker-command: sh flaky.sh\n",
+        );
+    t.run_with(&["-j", "2", "--profile", "flaky"])
+        .failure(1)
+        .stderr_has("exited with code 3");
+    // The failed targets were not built; with one retry every job succeeds on its second attempt.
+    let t2 = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("flaky.sh", &script)
+        .file(
+            "profiles/flaky/config.yaml",
+            "worker-command: sh flaky.sh\n",
+        );
+    t2.run_with(&["-j", "2", "--profile", "flaky", "-T", "1"])
+        .success();
+    assert_eq!(files_named(&t2.store(), "analysis.json").len(), 2);
+    let journal = std::fs::read_to_string(t2.store().join(".lambda-hat/journal.jsonl")).unwrap();
+    assert_eq!(
+        journal.matches("\"event\":\"retry\"").count(),
+        4,
+        "one retry per job"
+    );
+}
+
+#[test]
+fn reports_on_a_finished_store() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+
+    let table = t.run_with(&["results"]).success().stdout();
+    assert_eq!(
+        table.lines().filter(|l| l.contains("run_sgld_")).count(),
+        2,
+        "{table}"
+    );
+    let grouped = t
+        .run_with(&["results", "--group-by", "sampler", "--format", "csv"])
+        .success()
+        .stdout();
+    assert!(
+        grouped.lines().next().unwrap().starts_with("sampler,"),
+        "{grouped}"
+    );
+
+    t.run_with(&["results", "--runs-root", "nowhere"])
+        .failure(2)
+        .clear_error(&["nowhere"]);
+    t.run_with(&["results", "--group-by", "colour"])
+        .failure(2)
+        .clear_error(&["colour", "sampler"]);
+    let bad_format = t.run_with(&["results", "--format", "xlsx"]);
+    assert_eq!(bad_format.code(), Some(2), "{}", bad_format.stderr());
+    assert!(
+        bad_format.stderr().contains("csv"),
+        "lists valid formats: {}",
+        bad_format.stderr()
+    );
+
+    // promote twice into the same README: one snippet.
+    std::fs::write(t.path().join("README.md"), "# My sweep\n\nText kept.\n").unwrap();
+    for _ in 0..2 {
+        t.run_with(&[
+            "promote",
+            "gallery",
+            "--samplers",
+            "sgld",
+            "--outdir",
+            "gallery",
+            "--snippet-out",
+            "README.md",
+        ])
+        .success();
+    }
+    let readme = std::fs::read_to_string(t.path().join("README.md")).unwrap();
+    assert_eq!(
+        readme.matches("<!-- lambda-hat gallery: begin -->").count(),
+        1
+    );
+    assert!(readme.contains("Text kept.") && t.path().join("gallery/sgld.png").is_file());
+    t.run_with(&["promote", "gallery", "--samplers", "hmc"])
+        .failure(2)
+        .clear_error(&["hmc", "sgld"]);
+
+    // clean: with the file unchanged nothing is unreferenced; after dropping a target, only it goes.
+    let one_target = TINY_SWEEP.replace("  - { model: small, data: small, seed: 2, overrides: { data: { n_data: 200 }, training: { steps: 100 } } }\n", "");
+    std::fs::write(t.path().join("config/experiments.yaml"), &one_target).unwrap();
+    t.run_with(&["clean"]).success();
+    assert_eq!(
+        files_named(&t.store(), "meta.json").len(),
+        2,
+        "clean without --yes deletes nothing"
+    );
+    t.run_with(&["clean", "--yes"]).success();
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 1);
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+}

@@ -243,6 +243,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
                 limits: settings.limits.clone(),
                 resources: rule_resources,
                 keep_going: settings.keep_going,
+                retries: settings.retries,
                 quiet: settings.quiet,
                 worker_command: worker_command(&settings),
             };

@@ -31,6 +31,8 @@ pub struct LocalOptions {
     /// Resources of each rule's jobs.
     pub resources: BTreeMap<Rule, ResourceMap>,
     pub keep_going: bool,
+    /// `-T`: how many times a failed job is started again before it counts as failed.
+    pub retries: u32,
     pub quiet: bool,
     /// Program (and leading arguments) that runs a worker.
     pub worker_command: Vec<String>,
@@ -66,6 +68,7 @@ pub async fn run(
         }
     }
     let mut state = vec![State::Waiting; jobs.len()];
+    let mut retried = vec![0u32; jobs.len()];
     let mut in_use: BTreeMap<String, i64> = BTreeMap::new();
     let mut running: JoinSet<(usize, std::io::Result<ExitStatus>, f64)> = JoinSet::new();
     let mut outcome = Outcome::default();
@@ -142,6 +145,14 @@ pub async fn run(
                         state[i] = State::Done;
                         outcome.succeeded += 1;
                         progress.finished(&describe(plan, job), secs);
+                    }
+                    Err((why, _)) if retried[i] < opts.retries => {
+                        retried[i] += 1;
+                        let _ = markers.clear(&key);
+                        let _ = journal.append(&Event { attempt: Some(retried[i] + 1), detail: Some(serde_json::json!(why)), ..Event::new("retry", &key, job.rule().name()) });
+                        progress.message(&format!("retrying {} (attempt {} of {}): {why}", describe(plan, job), retried[i] + 1, opts.retries + 1));
+                        state[i] = State::Waiting;
+                        next_waiting = next_waiting.min(i);
                     }
                     Err((why, killed_by_signal)) => {
                         // A worker that exited with an error cleaned up after itself; one killed by a
