@@ -29,4 +29,4 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
 step "cargo test"
-cargo test --all-targets -- --test-threads 2
+cargo test -- --test-threads 2

@@ -146,29 +146,39 @@ fn worker_pids(cwd: &Path) -> Vec<i32> {
     pids
 }
 
-#[test]
-fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
-    let t = Test::new().experiments(TINY_SWEEP);
-    // Build the targets first, then make the sampler jobs slow enough to be killed mid-job.
-    t.run_with(&["-j", "2", "runs/targets/*/meta.json"])
-        .success();
-    let mut controller = std::process::Command::new(BIN)
-        .args(["-j", "1"])
+/// Starts `lambda-hat -j JOBS` in the background with every worker sleeping 30 s first.
+fn start_slow_sweep(t: &Test, jobs: &str) -> (std::process::Child, PathBuf) {
+    let child = std::process::Command::new(BIN)
+        .args(["-j", jobs])
         .current_dir(t.path())
         .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let dir = t.path().canonicalize().unwrap();
+    (child, t.path().canonicalize().unwrap())
+}
+
+/// Waits (at most 20 s) until `n` workers run in `dir`; returns their PIDs.
+fn wait_for_workers(dir: &Path, n: usize) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let pids = loop {
-        let pids = worker_pids(&dir);
-        if !pids.is_empty() || Instant::now() > deadline {
-            break pids;
+    loop {
+        let pids = worker_pids(dir);
+        if pids.len() >= n || Instant::now() > deadline {
+            return pids;
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+#[test]
+fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    // Build the targets first, then make the sampler jobs slow enough to be killed mid-job.
+    t.run_with(&["-j", "2", "runs/targets/*/meta.json"])
+        .success();
+    let (mut controller, dir) = start_slow_sweep(&t, "1");
+    let pids = wait_for_workers(&dir, 1);
     assert_eq!(pids.len(), 1, "expected one running worker");
     std::process::Command::new("kill")
         .args(["-9", &pids[0].to_string()])
@@ -272,19 +282,8 @@ fn a_float32_sweep_runs_in_f32_end_to_end() {
 #[test]
 fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
     let t = Test::new().experiments(TINY_SWEEP);
-    let mut controller = std::process::Command::new(BIN)
-        .args(["-j", "2"])
-        .current_dir(t.path())
-        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let dir = t.path().canonicalize().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while worker_pids(&dir).len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut controller, dir) = start_slow_sweep(&t, "2");
+    wait_for_workers(&dir, 2);
     assert_eq!(worker_pids(&dir).len(), 2, "two workers should be running");
     std::process::Command::new("kill")
         .args(["-INT", &controller.id().to_string()])

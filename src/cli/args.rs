@@ -131,6 +131,15 @@ pub enum Command {
     Promote(crate::report::promote::PromoteArgs),
     /// List (and with --yes delete) store directories the experiments file no longer references.
     Clean(crate::report::clean::CleanArgs),
+    /// Job status of the sweep (local or SLURM): per rule, how many jobs are done, running,
+    /// pending, failed, incomplete or missing; -v adds one line per job.
+    Status {
+        /// Machine-readable output (per-rule counts and every job).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel the sweep's SLURM jobs that are queued or running (one scancel).
+    Cancel,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 use crate::config::ConfigError;
 use crate::exec::ExecError;
 use crate::exec::resources::ResourceError;
+use crate::exec::slurm::SlurmError;
 use crate::plan::PlanError;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum CliError {
     Resource(#[from] ResourceError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    #[error(transparent)]
+    Slurm(#[from] SlurmError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error("{0}")]

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod error;
+pub mod status;
 pub mod sweep;
 
 pub use args::{Cli, Command, WorkerCommand};
@@ -39,6 +40,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             crate::report::clean::run(&args, &referenced, &mut std::io::stdout().lock())?;
             Ok(())
         }
+        Some(Command::Status { json }) => status::status(&cli.sweep, cli.verbose > 0, json),
+        Some(Command::Cancel) => status::cancel(&cli.sweep),
         None => runtime()?.block_on(sweep::run(&cli.sweep)),
     }
 }

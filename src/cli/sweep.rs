@@ -13,6 +13,7 @@ use crate::config::load_sweep;
 use crate::config::profile::{LoadedProfile, ResourceList, load_profile};
 use crate::exec::local::{self, LocalOptions};
 use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
+use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
 use crate::exec::{Outcome, default_worker_command};
 use crate::plan::select::schedule;
 use crate::plan::{Plan, Request, Rule, Schedule, text};
@@ -34,6 +35,7 @@ pub struct Settings {
     pub quiet: bool,
     pub retries: u32,
     pub latency_wait: u64,
+    pub detach: bool,
 }
 
 fn resource_list(list: &ResourceList) -> Result<ResourceMap, CliError> {
@@ -148,6 +150,7 @@ impl Settings {
             quiet: args.quiet || p.quiet.unwrap_or(false),
             retries: args.retries.or(p.retries).unwrap_or(0),
             latency_wait: args.latency_wait.or(p.latency_wait).unwrap_or(5),
+            detach: args.detach,
             profile,
         })
     }
@@ -207,7 +210,39 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         return out.flush().map_err(io_err);
     }
 
-    let sched = schedule(&plan, &status, &request)?;
+    // SLURM: jobs of an earlier invocation still queued or running are reattached to, so
+    // their incomplete markers do not block planning; those that finished meanwhile are
+    // collected first.
+    let on_slurm = settings.executor == "slurm";
+    let slurm_opts = on_slurm
+        .then(|| slurm_options(&settings, &rule_resources))
+        .transpose()?;
+    if let Some(opts) = &slurm_opts {
+        slurm::validate(opts).map_err(CliError::from)?;
+    }
+    let open = if on_slurm {
+        slurm::open_submissions(&plan)
+    } else {
+        Default::default()
+    };
+    let status = if on_slurm && !open.is_empty() && !args.dry_run {
+        let n = slurm::collect_finished(&plan, &open)
+            .map_err(|e| CliError::io("cannot update the journal", e))?;
+        if n > 0 {
+            eprintln!("{n} job(s) finished on SLURM while no lambda-hat was following them.");
+        }
+        StoreStatus::scan(&plan)
+    } else {
+        status
+    };
+    let sched = schedule(
+        &plan,
+        &ReattachStatus {
+            inner: &status,
+            open: &open,
+        },
+        &request,
+    )?;
     for (job, _) in &sched.jobs {
         settings.limits.check_job(
             &plan.output(*job).display().to_string(),
@@ -231,13 +266,25 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     out.flush().map_err(io_err)?;
     drop(out);
 
-    let outcome = match settings.executor.as_str() {
-        "slurm" => {
-            return Err(CliError::Usage(
-                "the SLURM executor is not available in this build yet; run without --profile slurm / --executor slurm to run locally".into(),
-            ));
+    let outcome = match slurm_opts {
+        Some(opts) => {
+            slurm::preflight().map_err(CliError::from)?;
+            let result = run_slurm(&plan, &sched, &opts).await?;
+            if let Some((queued, waiting)) = result.detached {
+                report_failures(&sched, &result.outcome)?;
+                eprintln!(
+                    "Detached: {queued} job(s) queued on SLURM{}. Run the same command again to follow them (it reattaches), or `lambda-hat status`.",
+                    if waiting > 0 {
+                        format!(", {waiting} more wait for them or for room under -j")
+                    } else {
+                        String::new()
+                    }
+                );
+                return Ok(());
+            }
+            result.outcome
         }
-        _ => {
+        None => {
             let opts = LocalOptions {
                 jobs: settings.jobs,
                 limits: settings.limits.clone(),
@@ -251,6 +298,92 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         }
     };
     report(&sched, &outcome)
+}
+
+/// The SLURM executor's options: the profile's SLURM keys, with built-in defaults.
+fn slurm_options(
+    settings: &Settings,
+    rule_resources: &BTreeMap<Rule, ResourceMap>,
+) -> Result<SlurmOptions, CliError> {
+    let p = settings
+        .profile
+        .as_ref()
+        .map(|l| l.profile.clone())
+        .unwrap_or_default();
+    let dir = settings.profile.as_ref().map(|l| l.dir.as_path());
+    let templates = slurm::script::Templates::load(
+        dir,
+        p.sbatch_template.as_deref(),
+        p.sbatch_array_template.as_deref(),
+    )
+    .map_err(SlurmError::from)?;
+    let slurm_extra = match &p.slurm_extra {
+        Some(text) => slurm::flags::parse_extra(text).map_err(SlurmError::from)?,
+        None => Vec::new(),
+    };
+    let seconds =
+        |name: &str, v: Option<f64>, default: f64| -> Result<std::time::Duration, CliError> {
+            let v = v.unwrap_or(default);
+            if !(v.is_finite() && v > 0.0) {
+                return Err(CliError::Usage(format!(
+                    "profile key {name}: {v} is not a positive number of seconds"
+                )));
+            }
+            Ok(std::time::Duration::from_secs_f64(v))
+        };
+    let poll_min = seconds("poll-min-interval", p.poll_min_interval, 2.0)?;
+    let poll_max = seconds("poll-max-interval", p.poll_max_interval, 60.0)?;
+    let retry_factor = p.retry_factor.unwrap_or(2.0);
+    if !(retry_factor.is_finite() && retry_factor > 1.0) {
+        return Err(CliError::Usage(format!(
+            "profile key retry-factor: {retry_factor} must be a number above 1 (memory and time grow by it on retry)"
+        )));
+    }
+    Ok(SlurmOptions {
+        jobs: settings.jobs,
+        resources: rule_resources.clone(),
+        slurm_extra,
+        keep_going: settings.keep_going,
+        quiet: settings.quiet,
+        retries: settings.retries,
+        retry_factor,
+        latency_wait: std::time::Duration::from_secs(settings.latency_wait),
+        worker_command: worker_command(settings),
+        templates,
+        use_arrays: p.use_arrays.unwrap_or(true),
+        max_array_size: p.max_array_size.unwrap_or(1000).max(1),
+        array_throttle: p.array_throttle,
+        poll_min,
+        poll_max,
+        detach: settings.detach,
+    })
+}
+
+/// Runs the SLURM controller on a blocking thread; Ctrl-C is counted by a signal task: the
+/// first makes the controller cancel the sweep's jobs, a second exits at once.
+async fn run_slurm(
+    plan: &Plan,
+    sched: &Schedule,
+    opts: &SlurmOptions,
+) -> Result<slurm::SlurmOutcome, CliError> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let interrupts = Arc::new(AtomicUsize::new(0));
+    let counter = interrupts.clone();
+    let listener = tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if counter.fetch_add(1, Ordering::SeqCst) >= 1 {
+                eprintln!(
+                    "interrupted twice: exiting now; SLURM jobs may still be queued (`lambda-hat cancel` cancels them)"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    let mut cluster = slurm::SlurmCli::new(interrupts);
+    let result = tokio::task::block_in_place(|| slurm::run(plan, sched, opts, &mut cluster));
+    listener.abort();
+    Ok(result?)
 }
 
 pub fn worker_command(settings: &Settings) -> Vec<String> {
@@ -297,6 +430,14 @@ fn report(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
     }
     if outcome.failed.is_empty() {
         eprintln!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
+        return Ok(());
+    }
+    report_failures(sched, outcome)
+}
+
+/// The error listing failed jobs, if any.
+fn report_failures(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
+    if outcome.failed.is_empty() {
         return Ok(());
     }
     let mut msg = format!(

@@ -114,32 +114,26 @@ mod tests {
     use crate::config::schema::*;
     use crate::numeric::Precision;
 
+    fn small_model() -> ModelConfig {
+        ModelConfig {
+            in_dim: 4,
+            out_dim: 1,
+            depth: 2,
+            widths: Some(vec![6, 6]),
+            target_params: Some(80),
+            activation: Activation::Relu,
+            bias: true,
+            skip_connections: false,
+            init: Init::He,
+        }
+    }
+
     fn small_target() -> TargetConfig {
         TargetConfig {
-            model: ModelConfig {
-                in_dim: 4,
-                out_dim: 1,
-                depth: 2,
-                widths: Some(vec![6, 6]),
-                target_params: Some(80),
-                activation: Activation::Relu,
-                bias: true,
-                skip_connections: false,
-                init: Init::He,
-            },
+            model: small_model(),
             data: serde_yaml::from_str("n_data: 5000").unwrap(),
             teacher: ResolvedTeacher {
-                model: ModelConfig {
-                    in_dim: 4,
-                    out_dim: 1,
-                    depth: 2,
-                    widths: Some(vec![6, 6]),
-                    target_params: Some(80),
-                    activation: Activation::Relu,
-                    bias: true,
-                    skip_connections: false,
-                    init: Init::He,
-                },
+                model: small_model(),
                 weight_scale: 1.0,
             },
             training: serde_yaml::from_str("{}").unwrap(),

@@ -50,22 +50,29 @@ pub fn write_npz<A: WritableElement>(
     })
 }
 
-pub fn read_npz_array<A: ReadableElement>(
-    path: &Path,
-    name: &str,
-) -> Result<ArrayD<A>, WorkerError> {
-    let npz_err = |message: String| WorkerError::Npz {
-        path: path.to_path_buf(),
-        name: name.to_string(),
-        message,
-    };
+fn open_npz(path: &Path) -> Result<NpzReader<File>, WorkerError> {
     let file = File::open(path).map_err(|source| WorkerError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut npz = NpzReader::new(file).map_err(|e| npz_err(e.to_string()))?;
-    npz.by_name(&format!("{name}.npy"))
-        .map_err(|e| npz_err(e.to_string()))
+    NpzReader::new(file).map_err(|e| WorkerError::Npz {
+        path: path.to_path_buf(),
+        name: "*".into(),
+        message: e.to_string(),
+    })
+}
+
+pub fn read_npz_array<A: ReadableElement>(
+    path: &Path,
+    name: &str,
+) -> Result<ArrayD<A>, WorkerError> {
+    open_npz(path)?
+        .by_name(&format!("{name}.npy"))
+        .map_err(|e| WorkerError::Npz {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            message: e.to_string(),
+        })
 }
 
 pub fn read_npz_matrix<A: ReadableElement>(
@@ -90,11 +97,7 @@ pub fn read_npz_all<A: ReadableElement>(
         name: "*".into(),
         message,
     };
-    let file = File::open(path).map_err(|source| WorkerError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut npz = NpzReader::new(file).map_err(|e| npz_err(e.to_string()))?;
+    let mut npz = open_npz(path)?;
     let names = npz.names().map_err(|e| npz_err(e.to_string()))?;
     names
         .into_iter()

@@ -1,0 +1,312 @@
+//! A simulated SLURM for the controller's unit tests: it implements [`Cluster`] by keeping jobs
+//! in memory and printing the same text formats as the real commands, so the controller's
+//! parsing path is exercised too. Time advances only when the controller sleeps.
+//!
+//! Each job is PENDING for one tick (longer while its `afterok` parent has not completed),
+//! RUNNING for one tick, then ends with the state the test's `outcome` closure chose; a
+//! COMPLETED job writes its completion marker next to its spec. Ended jobs are purged from
+//! squeue two ticks later, so sacct has to be asked.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::cluster::{Cluster, CmdOutput};
+use super::parse::{JobKey, JobState};
+
+/// What a job does when it runs: final state, signal, text appended to its log.
+pub type OutcomeFn = Box<dyn FnMut(&FakeJob) -> (JobState, u32, String)>;
+
+#[derive(Debug, Clone)]
+pub struct FakeJob {
+    pub key: JobKey,
+    pub spec: PathBuf,
+    pub log: PathBuf,
+    pub mem: Option<i64>,
+    pub dependency: Option<JobKey>,
+    pub state: JobState,
+    pub signal: u32,
+    /// Ticks since it started (running) or ended.
+    pub ticks: u32,
+}
+
+pub struct Fake {
+    next_id: u64,
+    pub jobs: BTreeMap<JobKey, FakeJob>,
+    now: Instant,
+    /// Every command run, in order ("sbatch", "squeue", "sacct", "scontrol", "scancel", "sleep").
+    pub calls: Vec<String>,
+    /// stderr of the next sbatch calls that fail.
+    pub sbatch_failures: VecDeque<String>,
+    pub outcome: OutcomeFn,
+    /// Ctrl-C after this many sleeps.
+    pub interrupt_after_sleeps: Option<usize>,
+    sleeps: usize,
+    /// Most jobs pending or running at once.
+    pub max_queued: usize,
+    /// A COMPLETED job writes its completion marker (false: simulate a lost output).
+    pub write_markers: bool,
+    /// stderr of the next squeue calls that fail.
+    pub squeue_failures: VecDeque<String>,
+    /// sacct fails like on a cluster without accounting storage.
+    pub no_accounting: bool,
+    /// The N-th sbatch call (1-based) fails with this stderr.
+    pub fail_sbatch_number: Option<(usize, String)>,
+}
+
+impl Fake {
+    pub fn new(outcome: OutcomeFn) -> Self {
+        Fake {
+            next_id: 100,
+            jobs: BTreeMap::new(),
+            now: Instant::now(),
+            calls: Vec::new(),
+            sbatch_failures: VecDeque::new(),
+            outcome,
+            interrupt_after_sleeps: None,
+            sleeps: 0,
+            max_queued: 0,
+            write_markers: true,
+            squeue_failures: VecDeque::new(),
+            no_accounting: false,
+            fail_sbatch_number: None,
+        }
+    }
+
+    pub fn count(&self, call: &str) -> usize {
+        self.calls.iter().filter(|c| c.as_str() == call).count()
+    }
+
+    fn tick(&mut self) {
+        let states: BTreeMap<JobKey, JobState> = self
+            .jobs
+            .iter()
+            .map(|(k, j)| (*k, j.state.clone()))
+            .collect();
+        let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
+        for k in keys {
+            let job = self.jobs.get(&k).cloned().unwrap();
+            match job.state {
+                JobState::Pending => {
+                    let ready = match job.dependency {
+                        None => true,
+                        // A parent the fake no longer knows counts as satisfied, as on SLURM.
+                        Some(d) => states.get(&d).is_none_or(|s| *s == JobState::Completed),
+                    };
+                    if ready {
+                        self.jobs.get_mut(&k).unwrap().state = JobState::Running;
+                    }
+                }
+                JobState::Running => {
+                    let (state, signal, log) = (self.outcome)(&job);
+                    if !log.is_empty() {
+                        let _ = std::fs::create_dir_all(job.log.parent().unwrap());
+                        let _ = std::fs::write(&job.log, log);
+                    }
+                    if state == JobState::Completed && self.write_markers {
+                        let in_run_dir = job
+                            .spec
+                            .parent()
+                            .and_then(|p| p.file_name())
+                            .is_some_and(|n| n.to_string_lossy().starts_with("run_"));
+                        let marker = if in_run_dir {
+                            "analysis.json"
+                        } else {
+                            "meta.json"
+                        };
+                        std::fs::write(job.spec.with_file_name(marker), "{}").unwrap();
+                    }
+                    let j = self.jobs.get_mut(&k).unwrap();
+                    j.state = state;
+                    j.signal = signal;
+                    j.ticks = 0;
+                }
+                _ => self.jobs.get_mut(&k).unwrap().ticks += 1,
+            }
+        }
+        let queued = self
+            .jobs
+            .values()
+            .filter(|j| !j.state.is_terminal())
+            .count();
+        self.max_queued = self.max_queued.max(queued);
+    }
+}
+
+fn ok(stdout: String) -> io::Result<CmdOutput> {
+    Ok(CmdOutput {
+        success: true,
+        stdout,
+        stderr: String::new(),
+    })
+}
+
+/// The last '...'-quoted word of `line`.
+fn last_quoted(line: &str) -> Option<String> {
+    let end = line.rfind('\'')?;
+    let start = line[..end].rfind('\'')?;
+    Some(line[start + 1..end].to_string())
+}
+
+impl Cluster for Fake {
+    fn sbatch(&mut self, script: &Path, args: &[String]) -> io::Result<CmdOutput> {
+        self.calls.push("sbatch".into());
+        let nth = match &self.fail_sbatch_number {
+            Some((n, stderr)) if *n == self.count("sbatch") => Some(stderr.clone()),
+            _ => None,
+        };
+        if let Some(stderr) = nth.or_else(|| self.sbatch_failures.pop_front()) {
+            return Ok(CmdOutput {
+                success: false,
+                stdout: String::new(),
+                stderr,
+            });
+        }
+        let text = std::fs::read_to_string(script)?;
+        let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix));
+        let log = line("#SBATCH --output=").and_then(last_quoted).unwrap();
+        let mem = line("#SBATCH --mem ")
+            .and_then(last_quoted)
+            .and_then(|m| m.parse().ok());
+        let dependency = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--dependency=afterok:"))
+            .map(|d| d.parse::<JobKey>().unwrap());
+        let id = self.next_id;
+        self.next_id += 1;
+        let specs: Vec<(JobKey, PathBuf, PathBuf)> = match line("task_list=").and_then(last_quoted)
+        {
+            Some(list) => std::fs::read_to_string(list)?
+                .lines()
+                .enumerate()
+                .map(|(t, spec)| {
+                    let log = log
+                        .replace("%A", &id.to_string())
+                        .replace("%a", &t.to_string());
+                    (JobKey::task(id, t as u32), spec.into(), log.into())
+                })
+                .collect(),
+            None => {
+                let spec = line("exec ").and_then(last_quoted).unwrap();
+                vec![(JobKey::job(id), spec.into(), log.into())]
+            }
+        };
+        for (key, spec, log) in specs {
+            self.jobs.insert(
+                key,
+                FakeJob {
+                    key,
+                    spec,
+                    log,
+                    mem,
+                    dependency,
+                    state: JobState::Pending,
+                    signal: 0,
+                    ticks: 0,
+                },
+            );
+        }
+        let queued = self
+            .jobs
+            .values()
+            .filter(|j| !j.state.is_terminal())
+            .count();
+        self.max_queued = self.max_queued.max(queued);
+        ok(format!("{id}\n"))
+    }
+
+    fn squeue(&mut self, job_ids: &[u64]) -> io::Result<CmdOutput> {
+        self.calls.push("squeue".into());
+        if let Some(stderr) = self.squeue_failures.pop_front() {
+            return Ok(CmdOutput {
+                success: false,
+                stdout: String::new(),
+                stderr,
+            });
+        }
+        let mut out = String::new();
+        for j in self.jobs.values() {
+            let purged = j.state.is_terminal() && j.ticks >= 2;
+            if job_ids.contains(&j.key.job_id) && !purged {
+                out.push_str(&format!("{}|{}|None\n", j.key, j.state));
+            }
+        }
+        if out.is_empty() && job_ids.len() == 1 {
+            return Ok(CmdOutput {
+                success: false,
+                stdout: String::new(),
+                stderr: "slurm_load_jobs error: Invalid job id specified\n".into(),
+            });
+        }
+        ok(out)
+    }
+
+    fn sacct(&mut self, job_ids: &[u64]) -> io::Result<CmdOutput> {
+        self.calls.push("sacct".into());
+        if self.no_accounting {
+            return Ok(CmdOutput {
+                success: false,
+                stdout: String::new(),
+                stderr: "sacct: error: Slurm accounting storage is disabled\n".into(),
+            });
+        }
+        let mut out = String::new();
+        for j in self.jobs.values() {
+            if job_ids.contains(&j.key.job_id) {
+                out.push_str(&format!(
+                    "{}|{}|0:{}|00:00:02||100M\n{}.batch|{}|0:{}|00:00:02|2097152|\n",
+                    j.key, j.state, j.signal, j.key, j.state, j.signal
+                ));
+            }
+        }
+        ok(out)
+    }
+
+    fn scontrol_show_jobs(&mut self) -> io::Result<CmdOutput> {
+        self.calls.push("scontrol".into());
+        ok(String::new())
+    }
+
+    fn squeue_names(&mut self, _names: &[String]) -> io::Result<CmdOutput> {
+        self.calls.push("squeue-names".into());
+        ok(String::new())
+    }
+
+    fn sacct_names(&mut self, _names: &[String], _since: &str) -> io::Result<CmdOutput> {
+        self.calls.push("sacct-names".into());
+        ok(String::new())
+    }
+
+    fn scancel(&mut self, jobs: &[String]) -> io::Result<CmdOutput> {
+        self.calls.push("scancel".into());
+        for j in self.jobs.values_mut() {
+            let hit = jobs
+                .iter()
+                .any(|s| *s == j.key.to_string() || *s == j.key.job_id.to_string());
+            if hit && !j.state.is_terminal() {
+                j.state = JobState::Cancelled;
+                j.ticks = 0;
+            }
+        }
+        ok(String::new())
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        self.calls.push("sleep".into());
+        self.sleeps += 1;
+        self.now += d.max(Duration::from_millis(1));
+        self.tick();
+    }
+
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn interrupts(&self) -> usize {
+        match self.interrupt_after_sleeps {
+            Some(n) if self.sleeps >= n => 1,
+            _ => 0,
+        }
+    }
+}

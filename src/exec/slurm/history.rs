@@ -1,0 +1,169 @@
+//! What the journal says about each job: the SLURM submission still open (for reattaching),
+//! the latest SLURM id, attempts, final state, elapsed time, MaxRSS and log (for `status`).
+//!
+//! Input: the journal's [`Event`]s in order. Output: a [`JobHistory`] per job key. Pure.
+//!
+//! The SLURM executor writes, per job: `submitting` (intent, flushed BEFORE sbatch runs, with the
+//! submission's unique job name), then `submitted` (with the SLURM id), `submit_failed`, and
+//! finally `finished` / `failed` / `cancelled` / `skipped`. A submission is open from
+//! `submitting` until one of the closing events. An open submission without a SLURM id means
+//! the controller died while sbatch ran: whether the job exists is then looked up by its name.
+
+use std::collections::HashMap;
+
+use super::parse::JobKey;
+use crate::exec::resources::ResourceMap;
+use crate::store::Event;
+
+pub const SUBMITTING: &str = "submitting";
+pub const SUBMITTED: &str = "submitted";
+pub const SUBMIT_FAILED: &str = "submit_failed";
+pub const FINISHED: &str = "finished";
+pub const FAILED: &str = "failed";
+pub const CANCELLED: &str = "cancelled";
+pub const SKIPPED: &str = "skipped";
+
+/// A submission the journal does not close.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Open {
+    /// The submission's unique `--job-name`.
+    pub name: String,
+    /// Set once `submitted` was written.
+    pub slurm: Option<JobKey>,
+    /// The job's index in its array, for finding a task by name.
+    pub task: Option<u32>,
+    /// RFC 3339 time of the intent (a lower bound for `sacct -S`).
+    pub since: String,
+    /// Resources the submission asked for (retries may have raised them).
+    pub resources: Option<ResourceMap>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobHistory {
+    pub open: Option<Open>,
+    /// Latest SLURM id of the job (`123` or `123_4`).
+    pub slurm_id: Option<String>,
+    /// SLURM submissions over every invocation.
+    pub attempts: u32,
+    /// The last closing event (`finished`, `failed`, ...) and its state word.
+    pub last_end: Option<String>,
+    pub state: Option<String>,
+    pub reason: Option<String>,
+    pub elapsed_secs: Option<u64>,
+    pub max_rss_bytes: Option<u64>,
+    /// The log of the latest submission.
+    pub log: Option<String>,
+}
+
+fn detail_str(e: &Event, key: &str) -> Option<String> {
+    e.detail.as_ref()?.get(key)?.as_str().map(String::from)
+}
+
+fn detail_u64(e: &Event, key: &str) -> Option<u64> {
+    e.detail.as_ref()?.get(key)?.as_u64()
+}
+
+/// Folds the journal into one history per job key.
+pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
+    let mut out: HashMap<String, JobHistory> = HashMap::new();
+    for e in events {
+        let h = out.entry(e.job.clone()).or_default();
+        match e.event.as_str() {
+            SUBMITTING => {
+                h.open = Some(Open {
+                    name: detail_str(e, "name").unwrap_or_default(),
+                    slurm: None,
+                    task: detail_u64(e, "task").map(|t| t as u32),
+                    since: e.time.clone(),
+                    resources: e
+                        .detail
+                        .as_ref()
+                        .and_then(|d| d.get("resources"))
+                        .and_then(|r| serde_json::from_value(r.clone()).ok()),
+                });
+                h.log = detail_str(e, "log").or(h.log.take());
+            }
+            SUBMITTED => {
+                let key = e
+                    .slurm_job_id
+                    .as_deref()
+                    .and_then(|s| s.parse::<JobKey>().ok());
+                if let Some(open) = h.open.as_mut() {
+                    open.slurm = key;
+                }
+                h.slurm_id = e.slurm_job_id.clone();
+                h.attempts += 1;
+            }
+            SUBMIT_FAILED | FINISHED | FAILED | CANCELLED | SKIPPED | "started" => {
+                h.open = None;
+                if e.event != "started" {
+                    h.last_end = Some(e.event.clone());
+                    h.state = e.state.clone();
+                    h.reason = detail_str(e, "reason");
+                    if e.slurm_job_id.is_some() {
+                        h.slurm_id = e.slurm_job_id.clone();
+                    }
+                    h.elapsed_secs = detail_u64(e, "elapsed_secs").or(h.elapsed_secs);
+                    h.max_rss_bytes = detail_u64(e, "max_rss_bytes").or(h.max_rss_bytes);
+                } else {
+                    h.last_end = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(event: &str, job: &str, slurm: Option<&str>, detail: serde_json::Value) -> Event {
+        Event {
+            slurm_job_id: slurm.map(String::from),
+            detail: Some(detail),
+            ..Event::new(event, job, "run_sampler")
+        }
+    }
+
+    #[test]
+    fn tracks_open_submissions_and_their_end() {
+        let events = vec![
+            ev(
+                SUBMITTING,
+                "a",
+                None,
+                serde_json::json!({"name": "lh-1", "task": 0, "log": "L"}),
+            ),
+            ev(
+                SUBMITTING,
+                "b",
+                None,
+                serde_json::json!({"name": "lh-1", "task": 1}),
+            ),
+            ev(SUBMITTED, "a", Some("7_0"), serde_json::json!({})),
+            ev(SUBMITTED, "b", Some("7_1"), serde_json::json!({})),
+            ev(
+                FINISHED,
+                "a",
+                Some("7_0"),
+                serde_json::json!({"elapsed_secs": 3, "max_rss_bytes": 1000}),
+            ),
+            ev(SUBMITTING, "c", None, serde_json::json!({"name": "lh-2"})),
+        ];
+        let h = histories(&events);
+        assert_eq!(h["a"].open, None);
+        assert_eq!(h["a"].last_end.as_deref(), Some(FINISHED));
+        assert_eq!(h["a"].elapsed_secs, Some(3));
+        assert_eq!(h["a"].log.as_deref(), Some("L"));
+        assert_eq!(
+            h["b"].open.as_ref().unwrap().slurm,
+            Some(JobKey::task(7, 1))
+        );
+        assert_eq!(h["b"].attempts, 1);
+        // The controller died while sbatch ran: an intent without an id, to be looked up by name.
+        let c = h["c"].open.as_ref().unwrap();
+        assert_eq!((c.slurm, c.name.as_str(), c.task), (None, "lh-2", None));
+    }
+}

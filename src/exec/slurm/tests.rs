@@ -1,0 +1,446 @@
+//! The controller's state machine against the simulated cluster of [`super::fake`]: submission
+//! shape (singles, arrays, afterok), the `-j` budget, retries, cancellation of children,
+//! transient errors, reattaching and Ctrl-C. The real SLURM is exercised by `tests/slurm.rs`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::fake::{Fake, OutcomeFn};
+use super::parse::JobState;
+use super::script::Templates;
+use super::{ReattachStatus, SlurmOptions, SlurmOutcome, open_submissions};
+use crate::config::parse_sweep;
+use crate::config::presets::PresetDirs;
+use crate::exec::resources::{ResourceValue, rule_defaults};
+use crate::plan::select::schedule;
+use crate::plan::{Plan, Request, Rule};
+use crate::store::{Journal, StoreStatus};
+
+struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    fn new(name: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("lh-slurm-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Store { dir }
+    }
+
+    fn plan(&self, targets: usize, samplers: &[&str]) -> Plan {
+        let mut yaml = format!("store_root: \"{}\"\ntargets:\n", self.dir.display());
+        for t in 0..targets {
+            yaml.push_str(&format!("  - {{ model: small, data: small, seed: {t} }}\n"));
+        }
+        yaml.push_str("samplers:\n");
+        for s in samplers {
+            yaml.push_str(&format!("  - {{ name: {s} }}\n"));
+        }
+        let path = Path::new("/nonexistent/experiments.yaml");
+        let sweep = parse_sweep(path, &yaml, &PresetDirs::for_experiments_file(path)).unwrap();
+        Plan::build(&sweep).unwrap()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn opts(jobs: usize) -> SlurmOptions {
+    SlurmOptions {
+        jobs,
+        resources: Rule::ALL
+            .into_iter()
+            .map(|r| (r, rule_defaults(r)))
+            .collect(),
+        slurm_extra: Vec::new(),
+        keep_going: false,
+        quiet: true,
+        retries: 0,
+        retry_factor: 2.0,
+        latency_wait: Duration::from_secs(3),
+        worker_command: vec!["lh".into()],
+        templates: Templates::default(),
+        use_arrays: true,
+        max_array_size: 1000,
+        array_throttle: None,
+        poll_min: Duration::from_secs(1),
+        poll_max: Duration::from_secs(5),
+        detach: false,
+    }
+}
+
+fn all_complete() -> OutcomeFn {
+    Box::new(|_| (JobState::Completed, 0, String::new()))
+}
+
+fn run(plan: &Plan, opts: &SlurmOptions, fake: &mut Fake) -> SlurmOutcome {
+    let status = StoreStatus::scan(plan);
+    let open = open_submissions(plan);
+    let sched = schedule(
+        plan,
+        &ReattachStatus {
+            inner: &status,
+            open: &open,
+        },
+        &Request::default(),
+    )
+    .unwrap();
+    super::run(plan, &sched, opts, fake).unwrap()
+}
+
+/// squeue + sacct calls between two sleeps, at most.
+fn max_queries_per_cycle(fake: &Fake) -> usize {
+    fake.calls
+        .split(|c| c == "sleep")
+        .map(|cycle| {
+            cycle
+                .iter()
+                .filter(|c| matches!(c.as_str(), "squeue" | "sacct" | "scontrol"))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn events(plan: &Plan) -> Vec<crate::store::Event> {
+    Journal::read_all(&plan.store_root).unwrap()
+}
+
+#[test]
+fn builds_go_alone_and_samplers_as_arrays_after_their_target() {
+    let store = Store::new("shape");
+    let plan = store.plan(2, &["hmc", "sgld", "mclmc"]);
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &opts(20), &mut fake);
+    assert_eq!(out.outcome.succeeded, 8, "{:?}", out.outcome.failed);
+    assert!(out.outcome.failed.is_empty());
+    // 2 build jobs + 2 arrays of 3.
+    assert_eq!(fake.count("sbatch"), 4);
+    let arrays: Vec<_> = fake
+        .jobs
+        .values()
+        .filter(|j| j.key.array_task.is_some())
+        .collect();
+    assert_eq!(arrays.len(), 6);
+    for task in arrays {
+        let parent = task.dependency.expect("sampler tasks wait on their target");
+        assert!(parent.array_task.is_none() && parent.job_id < task.key.job_id);
+    }
+    assert!(max_queries_per_cycle(&fake) <= 2, "{:?}", fake.calls);
+    // The intent is journaled before the id, for every job.
+    let ev = events(&plan);
+    for key in plan.jobs().map(|j| plan.job_key(j)) {
+        let pos = |name: &str| ev.iter().position(|e| e.job == key && e.event == name);
+        assert!(pos("submitting").unwrap() < pos("submitted").unwrap());
+        assert!(pos("submitted").unwrap() < pos("finished").unwrap());
+    }
+    // Scripts are on disk for a human to read and resubmit.
+    let scripts = std::fs::read_dir(store.dir.join(".lambda-hat/slurm"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sh")
+        })
+        .count();
+    assert_eq!(scripts, 4);
+}
+
+#[test]
+fn jobs_limit_counts_array_tasks() {
+    let store = Store::new("budget");
+    let plan = store.plan(3, &["hmc", "sgld", "mclmc"]);
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &opts(2), &mut fake);
+    assert_eq!(out.outcome.succeeded, 12);
+    assert!(fake.max_queued <= 2, "max queued {}", fake.max_queued);
+}
+
+#[test]
+fn out_of_memory_is_retried_with_double_memory() {
+    let store = Store::new("oom");
+    let plan = store.plan(1, &["hmc"]);
+    let mut o = opts(4);
+    o.retries = 2;
+    for r in o.resources.values_mut() {
+        r.insert("mem_mb".into(), ResourceValue::Int(100));
+    }
+    let mut fake = Fake::new(Box::new(|job| match job.mem {
+        Some(m) if m < 200 => (
+            JobState::Failed,
+            9,
+            "slurmstepd-vm: error: Exceeded job memory limit\n".into(),
+        ),
+        _ => (JobState::Completed, 0, String::new()),
+    }));
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 2, "{:?}", out.outcome.failed);
+    // The sampler first went out with afterok on the failed build attempt: it was cancelled
+    // and resubmitted after the retried build.
+    let mems: Vec<_> = fake
+        .jobs
+        .values()
+        .filter(|j| j.state != JobState::Cancelled)
+        .map(|j| j.mem)
+        .collect();
+    assert_eq!(mems, vec![Some(100), Some(200), Some(100), Some(200)]);
+    let retried = events(&plan)
+        .into_iter()
+        .filter(|e| e.event == "failed")
+        .map(|e| e.detail.unwrap()["reason"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        retried[0].contains("out of memory") && retried[0].contains("mem_mb=200"),
+        "{retried:?}"
+    );
+}
+
+#[test]
+fn failed_parent_cancels_children_and_keep_going_finishes_the_rest() {
+    let store = Store::new("parentfail");
+    let plan = store.plan(2, &["hmc", "sgld", "mclmc"]);
+    let mut o = opts(20);
+    o.keep_going = true;
+    // The first build job fails; everything else works.
+    let mut fake = Fake::new(Box::new(|job| {
+        if job.key.job_id == 100 {
+            (JobState::Failed, 0, "boom\n".into())
+        } else {
+            (JobState::Completed, 0, String::new())
+        }
+    }));
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.failed.len(), 1);
+    assert!(
+        out.outcome.failed[0].reason.contains("FAILED"),
+        "{:?}",
+        out.outcome.failed
+    );
+    assert_eq!(out.outcome.skipped, 3);
+    assert_eq!(out.outcome.succeeded, 4);
+    assert_eq!(fake.count("scancel"), 1, "one scancel for all children");
+    let cancelled = fake
+        .jobs
+        .values()
+        .filter(|j| j.state == JobState::Cancelled)
+        .count();
+    assert_eq!(cancelled, 3);
+}
+
+#[test]
+fn transient_sbatch_errors_are_retried_with_backoff() {
+    let store = Store::new("transient");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    for _ in 0..3 {
+        fake.sbatch_failures.push_back(
+            "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
+                .into(),
+        );
+    }
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    assert_eq!(fake.count("sbatch"), 5);
+}
+
+#[test]
+fn refused_submission_fails_with_sbatchs_words_rule_and_job() {
+    let store = Store::new("refused");
+    let plan = store.plan(2, &["hmc"]);
+    let mut fake = Fake::new(all_complete());
+    fake.sbatch_failures.push_back(
+        "sbatch: error: invalid partition specified: nosuch\nsbatch: error: Batch job submission failed: Invalid partition name specified".into(),
+    );
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.failed.len(), 1);
+    let why = &out.outcome.failed[0].reason;
+    assert!(
+        why.contains("invalid partition specified: nosuch")
+            && why.contains("build_target")
+            && why.contains(&plan.job_key(crate::plan::JobRef::Target(0))),
+        "{why}"
+    );
+    // Without -k nothing else is submitted; the refused jobs are closed in the journal.
+    assert_eq!(fake.count("sbatch"), 1);
+    assert!(events(&plan).iter().any(|e| e.event == "submit_failed"));
+}
+
+#[test]
+fn a_second_invocation_reattaches_instead_of_submitting_again() {
+    let store = Store::new("reattach");
+    let plan = store.plan(2, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    let mut o = opts(20);
+    o.detach = true;
+    let first = run(&plan, &o, &mut fake);
+    assert_eq!(first.detached, Some((6, 0)));
+    let submitted = fake.count("sbatch");
+    assert_eq!(submitted, 4);
+    o.detach = false;
+    let second = run(&plan, &o, &mut fake);
+    assert_eq!(second.outcome.succeeded, 6, "{:?}", second.outcome.failed);
+    assert_eq!(fake.count("sbatch"), submitted, "nothing submitted twice");
+    assert!(
+        std::fs::read_dir(store.dir.join(".lambda-hat/incomplete"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn dangling_intent_is_looked_up_by_name_then_resubmitted() {
+    let store = Store::new("dangling");
+    let plan = store.plan(1, &["hmc"]);
+    let key = plan.job_key(crate::plan::JobRef::Target(0));
+    let mut j = Journal::open(&plan.store_root).unwrap();
+    j.append(&crate::store::Event {
+        detail: Some(serde_json::json!({"name": "lh-build_target-deadbeef"})),
+        ..crate::store::Event::new("submitting", &key, "build_target")
+    })
+    .unwrap();
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &opts(4), &mut fake);
+    assert_eq!(out.outcome.succeeded, 2);
+    assert_eq!(fake.count("squeue-names"), 1);
+}
+
+#[test]
+fn completed_job_without_output_fails_after_latency_wait() {
+    let store = Store::new("nooutput");
+    let plan = store.plan(1, &["hmc"]);
+    // "Completes" but writes no marker: RUNNING → COMPLETED without the fake's file.
+    let mut fake = Fake::new(Box::new(|_| (JobState::Completed, 0, String::new())));
+    fake.write_markers = false;
+    let out = run(&plan, &opts(4), &mut fake);
+    let f = &out.outcome.failed[0];
+    assert_eq!(f.job, crate::plan::JobRef::Target(0));
+    assert!(
+        f.reason.contains("missing after --latency-wait 3 s"),
+        "{}",
+        f.reason
+    );
+    assert!(
+        f.log
+            .ends_with(format!("logs/build_target/{}.log", plan.job_key(f.job)))
+    );
+    assert_eq!(out.outcome.succeeded, 0);
+}
+
+#[test]
+fn ctrl_c_cancels_everything_with_one_scancel() {
+    let store = Store::new("ctrlc");
+    let plan = store.plan(2, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    fake.interrupt_after_sleeps = Some(1);
+    let out = run(&plan, &opts(20), &mut fake);
+    assert!(out.outcome.interrupted);
+    assert_eq!(fake.count("scancel"), 1);
+    assert!(
+        fake.jobs
+            .values()
+            .all(|j| j.state == JobState::Cancelled || j.state == JobState::Completed)
+    );
+}
+
+#[test]
+fn squeue_outage_is_waited_out_without_losing_jobs() {
+    let store = Store::new("squeue-outage");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    for _ in 0..4 {
+        fake.squeue_failures.push_back(
+            "slurm_load_jobs error: Unable to contact slurm controller (connect failure)".into(),
+        );
+    }
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    assert_eq!(fake.count("sbatch"), 2, "nothing resubmitted");
+}
+
+#[test]
+fn node_failure_is_resubmitted_as_is() {
+    let store = Store::new("nodefail");
+    let plan = store.plan(1, &["hmc"]);
+    let mut o = opts(10);
+    o.retries = 1;
+    let mut fake = Fake::new(Box::new(|job| {
+        if job.key.job_id == 100 {
+            (JobState::NodeFail, 0, String::new())
+        } else {
+            (JobState::Completed, 0, String::new())
+        }
+    }));
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 2, "{:?}", out.outcome.failed);
+    let failed: Vec<_> = events(&plan)
+        .into_iter()
+        .filter(|e| e.event == "failed")
+        .collect();
+    assert_eq!(failed[0].state.as_deref(), Some("NODE_FAIL"));
+    assert!(
+        failed[0].detail.as_ref().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("retrying as is")
+    );
+}
+
+#[test]
+fn dependency_problem_waits_for_the_parent_then_submits_without_dependency() {
+    let store = Store::new("depproblem");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    // The build job goes out; the array with afterok on it hits the race.
+    fake.fail_sbatch_number = Some((
+        2,
+        "sbatch: error: Batch job submission failed: Job dependency problem".into(),
+    ));
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    let arrays: Vec<_> = fake
+        .jobs
+        .values()
+        .filter(|j| j.key.array_task.is_some())
+        .collect();
+    assert_eq!(arrays.len(), 2);
+    // Resubmitted only after a poll: with afterok if the parent was still queued then.
+    let build = fake.jobs.keys().next().copied();
+    assert!(
+        arrays
+            .iter()
+            .all(|j| j.dependency.is_none() || j.dependency == build)
+    );
+    assert!(events(&plan).iter().any(|e| e.event == "submit_failed"));
+    let sbatches: Vec<usize> = (0..fake.calls.len())
+        .filter(|&i| fake.calls[i] == "sbatch")
+        .collect();
+    assert!(
+        fake.calls[sbatches[1]..sbatches[2]].contains(&"squeue".to_string()),
+        "a poll between the refused and the next submission: {:?}",
+        fake.calls
+    );
+}
+
+#[test]
+fn without_accounting_scontrol_is_the_fallback() {
+    let store = Store::new("noacct");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    fake.no_accounting = true;
+    let out = run(&plan, &opts(10), &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    assert_eq!(
+        fake.count("sacct"),
+        1,
+        "sacct is not asked again once it said it is disabled"
+    );
+    assert!(fake.count("scontrol") >= 1);
+    assert!(max_queries_per_cycle(&fake) <= 2);
+}

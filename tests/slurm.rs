@@ -1,0 +1,767 @@
+//! The SLURM executor against a REAL SLURM (the single-node cluster of scripts/slurm-local.sh):
+//! the real `lambda-hat` binary submits real jobs that run the real worker.
+//!
+//! Without SLURM these tests print why and return, unless LAMBDA_HAT_REQUIRE_SLURM=1 (CI sets
+//! it): then they fail. Tests that use the cluster take one lock, so they run one after another
+//! (timing-sensitive steps such as killing the controller mid-sweep stay predictable); only the
+//! TIMEOUT test, which mostly waits for SLURM's time limit, runs beside them.
+//!
+//! Wrappers put first on PATH stand in for `squeue`/`sacct`/`sbatch` where a test must count
+//! calls or make sbatch fail; they log and then exec the real command.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Test};
+
+const LOCAL_SLURM: &str = include_str!("../profiles/local-slurm/config.yaml");
+
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+/// Whether a SLURM controller answers here.
+fn slurm_answers() -> Result<(), String> {
+    match Command::new("scontrol").arg("ping").output() {
+        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("UP") => Ok(()),
+        Ok(o) => Err(format!(
+            "`scontrol ping` says: {}{}",
+            String::from_utf8_lossy(&o.stdout).trim(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run scontrol: {e}")),
+    }
+}
+
+/// `Some(())` when the tests may use SLURM; panics when it is required and absent.
+fn slurm_or_skip(test: &str) -> Option<()> {
+    match slurm_answers() {
+        Ok(()) => Some(()),
+        Err(why) if std::env::var("LAMBDA_HAT_REQUIRE_SLURM").as_deref() == Ok("1") => {
+            panic!(
+                "{test}: SLURM is required (LAMBDA_HAT_REQUIRE_SLURM=1) but not usable: {why}.\n  Start it with: sudo scripts/slurm-local.sh start"
+            )
+        }
+        Err(why) => {
+            eprintln!(
+                "{test}: SKIPPED, no SLURM here ({why}). Start one with scripts/slurm-local.sh start; set LAMBDA_HAT_REQUIRE_SLURM=1 to make this a failure."
+            );
+            None
+        }
+    }
+}
+
+/// The cluster lock (and the skip decision) for a test.
+fn cluster(test: &str) -> Option<MutexGuard<'static, ()>> {
+    slurm_or_skip(test)?;
+    Some(CLUSTER.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Tiny sweep: `targets` small targets × 3 tiny samplers; each job takes seconds.
+fn sweep(targets: usize) -> String {
+    let mut s = String::from("store_root: runs\ntargets:\n");
+    for seed in 1..=targets {
+        s.push_str(&format!(
+            "  - {{ model: small, data: small, seed: {seed}, overrides: {{ data: {{ n_data: 200 }}, training: {{ steps: 50 }} }} }}\n"
+        ));
+    }
+    s.push_str(
+        "samplers:\n\
+         \x20 - { name: sgld, overrides: { chains: 2, warmup: 50, steps: 200, eval_every: 10, batch_size: 32 } }\n\
+         \x20 - { name: hmc, overrides: { chains: 2, warmup: 50, draws: 100, num_integration_steps: 5 } }\n\
+         \x20 - { name: mclmc, overrides: { chains: 2, draws: 100, num_tuning_steps: 100 } }\n",
+    );
+    s
+}
+
+fn slurm_test(targets: usize) -> Test {
+    Test::new()
+        .experiments(&sweep(targets))
+        .file("profiles/local-slurm/config.yaml", LOCAL_SLURM)
+}
+
+fn journal(store: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(store.join(".lambda-hat/journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+        .collect()
+}
+
+fn events<'a>(j: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    j.iter().filter(|e| e["event"] == name).collect()
+}
+
+/// `sacct -X -P -n --format=FIELDS -j IDS` rows, split at '|'.
+fn sacct(ids: &BTreeSet<String>, fields: &str) -> Vec<Vec<String>> {
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let out = Command::new("sacct")
+        .args([
+            "-X",
+            "-P",
+            "-n",
+            &format!("--format={fields}"),
+            "-j",
+            &ids.join(","),
+        ])
+        .output()
+        .expect("sacct");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(String::from).collect())
+        .collect()
+}
+
+/// The SLURM job ids (array ids for tasks) the journal says were submitted.
+fn submitted_ids(j: &[serde_json::Value]) -> BTreeSet<String> {
+    events(j, "submitted")
+        .iter()
+        .map(|e| {
+            let id = e["slurm_job_id"].as_str().unwrap();
+            id.split('_').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Sacct lags the controller by a second or two: retry until `ok` holds or 20 s pass.
+fn sacct_until(
+    ids: &BTreeSet<String>,
+    fields: &str,
+    ok: impl Fn(&[Vec<String>]) -> bool,
+) -> Vec<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let rows = sacct(ids, fields);
+        if ok(&rows) || start.elapsed() > Duration::from_secs(20) {
+            return rows;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A wrapper for `program` in `bin/`: appends "program ARGS" to `calls.log`, then runs the real one.
+fn wrap(t: &Test, program: &str, before: &str) -> String {
+    let real = which(program);
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = t.path().join("calls.log");
+    let script = format!(
+        "#!/usr/bin/env bash\necho \"{program} $*\" >> '{}'\n{before}\nexec '{}' \"$@\"\n",
+        log.display(),
+        real.display()
+    );
+    let path = bin.join(program);
+    std::fs::write(&path, script).unwrap();
+    make_executable(&path);
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} not on PATH"))
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn calls(t: &Test) -> Vec<String> {
+    std::fs::read_to_string(t.path().join("calls.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Every file under `runs/targets`, JSON with timings removed, for comparing two stores.
+fn outputs(store: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| {
+                    !(k.contains("time") || k.contains("created_at") || k.contains("version"))
+                });
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+                continue;
+            }
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let mut bytes = std::fs::read(&p).unwrap();
+            if rel.ends_with(".json") {
+                let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                strip(&mut v);
+                bytes = serde_json::to_vec(&v).unwrap();
+            }
+            out.insert(rel, bytes);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&store.join("targets"), store, &mut out);
+    out
+}
+
+#[test]
+fn demo_sweep_on_slurm_matches_a_local_run() {
+    let Some(_lock) = cluster("demo_sweep_on_slurm_matches_a_local_run") else {
+        return;
+    };
+    let t = slurm_test(3);
+    t.run_with(&["--profile", "local-slurm", "-j", "10"])
+        .success()
+        .stderr_has("12 of 12 jobs done.");
+    // Nothing left to do, and nothing reported incomplete.
+    t.run_with(&["--profile", "local-slurm", "-j", "10"])
+        .success()
+        .stdout_has("Nothing to be done");
+
+    // The same sweep run locally gives the same outputs, apart from timings.
+    let local = Test::new().experiments(&sweep(3));
+    local.run_with(&["-j", "2"]).success();
+    let (a, b) = (outputs(&t.store()), outputs(&local.store()));
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "same files"
+    );
+    for (name, bytes) in &a {
+        assert!(
+            bytes == &b[name],
+            "{name} differs between SLURM and local runs"
+        );
+    }
+
+    // sacct: 3 build jobs and 3 sampler arrays of 3 tasks, all COMPLETED; each task started
+    // after its target ended (afterok).
+    let j = journal(&t.store());
+    let ids = submitted_ids(&j);
+    // 3 build jobs and the arrays (-j 10 < 12 jobs may split one array in two).
+    assert!((6..=8).contains(&ids.len()), "{ids:?}");
+    let rows = sacct_until(&ids, "JobID,JobName,State,Start,End", |r| {
+        r.len() == 12 && r.iter().all(|row| row[2] == "COMPLETED")
+    });
+    assert_eq!(rows.len(), 12, "{rows:?}");
+    assert!(rows.iter().all(|r| r[2] == "COMPLETED"), "{rows:?}");
+    let build_ids: BTreeSet<&str> = events(&j, "submitted")
+        .iter()
+        .filter(|e| e["rule"] == "build_target")
+        .map(|e| e["slurm_job_id"].as_str().unwrap())
+        .collect();
+    let builds: Vec<_> = rows
+        .iter()
+        .filter(|r| build_ids.contains(r[0].as_str()))
+        .collect();
+    let tasks: Vec<_> = rows
+        .iter()
+        .filter(|r| !build_ids.contains(r[0].as_str()))
+        .collect();
+    assert_eq!((builds.len(), tasks.len()), (3, 9), "{rows:?}");
+    assert!(
+        tasks.iter().filter(|r| r[0].contains('_')).count() >= 6,
+        "samplers go out as arrays: {rows:?}"
+    );
+    let end_of: BTreeMap<&str, &str> = builds
+        .iter()
+        .map(|r| (r[0].as_str(), r[4].as_str()))
+        .collect();
+    // A sampler goes out with afterok on its target while the target is in flight, or
+    // without a dependency once the target is done.
+    let mut with_afterok = 0;
+    for (pos, e) in j.iter().enumerate() {
+        if e["event"] != "submitting" || e["rule"] != "run_sampler" {
+            continue;
+        }
+        match e["detail"]["dependency"].as_str() {
+            Some(dep) => {
+                assert!(end_of.contains_key(dep), "depends on a build job: {e}");
+                with_afterok += 1;
+            }
+            None => {
+                let target = e["job"].as_str().unwrap().split('.').next().unwrap();
+                assert!(
+                    j[..pos]
+                        .iter()
+                        .any(|f| f["event"] == "finished" && f["job"] == target),
+                    "submitted without afterok before its target finished: {e}"
+                );
+            }
+        }
+    }
+    assert!(
+        with_afterok >= 6,
+        "samplers wait on their targets via afterok"
+    );
+    for task in &tasks {
+        let dep = events(&j, "submitted")
+            .iter()
+            .find(|e| e["slurm_job_id"] == task[0].as_str())
+            .map(|e| {
+                e["job"]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .unwrap();
+        let parent_id = events(&j, "submitted")
+            .iter()
+            .find(|e| e["job"] == dep.as_str())
+            .map(|e| e["slurm_job_id"].as_str().unwrap().to_string())
+            .unwrap();
+        assert!(
+            task[3].as_str() >= end_of[parent_id.as_str()],
+            "task {} started {} before its target {} ended {}",
+            task[0],
+            task[3],
+            parent_id,
+            end_of[parent_id.as_str()]
+        );
+    }
+
+    // status: everything done, with SLURM ids per job.
+    t.run_with(&["status"]).success().stdout_has("total");
+    let st = t.run_with(&["status", "--json"]).success().stdout();
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(st["rules"]["run_sampler"]["done"], 9);
+    assert_eq!(st["rules"]["build_target"]["done"], 3);
+    assert!(
+        st["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["slurm_job_id"].is_string())
+    );
+}
+
+#[test]
+fn one_squeue_and_at_most_one_sacct_per_poll_cycle() {
+    let Some(_lock) = cluster("one_squeue_and_at_most_one_sacct_per_poll_cycle") else {
+        return;
+    };
+    let t = slurm_test(4);
+    let path = wrap(&t, "squeue", "");
+    wrap(&t, "sacct", "");
+    let t = t.env("PATH", &path);
+    t.run_with(&["--profile", "local-slurm", "-j", "16"])
+        .success()
+        .stderr_has("16 of 16 jobs done.");
+    let calls = calls(&t);
+    let squeues = calls.iter().filter(|c| c.starts_with("squeue")).count();
+    assert!(squeues >= 2, "{calls:?}");
+    // A cycle is one squeue (for every job of the sweep at once) and at most one sacct.
+    let mut sacct_in_cycle = 0;
+    for c in &calls {
+        if c.starts_with("squeue") {
+            sacct_in_cycle = 0;
+            assert!(c.contains(" -j "), "one squeue for the sweep's ids: {c}");
+        } else {
+            sacct_in_cycle += 1;
+            assert!(
+                sacct_in_cycle <= 1,
+                "two sacct calls in one cycle: {calls:#?}"
+            );
+        }
+    }
+    assert!(
+        squeues < 60,
+        "{squeues} squeue calls for 16 jobs: polling is per cycle, not per job"
+    );
+}
+
+#[test]
+fn killed_controller_restarts_without_submitting_twice() {
+    let Some(_lock) = cluster("killed_controller_restarts_without_submitting_twice") else {
+        return;
+    };
+    let t = slurm_test(3);
+    // Jobs sleep 4 s first so that the sweep is mid-way when the controller is killed.
+    let mut child = Command::new(BIN)
+        .args(["--profile", "local-slurm", "-j", "10", "-q"])
+        .current_dir(t.path())
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let j = journal(&t.store());
+        if !events(&j, "submitted").is_empty() && events(&j, "finished").is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no submission seen"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = journal(&t.store());
+    assert!(
+        events(&before, "finished").len() < 12,
+        "the controller was killed before the end"
+    );
+
+    t.run_with(&["--profile", "local-slurm", "-j", "10"])
+        .success()
+        .stderr_has("jobs done.");
+    let j = journal(&t.store());
+    // Every job was submitted exactly once: by the first controller or the second.
+    let mut per_job: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events(&j, "submitted") {
+        *per_job
+            .entry(e["job"].as_str().unwrap().into())
+            .or_default() += 1;
+    }
+    assert_eq!(per_job.len(), 12, "{per_job:?}");
+    assert!(
+        per_job.values().all(|n| *n == 1),
+        "submitted twice: {per_job:?}"
+    );
+    // sacct agrees: exactly the journal's jobs exist under the submissions' names.
+    let names: BTreeSet<&str> = events(&j, "submitting")
+        .iter()
+        .map(|e| e["detail"]["name"].as_str().unwrap())
+        .collect();
+    let names: Vec<&str> = names.into_iter().collect();
+    let in_journal: BTreeSet<String> = events(&j, "submitted")
+        .iter()
+        .map(|e| e["slurm_job_id"].as_str().unwrap().to_string())
+        .collect();
+    // sacct shows a just-ended job under a wrong name for a moment: ask until it settles.
+    let start = Instant::now();
+    let (rows, in_sacct) = loop {
+        let out = Command::new("sacct")
+            .args(["-X", "-P", "-n", "--format=JobID,State", "-S", "now-1hours"])
+            .arg(format!("--name={}", names.join(",")))
+            .output()
+            .unwrap();
+        let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        let in_sacct: BTreeSet<String> = rows
+            .iter()
+            .map(|r| r.split('|').next().unwrap().to_string())
+            .collect();
+        if in_sacct == in_journal || start.elapsed() > Duration::from_secs(20) {
+            break (rows, in_sacct);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(in_sacct, in_journal, "sacct rows: {rows:?}");
+    assert_eq!(
+        outputs(&t.store())
+            .keys()
+            .filter(|k| k.ends_with("analysis.json"))
+            .count(),
+        9
+    );
+}
+
+#[test]
+fn out_of_memory_is_recognised_and_retried_with_double_memory() {
+    let Some(_lock) = cluster("out_of_memory_is_recognised_and_retried_with_double_memory") else {
+        return;
+    };
+    // Only the target; it allocates 200 MiB against a 150 MB limit, then gets 300 MB.
+    let t = slurm_test(1).env("LAMBDA_HAT_TEST_ALLOCATE_MB", "200");
+    t.run_with(&[
+        "runs/targets/*/meta.json",
+        "--profile",
+        "local-slurm",
+        "--set-resources",
+        "build_target:mem_mb=150",
+        "-T",
+        "2",
+    ])
+    .success()
+    .stderr_has("1 of 1 jobs done.");
+    let j = journal(&t.store());
+    let failed = events(&j, "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let why = failed[0]["detail"]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("out of memory") && why.contains("mem_mb=300"),
+        "{why}"
+    );
+    let mems: Vec<i64> = events(&j, "submitting")
+        .iter()
+        .map(|e| e["detail"]["resources"]["mem_mb"].as_i64().unwrap())
+        .collect();
+    assert_eq!(mems, vec![150, 300]);
+    // SLURM itself says how the first attempt ended and what each asked for.
+    let first = failed[0]["slurm_job_id"].as_str().unwrap().to_string();
+    let rows = sacct_until(&BTreeSet::from([first]), "JobID,State,ReqMem", |r| {
+        r.first()
+            .is_some_and(|row| row[1] != "RUNNING" && row[1] != "PENDING")
+    });
+    assert!(
+        rows[0][1] == "FAILED" || rows[0][1] == "OUT_OF_MEMORY",
+        "{rows:?}"
+    );
+    assert_eq!(rows[0][2], "150M");
+}
+
+#[test]
+fn transient_sbatch_failures_do_not_fail_the_sweep() {
+    let Some(_lock) = cluster("transient_sbatch_failures_do_not_fail_the_sweep") else {
+        return;
+    };
+    let t = Test::new()
+        .experiments(&sweep(1))
+        .file("profiles/local-slurm/config.yaml", LOCAL_SLURM);
+    let counter = t.path().join("sbatch-count");
+    let fail_first_3 = format!(
+        "n=$(( $(cat '{c}' 2>/dev/null || echo 0) + 1 )); echo $n > '{c}'\n\
+         if [ $n -le 3 ]; then echo 'sbatch: error: Batch job submission failed: Socket timed out on send/recv operation' >&2; exit 1; fi",
+        c = counter.display()
+    );
+    let path = wrap(&t, "sbatch", &fail_first_3);
+    let t = t.env("PATH", &path);
+    t.run_with(&["--profile", "local-slurm", "-j", "10"])
+        .success()
+        .stderr_has("4 of 4 jobs done.");
+    let sbatches = calls(&t).iter().filter(|c| c.starts_with("sbatch")).count();
+    assert_eq!(sbatches, 3 + 2, "3 failures, then 1 build job + 1 array");
+    let j = journal(&t.store());
+    assert_eq!(events(&j, "submit_failed").len(), 3);
+}
+
+#[test]
+fn bad_input_gives_one_clear_message_and_submits_nothing() {
+    let Some(_lock) = cluster("bad_input_gives_one_clear_message_and_submits_nothing") else {
+        return;
+    };
+    let nothing_submitted = |t: &Test| {
+        let j = journal(&t.store());
+        assert!(events(&j, "submitted").is_empty(), "{j:?}");
+        // Any intent is closed in the journal.
+        assert_eq!(
+            events(&j, "submitting").len(),
+            events(&j, "submit_failed").len(),
+            "{j:?}"
+        );
+    };
+
+    // sbatch not on PATH.
+    let t = slurm_test(1);
+    let empty = t.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let t = t.env("PATH", &empty.display().to_string());
+    t.run_with(&["--profile", "local-slurm"])
+        .failure(2)
+        .clear_error(&["`sbatch`", "not on PATH", "--profile slurm"]);
+    nothing_submitted(&t);
+
+    // Unknown partition: sbatch's own words, with the rule and the job.
+    let t = slurm_test(1);
+    let out = t.run_with(&[
+        "--profile",
+        "local-slurm",
+        "--default-resources",
+        "slurm_partition=nosuchpart",
+    ]);
+    assert_ne!(out.code(), Some(0));
+    let err = out.stderr();
+    assert!(
+        err.contains("invalid partition specified: nosuchpart")
+            && err.contains("build_target")
+            && err.contains("tgt_"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    nothing_submitted(&t);
+
+    // A shell injection in a partition name and a non-number memory are refused at plan time.
+    let t = slurm_test(1).file(
+        "profiles/evil/config.yaml",
+        "executor: slurm\ndefault-resources:\n  slurm_partition: \"debug; rm -rf ~\"\n",
+    );
+    t.run_with(&["--profile", "evil"])
+        .failure(2)
+        .clear_error(&["slurm_partition", "debug; rm -rf ~"]);
+    assert!(!t.store().join(".lambda-hat/journal.jsonl").exists());
+    let t = slurm_test(1).file(
+        "profiles/lots/config.yaml",
+        "executor: slurm\ndefault-resources:\n  mem_mb: lots\n",
+    );
+    t.run_with(&["--profile", "lots"])
+        .failure(2)
+        .clear_error(&["mem_mb", "lots"]);
+    assert!(!t.store().join(".lambda-hat/journal.jsonl").exists());
+    t.run_with(&[
+        "--profile",
+        "local-slurm",
+        "--set-resources",
+        "run_sampler:mem_mb=lots",
+    ])
+    .failure(2)
+    .clear_error(&["mem_mb", "lots"]);
+
+    // Unknown profile: where it looked.
+    t.run_with(&["--profile", "nosuchprofile"])
+        .failure(2)
+        .clear_error(&[
+            "unknown profile",
+            "profiles/nosuchprofile",
+            ".config/lambda-hat/nosuchprofile",
+        ]);
+}
+
+#[test]
+fn detach_then_reattach_and_cancel() {
+    let Some(_lock) = cluster("detach_then_reattach_and_cancel") else {
+        return;
+    };
+    let t = slurm_test(1).env("LAMBDA_HAT_TEST_SLEEP_SEC", "2");
+    t.run_with(&["--profile", "local-slurm", "--detach"])
+        .success()
+        .stderr_has("Detached: 4 job(s) queued on SLURM");
+    let st = t.run_with(&["status", "--json"]).success().stdout();
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    let active = |rule: &str| {
+        st["rules"][rule]["pending"].as_u64().unwrap()
+            + st["rules"][rule]["running"].as_u64().unwrap()
+            + st["rules"][rule]["done"].as_u64().unwrap()
+    };
+    assert_eq!(
+        (active("build_target"), active("run_sampler")),
+        (1, 3),
+        "{st}"
+    );
+    // A second invocation follows the detached jobs instead of submitting them again.
+    t.run_with(&["--profile", "local-slurm"])
+        .success()
+        .stderr_has("jobs done.");
+    assert_eq!(events(&journal(&t.store()), "submitted").len(), 4);
+
+    // cancel: one scancel for what is queued.
+    let t = slurm_test(1).env("LAMBDA_HAT_TEST_SLEEP_SEC", "30");
+    t.run_with(&["--profile", "local-slurm", "--detach"])
+        .success();
+    t.run_with(&["cancel"])
+        .success()
+        .stdout_has("Cancelled 2 SLURM job(s) (4 lambda-hat jobs)");
+    let ids = submitted_ids(&journal(&t.store()));
+    let rows = sacct_until(&ids, "JobID,State", |r| {
+        !r.is_empty() && r.iter().all(|row| row[1].starts_with("CANCELLED"))
+    });
+    assert!(
+        rows.iter().all(|r| r[1].starts_with("CANCELLED")),
+        "{rows:?}"
+    );
+}
+
+/// Costs 2–3 minutes (SLURM's minimum limit is 1 minute and it notices overruns late), so it
+/// does not hold the cluster lock: it mostly waits, on one of the two CPUs.
+#[test]
+fn timeout_is_retried_with_more_time() {
+    if slurm_or_skip("timeout_is_retried_with_more_time").is_none() {
+        return;
+    }
+    // Only the target: it sleeps 75 s under a 1-minute limit, then gets 2 minutes.
+    let t = slurm_test(1).env("LAMBDA_HAT_TEST_SLEEP_SEC", "75");
+    t.run_with(&[
+        "runs/targets/*/meta.json",
+        "--profile",
+        "local-slurm",
+        "--set-resources",
+        "build_target:runtime=1",
+        "-T",
+        "1",
+    ])
+    .success()
+    .stderr_has("1 of 1 jobs done.");
+    let j = journal(&t.store());
+    let failed = events(&j, "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["state"], "TIMEOUT");
+    let why = failed[0]["detail"]["reason"].as_str().unwrap();
+    assert!(why.contains("runtime=2"), "{why}");
+    let runtimes: Vec<i64> = events(&j, "submitting")
+        .iter()
+        .map(|e| e["detail"]["resources"]["runtime"].as_i64().unwrap())
+        .collect();
+    assert_eq!(runtimes, vec![1, 2]);
+}
+
+#[test]
+fn ctrl_c_cancels_the_sweeps_jobs_with_one_scancel() {
+    let Some(_lock) = cluster("ctrl_c_cancels_the_sweeps_jobs_with_one_scancel") else {
+        return;
+    };
+    let t = slurm_test(2);
+    let path = wrap(&t, "scancel", "");
+    let child = Command::new(BIN)
+        .args(["--profile", "local-slurm", "-j", "10", "-q"])
+        .current_dir(t.path())
+        .env("PATH", &path)
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while events(&journal(&t.store()), "submitted").len() < 8 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "jobs not submitted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(40),
+        "Ctrl-C was acted on at once"
+    );
+    let scancels: Vec<String> = calls(&t)
+        .into_iter()
+        .filter(|c| c.starts_with("scancel"))
+        .collect();
+    assert_eq!(scancels.len(), 1, "{scancels:?}");
+    let ids = submitted_ids(&journal(&t.store()));
+    let rows = sacct_until(&ids, "JobID,State", |r| {
+        !r.is_empty() && r.iter().all(|row| row[1].starts_with("CANCELLED"))
+    });
+    assert!(
+        rows.iter().all(|r| r[1].starts_with("CANCELLED")),
+        "{rows:?}"
+    );
+}
