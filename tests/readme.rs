@@ -11,8 +11,9 @@
 //!   - Sweep commands run for real (the tiny sweep takes about a second), except those that
 //!     would start long or remote work, which get `-n` appended: SLURM (`--profile`,
 //!     `--executor slurm`, `--detach`) and experiments files other than the (tiny) demo.
-//!   - Subcommands (`results`, `promote`, `clean`, `status`, `cancel`, `worker`, `validate`)
-//!     run as written, on the finished tiny store.
+//!   - Subcommands (`results`, `promote`, `clean`, `status`, `cancel`, `worker`) run as written,
+//!     on the finished tiny store. `validate` trains and samples its own models for minutes, so
+//!     here it only has to parse: `--help` is appended (clap checks every argument before it).
 //!   - Target and run IDs in a command must be IDs the real demo sweep (`config/experiments.yaml`)
 //!     plans; they are replaced by the tiny sweep's IDs at the same position.
 //!   - Globs must be quoted (a shell would expand them), and shell syntax (pipes, redirects,
@@ -450,6 +451,10 @@ fn check_binary(world: &mut World, program: &str, words: &[Word]) -> Result<(), 
         .find(|a| SUBCOMMANDS.contains(&a.as_str()))
         .cloned();
     let mut note = "run";
+    if subcommand.as_deref() == Some("validate") {
+        args.push("--help".into());
+        note = "parse only";
+    }
     if subcommand.is_none() && program == BIN {
         let has = |f: &str| args.iter().any(|a| a == f);
         let value_of = |f: &str| {
@@ -484,6 +489,13 @@ fn check_binary(world: &mut World, program: &str, words: &[Word]) -> Result<(), 
             program,
             args.join(" "),
             describe(&out)
+        ));
+    }
+    if note == "parse only" && !stdout(&out).contains("Usage: lambda-hat validate") {
+        return Err(format!(
+            "`{} {}` did not print the help of `lambda-hat validate`: the binary has no such subcommand",
+            program,
+            args.join(" ")
         ));
     }
     world.log.push(format!(
