@@ -22,6 +22,9 @@
 //!   an argument must be one of its `case` labels, and `.ci/run` must reach it as listed there.
 //! * Any other line must be in [`OTHER_LINES`], which says how it is exercised.
 //!
+//! YAML blocks with `targets:` must plan with `-n` (fragments get `samplers: []`), and the one
+//! shown as the demo must equal `config/experiments.yaml`.
+//!
 //! Python blocks run with `python3` in the same folder (numpy and pandas are installed by
 //! scripts/test.sh; like the pandas test in tests/sweep.rs, this test fails without them).
 
@@ -103,6 +106,8 @@ enum Block {
     /// Command lines of a bash/sh block, continuation lines joined, with their README line.
     Shell(Vec<(usize, String)>),
     Python(usize, String),
+    /// A YAML block: an experiments file or a fragment of one.
+    Yaml(usize, String),
 }
 
 fn blocks(readme: &str) -> Vec<Block> {
@@ -122,13 +127,18 @@ fn blocks(readme: &str) -> Vec<Block> {
         }
         match info {
             "bash" | "sh" | "shell" | "console" => out.push(Block::Shell(command_lines(&body))),
-            "python" | "py" => out.push(Block::Python(
-                i + 1,
-                body.iter()
+            "python" | "py" | "yaml" | "yml" => {
+                let text = body
+                    .iter()
                     .map(|(_, l)| l.as_str())
                     .collect::<Vec<_>>()
-                    .join("\n"),
-            )),
+                    .join("\n");
+                out.push(if info.starts_with('p') {
+                    Block::Python(i + 1, text)
+                } else {
+                    Block::Yaml(i + 1, text)
+                });
+            }
             _ => {}
         }
     }
@@ -606,6 +616,53 @@ fn check_line(world: &mut World, line: &str) -> Result<(), String> {
     }
 }
 
+/// A YAML block with `targets:` must plan (`-n`); one without `samplers:` is a fragment and gets
+/// `samplers: []`. The block introduced as "The demo" must be `config/experiments.yaml`.
+fn check_yaml(world: &mut World, n: usize, text: &str) -> Result<(), String> {
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let Some(map) = value.as_mapping() else {
+        return Ok(());
+    };
+    if !map.contains_key("targets") {
+        return Ok(());
+    }
+    let demo: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("config/experiments.yaml")).unwrap(),
+    )
+    .unwrap();
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let intro = readme
+        .lines()
+        .take(n.saturating_sub(1))
+        .last()
+        .unwrap_or("");
+    let intro_prev = readme
+        .lines()
+        .take(n.saturating_sub(2))
+        .last()
+        .unwrap_or("");
+    if (intro.contains("The demo") || intro_prev.contains("The demo")) && value != demo {
+        return Err("the block shown as the demo differs from config/experiments.yaml".into());
+    }
+    let mut text = text.to_string();
+    if !map.contains_key("samplers") {
+        text.push_str("\nsamplers: []\n");
+    }
+    let rel = format!("config/readme_block_{n}.yaml");
+    std::fs::write(world.path().join(&rel), text).unwrap();
+    let out = world
+        .command(BIN)
+        .args(["-n", "-q", "--configfile", &rel])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("does not plan: {}", describe(&out)));
+    }
+    world.log.push(format!("yaml -n      README.md:{n}"));
+    Ok(())
+}
+
 // ------------------------------------------------------------------------------------------
 
 #[test]
@@ -624,7 +681,7 @@ fn every_readme_command_works() {
         .iter()
         .filter_map(|b| match b {
             Block::Shell(lines) => Some(lines.iter().map(|(_, l)| l.as_str())),
-            Block::Python(..) => None,
+            Block::Python(..) | Block::Yaml(..) => None,
         })
         .flatten()
         .take(3)
@@ -655,6 +712,11 @@ fn every_readme_command_works() {
                     if let Err(e) = check_line(&mut world, line) {
                         failures.push(format!("README.md:{n}: {line}\n    {e}"));
                     }
+                }
+            }
+            Block::Yaml(n, text) => {
+                if let Err(e) = check_yaml(&mut world, *n, text) {
+                    failures.push(format!("README.md:{n}: yaml block\n    {e}"));
                 }
             }
             Block::Python(n, code) => {
