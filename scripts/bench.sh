@@ -23,8 +23,8 @@ bench_plan() {
 
 case "$what" in
   plan) bench_plan ;;
-  gradient) cargo bench --bench gradient ;;
+  gradient) cargo bench --bench gradient; cargo bench --bench hmc ;;
   slurm) bash scripts/bench-slurm.sh ;;
-  all) bench_plan; cargo bench --bench gradient; bash scripts/bench-slurm.sh ;;
+  all) bench_plan; cargo bench --bench gradient; cargo bench --bench hmc; bash scripts/bench-slurm.sh ;;
   *) echo "usage: scripts/bench.sh [plan|gradient|slurm|all]" >&2; exit 2 ;;
 esac

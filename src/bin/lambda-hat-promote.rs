@@ -27,7 +27,8 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            // The same code as `lambda-hat promote`: bad input is 2.
+            ExitCode::from(2)
         }
     }
 }

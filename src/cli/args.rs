@@ -90,7 +90,7 @@ pub struct SweepArgs {
     #[arg(short = 'k', long = "keep-going")]
     pub keep_going: bool,
 
-    /// Retry a failed job this many times (SLURM).
+    /// Start a failed job again up to this many times (locally and on SLURM).
     #[arg(
         short = 'T',
         long = "retries",
@@ -99,7 +99,7 @@ pub struct SweepArgs {
     )]
     pub retries: Option<u32>,
 
-    /// Print less: only the job stats of a dry run, no per-job lines.
+    /// Print less (a dry run prints only its job stats).
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
 

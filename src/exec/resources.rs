@@ -183,17 +183,31 @@ impl ResourceLayers {
     /// Rule defaults, then every `default-resources` layer, then every `set-resources` layer.
     pub fn for_rule(&self, rule: Rule) -> ResourceMap {
         let mut res = rule_defaults(rule);
-        for layer in &self.default_resources {
-            res.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        for layer in &self.set_resources {
-            if let Some(m) = layer.get(&rule) {
-                res.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
+        let layers = self
+            .default_resources
+            .iter()
+            .chain(self.set_resources.iter().filter_map(|l| l.get(&rule)));
+        for layer in layers {
+            overlay(&mut res, layer);
         }
         res
     }
 }
+
+/// Memory is given one way: per job (`mem_mb`) or per CPU (`mem_mb_per_cpu`). A layer that sets
+/// one replaces the other from the layers below it (sbatch refuses both at once).
+const EXCLUSIVE: [(&str, &str); 2] = [("mem_mb", "mem_mb_per_cpu"), ("mem_mb_per_cpu", "mem_mb")];
+
+fn overlay(res: &mut ResourceMap, layer: &ResourceMap) {
+    for (set, other) in EXCLUSIVE {
+        if layer.contains_key(set) && !layer.contains_key(other) {
+            res.remove(other);
+        }
+    }
+    res.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+}
+
+impl ResourceLayers {}
 
 /// Renders resources as `a=1, b=x` for dry runs.
 pub fn describe(res: &ResourceMap) -> String {
@@ -315,6 +329,27 @@ mod tests {
         assert_eq!(
             layers.for_rule(Rule::RunSampler)["mem_mb"],
             ResourceValue::Int(4000)
+        );
+    }
+
+    #[test]
+    fn memory_per_cpu_replaces_memory_per_job_from_lower_layers() {
+        let layers = ResourceLayers {
+            default_resources: vec![BTreeMap::from([(
+                "mem_mb".into(),
+                ResourceValue::Int(2000),
+            )])],
+            set_resources: vec![BTreeMap::from([(
+                Rule::RunSampler,
+                BTreeMap::from([("mem_mb_per_cpu".into(), ResourceValue::Int(1000))]),
+            )])],
+        };
+        let run = layers.for_rule(Rule::RunSampler);
+        assert_eq!(run.get("mem_mb_per_cpu"), Some(&ResourceValue::Int(1000)));
+        assert!(!run.contains_key("mem_mb"), "{run:?}");
+        assert_eq!(
+            layers.for_rule(Rule::BuildTarget)["mem_mb"],
+            ResourceValue::Int(2000)
         );
     }
 
