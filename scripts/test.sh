@@ -29,4 +29,4 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
 step "cargo test"
-cargo test -- --test-threads 2
+cargo test --no-fail-fast -- --test-threads 2
