@@ -247,17 +247,9 @@ mod tests {
 
     fn cfg(n: usize, x_dist: XDist, noise: NoiseModel) -> DataConfig {
         DataConfig {
-            n_data: n,
             x_dist,
             noise,
-            noise_scale: 0.1,
-            aniso_condition: 10.0,
-            mixture_components: 4,
-            mixture_spread: 2.0,
-            manifold_dim: 2,
-            tail_df: 3.0,
-            outlier_frac: 0.05,
-            outlier_scale: 10.0,
+            ..DataConfig::gauss_iso(n, 0.1)
         }
     }
 

@@ -300,9 +300,7 @@ pub fn build_target<F: Real>(cfg: &TargetConfig) -> Result<BuiltTarget<F>, Train
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schema::{
-        Activation, DataConfig, Init, ModelConfig, NoiseModel, ResolvedTeacher, XDist,
-    };
+    use crate::config::schema::{Activation, DataConfig, Init, ModelConfig, ResolvedTeacher};
     use crate::numeric::Precision;
 
     fn model(depth: usize, width: usize, activation: Activation) -> ModelConfig {
@@ -327,17 +325,7 @@ mod tests {
             },
             model: m,
             data: DataConfig {
-                n_data: 400,
-                x_dist: XDist::GaussIso,
-                noise: NoiseModel::Gauss,
-                noise_scale,
-                aniso_condition: 10.0,
-                mixture_components: 4,
-                mixture_spread: 2.0,
-                manifold_dim: 2,
-                tail_df: 3.0,
-                outlier_frac: 0.05,
-                outlier_scale: 10.0,
+                ..DataConfig::gauss_iso(400, noise_scale)
             },
             training,
             seed: 11,

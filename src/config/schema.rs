@@ -209,6 +209,23 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
+    /// Gaussian inputs and noise with every other key at its default.
+    pub fn gauss_iso(n_data: usize, noise_scale: f64) -> Self {
+        DataConfig {
+            n_data,
+            x_dist: XDist::GaussIso,
+            noise: NoiseModel::Gauss,
+            noise_scale,
+            aniso_condition: d_aniso_condition(),
+            mixture_components: d_mixture_components(),
+            mixture_spread: d_mixture_spread(),
+            manifold_dim: d_manifold_dim(),
+            tail_df: d_tail_df(),
+            outlier_frac: d_outlier_frac(),
+            outlier_scale: d_outlier_scale(),
+        }
+    }
+
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         at_least_one(out, &format!("{prefix}.n_data"), self.n_data);
         if !(self.noise_scale.is_finite() && self.noise_scale >= 0.0) {

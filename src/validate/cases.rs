@@ -44,8 +44,8 @@ use super::ValidateError;
 use super::linalg::{expected_llc_from_hessian, gram, least_squares_loss, with_ones_column};
 use super::oracles::aoyagi_deep_linear_llc;
 use crate::config::schema::{
-    Activation, BetaMode, DataConfig, Init, ModelConfig, NoiseModel, Optimizer, PosteriorConfig,
-    ResolvedTeacher, TargetConfig, TrainingConfig, XDist,
+    Activation, BetaMode, DataConfig, Init, ModelConfig, Optimizer, PosteriorConfig,
+    ResolvedTeacher, TargetConfig, TrainingConfig,
 };
 use crate::nn::MlpLoss;
 use crate::numeric::{Precision, Real};
@@ -135,17 +135,7 @@ impl Case {
             },
             model,
             data: DataConfig {
-                n_data: N_DATA,
-                x_dist: XDist::GaussIso,
-                noise: NoiseModel::Gauss,
-                noise_scale: NOISE,
-                aniso_condition: 10.0,
-                mixture_components: 4,
-                mixture_spread: 2.0,
-                manifold_dim: 2,
-                tail_df: 3.0,
-                outlier_frac: 0.05,
-                outlier_scale: 10.0,
+                ..DataConfig::gauss_iso(N_DATA, NOISE)
             },
             training: Case::training(),
             seed: self.seed(),
