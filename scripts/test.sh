@@ -29,4 +29,11 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
 step "cargo test"
-cargo test --no-fail-fast -- --test-threads 2
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --no-fail-fast -- --test-threads 2 2>&1 | tee "$log" || status=$?
+# One closing line with the totals over every test binary (cargo prints one line per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
