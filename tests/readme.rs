@@ -12,8 +12,9 @@
 //!     would start long or remote work, which get `-n` appended: SLURM (`--profile`,
 //!     `--executor slurm`, `--detach`) and experiments files other than the (tiny) demo.
 //!   - Subcommands (`results`, `promote`, `clean`, `status`, `cancel`, `worker`) run as written,
-//!     on the finished tiny store. `validate` trains and samples its own models for minutes, so
-//!     here it only has to parse: `--help` is appended (clap checks every argument before it).
+//!     on the finished tiny store. `validate` narrowed with `--cases` runs for real (seconds);
+//!     over all cases it takes tens of seconds, so there it only has to parse: `--help` is
+//!     appended (clap checks every argument before it), and tests/validate.rs runs `--quick`.
 //!   - Target and run IDs in a command must be IDs the real demo sweep (`config/experiments.yaml`)
 //!     plans; they are replaced by the tiny sweep's IDs at the same position.
 //!   - Globs must be quoted (a shell would expand them), and shell syntax (pipes, redirects,
@@ -79,6 +80,8 @@ enum Other {
     /// Not run (too slow or recursive); the check named here is made instead.
     CargoInstall,
     ThisTest,
+    /// A `cargo bench` target: must be declared in Cargo.toml with its source in benches/.
+    Bench(&'static str),
 }
 
 const OTHER_LINES: &[(&str, Other)] = &[
@@ -92,6 +95,7 @@ const OTHER_LINES: &[(&str, Other)] = &[
         Other::Shell,
     ),
     ("cargo test --test readme", Other::ThisTest),
+    ("cargo bench --bench hmc", Other::Bench("hmc")),
 ];
 
 const SUBCOMMANDS: &[&str] = &[
@@ -461,7 +465,7 @@ fn check_binary(world: &mut World, program: &str, words: &[Word]) -> Result<(), 
         .find(|a| SUBCOMMANDS.contains(&a.as_str()))
         .cloned();
     let mut note = "run";
-    if subcommand.as_deref() == Some("validate") {
+    if subcommand.as_deref() == Some("validate") && !args.iter().any(|a| a == "--cases") {
         args.push("--help".into());
         note = "parse only";
     }
@@ -584,6 +588,15 @@ fn check_other(world: &mut World, line: &str) -> Result<(), String> {
             let toml = std::fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
             if !toml.contains("name = \"lambda-hat\"") {
                 return Err("Cargo.toml does not define the binary lambda-hat".into());
+            }
+        }
+        Other::Bench(name) => {
+            let toml = std::fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
+            let declared = toml.contains(&format!("[[bench]]\nname = \"{name}\""));
+            if !declared || !Path::new(ROOT).join(format!("benches/{name}.rs")).is_file() {
+                return Err(format!(
+                    "no bench target `{name}` in Cargo.toml and benches/"
+                ));
             }
         }
         Other::ThisTest => {
