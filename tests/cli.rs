@@ -99,6 +99,17 @@ fn summary_lists_every_output_with_status_and_plan() {
             .all(|l| l.contains("\tmissing\tupdate pending")),
         "{lines:?}"
     );
+    let targets_only = Test::new()
+        .experiments(TINY_SWEEP)
+        .args(["--summary", "runs/targets/*/meta.json"])
+        .run()
+        .success();
+    assert_eq!(
+        targets_only.stdout().lines().count(),
+        1 + 2,
+        "{}",
+        targets_only.stdout()
+    );
     let detailed = Test::new()
         .experiments(TINY_SWEEP)
         .args(["-D"])

@@ -197,11 +197,11 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             ..request
         };
         let sched = schedule(&plan, &status, &request)?;
-        let wanted = wanted_set(&plan, &request)?;
+        let wanted = crate::plan::select::wanted_jobs(&plan, &request.globs)?;
         let worker = default_worker_command().join(" ");
         let input = text::SummaryInput {
             status: &status,
-            wanted: &|j| wanted.as_ref().is_none_or(|w| w.contains(&j)),
+            wanted: &|j| wanted.as_ref().is_none_or(|w| w[job_index(&plan, j)]),
             modified: &|j| modified_string(&plan.output(j)),
             worker_command: &worker,
             detailed: args.detailed_summary,
@@ -397,32 +397,6 @@ pub fn worker_command(settings: &Settings) -> Vec<String> {
     }
 }
 
-fn wanted_set(
-    plan: &Plan,
-    request: &Request,
-) -> Result<Option<std::collections::HashSet<crate::plan::JobRef>>, CliError> {
-    if request.globs.is_empty() {
-        return Ok(None);
-    }
-    // Everything the globs select: schedule with every job forced.
-    let all = Request {
-        forcerun: Rule::ALL.to_vec(),
-        rerun_incomplete: true,
-        ..request.clone()
-    };
-    struct Nothing;
-    impl crate::plan::OutputStatus for Nothing {
-        fn done(&self, _: &Plan, _: crate::plan::JobRef) -> bool {
-            false
-        }
-        fn incomplete(&self, _: &Plan, _: crate::plan::JobRef) -> bool {
-            false
-        }
-    }
-    let sched = schedule(plan, &Nothing, &all)?;
-    Ok(Some(sched.jobs.into_iter().map(|(j, _)| j).collect()))
-}
-
 /// The closing lines of a run, and its error (→ exit code) when anything failed.
 fn report(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
     if outcome.interrupted {
@@ -460,4 +434,12 @@ fn report_failures(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> 
         "Fix the cause (see the logs) and run the same command again: finished jobs are kept.",
     );
     Err(CliError::JobsFailed(msg))
+}
+
+/// Position of a job in `Plan::jobs()` order (targets, then runs).
+fn job_index(plan: &Plan, job: crate::plan::JobRef) -> usize {
+    match job {
+        crate::plan::JobRef::Target(t) => t as usize,
+        crate::plan::JobRef::Run(r) => plan.targets.len() + r as usize,
+    }
 }

@@ -75,8 +75,9 @@ fn normalize(glob: &str) -> &str {
     glob.trim_start_matches("./")
 }
 
-/// Which jobs the globs select (with their upstream); `None` = all.
-fn wanted_jobs(plan: &Plan, globs: &[String]) -> Result<Option<Vec<bool>>, PlanError> {
+/// Which jobs the globs select (with their upstream), indexed in `Plan::jobs()` order;
+/// `None` = all.
+pub fn wanted_jobs(plan: &Plan, globs: &[String]) -> Result<Option<Vec<bool>>, PlanError> {
     if globs.is_empty() {
         return Ok(None);
     }
