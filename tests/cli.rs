@@ -198,6 +198,10 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
         &["integrator", "isokinetic_mclachlan"],
     );
     bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: hmc, overrides: { adaptation: shared } }\n",
+        &["adaptation", "pooled", "per_chain"],
+    );
+    bad(
         "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: mclmc, overrides: { L: 1.0 } }\n",
         &["L", "without `step_size`"],
     );

@@ -793,8 +793,8 @@ fn the_classifier_refuses_what_it_cannot_check() {
     );
     assert_eq!(strip_comment("lambda-hat \"a#b\""), "lambda-hat \"a#b\"");
     assert_eq!(
-        ids_in("runs/targets/tgt_09333a1918b2/run_hmc_419ead13/analysis.json"),
-        ["tgt_09333a1918b2", "run_hmc_419ead13"]
+        ids_in("runs/targets/tgt_09333a1918b2/run_hmc_2c691ab6/analysis.json"),
+        ["tgt_09333a1918b2", "run_hmc_2c691ab6"]
     );
     assert!(ids_in("run_*/analysis.json tgt_abc").is_empty());
     let b = blocks("```bash\nlambda-hat -n \\\n  -q\n# c\n\n```\n```python\nprint(1)\n```\n");

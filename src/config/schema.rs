@@ -445,9 +445,31 @@ pub struct HmcConfig {
     /// An energy error above this marks the transition divergent.
     #[serde(default = "d_max_energy_error")]
     pub max_energy_error: f64,
+    /// Whether the chains adapt together (one step size and metric) or each on its own.
+    /// Left out of the serialized config (and so of run IDs) at its default.
+    #[serde(default, skip_serializing_if = "Adaptation::is_default")]
+    pub adaptation: Adaptation,
     /// Part of the run ID, and so of every chain's RNG seed: change it for another replicate.
     #[serde(default)]
     pub seed: u64,
+}
+
+/// How HMC's warmup adapts the step size and inverse mass matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Adaptation {
+    /// All chains warm up in lockstep and share what they learn: dual averaging sees their
+    /// mean acceptance, the variances all their positions.
+    #[default]
+    Pooled,
+    /// Each chain adapts alone, as in Stan.
+    PerChain,
+}
+
+impl Adaptation {
+    fn is_default(&self) -> bool {
+        *self == Adaptation::default()
+    }
 }
 
 fn d_target_acceptance() -> f64 {

@@ -102,18 +102,29 @@ pub fn run<F: Real, M: LossModel<F>>(
     run_id: &str,
 ) -> Result<SamplerRun, SamplerError> {
     check(cfg, post)?;
-    let chains = (0..cfg.chains())
-        .into_par_iter()
-        .map(|c| {
-            let mut rng = chain_rng(run_id, c);
-            match cfg {
-                SamplerConfig::Hmc(h) => hmc::run_chain(h, post, &mut rng, c),
-                SamplerConfig::Sgld(s) => sgld::run_chain(s, post, &mut rng, c),
-                SamplerConfig::Mclmc(m) => mclmc::run_chain(m, post, &mut rng, c),
-            }
-        })
-        .collect();
+    let rngs: Vec<_> = (0..cfg.chains()).map(|c| chain_rng(run_id, c)).collect();
+    let chains = match cfg {
+        // HMC's warmup may move its chains in lockstep (pooled adaptation), so it drives them.
+        SamplerConfig::Hmc(h) => hmc::run_chains(h, post, rngs),
+        SamplerConfig::Sgld(s) => {
+            independent_chains(rngs, |rng, c| sgld::run_chain(s, post, rng, c))
+        }
+        SamplerConfig::Mclmc(m) => {
+            independent_chains(rngs, |rng, c| mclmc::run_chain(m, post, rng, c))
+        }
+    };
     Ok(SamplerRun { chains })
+}
+
+/// Runs one independent chain per RNG in parallel; traces come back in chain order.
+fn independent_chains<R: Send>(
+    rngs: Vec<R>,
+    run_chain: impl Fn(&mut R, usize) -> ChainTrace + Sync,
+) -> Vec<ChainTrace> {
+    rngs.into_par_iter()
+        .enumerate()
+        .map(|(c, mut rng)| run_chain(&mut rng, c))
+        .collect()
 }
 
 /// Everything that would make sampling meaningless, checked once before any chain starts.
