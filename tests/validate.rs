@@ -27,6 +27,10 @@ fn quick_validation_passes_every_check() {
                 .find(|l| l.split_whitespace().take(2).eq([case, sampler]))
                 .unwrap_or_else(|| panic!("no row for {sampler} on {case}:\n{stdout}"));
             assert!(row.ends_with("pass"), "{row}");
+            // HMC's acceptance is part of the verdict on every case, not only reported.
+            if sampler == "hmc" {
+                assert!(row.contains("(target 0.8)"), "{row}");
+            }
         }
     }
     assert!(stdout.contains("<built-in sampler/hmc.yaml>"), "{stdout}");

@@ -146,7 +146,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "Each sampler runs with its default preset (sampler/NAME.yaml next to --configfile, else ./config/sampler/NAME.yaml, else built in) on each case:\n  regular  linear regression, d = 40: truth ½ tr(nβH(nβH+γI)⁻¹), exact at its nβ\n  dln432   deep linear network [4,3,2], full-rank teacher: λ = 4.0 (Aoyagi)\n  dln333   deep linear network [3,3,3], full-rank teacher: λ = 4.5 (Aoyagi)\nTolerances: HMC 3 % (regular) and 10 % (deep linear), MCLMC and SGLD 15 %; HMC's acceptance within 0.05 of its target on the regular model.\nExit code: 0 all pass, 1 any check fails, 2 bad input."
+    after_help = "Each sampler runs with its default preset (sampler/NAME.yaml next to --configfile, else ./config/sampler/NAME.yaml, else built in) on each case:\n  regular  linear regression, d = 40: truth ½ tr(nβH(nβH+γI)⁻¹), exact at its nβ\n  dln432   deep linear network [4,3,2], full-rank teacher: λ = 4.0 (Aoyagi)\n  dln333   deep linear network [3,3,3], full-rank teacher: λ = 4.5 (Aoyagi)\nTolerances: HMC 3 % (regular) and 10 % (deep linear), MCLMC and SGLD 15 %; HMC's acceptance within 0.05 of its target.\nExit code: 0 all pass, 1 any check fails, 2 bad input."
 )]
 pub struct ValidateArgs {
     /// Samplers to check, comma-separated.
@@ -169,7 +169,7 @@ pub struct ValidateArgs {
     )]
     pub cases: Vec<String>,
 
-    /// Fewer recorded draws (for CI): about 60 % of the work, same tolerances.
+    /// Fewer recorded draws (for CI): about 70 % of the time, same tolerances.
     #[arg(long)]
     pub quick: bool,
 

@@ -11,16 +11,12 @@
 //! * The Monte Carlo error small enough for that comparison to mean something: the tolerance
 //!   is at least two standard errors ([`MAX_SEM_FRACTION`]), so a pass is not an estimate too
 //!   noisy to tell.
-//! * HMC on the regular model: the acceptance rate after warmup within
-//!   [`ACCEPTANCE_TOLERANCE`] of the preset's `target_acceptance`, i.e. the step-size
-//!   adaptation did its job ([`acceptance_is_judged`]). On that Gaussian posterior it lands at
-//!   0.79–0.83 (10 chain seeds, default preset). On the deep linear networks the acceptance is
-//!   reported but not judged: their curvature changes along the fibre the chains explore, so
-//!   each chain's adapted step size, and with it its acceptance, depends on where the chain
-//!   spent its warmup. Measured with the default preset over 8 seeds, the 4-chain mean was
-//!   0.62–0.86 at γ = 1 (single chains 0.52–0.94) although every estimate was within 3 %; no
-//!   warmup length (500–2000), final adaptation window (50 or 150 steps), dual-averaging gain
-//!   (0.15–0.25) or localization (γ up to 30) we tried brought it within 0.05 reliably. Judging it there would fail runs whose LLC is right.
+//! * HMC: the acceptance rate after warmup within [`ACCEPTANCE_TOLERANCE`] of the preset's
+//!   `target_acceptance` on every case, i.e. the step-size adaptation did its job. Measured with
+//!   the default preset over 20 seeds (`--quick`, f64): 0.792–0.803 on the regular model,
+//!   0.778–0.818 on dln432 and 0.785–0.826 on dln333; over 8 seeds in f32, 0.763–0.818.
+//!   What it took is in the HMC module doc and in [`super::cases`] (the deep linear cases'
+//!   localization).
 
 use std::time::Instant;
 
@@ -45,11 +41,6 @@ pub fn tolerance(sampler: &str, case: Case) -> f64 {
         ("hmc", _) => 0.10,
         _ => 0.15,
     }
-}
-
-/// Whether HMC's acceptance is judged on `case` (see the module doc for why only there).
-pub fn acceptance_is_judged(case: Case) -> bool {
-    case == Case::Regular
 }
 
 /// Pass or fail, and why it failed (empty when it passed).
@@ -119,12 +110,11 @@ pub struct Row {
     pub sem: f64,
     pub rel_error: f64,
     pub tolerance: f64,
-    /// HMC: mean post-warmup acceptance over chains, its target, and whether it counts.
+    /// HMC: mean post-warmup acceptance over chains, judged against `target_acceptance`.
     /// SGLD: the MALA-style diagnostic (the fraction a Metropolis correction would accept),
-    /// never judged.
+    /// never judged (`target_acceptance` is None).
     pub acceptance: Option<f64>,
     pub target_acceptance: Option<f64>,
-    pub acceptance_judged: bool,
     pub ess: f64,
     pub r_hat: f64,
     pub chains: usize,
@@ -167,15 +157,12 @@ pub fn run<F: Real>(built: &BuiltCase<F>, sampler: &SamplerConfig) -> Result<Row
         SamplerConfig::Hmc(h) => Some(h.target_acceptance),
         _ => None,
     };
-    let acceptance_judged = target_acceptance.is_some() && acceptance_is_judged(built.case);
     let verdict = judge(
         built.truth,
         a.llc_mean,
         a.llc_sem,
         tol,
-        target_acceptance
-            .filter(|_| acceptance_judged)
-            .map(|t| (a.acceptance_rate, t)),
+        target_acceptance.map(|t| (a.acceptance_rate, t)),
     );
     Ok(Row {
         case: built.case.name(),
@@ -187,7 +174,6 @@ pub fn run<F: Real>(built: &BuiltCase<F>, sampler: &SamplerConfig) -> Result<Row
         tolerance: tol,
         acceptance: a.acceptance_rate,
         target_acceptance,
-        acceptance_judged,
         ess: a.ess,
         r_hat: a.r_hat,
         chains: a.chains,
@@ -203,13 +189,6 @@ pub fn run<F: Real>(built: &BuiltCase<F>, sampler: &SamplerConfig) -> Result<Row
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn acceptance_counts_on_the_gaussian_posterior_only() {
-        assert!(acceptance_is_judged(Case::Regular));
-        assert!(!acceptance_is_judged(Case::Dln432));
-        assert!(!acceptance_is_judged(Case::Dln333));
-    }
 
     #[test]
     fn tolerances_are_the_issues() {

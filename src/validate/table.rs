@@ -142,8 +142,7 @@ fn table_cells(rows: &[Row]) -> Vec<Vec<String>> {
     for r in rows {
         let measured = r.acceptance.map_or("n/a".into(), |a| format!("{a:.3}"));
         let acceptance = match (r.target_acceptance, r.acceptance) {
-            (Some(t), _) if r.acceptance_judged => format!("{measured} (target {t})"),
-            (Some(_), _) => format!("{measured} (not judged)"),
+            (Some(t), _) => format!("{measured} (target {t})"),
             (None, Some(_)) => format!("{measured} (MALA)"),
             (None, None) => "-".into(),
         };
@@ -205,7 +204,6 @@ mod tests {
             tolerance: tol,
             acceptance: (sampler != "mclmc").then_some(0.81),
             target_acceptance: (sampler == "hmc").then_some(0.8),
-            acceptance_judged: case == "regular",
             ess: 1234.4,
             r_hat: 1.001,
             chains: 4,
@@ -253,7 +251,7 @@ mod tests {
         ] {
             assert!(hmc.contains(needle), "{needle:?} missing from {hmc:?}");
         }
-        assert!(lines[header + 2].contains("0.810 (not judged)"), "{text}");
+        assert!(lines[header + 2].contains("0.810 (target 0.8)"), "{text}");
         assert!(lines[header + 3].contains("0.810 (MALA)"), "{text}");
         // Columns line up: the result column starts at the same character in every line.
         let start = |l: &str| l.rfind("pass").map(|b| l[..b].chars().count());
