@@ -1,0 +1,136 @@
+//! Outcomes: what an ended attempt means for the job and the jobs depending on it.
+//!
+//! Input: a job slot and a verdict (from [`decide`](crate::exec::slurm::retry::decide)) or a
+//! reason. Output: the job `Done`, back to `Waiting` with new resources, `Failed` or `Skipped`;
+//! the journal line, the progress line and the count in the [`Outcome`](crate::exec::Outcome);
+//! markers cleared unless a killed job may have left partial files; children to cancel queued
+//! in `to_cancel`.
+
+use super::{Controller, St};
+use crate::exec::Failure;
+use crate::exec::slurm::SlurmError;
+use crate::exec::slurm::cluster::Cluster;
+use crate::exec::slurm::history;
+use crate::exec::slurm::poll::Final;
+use crate::exec::slurm::retry::Verdict;
+
+impl<'a, C: Cluster> Controller<'a, C> {
+    pub(super) fn attempt_failed(
+        &mut self,
+        i: usize,
+        verdict: Verdict,
+        f: &Final,
+        killed: bool,
+    ) -> Result<(), SlurmError> {
+        match verdict {
+            Verdict::Retry { resources, why } => {
+                let mut ev = self.event(i, history::FAILED);
+                ev.state = Some(f.state.to_string());
+                ev.detail = Some(serde_json::json!({
+                    "reason": why,
+                    "retry": true,
+                    "elapsed_secs": f.elapsed_secs,
+                    "max_rss_bytes": f.max_rss_bytes,
+                }));
+                self.append(ev)?;
+                self.progress.message(&format!(
+                    "[retry] {} (SLURM job {}): {why}",
+                    self.describe(i),
+                    self.jobs[i]
+                        .slurm
+                        .map(|k| k.to_string())
+                        .unwrap_or_default()
+                ));
+                let j = &mut self.jobs[i];
+                j.resources = resources;
+                j.st = St::Waiting;
+                j.slurm = None;
+                // Children queued with afterok on this attempt would wait forever.
+                self.requeue_children(i);
+                Ok(())
+            }
+            Verdict::Fail { why } => self.fail(i, why, killed),
+        }
+    }
+
+    /// Children submitted with a dependency on `parent`'s failed attempt: cancel them and let
+    /// them wait for the next attempt.
+    fn requeue_children(&mut self, parent: usize) {
+        for c in 0..self.jobs.len() {
+            if self.parent_slot(c) == Some(parent) && self.jobs[c].st == St::Queued {
+                self.to_cancel.push(c);
+            }
+        }
+    }
+
+    pub(super) fn done(&mut self, i: usize) -> Result<(), SlurmError> {
+        let f = self.jobs[i].ended.clone();
+        self.jobs[i].st = St::Done;
+        let _ = self.markers.clear(&self.jobs[i].key);
+        let mut ev = self.event(i, history::FINISHED);
+        ev.state = Some("COMPLETED".into());
+        ev.detail = Some(serde_json::json!({
+            "elapsed_secs": f.as_ref().and_then(|f| f.elapsed_secs),
+            "max_rss_bytes": f.as_ref().and_then(|f| f.max_rss_bytes),
+        }));
+        self.append(ev)?;
+        self.outcome.succeeded += 1;
+        let secs = match (f.and_then(|f| f.elapsed_secs), self.jobs[i].submitted_at) {
+            (Some(s), _) => s as f64,
+            (None, Some(t)) => self.cluster.now().duration_since(t).as_secs_f64(),
+            (None, None) => 0.0,
+        };
+        self.progress.finished(&self.describe(i), secs);
+        Ok(())
+    }
+
+    /// The job failed for good: report it, keep its marker if it was killed, and take its
+    /// children out (cancelling those already queued).
+    pub(super) fn fail(&mut self, i: usize, why: String, killed: bool) -> Result<(), SlurmError> {
+        self.jobs[i].st = St::Failed;
+        if !killed {
+            let _ = self.markers.clear(&self.jobs[i].key);
+        }
+        let mut ev = self.event(i, history::FAILED);
+        ev.state = self.jobs[i].ended.as_ref().map(|f| f.state.to_string());
+        ev.detail = Some(serde_json::json!({
+            "reason": why,
+            "retry": false,
+            "elapsed_secs": self.jobs[i].ended.as_ref().and_then(|f| f.elapsed_secs),
+            "max_rss_bytes": self.jobs[i].ended.as_ref().and_then(|f| f.max_rss_bytes),
+        }));
+        self.append(ev)?;
+        let log = self.jobs[i].log.clone();
+        self.progress.failed(
+            &self.describe(i),
+            &format!("{why} (log: {})", log.display()),
+        );
+        self.outcome.failed.push(Failure {
+            job: self.jobs[i].job,
+            output: self.plan.output(self.jobs[i].job).display().to_string(),
+            reason: why,
+            log,
+        });
+        self.stop_launching |= !self.opts.keep_going;
+        for c in 0..self.jobs.len() {
+            if self.parent_slot(c) != Some(i) {
+                continue;
+            }
+            match self.jobs[c].st {
+                St::Queued => self.to_cancel.push(c),
+                St::Waiting => self.skip(c, "the job it depends on failed")?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn skip(&mut self, i: usize, why: &str) -> Result<(), SlurmError> {
+        self.jobs[i].st = St::Skipped;
+        self.outcome.skipped += 1;
+        let _ = self.markers.clear(&self.jobs[i].key);
+        let mut ev = self.event(i, history::SKIPPED);
+        ev.detail = Some(serde_json::json!({ "reason": why }));
+        self.append(ev)
+    }
+}

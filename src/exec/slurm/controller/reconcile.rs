@@ -1,0 +1,245 @@
+//! Reconciliation: what SLURM says about the queued jobs, and whether finished jobs left their
+//! outputs.
+//!
+//! Input: one `squeue` per cycle, at most one `sacct` (or `scontrol show job` on clusters
+//! without accounting), the log's tail of a job that failed, and the output files. Output: each
+//! queued job marked in flight, ended (to be verified, retried or failed) or, when SLURM forgot
+//! it, judged by its output; jobs whose output appeared are passed on as done.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Controller, St, first_line};
+use crate::exec::slurm::SlurmError;
+use crate::exec::slurm::cluster::Cluster;
+use crate::exec::slurm::parse::{
+    JobKey, JobState, QueryError, classify_query_failure, parse_sacct, parse_scontrol_show_job,
+    parse_squeue,
+};
+use crate::exec::slurm::poll::{Final, Seen, merge, needs_accounting};
+use crate::exec::slurm::retry::{Ending, Verdict, decide};
+
+/// A job SLURM has not heard of for this long (neither squeue nor sacct) is judged by its
+/// output file alone; sacct's lag is 1-2 s, so this only matters without accounting.
+const UNKNOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The last 8 KiB of a log: SLURM appends its kill messages at the end.
+fn log_tail(path: &Path) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+impl<'a, C: Cluster> Controller<'a, C> {
+    /// One cycle: one squeue, at most one sacct (or scontrol). Returns whether any job ended.
+    pub(super) fn poll(&mut self) -> Result<bool, SlurmError> {
+        let tracked: Vec<JobKey> = self
+            .jobs
+            .iter()
+            .filter(|j| j.st == St::Queued)
+            .filter_map(|j| j.slurm)
+            .collect();
+        if tracked.is_empty() {
+            return Ok(false);
+        }
+        let ids: Vec<u64> = tracked
+            .iter()
+            .map(|k| k.job_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let queue = match self.cluster.squeue(&ids) {
+            Ok(out) if out.success => match parse_squeue(&out.stdout) {
+                Ok(q) => q,
+                Err(e) => return self.query_trouble("squeue", &e.to_string()),
+            },
+            Ok(out) => match classify_query_failure(&out.stderr) {
+                // One purged id makes squeue fail; several just print nothing.
+                QueryError::NoSuchJob { .. } => Vec::new(),
+                e => return self.query_trouble("squeue", &e.to_string()),
+            },
+            Err(e) => return self.query_trouble("squeue", &e.to_string()),
+        };
+        let need = needs_accounting(&tracked, &queue);
+        let mut acct = Vec::new();
+        let mut control = Vec::new();
+        // Whether "unknown to SLURM" can be trusted this cycle (sacct answered, or there is none).
+        let mut answered = true;
+        let sacct_ran = !need.is_empty() && self.accounting;
+        if sacct_ran {
+            answered = false;
+            match self.cluster.sacct(&need) {
+                Ok(out) if out.success => match parse_sacct(&out.stdout) {
+                    Ok(a) => {
+                        acct = a;
+                        answered = true;
+                    }
+                    Err(e) => tracing::warn!("cannot parse sacct output: {e}"),
+                },
+                Ok(out) if accounting_disabled(&out.stderr) => {
+                    tracing::info!("SLURM accounting is disabled; using scontrol show job");
+                    self.accounting = false;
+                    answered = true;
+                }
+                Ok(out) => tracing::warn!("sacct failed: {}", out.stderr.trim()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.accounting = false;
+                    answered = true;
+                }
+                Err(e) => tracing::warn!("cannot run sacct: {e}"),
+            }
+        }
+        // scontrol replaces sacct, from the cycle after sacct said it has no accounting (so a
+        // cycle never costs more than two queries).
+        if !need.is_empty()
+            && !self.accounting
+            && !sacct_ran
+            && let Ok(out) = self.cluster.scontrol_show_jobs()
+            && out.success
+        {
+            control = parse_scontrol_show_job(&out.stdout).unwrap_or_default();
+        }
+        self.query_backoff.succeed();
+        self.no_dependency.clear();
+        let seen = merge(&tracked, &queue, &acct, &control);
+        let now = self.cluster.now();
+        let mut changed = false;
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].st != St::Queued {
+                continue;
+            }
+            let Some(key) = self.jobs[i].slurm else {
+                continue;
+            };
+            match seen.get(&key).cloned().unwrap_or(Seen::Unknown) {
+                Seen::Queued(_) => {
+                    self.jobs[i].in_flight = true;
+                    self.jobs[i].unknown_since = None;
+                }
+                Seen::Ended(f) => {
+                    self.jobs[i].in_flight = false;
+                    self.ended(i, f)?;
+                    changed = true;
+                }
+                Seen::Unknown if !answered => self.jobs[i].in_flight = false,
+                Seen::Unknown => {
+                    self.jobs[i].in_flight = false;
+                    let since = *self.jobs[i].unknown_since.get_or_insert(now);
+                    if now.duration_since(since) >= UNKNOWN_GRACE {
+                        changed = true;
+                        if self.plan.output(self.jobs[i].job).is_file() {
+                            self.done(i)?;
+                        } else {
+                            let why = format!(
+                                "SLURM has no record of job {key} any more (neither squeue nor sacct) and its output is missing"
+                            );
+                            self.fail(i, why, false)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    fn query_trouble(&mut self, what: &str, message: &str) -> Result<bool, SlurmError> {
+        let wait = self.query_backoff.fail();
+        self.progress.message(&format!(
+            "{what} failed ({}); jobs keep running on SLURM, asking again in {:.0} s",
+            first_line(message),
+            wait.as_secs_f64()
+        ));
+        self.cluster.sleep(wait);
+        Ok(false)
+    }
+
+    /// A job left the queue with final state `f`.
+    fn ended(&mut self, i: usize, f: Final) -> Result<(), SlurmError> {
+        if f.state == JobState::Completed {
+            self.jobs[i].st = St::Verifying;
+            self.jobs[i].verify_deadline = Some(self.cluster.now() + self.opts.latency_wait);
+            self.jobs[i].ended = Some(f);
+            return Ok(());
+        }
+        let tail = log_tail(&self.jobs[i].log);
+        let ending = Ending {
+            state: &f.state,
+            exit_code: f.exit_code,
+            signal: f.signal,
+            log_tail: tail.as_deref(),
+        };
+        let killed = ending.killed();
+        self.jobs[i].failures += 1;
+        let verdict = decide(
+            &ending,
+            &self.jobs[i].resources,
+            self.jobs[i].failures,
+            self.opts.retries,
+            self.opts.retry_factor,
+        );
+        self.jobs[i].ended = Some(f.clone());
+        self.attempt_failed(i, verdict, &f, killed)
+    }
+
+    /// Marks jobs whose outputs exist (and checks the deadline of those whose do not).
+    pub(super) fn verify(&mut self) -> Result<bool, SlurmError> {
+        let mut changed = false;
+        let now = self.cluster.now();
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].st != St::Verifying {
+                continue;
+            }
+            if self.plan.output(self.jobs[i].job).is_file() {
+                self.done(i)?;
+                changed = true;
+            } else if self.jobs[i].verify_deadline.is_some_and(|d| now >= d) {
+                changed = true;
+                let f = self.jobs[i].ended.clone().unwrap_or(Final {
+                    state: JobState::Completed,
+                    exit_code: 0,
+                    signal: 0,
+                    elapsed_secs: None,
+                    max_rss_bytes: None,
+                });
+                self.jobs[i].failures += 1;
+                let res = self.jobs[i].resources.clone();
+                let missing = format!(
+                    "SLURM says COMPLETED but {} is missing after --latency-wait {} s",
+                    self.plan.output(self.jobs[i].job).display(),
+                    self.opts.latency_wait.as_secs()
+                );
+                let verdict = match decide(
+                    &Ending {
+                        state: &f.state,
+                        exit_code: 0,
+                        signal: 0,
+                        log_tail: None,
+                    },
+                    &res,
+                    self.jobs[i].failures,
+                    self.opts.retries,
+                    self.opts.retry_factor,
+                ) {
+                    Verdict::Retry { resources, .. } => Verdict::Retry {
+                        resources,
+                        why: format!("{missing}; retrying"),
+                    },
+                    Verdict::Fail { .. } => Verdict::Fail { why: missing },
+                };
+                self.attempt_failed(i, verdict, &f, false)?;
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// sacct's complaint on clusters without accounting storage.
+fn accounting_disabled(stderr: &str) -> bool {
+    let lower = stderr.to_ascii_lowercase();
+    lower.contains("accounting storage is disabled") || lower.contains("accounting_storage/none")
+}

@@ -1,0 +1,308 @@
+//! Submission: which waiting jobs may go now, grouped into as few `sbatch` calls as possible
+//! (arrays of run_sampler jobs sharing a parent), and what a refused `sbatch` means.
+//!
+//! Input: jobs in `Waiting` whose parent is done or in the queue, the `jobs` budget, the
+//! rendered script. Output: spec.json files, incomplete markers, the script (and array task
+//! list), `submitting`/`submitted` journal lines, and the jobs set to `Queued` with their SLURM
+//! ids; or, when sbatch fails, a back-off, a dependency to drop, or the jobs failed for good.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{Controller, St, first_line, io_err, link_log};
+use crate::exec::slurm::SlurmError;
+use crate::exec::slurm::cluster::Cluster;
+use crate::exec::slurm::flags::sbatch_flags;
+use crate::exec::slurm::history;
+use crate::exec::slurm::parse::{
+    JobKey, SubmitError, classify_sbatch_failure, parse_sbatch_parsable,
+};
+use crate::exec::slurm::script::{self, Body, Script};
+use crate::plan::{JobRef, Rule};
+use crate::worker::spec::write_spec;
+
+/// Give up submitting after this many transient sbatch failures in a row (~10 minutes).
+const MAX_SUBMIT_FAILURES: u32 = 14;
+
+impl<'a, C: Cluster> Controller<'a, C> {
+    fn queued(&self) -> usize {
+        self.jobs.iter().filter(|j| j.st == St::Queued).count()
+    }
+
+    pub(super) fn parent_slot(&self, i: usize) -> Option<usize> {
+        match self.plan.parent(self.jobs[i].job) {
+            Some(JobRef::Target(t)) => self.target_slot.get(&t).copied(),
+            _ => None,
+        }
+    }
+
+    /// Submits every job that may go now, within the `jobs` budget. Returns whether any went.
+    pub(super) fn submit_ready(&mut self) -> Result<bool, SlurmError> {
+        if let Some(t) = self.submit_after {
+            if self.cluster.now() < t {
+                return Ok(false);
+            }
+            self.submit_after = None;
+        }
+        let mut budget = self.opts.jobs.saturating_sub(self.queued());
+        // Groups of jobs that go out as one sbatch: same rule, same parent, same resources.
+        let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<(Rule, Option<usize>, String), usize> = HashMap::new();
+        for i in 0..self.jobs.len() {
+            if budget == 0 {
+                break;
+            }
+            if self.jobs[i].st != St::Waiting {
+                continue;
+            }
+            let parent = self.parent_slot(i);
+            let dep = match parent.map(|p| (p, self.jobs[p].st)) {
+                None | Some((_, St::Done)) => None,
+                Some((_, St::Failed | St::Skipped)) => {
+                    self.skip(i, "the job it depends on failed")?;
+                    continue;
+                }
+                Some((p, St::Queued))
+                    if self.jobs[p].in_flight && !self.no_dependency.contains(&p) =>
+                {
+                    Some(p)
+                }
+                _ => continue,
+            };
+            let rule = self.jobs[i].job.rule();
+            let arrays = self.opts.use_arrays && rule == Rule::RunSampler;
+            let res_key = serde_json::to_string(&self.jobs[i].resources).unwrap_or_default();
+            let group_key = (rule, parent, res_key);
+            match index.get(&group_key) {
+                Some(&g) if arrays && groups[g].1.len() < self.opts.max_array_size.max(1) => {
+                    groups[g].1.push(i)
+                }
+                _ => {
+                    index.insert(group_key, groups.len());
+                    groups.push((dep, vec![i]));
+                }
+            }
+            budget -= 1;
+        }
+        let mut any = false;
+        for (dep, slots) in groups {
+            if self.submit_after.is_some() || self.stop_launching {
+                break;
+            }
+            any |= self.submit(&slots, dep)?;
+        }
+        Ok(any)
+    }
+
+    fn token(&mut self) -> String {
+        self.serial += 1;
+        let seed = format!(
+            "{}:{}:{:?}",
+            std::process::id(),
+            self.serial,
+            std::time::SystemTime::now()
+        );
+        format!("{:08x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) as u32)
+    }
+
+    /// One sbatch for `slots` (one job, or an array of run_sampler jobs sharing a parent).
+    fn submit(&mut self, slots: &[usize], dep: Option<usize>) -> Result<bool, SlurmError> {
+        let rule = self.jobs[slots[0]].job.rule();
+        let name = format!("lh-{}-{}", rule.name(), self.token());
+        let script_path = self.slurm_dir.join(format!("{name}.sh"));
+        let is_array = slots.len() > 1;
+
+        let mut specs = Vec::new();
+        for &i in slots {
+            let job = self.jobs[i].job;
+            let spec = write_spec(self.plan, job)
+                .map_err(io_err("spec.json", &self.plan.spec_path(job)))?;
+            specs.push(self.abs(&spec));
+            self.markers
+                .mark(&self.jobs[i].key, &self.plan.output(job))
+                .map_err(io_err("the incomplete marker", &self.plan.store_root))?;
+        }
+        let res = self.jobs[slots[0]].resources.clone();
+        let mut flags = if res == self.opts.resources.get(&rule).cloned().unwrap_or_default() {
+            self.flags[&rule].clone()
+        } else {
+            sbatch_flags(rule, &res, &self.opts.slurm_extra)?
+        };
+        flags.push(("--no-requeue".into(), String::new()));
+
+        let task_list_path = self.slurm_dir.join(format!("{name}.tasks"));
+        let array_log = self.slurm_dir.join("logs").join("%A_%a.log");
+        let throttle = self
+            .opts
+            .array_throttle
+            .unwrap_or(self.opts.jobs)
+            .clamp(1, slots.len());
+        let array_spec = format!("0-{}%{throttle}", slots.len() - 1);
+        let single_log = self.jobs[slots[0]].log.clone();
+        let body = if is_array {
+            let list = script::task_list(&specs)?;
+            script::save(&task_list_path, &list)
+                .map_err(io_err("the array task list", &task_list_path))?;
+            Body::Array {
+                task_list: &task_list_path,
+                array_spec: &array_spec,
+            }
+        } else {
+            // A log (or link) of an earlier attempt would otherwise receive this one's output.
+            let _ = std::fs::remove_file(&single_log);
+            if let Some(dir) = single_log.parent() {
+                std::fs::create_dir_all(dir).map_err(io_err("the log directory", dir))?;
+            }
+            Body::Single { spec: &specs[0] }
+        };
+        let text = self.opts.templates.render(&Script {
+            job_name: &name,
+            log_path: if is_array { &array_log } else { &single_log },
+            flags: &flags,
+            worker_command: &self.opts.worker_command,
+            subcommand: rule.worker_subcommand(),
+            body,
+        })?;
+        script::save(&script_path, &text).map_err(io_err("the sbatch script", &script_path))?;
+
+        let dep_key = dep.and_then(|p| self.jobs[p].slurm);
+        for (t, &i) in slots.iter().enumerate() {
+            let mut ev = self.event(i, history::SUBMITTING);
+            ev.slurm_job_id = None;
+            ev.attempt = Some(self.jobs[i].failures + 1);
+            ev.detail = Some(serde_json::json!({
+                "name": name,
+                "task": if is_array { Some(t) } else { None },
+                "script": script_path.display().to_string(),
+                "resources": self.jobs[i].resources,
+                "log": self.jobs[i].log.display().to_string(),
+                "dependency": dep_key.map(|k| k.to_string()),
+            }));
+            self.append(ev)?;
+        }
+        let args: Vec<String> = dep_key
+            .map(|k| vec![format!("--dependency=afterok:{k}")])
+            .unwrap_or_default();
+        let out = match self.cluster.sbatch(&script_path, &args) {
+            Ok(out) => out,
+            Err(source) => {
+                self.submit_failed(slots, &format!("cannot run sbatch: {source}"))?;
+                return Err(SlurmError::Program {
+                    program: "sbatch",
+                    source,
+                });
+            }
+        };
+        let id = if out.success {
+            parse_sbatch_parsable(&out.stdout).map_err(|e| e.to_string())
+        } else {
+            Err(String::new())
+        };
+        let id = match id {
+            Ok(id) => id,
+            Err(parse_problem) => {
+                let failure = if parse_problem.is_empty() {
+                    classify_sbatch_failure(&out.stderr)
+                } else {
+                    SubmitError::Rejected {
+                        message: parse_problem,
+                    }
+                };
+                return self.submit_refused(slots, dep, &script_path, failure);
+            }
+        };
+        self.submit_backoff.succeed();
+        for (t, &i) in slots.iter().enumerate() {
+            let key = if is_array {
+                JobKey::task(id, t as u32)
+            } else {
+                JobKey::job(id)
+            };
+            let j = &mut self.jobs[i];
+            j.slurm = Some(key);
+            j.st = St::Queued;
+            j.in_flight = true;
+            j.unknown_since = None;
+            j.ended = None;
+            j.submitted_at = Some(self.cluster.now());
+            if is_array {
+                // Keep logs/<rule>/<key>.log the place to look, as with the local executor.
+                let target = self.slurm_dir.join("logs").join(format!("{id}_{t}.log"));
+                link_log(&j.log, &target);
+            }
+            let mut ev = self.event(i, history::SUBMITTED);
+            ev.attempt = Some(self.jobs[i].failures + 1);
+            ev.detail = Some(serde_json::json!({"name": name}));
+            self.append(ev)?;
+            self.progress.started(&format!(
+                "{} (SLURM job {key}{})",
+                self.describe(i),
+                dep_key.map(|k| format!(", after {k}")).unwrap_or_default()
+            ));
+        }
+        Ok(true)
+    }
+
+    fn submit_failed(&mut self, slots: &[usize], reason: &str) -> Result<(), SlurmError> {
+        for &i in slots {
+            let mut ev = self.event(i, history::SUBMIT_FAILED);
+            ev.slurm_job_id = None;
+            ev.detail = Some(serde_json::json!({ "reason": reason }));
+            self.append(ev)?;
+            let _ = self.markers.clear(&self.jobs[i].key);
+        }
+        Ok(())
+    }
+
+    fn submit_refused(
+        &mut self,
+        slots: &[usize],
+        dep: Option<usize>,
+        script: &Path,
+        failure: SubmitError,
+    ) -> Result<bool, SlurmError> {
+        self.submit_failed(slots, failure.message())?;
+        match failure {
+            SubmitError::Transient { message } => {
+                if self.submit_backoff.failures() >= MAX_SUBMIT_FAILURES {
+                    for &i in slots {
+                        self.fail(
+                            i,
+                            format!("sbatch kept failing for about 10 minutes: {message}"),
+                            false,
+                        )?;
+                    }
+                    return Ok(false);
+                }
+                let wait = self.submit_backoff.fail();
+                self.progress.message(&format!(
+                    "sbatch failed transiently ({}); trying again in {:.1} s",
+                    first_line(&message),
+                    wait.as_secs_f64()
+                ));
+                self.submit_after = Some(self.cluster.now() + wait);
+            }
+            SubmitError::DependencyProblem { message } => {
+                // The parent left the queue between our poll and sbatch: wait for the next poll
+                // to say how it ended, then submit without a dependency (or skip).
+                tracing::info!("dependency refused ({message}); waiting for the next poll");
+                if let Some(p) = dep {
+                    self.no_dependency.insert(p);
+                }
+            }
+            SubmitError::Rejected { message } => {
+                for &i in slots {
+                    let why = format!(
+                        "sbatch refused the {} job {} (script {}):\n        {}",
+                        self.jobs[i].job.rule().name(),
+                        self.jobs[i].key,
+                        script.display(),
+                        message.replace('\n', "\n        ")
+                    );
+                    self.fail(i, why, false)?;
+                }
+            }
+        }
+        Ok(false)
+    }
+}
