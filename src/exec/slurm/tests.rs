@@ -350,6 +350,30 @@ fn ctrl_c_cancels_everything_with_one_scancel() {
 }
 
 #[test]
+fn ctrl_c_at_any_moment_accounts_for_every_job() {
+    // Outputs never appear, so finished jobs sit in the latency wait: Ctrl-C must count them
+    // (as skipped: their outputs are not there) along with the queued and waiting ones.
+    // Late interrupts find the run over (every job failed its latency wait): the count must
+    // hold then too, and the early ones must really interrupt.
+    let mut interrupted = 0;
+    for sleeps in 1..10 {
+        let store = Store::new(&format!("ctrlc-count-{sleeps}"));
+        let plan = store.plan(2, &["hmc"]);
+        let mut fake = Fake::new(all_complete());
+        fake.write_markers = false;
+        fake.interrupt_after_sleeps = Some(sleeps);
+        let out = run(&plan, &opts(20), &mut fake).outcome;
+        interrupted += usize::from(out.interrupted);
+        assert_eq!(
+            out.succeeded + out.failed.len() + out.skipped,
+            plan.n_jobs(),
+            "interrupt after {sleeps} sleeps: {out:?}"
+        );
+    }
+    assert!(interrupted >= 3, "only {interrupted} runs were interrupted");
+}
+
+#[test]
 fn squeue_outage_is_waited_out_without_losing_jobs() {
     let store = Store::new("squeue-outage");
     let plan = store.plan(1, &["hmc", "sgld"]);

@@ -3,7 +3,8 @@
 //!
 //! Input: the slots collected in `to_cancel`, or every queued job on an interrupt. Output: one
 //! `scancel` for all of them (a failure is only logged), `cancelled` journal lines, and the jobs
-//! set to `Waiting` (parent retried) or `Skipped`.
+//! set to `Waiting` (parent retried) or `Skipped`. An interrupt also settles the jobs still
+//! waiting for their outputs after SLURM said they completed.
 
 use std::collections::BTreeSet;
 
@@ -86,6 +87,20 @@ impl<'a, C: Cluster> Controller<'a, C> {
             self.append(ev)?;
             self.jobs[i].st = St::Skipped;
             self.outcome.skipped += 1;
+        }
+        // Jobs SLURM reported finished whose outputs were still awaited: done if the output
+        // is there now, otherwise skipped. No journal line for the latter, so the next run
+        // reattaches them and looks again.
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].st != St::Verifying {
+                continue;
+            }
+            if self.plan.output(self.jobs[i].job).is_file() {
+                self.done(i)?;
+            } else {
+                self.jobs[i].st = St::Skipped;
+                self.outcome.skipped += 1;
+            }
         }
         self.outcome.interrupted = true;
         self.progress.finish();
