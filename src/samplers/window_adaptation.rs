@@ -263,19 +263,33 @@ impl DiagWelford {
 mod tests {
     use super::*;
 
-    fn window_lengths(s: &[Stage]) -> Vec<usize> {
+    /// Lengths of the windows of one kind; `window_end` is Some(is the last step) for the
+    /// stages of that kind, None for the others.
+    fn lengths(s: &[Stage], window_end: impl Fn(&Stage) -> Option<bool>) -> Vec<usize> {
         let mut out = vec![];
         let mut run = 0;
-        for st in s {
-            if let Stage::Slow { window_end } = st {
-                run += 1;
-                if *window_end {
-                    out.push(run);
-                    run = 0;
-                }
+        for end in s.iter().filter_map(window_end) {
+            run += 1;
+            if end {
+                out.push(run);
+                run = 0;
             }
         }
         out
+    }
+
+    fn window_lengths(s: &[Stage]) -> Vec<usize> {
+        lengths(s, |st| match st {
+            Stage::Slow { window_end } => Some(*window_end),
+            _ => None,
+        })
+    }
+
+    fn calibration_lengths(s: &[Stage]) -> Vec<usize> {
+        lengths(s, |st| match st {
+            Stage::Calibrate { window_end } => Some(*window_end),
+            _ => None,
+        })
     }
 
     #[test]
@@ -303,21 +317,6 @@ mod tests {
                 .all(|x| *x == Stage::Fast)
         );
         assert!(schedule(0, true, true).is_empty());
-    }
-
-    fn calibration_lengths(s: &[Stage]) -> Vec<usize> {
-        let mut out = vec![];
-        let mut run = 0;
-        for st in s {
-            if let Stage::Calibrate { window_end } = st {
-                run += 1;
-                if *window_end {
-                    out.push(run);
-                    run = 0;
-                }
-            }
-        }
-        out
     }
 
     #[test]
