@@ -337,6 +337,24 @@ fn retries_start_a_failed_job_again() {
 }
 
 #[test]
+fn reports_read_the_store_the_experiments_file_names() {
+    // Without --runs-root, `results` and `promote gallery` read the sweep's store_root.
+    let t =
+        Test::new().experiments(&TINY_SWEEP.replace("store_root: runs", "store_root: elsewhere"));
+    t.run_with(&["-j", "2"]).success();
+    assert!(t.path().join("elsewhere/targets").is_dir() && !t.store().exists());
+    let table = t.run_with(&["results"]).success().stdout();
+    assert_eq!(
+        table.lines().filter(|l| l.contains("run_sgld_")).count(),
+        2,
+        "{table}"
+    );
+    t.run_with(&["promote", "gallery", "--outdir", "gallery"])
+        .success();
+    assert!(t.path().join("gallery/sgld.png").is_file());
+}
+
+#[test]
 fn reports_on_a_finished_store() {
     let t = Test::new().experiments(TINY_SWEEP);
     t.run_with(&["-j", "2"]).success();

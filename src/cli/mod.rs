@@ -9,6 +9,8 @@ pub mod validate;
 pub use args::{Cli, Command, WorkerCommand};
 pub use error::CliError;
 
+use crate::report::promote::PromoteCommand;
+
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
@@ -22,7 +24,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             )?;
             Ok(())
         }
-        Some(Command::Promote(args)) => {
+        Some(Command::Promote(mut args)) => {
+            if let PromoteCommand::Gallery(g) = &mut args.command {
+                g.runs_root = store_root_default(&cli.sweep, g.runs_root.clone());
+            }
             crate::report::promote::run(&args, &mut std::io::stdout().lock())?;
             Ok(())
         }

@@ -43,7 +43,8 @@ pub struct OutputArgs {
 /// `promote gallery`: one representative run per sampler.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GalleryArgs {
-    /// The store to read: the `store_root` of your experiments file.
+    /// The store to read. `lambda-hat promote` defaults to the experiments file's
+    /// `store_root`; `lambda-hat-promote` reads no experiments file and defaults to `runs`.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub runs_root: PathBuf,
 
