@@ -31,8 +31,8 @@
 //!   more than 0.05); calibration with `per_chain` 0.793–0.812 / 0.779–0.823 / 0.731–0.833
 //!   (2 off, one with 455 divergences and an LLC 5.8 % low); calibration with `pooled`
 //!   0.792–0.806 / 0.780–0.816 / 0.787–0.822 (none off, LLC within 2.2 %). Pooling is the
-//!   default because a single chain's windows have four times the variance, and the chain that ends
-//!   warmup with too large a step stalls in the stiff parts of the posterior.
+//!   default because a single chain's windows have four times the variance, and the chain
+//!   that ends warmup with too large a step stalls in the stiff parts of the posterior.
 //!
 //! The number of leapfrog steps of each transition is drawn uniformly from
 //! ⌈L/2⌉ ..= ⌊3L/2⌋ (L = `num_integration_steps`, the mean; cost per draw is unchanged on
