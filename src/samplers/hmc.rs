@@ -351,16 +351,12 @@ fn warmup<F: Real, M: LossModel<F>, R: Rng + Send>(
         for_each_walker(group, |w| w.warmup_transition(eps, n_steps, max_err));
         // Summed in chain order: the result does not depend on the thread count.
         let mean = group.iter().map(|w| w.last_accept).sum::<f64>() / group.len() as f64;
+        if adapt_step && !calibrating {
+            eps = da.update(mean);
+        }
         match stage {
-            Stage::Fast => {
-                if cfg.adapt_step_size {
-                    eps = da.update(mean);
-                }
-            }
+            Stage::Fast => {}
             Stage::Slow { window_end } => {
-                if cfg.adapt_step_size {
-                    eps = da.update(mean);
-                }
                 for w in group.iter() {
                     welford.add(&w.chain.x, &post.w_star);
                 }
@@ -370,7 +366,7 @@ fn warmup<F: Real, M: LossModel<F>, R: Rng + Send>(
                     for w in rest {
                         w.chain.inv_mass.copy_from_slice(&first.chain.inv_mass);
                     }
-                    if cfg.adapt_step_size {
+                    if adapt_step {
                         eps = search_step_size(group, da.averaged());
                         da = DualAveraging::new(eps, cfg.target_acceptance);
                     }
