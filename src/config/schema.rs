@@ -339,6 +339,40 @@ pub struct TrainingConfig {
     /// evaluations; `null` never stops early.
     #[serde(default)]
     pub early_stop_tol: Option<f64>,
+    /// How training ends: `lbfgs` (the default) hands the second half of the `steps` budget to a
+    /// full-batch L-BFGS finish that runs until the gradient criterion holds; `none` spends all
+    /// of `steps` on `optimizer`. Left out of the serialized config (and so of target IDs) at
+    /// its default, so configs written before it existed keep their IDs.
+    #[serde(default, skip_serializing_if = "Finish::is_default")]
+    pub finish: Finish,
+    /// The target counts as converged when the full-batch gradient norm ‖∇L_n(w*)‖ is at most
+    /// this; `null` (the default) is 1e-6 in f64 and 1e-4 in f32 (see `crate::train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_tol: Option<f64>,
+}
+
+/// The last phase of training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Finish {
+    /// Full-batch L-BFGS until converged (or the step budget is spent).
+    #[default]
+    Lbfgs,
+    /// No finish: `optimizer` runs all the steps.
+    None,
+}
+
+impl Finish {
+    fn is_default(&self) -> bool {
+        *self == Finish::default()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Lbfgs => "lbfgs",
+            Finish::None => "none",
+        }
+    }
 }
 
 impl TrainingConfig {
@@ -361,6 +395,9 @@ impl TrainingConfig {
         }
         if let Some(t) = self.early_stop_tol {
             positive(out, &format!("{prefix}.early_stop_tol"), t);
+        }
+        if let Some(t) = self.grad_tol {
+            positive(out, &format!("{prefix}.grad_tol"), t);
         }
     }
 }
@@ -493,7 +530,9 @@ pub enum Precond {
 pub struct SgldConfig {
     #[serde(default = "d_chains")]
     pub chains: usize,
-    pub step_size: f64,
+    /// `auto` (the preset's default): chosen per run from the posterior's curvature; or a
+    /// number, used as given.
+    pub step_size: StepSize,
     /// Minibatch size; `null` uses the full batch.
     #[serde(default)]
     pub batch_size: Option<usize>,
@@ -515,6 +554,46 @@ pub struct SgldConfig {
     pub precond_eps: f64,
     #[serde(default)]
     pub seed: u64,
+}
+
+/// A step size that is either given or chosen by the sampler (`auto`).
+///
+/// Serialized as the number itself or the string `"auto"`, so configs that give a number keep
+/// the run IDs they had before `auto` existed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepSize {
+    Auto,
+    Fixed(f64),
+}
+
+impl Serialize for StepSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StepSize::Auto => s.serialize_str("auto"),
+            StepSize::Fixed(x) => s.serialize_f64(*x),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StepSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Number(x)) => Ok(StepSize::Fixed(x)),
+            Ok(Raw::Text(t)) if t == "auto" => Ok(StepSize::Auto),
+            Ok(Raw::Text(t)) => Err(serde::de::Error::custom(format!(
+                "expected a positive number or `auto`, got \"{t}\""
+            ))),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected a positive number or `auto`",
+            )),
+        }
+    }
 }
 
 fn d_precond_decay() -> f64 {
@@ -630,7 +709,16 @@ impl SamplerConfig {
                 positive(out, &p("max_energy_error"), c.max_energy_error);
             }
             SamplerConfig::Sgld(c) => {
-                positive(out, &p("step_size"), c.step_size);
+                match c.step_size {
+                    StepSize::Fixed(x) => positive(out, &p("step_size"), x),
+                    // The automatic step bounds the bias of plain SGLD; a preconditioner
+                    // rescales every direction by its own factor, which that bound ignores.
+                    StepSize::Auto if c.precond != Precond::None => out.push(invalid(
+                        &p("step_size"),
+                        "`auto` works with `precond: none` only: give a number with a preconditioner",
+                    )),
+                    StepSize::Auto => {}
+                }
                 at_least_one(out, &p("steps"), c.steps);
                 at_least_one(out, &p("eval_every"), c.eval_every);
                 if c.eval_every > 0 && c.steps > 0 && c.steps < c.eval_every {

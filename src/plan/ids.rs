@@ -174,6 +174,42 @@ mod tests {
         assert_eq!(run_id(&run), "run_hmc_41c0c28d");
     }
 
+    /// Keys added later (training's `finish` and `grad_tol`, SGLD's `auto`) leave the IDs of
+    /// configs that do not use them as they were, and change them when set.
+    #[test]
+    fn later_keys_keep_old_ids_and_change_new_ones() {
+        let t = small_target();
+        let json = canonical_json(&t);
+        assert!(
+            !json.contains("finish") && !json.contains("grad_tol"),
+            "{json}"
+        );
+        let mut none = t.clone();
+        none.training.finish = Finish::None;
+        let mut tol = t.clone();
+        tol.training.grad_tol = Some(1e-8);
+        let ids = [target_id(&t), target_id(&none), target_id(&tol)];
+        assert!(ids[0] != ids[1] && ids[0] != ids[2] && ids[1] != ids[2]);
+
+        let sgld = |step: &str| -> SgldConfig {
+            serde_yaml::from_str(&format!(
+                "{{step_size: {step}, warmup: 10, steps: 100, eval_every: 10}}"
+            ))
+            .unwrap()
+        };
+        let fixed = serde_json::to_value(sgld("1.0e-4")).unwrap();
+        assert_eq!(fixed["step_size"], serde_json::json!(1e-4));
+        let auto = sgld("auto");
+        assert_eq!(auto.step_size, StepSize::Auto);
+        assert_eq!(serde_json::to_value(&auto).unwrap()["step_size"], "auto");
+        let err = serde_yaml::from_str::<SgldConfig>(
+            "{step_size: fast, warmup: 10, steps: 100, eval_every: 10}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("positive number or `auto`"), "{err}");
+    }
+
     #[test]
     fn ids_change_with_any_field_and_have_the_documented_shape() {
         let a = small_target();

@@ -65,7 +65,7 @@ use super::vecops::{all_finite, fill_normal, weighted_norm_sq};
 use super::window_adaptation::{
     AcceptanceWindow, DiagWelford, DualAveraging, Stage, calibrated_step_size, schedule,
 };
-use super::{ChainTrace, NonFinite};
+use super::{ChainTrace, NonFinite, is_stuck};
 use crate::config::schema::{Adaptation, HmcConfig};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
@@ -446,7 +446,13 @@ fn draws<F: Real, M: LossModel<F>, R: Rng>(
         if t.divergent {
             trace.divergences += 1;
         }
+        // A chain whose transitions mostly diverge is stuck at its state: stop it early, and
+        // `samplers::run` turns it into an error instead of a result (see `super::guard`).
+        if is_stuck(trace.divergences, llc.len()) {
+            break;
+        }
     }
+    let n = llc.len();
 
     trace.acceptance_rate = Some(acc.iter().sum::<f64>() / n.max(1) as f64);
     trace.llc = llc;

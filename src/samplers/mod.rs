@@ -10,6 +10,12 @@
 //! aborts the run: the chain keeps its previous state and the event is reported in the chain's
 //! `warnings` (and as divergences where the sampler has that notion).
 //!
+//! No garbage as a result: a run whose chain exploded (a recorded LLC not finite or above
+//! [`exploded_llc_limit`]) or got stuck (90 % of its Metropolis transitions divergent, as with a
+//! huge fixed HMC step) is an error, [`SamplerError::Exploded`] or [`SamplerError::Stuck`], whose
+//! message names the setting to change; it never becomes an analysis.json. SGLD first tries to
+//! recover by itself ([`sgld`]'s restarts), HMC stops a stuck chain early.
+//!
 //! Modules (private; [`run`] is the entry point): `hmc` (+ `window_adaptation`), `mclmc`
 //! (+ `mclmc_tuning`, `curvature`), `sgld` (+ `precond`); `vecops` holds the allocation-free
 //! vector helpers they share. Each module's doc says what it records.
@@ -20,6 +26,7 @@ mod mclmc;
 mod mclmc_tuning;
 mod precond;
 mod sgld;
+mod sgld_step;
 mod vecops;
 mod window_adaptation;
 
@@ -34,7 +41,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
-use crate::config::schema::SamplerConfig;
+use crate::config::schema::{SamplerConfig, StepSize};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
@@ -82,6 +89,28 @@ pub enum SamplerError {
     /// MCLMC moves on the unit sphere of velocities, which needs at least 2 dimensions.
     #[error("MCLMC needs at least 2 parameters, the model has {0}")]
     TooFewParameters(usize),
+    /// A chain's LLC draws became non-finite or absurdly large, and recovery (if the sampler
+    /// has one) did not help.
+    #[error("{sampler} chain {chain} exploded ({what}): {fix}")]
+    Exploded {
+        sampler: &'static str,
+        chain: usize,
+        what: String,
+        fix: String,
+    },
+    /// Most of a chain's transitions diverged: its draws would sit at w* and report an LLC
+    /// near 0.
+    #[error(
+        "{sampler} chain {chain} is stuck: {diverged} of {transitions} transitions diverged at step size {step_size:.3e}; {fix}"
+    )]
+    Stuck {
+        sampler: &'static str,
+        chain: usize,
+        diverged: u64,
+        transitions: usize,
+        step_size: f64,
+        fix: String,
+    },
     /// The posterior cannot be evaluated at w* (a broken target); sampling would only produce NaN.
     #[error(
         "the posterior is not finite at w* ({what}): check the target's training (meta.json L0) and the posterior config"
@@ -93,6 +122,23 @@ pub enum SamplerError {
 pub fn chain_rng(run_id: &str, chain: usize) -> Xoshiro256PlusPlus {
     let seed = xxhash_rust::xxh3::xxh3_64(format!("{run_id}/chain/{chain}").as_bytes());
     Xoshiro256PlusPlus::seed_from_u64(seed)
+}
+
+/// The RNG of a run's own calibration (SGLD's automatic step size): shared by the chains.
+fn calibration_rng(run_id: &str) -> Xoshiro256PlusPlus {
+    let seed = xxhash_rust::xxh3::xxh3_64(format!("{run_id}/calibration").as_bytes());
+    Xoshiro256PlusPlus::seed_from_u64(seed)
+}
+
+/// The largest LLC draw a healthy chain can produce: 10·p + 100.
+///
+/// Why: a draw is nβ(L_n(w) − L0) at a point of the localized posterior, whose expectation is
+/// at most about p/2 (the regular value; singular models have less) with fluctuations of order
+/// √p; even an unconverged w* only lowers the draws. A draw twenty times the largest possible
+/// mean (plus a margin for tiny models) is a chain that left the posterior: the integrator went
+/// unstable. Discretization bias, even devinterp's +40 % at its README step, stays far below.
+pub fn exploded_llc_limit(dim: usize) -> f64 {
+    10.0 * dim as f64 + 100.0
 }
 
 /// Runs the configured sampler on `post`; chains in parallel.
@@ -107,12 +153,36 @@ pub fn run<F: Real, M: LossModel<F>>(
         // HMC's warmup may move its chains in lockstep (pooled adaptation), so it drives them.
         SamplerConfig::Hmc(h) => hmc::run_chains(h, post, rngs),
         SamplerConfig::Sgld(s) => {
-            independent_chains(rngs, |rng, c| sgld::run_chain(s, post, rng, c))
+            let (eps, auto) = match s.step_size {
+                StepSize::Fixed(eps) => (eps, None),
+                StepSize::Auto => {
+                    let auto = sgld_step::auto_step_size(post, &mut calibration_rng(run_id));
+                    (auto.step_size, Some(auto))
+                }
+            };
+            let mut chains: Vec<ChainTrace> = rngs
+                .into_par_iter()
+                .enumerate()
+                .map(|(c, mut rng)| sgld::run_chain(s, post, eps, &mut rng, c))
+                .collect::<Result<_, _>>()?;
+            if let (Some(auto), Some(first)) = (auto, chains.first_mut()) {
+                // The calibration is the run's, not a chain's: its cost goes to chain 0 so the
+                // run's total counts it once.
+                first.grad_evals += auto.grad_evals;
+            }
+            if let Some(auto) = auto {
+                for c in &mut chains {
+                    c.tuned.insert("auto_step_size".into(), auto.step_size);
+                    c.tuned.insert("hessian_max_eig".into(), auto.lambda_max);
+                }
+            }
+            chains
         }
         SamplerConfig::Mclmc(m) => {
             independent_chains(rngs, |rng, c| mclmc::run_chain(m, post, rng, c))
         }
     };
+    guard(cfg, post.dim(), &chains)?;
     Ok(SamplerRun { chains })
 }
 
@@ -125,6 +195,68 @@ fn independent_chains<R: Send>(
         .enumerate()
         .map(|(c, mut rng)| run_chain(&mut rng, c))
         .collect()
+}
+
+/// The setting to change when a chain of `cfg` explodes or gets stuck.
+fn fix_for(cfg: &SamplerConfig) -> String {
+    match cfg {
+        SamplerConfig::Hmc(h) if !h.adapt_step_size => format!(
+            "step_size {:.3e} is fixed (adapt_step_size: false) and too large for this \
+             posterior: lower it, or set adapt_step_size: true",
+            h.step_size
+        ),
+        SamplerConfig::Hmc(_) => "the adapted step size is too large for parts of this \
+             posterior: raise target_acceptance (e.g. 0.95) or posterior.gamma, or use name: nuts"
+            .into(),
+        SamplerConfig::Sgld(_) => "lower sgld step_size or use step_size: auto".into(),
+        SamplerConfig::Mclmc(m) if m.step_size.is_some() => {
+            "the given step_size and L are too large: lower them or leave both null to tune them"
+                .into()
+        }
+        SamplerConfig::Mclmc(_) => "the tuned step size is too large for parts of this \
+             posterior: lower desired_energy_var"
+            .into(),
+    }
+}
+
+/// Draws a Metropolis chain must have made before it can be called stuck: enough that a
+/// healthy chain's burst of divergences in one stiff region (tens of transitions) cannot
+/// trigger it.
+pub(crate) const STUCK_CHECK_AFTER: usize = 200;
+
+/// A chain is stuck when at least 90 % of at least [`STUCK_CHECK_AFTER`] transitions diverged:
+/// its state has barely moved from where it started, and its LLC draws say nothing.
+pub(crate) fn is_stuck(divergences: u64, transitions: usize) -> bool {
+    transitions >= STUCK_CHECK_AFTER && 10 * divergences >= 9 * transitions as u64
+}
+
+/// Refuses a run whose chains exploded or got stuck (see the module doc).
+fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), SamplerError> {
+    let limit = exploded_llc_limit(dim);
+    for (c, trace) in chains.iter().enumerate() {
+        if let Some(bad) = trace.llc.iter().find(|&&x| !(x <= limit)) {
+            return Err(SamplerError::Exploded {
+                sampler: cfg.name(),
+                chain: c,
+                what: format!("an LLC draw was {bad:.3e}, above the limit {limit:.0}"),
+                fix: fix_for(cfg),
+            });
+        }
+        // Metropolis samplers: one transition per draw, each divergent or not.
+        let metropolis = matches!(cfg, SamplerConfig::Hmc(_));
+        let transitions = trace.llc.len();
+        if metropolis && is_stuck(trace.divergences, transitions) {
+            return Err(SamplerError::Stuck {
+                sampler: cfg.name(),
+                chain: c,
+                diverged: trace.divergences,
+                transitions,
+                step_size: trace.tuned.get("step_size").copied().unwrap_or(f64::NAN),
+                fix: fix_for(cfg),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Everything that would make sampling meaningless, checked once before any chain starts.

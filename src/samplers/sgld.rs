@@ -14,6 +14,14 @@
 //! position is undone, and so is a move onto a point where the minibatch loss or gradient is
 //! not finite (the chain returns to where it came from); both count as divergences.
 //!
+//! The step size is `step_size`, or with `auto` the one [`super::sgld_step`] chose for the run.
+//! A chain that explodes (a recorded LLC above [`super::exploded_llc_limit`] or not finite, or
+//! most steps undone) is caught while it runs and restarted from w* with a step ten times
+//! smaller, at most [`MAX_RESTARTS`] times; the restart is recorded in `tuned.restarts` and
+//! in the chain's warnings, so the run is reported unhealthy. A chain that still explodes fails
+//! the run with [`SamplerError::Exploded`], which names the step size: an exploded chain's
+//! numbers never reach analysis.json.
+//!
 //! The acceptance diagnostic: on up to [`MALA_CHECKS`] evenly spread recorded steps, the
 //! full-batch log p and gradient at the start and end of the step give the Metropolis–Hastings
 //! acceptance probability a MALA correction (proposal N(w + (ε/2)P∇log p(w), εP)) would have
@@ -25,7 +33,7 @@ use rand_distr::StandardNormal;
 
 use super::precond::Preconditioner;
 use super::vecops::all_finite;
-use super::{ChainTrace, NonFinite};
+use super::{ChainTrace, NonFinite, SamplerError, exploded_llc_limit};
 use crate::config::schema::SgldConfig;
 use crate::numeric::Real;
 use crate::posterior::{LogpEval, LossModel, Posterior, Rows};
@@ -33,6 +41,18 @@ use crate::posterior::{LogpEval, LossModel, Posterior, Rows};
 /// At most this many recorded steps per chain get the (2 full-batch gradients) MALA check:
 /// enough for a mean acceptance to ±0.05, cheap next to the sampling itself.
 pub const MALA_CHECKS: usize = 50;
+
+/// Restarts of an exploded chain, each with a step ten times smaller (so down to 1/1000).
+pub const MAX_RESTARTS: usize = 3;
+/// Steps after which a chain whose steps are mostly undone counts as exploded.
+const MIN_STEPS_FOR_STUCK: usize = 100;
+
+/// Why an attempt at a chain was abandoned.
+struct Explosion {
+    step: usize,
+    what: String,
+    grad_evals: u64,
+}
 
 /// Log MH ratio of the move `from → to` under a MALA proposal with step `eps` and
 /// preconditioner `p`, from log p and ∇log p at both ends.
@@ -77,12 +97,12 @@ struct Chain<'p, 'm, F: Real, M: LossModel<F>> {
 }
 
 impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
-    fn new(cfg: &SgldConfig, post: &'p Posterior<'m, F, M>, batch: usize) -> Self {
+    fn new(cfg: &SgldConfig, post: &'p Posterior<'m, F, M>, eps: f64, batch: usize) -> Self {
         let (n, d) = (post.model.n_data(), post.dim());
         Chain {
             post,
             ws: post.model.workspace(n),
-            eps: cfg.step_size,
+            eps,
             batch,
             perm: if batch < n {
                 (0..n).collect()
@@ -152,13 +172,64 @@ impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
     }
 }
 
-/// Runs one SGLD chain (warmup, then sampling with recorded draws) and returns its trace.
+/// Runs one SGLD chain at step size `eps` (warmup, then sampling with recorded draws),
+/// restarting it with smaller steps when it explodes (see the module doc).
 pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
     cfg: &SgldConfig,
     post: &Posterior<'_, F, M>,
+    eps: f64,
     rng: &mut R,
     chain_index: usize,
-) -> ChainTrace {
+) -> Result<ChainTrace, SamplerError> {
+    let mut step = eps;
+    let mut spent = 0;
+    let mut history = Vec::new();
+    for restart in 0..=MAX_RESTARTS {
+        match attempt(cfg, post, step, rng, chain_index) {
+            Ok(mut trace) => {
+                trace.grad_evals += spent;
+                trace.tuned.insert("restarts".into(), restart as f64);
+                if restart > 0 {
+                    trace.warnings.push(format!(
+                        "chain {chain_index} exploded and was restarted from w* {restart} time(s) \
+                         ({}); its draws come from step_size {step:.3e}: give a smaller \
+                         step_size, or step_size: auto",
+                        history.join("; ")
+                    ));
+                }
+                return Ok(trace);
+            }
+            Err(e) => {
+                spent += e.grad_evals;
+                history.push(format!(
+                    "at step {} with step_size {step:.3e}: {}",
+                    e.step, e.what
+                ));
+                step /= 10.0;
+            }
+        }
+    }
+    Err(SamplerError::Exploded {
+        sampler: "sgld",
+        chain: chain_index,
+        what: history.join("; "),
+        fix: format!(
+            "step_size {eps:.3e} is far too large for this posterior (restarts down to {:.3e} \
+             did not help): lower sgld step_size or use step_size: auto, and check that the \
+             target converged (meta.json)",
+            eps / 10f64.powi(MAX_RESTARTS as i32)
+        ),
+    })
+}
+
+/// One try at a chain at step size `eps`; an [`Explosion`] when it explodes.
+fn attempt<F: Real, M: LossModel<F>, R: Rng>(
+    cfg: &SgldConfig,
+    post: &Posterior<'_, F, M>,
+    eps: f64,
+    rng: &mut R,
+    chain_index: usize,
+) -> Result<ChainTrace, Explosion> {
     let (n, d) = (post.model.n_data(), post.dim());
     let mut trace = ChainTrace::default();
     let batch = cfg.batch_size.map_or(n, |b| b.min(n));
@@ -167,7 +238,8 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
             "chain {chain_index}: batch_size {b} exceeds the {n} data rows; used the full batch"
         ));
     }
-    let mut chain = Chain::new(cfg, post, batch);
+    let limit = exploded_llc_limit(d);
+    let mut chain = Chain::new(cfg, post, eps, batch);
     let (mut g_from, mut g_to) = (vec![F::zero(); d], vec![F::zero(); d]);
 
     let n_draws = cfg.steps / cfg.eval_every;
@@ -226,10 +298,29 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
                 chain.w.copy_from_slice(&chain.w_prev);
                 l = chain.full_loss();
             }
-            llc.push(post.llc(l));
+            let value = post.llc(l);
+            if !(value <= limit) {
+                return Err(Explosion {
+                    step: t,
+                    what: format!("a recorded LLC was {value:.3e} (limit {limit:.0})"),
+                    grad_evals: chain.rows.div_ceil(n as u64),
+                });
+            }
+            llc.push(value);
             loss.push(l.f64());
         }
         non_finite.observe(bad);
+        if t + 1 >= MIN_STEPS_FOR_STUCK && 2 * non_finite.count() > (t + 1) as u64 {
+            return Err(Explosion {
+                step: t,
+                what: format!(
+                    "{} of {} steps met non-finite values",
+                    non_finite.count(),
+                    t + 1
+                ),
+                grad_evals: chain.rows.div_ceil(n as u64),
+            });
+        }
     }
 
     trace.grad_evals = chain.rows.div_ceil(n as u64);
@@ -242,7 +333,7 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
     trace.llc = llc;
     trace.loss = loss;
     trace.stats.insert("mala_acceptance".into(), accept);
-    trace.tuned.insert("step_size".into(), cfg.step_size);
+    trace.tuned.insert("step_size".into(), eps);
     trace.tuned.insert("batch_size".into(), batch as f64);
     if let Some(msg) = non_finite.warning(
         chain_index,
@@ -251,5 +342,5 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
     ) {
         trace.warnings.push(msg);
     }
-    trace
+    Ok(trace)
 }

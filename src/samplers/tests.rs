@@ -25,7 +25,7 @@ use super::test_models::{DeepLinear, LinReg};
 use super::*;
 use crate::analysis::{Analysis, HealthChecks, analyze};
 use crate::config::schema::{
-    Adaptation, BetaMode, HmcConfig, MclmcConfig, PosteriorConfig, SgldConfig,
+    Adaptation, BetaMode, HmcConfig, MclmcConfig, PosteriorConfig, SgldConfig, StepSize,
 };
 use crate::posterior::Rows;
 use crate::validate::{aoyagi_deep_linear_llc, regular_expected_llc};
@@ -45,6 +45,15 @@ fn preset(name: &str) -> SamplerConfig {
             .map(SamplerConfig::Mclmc),
     };
     parsed.unwrap_or_else(|e| panic!("preset {name} does not parse: {e}"))
+}
+
+/// SGLD's step size when the config fixes one; the old preset's 1e-4 for `auto`, for tests
+/// that drive a chain directly (the run-level choice of `auto` is `samplers::run`'s).
+fn fixed_step(s: &SgldConfig) -> f64 {
+    match s.step_size {
+        StepSize::Fixed(x) => x,
+        StepSize::Auto => 1e-4,
+    }
 }
 
 const LINREG_N: usize = 500;
@@ -245,6 +254,8 @@ fn small_configs() -> Vec<SamplerConfig> {
                 h.draws = 40;
             }
             SamplerConfig::Sgld(s) => {
+                // The old preset's fixed step: these tests compare traces at a known step.
+                s.step_size = StepSize::Fixed(1e-4);
                 s.batch_size = Some(32);
                 s.warmup = 100;
                 s.steps = 400;
@@ -537,7 +548,7 @@ fn sgld_mala_diagnostic_falls_when_the_step_is_too_large() {
     let accept = |eps: f64| {
         let mut cfg = preset("sgld");
         if let SamplerConfig::Sgld(s) = &mut cfg {
-            s.step_size = eps;
+            s.step_size = StepSize::Fixed(eps);
             s.warmup = 500;
             s.steps = 2000;
         }
@@ -576,11 +587,11 @@ fn sgld_preconditioner_scales_drift_and_noise_consistently() {
     // noise were not scaled by √P (or the drift by P) the traces would differ by orders of
     // magnitude. The RNG streams are identical, so the traces must agree closely.
     let vanilla = with(&|_| {});
-    let eps = base.step_size;
+    let eps = fixed_step(&base);
     let nearly_constant = with(&|s| {
         s.precond = crate::config::schema::Precond::Rmsprop;
         s.precond_eps = 1e4;
-        s.step_size = eps * 1e4;
+        s.step_size = StepSize::Fixed(eps * 1e4);
     });
     for (a, b) in vanilla.chains[0]
         .llc
@@ -676,7 +687,9 @@ fn chain_allocations(cfg: &SamplerConfig, post: &Posterior<'_, f64, LinReg<f64>>
     let before = counting_alloc::allocations();
     let trace = match cfg {
         SamplerConfig::Hmc(h) => hmc::run_chain(h, post, &mut rng, 0),
-        SamplerConfig::Sgld(s) => sgld::run_chain(s, post, &mut rng, 0),
+        SamplerConfig::Sgld(s) => {
+            sgld::run_chain(s, post, fixed_step(s), &mut rng, 0).expect("runs")
+        }
         SamplerConfig::Mclmc(m) => mclmc::run_chain(m, post, &mut rng, 0),
     };
     let used = counting_alloc::allocations() - before;
@@ -712,4 +725,134 @@ fn step_loops_do_not_allocate() {
             cfg.name()
         );
     }
+}
+
+// ------------------------------------------------------------------ no garbage as a result
+
+/// A SGLD step far beyond stability (ε·a ≈ 300 on this posterior, stable below 4) makes the
+/// chain explode; it is restarted with steps ten times smaller until ε·a ≈ 0.3, and the run
+/// reports that instead of the exploded draws.
+#[test]
+fn sgld_recovers_from_a_huge_step_by_restarting_smaller() {
+    let prob = LinReg::<f64>::problem(LINREG_N, LINREG_D, 0.5, 11);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let mut cfg = small_config("sgld");
+    if let SamplerConfig::Sgld(s) = &mut cfg {
+        s.step_size = StepSize::Fixed(1.0);
+    }
+    let run = run(&cfg, &post, "run_huge_sgld").expect("recovers");
+    let limit = exploded_llc_limit(post.dim());
+    for c in &run.chains {
+        assert!(c.llc.iter().all(|x| x.is_finite() && *x <= limit));
+        assert!(c.tuned["restarts"] >= 1.0, "{:?}", c.tuned);
+        assert!(c.tuned["step_size"] < 1.0);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("restarted")),
+            "{:?}",
+            c.warnings
+        );
+    }
+    let a = analyze(&run, &HealthChecks::default());
+    assert!(
+        !a.warnings.is_empty(),
+        "a restarted run is not reported clean"
+    );
+}
+
+/// A step so large that even a thousandth of it explodes: the run is an error that names the
+/// setting, never a result.
+#[test]
+fn sgld_fails_with_the_step_size_named_when_restarts_do_not_help() {
+    let prob = LinReg::<f64>::problem(LINREG_N, LINREG_D, 0.5, 11);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let mut cfg = small_config("sgld");
+    if let SamplerConfig::Sgld(s) = &mut cfg {
+        s.step_size = StepSize::Fixed(1e4);
+    }
+    let err = run(&cfg, &post, "run_huge_sgld").expect_err("must not produce a result");
+    assert!(matches!(err, SamplerError::Exploded { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("step_size"), "{text}");
+    assert!(text.contains("auto"), "{text}");
+}
+
+/// HMC with a fixed, huge step: every proposal diverges and the chain would sit at w*,
+/// reporting an LLC of 0. It is stopped and the run fails, naming the settings.
+#[test]
+fn hmc_with_a_huge_fixed_step_fails_instead_of_reporting_zero() {
+    let prob = LinReg::<f64>::problem(LINREG_N, LINREG_D, 0.5, 11);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let mut cfg = preset("hmc");
+    if let SamplerConfig::Hmc(h) = &mut cfg {
+        h.adapt_step_size = false;
+        h.step_size = 1e3;
+        h.warmup = 50;
+        h.draws = 2000;
+        h.chains = 2;
+    }
+    let err = run(&cfg, &post, "run_huge_hmc").expect_err("must not produce a result");
+    match &err {
+        // Stopped early: STUCK_CHECK_AFTER draws, not the 2000 asked for.
+        SamplerError::Stuck { transitions, .. } => assert_eq!(*transitions, STUCK_CHECK_AFTER),
+        other => panic!("expected Stuck, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("adapt_step_size"), "{text}");
+    assert!(text.contains("step_size"), "{text}");
+}
+
+/// `step_size: auto` gives every chain the same calibrated step, records it, and counts the
+/// calibration's gradients once.
+#[test]
+fn sgld_auto_step_is_shared_recorded_and_counted() {
+    let prob = LinReg::<f64>::problem(LINREG_N, LINREG_D, 0.5, 11);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let mut auto = small_config("sgld");
+    let mut fixed = auto.clone();
+    let SamplerConfig::Sgld(s) = &mut auto else {
+        unreachable!()
+    };
+    s.step_size = StepSize::Auto;
+    let a = run(&auto, &post, "run_auto").expect("runs");
+    let eps = a.chains[0].tuned["step_size"];
+    let lambda_max = prob.hessian_eigs.iter().fold(0.0f64, |m, &e| m.max(e));
+    let expect = 0.1 / (post.n_beta * lambda_max + post.gamma);
+    // Power iteration on an exactly quadratic loss: within 2 % (see sgld_step's own test).
+    assert!((eps / expect - 1.0).abs() < 0.02, "{eps} vs {expect}");
+    assert!(
+        eps >= expect,
+        "the Rayleigh quotient never overestimates λ_max"
+    );
+    for c in &a.chains {
+        assert_eq!(c.tuned["step_size"], eps);
+        assert_eq!(c.tuned["auto_step_size"], eps);
+    }
+    // The same run with that step given explicitly spends 51 gradients fewer, all on chain 0.
+    let SamplerConfig::Sgld(f) = &mut fixed else {
+        unreachable!()
+    };
+    f.step_size = StepSize::Fixed(eps);
+    let b = run(&fixed, &post, "run_auto").expect("runs");
+    assert_eq!(a.chains[0].grad_evals, b.chains[0].grad_evals + 51);
+    assert_eq!(a.chains[1].grad_evals, b.chains[1].grad_evals);
+    assert_eq!(
+        a.chains[0].llc, b.chains[0].llc,
+        "same step, same RNG: same trace"
+    );
 }

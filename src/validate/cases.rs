@@ -56,7 +56,7 @@ use super::ValidateError;
 use super::linalg::{expected_llc_from_hessian, gram, least_squares_loss, with_ones_column};
 use super::oracles::aoyagi_deep_linear_llc;
 use crate::config::schema::{
-    Activation, BetaMode, DataConfig, Init, ModelConfig, Optimizer, PosteriorConfig,
+    Activation, BetaMode, DataConfig, Finish, Init, ModelConfig, Optimizer, PosteriorConfig,
     ResolvedTeacher, TargetConfig, TrainingConfig,
 };
 use crate::nn::MlpLoss;
@@ -179,6 +179,8 @@ impl Case {
             weight_decay: 0.0,
             eval_every: 1000,
             early_stop_tol: None,
+            finish: Finish::Lbfgs,
+            grad_tol: None,
         }
     }
 

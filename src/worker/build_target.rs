@@ -44,17 +44,27 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
         F::NAME
     );
     let built = build_target::<F>(cfg)?;
+    let conv = &built.convergence;
     eprintln!(
-        "trained {} steps{}: L0 = {:.6e}, p = {}",
+        "trained {} steps ({} {:?} + {} {}): L0 = {:.6e}, gradient norm {:.3e} ({}), p = {}",
         built.steps_run,
-        if built.stopped_early {
-            " (stopped early)"
-        } else {
-            ""
-        },
+        conv.optimizer_steps,
+        cfg.training.optimizer,
+        conv.finish_steps,
+        conv.finish,
         built.l0,
+        conv.grad_norm,
+        if conv.converged {
+            "converged"
+        } else {
+            "NOT converged"
+        },
         built.dims.p
     );
+    let warnings: Vec<String> = conv.warning().into_iter().collect();
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
 
     write_npz(
         &dir.join("data.npz"),
@@ -102,6 +112,8 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
             "steps_run": built.steps_run,
             "stopped_early": built.stopped_early,
         },
+        "convergence": built.convergence,
+        "warnings": warnings,
         "training_loss": { "step": steps, "loss": losses },
         "precision": cfg.precision.as_str(),
         "walltime_sec": started.elapsed().as_secs_f64(),
