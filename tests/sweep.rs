@@ -431,7 +431,8 @@ fn reports_on_a_finished_store() {
 
 #[test]
 fn the_closing_summary_names_unhealthy_runs_and_unconverged_targets() {
-    // TINY_SWEEP records 20 draws per chain: bulk ESS < 100, so every run is unhealthy.
+    // TINY_SWEEP records 20 draws per chain: bulk ESS < 100 (and, here, R-hat > 1.01), so every
+    // run is unhealthy.
     let t = Test::new().experiments(TINY_SWEEP);
     let first = t.run_with(&["-j", "2"]).success();
     let err = first.stderr();
@@ -440,8 +441,18 @@ fn the_closing_summary_names_unhealthy_runs_and_unconverged_targets() {
         .find("2 of 2 sampler runs are unhealthy:")
         .expect("health");
     assert!(done < listed, "{err}");
-    assert!(err.contains(" : bulk ESS "), "{err}");
-    assert_eq!(err.matches("\n  runs/targets/tgt_").count(), 2, "{err}");
+    let listed: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("  runs/targets/tgt_"))
+        .collect();
+    assert_eq!(listed.len(), 2, "{err}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.contains("/run_sgld_")
+                && (l.contains(" : R-hat ") || l.contains(" : bulk ESS "))),
+        "{err}"
+    );
 
     // A target known not to be converged: its rerun sampler run says so, and the summary names
     // the target too.
