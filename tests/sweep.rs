@@ -428,3 +428,75 @@ fn reports_on_a_finished_store() {
         .success()
         .stdout_has("Nothing to be done");
 }
+
+#[test]
+fn the_closing_summary_names_unhealthy_runs_and_unconverged_targets() {
+    // TINY_SWEEP records 20 draws per chain: bulk ESS < 100 (and, here, R-hat > 1.01), so every
+    // run is unhealthy.
+    let t = Test::new().experiments(TINY_SWEEP);
+    let first = t.run_with(&["-j", "2"]).success();
+    let err = first.stderr();
+    let done = err.find("4 of 4 jobs done.").expect("done line");
+    let listed = err
+        .find("2 of 2 sampler runs are unhealthy:")
+        .expect("health");
+    assert!(done < listed, "{err}");
+    let listed: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("  runs/targets/tgt_"))
+        .collect();
+    assert_eq!(listed.len(), 2, "{err}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.contains("/run_sgld_")
+                && (l.contains(" : R-hat ") || l.contains(" : bulk ESS "))),
+        "{err}"
+    );
+
+    // A target known not to be converged: its rerun sampler run says so, and the summary names
+    // the target too.
+    let metas = files_named(&t.store(), "meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metas[0]).unwrap()).unwrap();
+    meta["convergence"] = serde_json::json!({
+        "converged": false, "grad_norm": 0.25, "grad_tol": 1e-6, "criterion": "grad_norm",
+        "optimizer_steps": 100, "finish": "none", "finish_steps": 0
+    });
+    meta["warnings"] = serde_json::json!(["target not converged: gradient norm 0.25 > 1e-6"]);
+    std::fs::write(&metas[0], meta.to_string()).unwrap();
+    let target_dir = metas[0].parent().unwrap();
+    let analysis = files_named(target_dir, "analysis.json").remove(0);
+    std::fs::remove_file(&analysis).unwrap();
+
+    let second = t.run_with(&["-j", "2"]).success();
+    let err = second.stderr();
+    assert!(err.contains("1 of 1 jobs done."), "{err}");
+    assert!(err.contains("2 of 2 sampler runs are unhealthy:"), "{err}");
+    let target_id = target_dir.file_name().unwrap().to_str().unwrap();
+    assert!(
+        err.contains(&format!(
+            "1 of 2 targets did not converge:\n  runs/targets/{target_id} : target not converged: gradient norm 0.25"
+        )),
+        "{err}"
+    );
+    let rerun: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&analysis).unwrap()).unwrap();
+    assert_eq!(rerun["healthy"], false);
+    let last = rerun["warnings"].as_array().unwrap().last().unwrap();
+    assert!(
+        last.as_str().unwrap().starts_with(&format!(
+            "target {target_id} is not a converged minimum (gradient norm 2.500e-1 > tol 1.000e-6)"
+        )),
+        "{last}"
+    );
+
+    t.run_with(&["status"])
+        .success()
+        .stdout_has("health: 0 healthy, 2 unhealthy runs; 1 of 2 targets not converged");
+    let csv = t
+        .run_with(&["results", "--format", "csv", "--healthy-only"])
+        .success();
+    assert_eq!(csv.stdout().lines().count(), 1, "{}", csv.stdout());
+    assert!(csv.stderr().contains("left out 2"), "{}", csv.stderr());
+}

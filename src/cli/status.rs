@@ -3,8 +3,9 @@
 //!
 //! Input: the experiments file (→ plan), the store (outputs, incomplete markers, journal) and,
 //! when the journal has SLURM jobs in flight, ONE `squeue` (live state) and at most ONE `sacct`
-//! (final state, elapsed, MaxRSS). Output: a per-rule table (or one line per job with `-v`, or
-//! JSON with `--json`) on stdout. `cancel` runs one `scancel` for every open submission and
+//! (final state, elapsed, MaxRSS). Output: a per-rule table and a health line counting the
+//! unhealthy runs and unconverged targets among finished jobs (or one line per job with `-v`,
+//! or JSON with `--json`) on stdout. `cancel` runs one `scancel` for every open submission and
 //! records it in the journal. Works for local sweeps too: then there is nothing to ask SLURM.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -21,7 +22,7 @@ use crate::exec::slurm::history::{self, JobHistory};
 use crate::exec::slurm::parse::{JobKey, JobState, parse_sacct, parse_squeue};
 use crate::exec::slurm::{Cluster, SlurmCli, on_path};
 use crate::plan::{OutputStatus, Plan, Rule};
-use crate::store::{Event, Journal, StoreStatus};
+use crate::store::{Event, Journal, StoreHealth, StoreStatus};
 
 const STATES: [&str; 6] = [
     "done",
@@ -46,10 +47,25 @@ struct JobRow {
     log: String,
 }
 
+/// Health of the finished jobs, for `--json`.
+#[derive(Debug, Serialize)]
+struct HealthCounts {
+    healthy_runs: usize,
+    unhealthy_runs: usize,
+    targets: usize,
+    unconverged_targets: usize,
+    convergence_unknown: usize,
+    unreadable: usize,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     store_root: String,
     rules: BTreeMap<&'static str, BTreeMap<&'static str, usize>>,
+    health: HealthCounts,
+    /// The health line of the table output.
+    #[serde(skip)]
+    health_line: String,
     jobs: Vec<JobRow>,
 }
 
@@ -201,9 +217,19 @@ fn build_report(plan: &Plan, detailed: bool) -> Result<Report, CliError> {
             job: key,
         });
     }
+    let health = StoreHealth::scan(plan, &status);
     Ok(Report {
         store_root: plan.store_root.display().to_string(),
         rules,
+        health: HealthCounts {
+            healthy_runs: health.healthy_runs(),
+            unhealthy_runs: health.unhealthy.len(),
+            targets: health.targets,
+            unconverged_targets: health.unconverged.len(),
+            convergence_unknown: health.convergence_unknown,
+            unreadable: health.unreadable.len(),
+        },
+        health_line: health.status_line(),
         jobs,
     })
 }
@@ -252,6 +278,7 @@ pub fn status(args: &SweepArgs, verbose: bool, json: bool) -> Result<(), CliErro
         write!(out, "{:>11}", total[s]).map_err(io_err)?;
     }
     writeln!(out).map_err(io_err)?;
+    writeln!(out, "{}", report.health_line).map_err(io_err)?;
     if verbose {
         writeln!(out).map_err(io_err)?;
         for j in &report.jobs {

@@ -1,7 +1,9 @@
 //! The default command: plan the sweep and dry-run it, summarise it, or run it.
 //!
 //! Flow: experiments file (+ profile) → [`Plan`] → store status → [`schedule`] → text or executor.
-//! Profile values are defaults; command-line flags win.
+//! Profile values are defaults; command-line flags win. A run that executed jobs closes with
+//! the count of jobs done and the health of every finished job of the plan (unhealthy runs,
+//! unconverged targets), which informs but never changes the exit code.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,8 +19,9 @@ use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
 use crate::exec::{Outcome, default_worker_command};
 use crate::plan::select::schedule;
 use crate::plan::{Plan, Request, Rule, Schedule, text};
-use crate::store::StoreStatus;
+use crate::store::health::SUMMARY_LINES;
 use crate::store::status::modified_string;
+use crate::store::{StoreHealth, StoreStatus};
 
 pub const DEFAULT_CONFIGFILE: &str = "config/experiments.yaml";
 
@@ -297,7 +300,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             local::run(&plan, &sched, &opts).await?
         }
     };
-    report(&sched, &outcome)
+    report(&plan, &sched, &outcome)
 }
 
 /// The SLURM executor's options: the profile's SLURM keys, with built-in defaults.
@@ -398,15 +401,26 @@ pub fn worker_command(settings: &Settings) -> Vec<String> {
 }
 
 /// The closing lines of a run, and its error (→ exit code) when anything failed.
-fn report(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
+fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
     if outcome.interrupted {
         return Err(CliError::Interrupted);
     }
     if outcome.failed.is_empty() {
         eprintln!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
+        report_health(plan);
         return Ok(());
     }
+    report_health(plan);
     report_failures(sched, outcome)
+}
+
+/// The health of every finished job of the plan, this invocation's and earlier ones': the
+/// jobs finished, so a problem here is reported but is not a failure.
+fn report_health(plan: &Plan) {
+    let health = StoreHealth::scan(plan, &StoreStatus::scan(plan));
+    for line in health.summary(SUMMARY_LINES) {
+        eprintln!("{line}");
+    }
 }
 
 /// The error listing failed jobs, if any.

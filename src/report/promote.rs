@@ -7,9 +7,11 @@
 //! `OUTDIR/<sampler>.png` files and a snippet between the `snippet::BEGIN`/`END`
 //! markers, spliced into `--snippet-out` (replacing an earlier one in place) or printed.
 //!
-//! The representative run of a sampler is its newest finished run by `analysis.json`'s
-//! `created_at` (ties and unparseable dates: the larger run directory name wins, so the choice
-//! is deterministic). `--target` restricts the choice to one target. When a run has no
+//! The representative run of a sampler is its newest *healthy* run (healthy, on a target not
+//! known to be unconverged) by `analysis.json`'s `created_at`, or its newest finished run when
+//! none is healthy (ties and unparseable dates: the larger run directory name wins, so the
+//! choice is deterministic). An unhealthy run shown is marked "⚠ unhealthy: <first warning>" in
+//! the snippet's table, caption and image label, so a gallery never passes it off as sound. `--target` restricts the choice to one target. When a run has no
 //! `diagnostics/trace.png` but has its `trace.npz`, the trace plot is drawn from it, so stores
 //! from before the worker drew plots still promote.
 
@@ -20,8 +22,9 @@ use std::path::{Component, Path, PathBuf};
 use chrono::{DateTime, FixedOffset};
 
 use super::plots::{TRACE_PNG, plot_trace};
-use super::scan::{self, ANALYSIS_JSON, Analysis, TRACE_NPZ};
+use super::scan::{self, ANALYSIS_JSON, Analysis, TRACE_NPZ, healthy_on_converged};
 use super::{ReportError, files, snippet, trace_npz};
+use crate::store::health::TargetHealthFields;
 
 /// Flags shared by both subcommands: where the gallery goes.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,6 +97,8 @@ pub struct Promoted {
     pub run_name: String,
     pub run_dir: PathBuf,
     pub analysis: Analysis,
+    /// Why the run is not sound (its first warning), or `None` when it is healthy.
+    pub unhealthy: Option<String>,
     /// `OUTDIR/<sampler>.png`.
     pub image: PathBuf,
 }
@@ -114,6 +119,7 @@ struct Candidate {
     run_name: String,
     run_dir: PathBuf,
     analysis: Analysis,
+    unhealthy: Option<String>,
 }
 
 fn created_at(a: &Analysis) -> Option<DateTime<FixedOffset>> {
@@ -186,12 +192,21 @@ pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>,
     let chosen: Vec<Candidate> = wanted
         .iter()
         .map(|sampler| {
+            // Healthy first, then newest: `false < true` in the key.
             let newest = runs
                 .iter()
                 .filter(|r| &r.sampler == sampler)
                 .max_by(|a, b| {
-                    (created_at(&a.analysis), &a.run_name)
-                        .cmp(&(created_at(&b.analysis), &b.run_name))
+                    (
+                        healthy_on_converged(a),
+                        created_at(&a.analysis),
+                        &a.run_name,
+                    )
+                        .cmp(&(
+                            healthy_on_converged(b),
+                            created_at(&b.analysis),
+                            &b.run_name,
+                        ))
                 })
                 .expect("every wanted sampler has a run");
             Candidate {
@@ -200,11 +215,16 @@ pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>,
                 run_name: newest.run_name.clone(),
                 run_dir: newest.run_dir.clone(),
                 analysis: newest.analysis.clone(),
+                unhealthy: unhealthy_reason(
+                    &newest.analysis,
+                    newest.meta.health.not_converged_reason(),
+                ),
             }
         })
         .collect();
     let source = format!(
-        "Newest finished run of each sampler in `{}`{}.",
+        "Newest healthy run of each sampler in `{}`{} (the newest finished one, marked, where \
+         none is healthy).",
         args.runs_root.display(),
         args.target
             .as_ref()
@@ -241,15 +261,28 @@ pub fn single(args: &SingleArgs, out: &mut dyn Write) -> Result<Vec<Promoted>, R
             "it has no analysis.json (the run has not finished)",
         ));
     }
+    let analysis: Analysis = scan::read_json(&analysis_path)?;
+    // The target's meta.json is read only for its convergence: an unreadable one is not this
+    // run's problem to report here.
+    let target_reason = real
+        .parent()
+        .and_then(|t| scan::read_json::<TargetHealthFields>(&t.join(scan::META_JSON)).ok())
+        .and_then(|m| m.not_converged_reason());
     let candidate = Candidate {
         sampler,
         target_id: real.parent().and_then(name_of).unwrap_or_default(),
         run_name,
         run_dir: dir.clone(),
-        analysis: scan::read_json(&analysis_path)?,
+        unhealthy: unhealthy_reason(&analysis, target_reason),
+        analysis,
     };
     let source = format!("Run `{}`.", dir.display());
     publish(vec![candidate], &args.output, &source, out)
+}
+
+/// The run's first warning, else its target's not-converged reason; `None` when healthy.
+fn unhealthy_reason(analysis: &Analysis, target_reason: Option<String>) -> Option<String> {
+    analysis.health.first_warning().or(target_reason)
 }
 
 /// `--plot-name` is joined to a run directory, so it must be a plain file name.
@@ -287,6 +320,7 @@ fn publish(
             run_name: c.run_name,
             run_dir: c.run_dir,
             analysis: c.analysis,
+            unhealthy: c.unhealthy,
             image,
         });
     }
@@ -422,24 +456,33 @@ fn snippet_body(
 ) -> String {
     let mut md = String::new();
     md.push_str(source);
-    md.push_str("\n\n| sampler | LLC (llc_mean) | SEM (llc_sem) | R-hat | run |\n");
-    md.push_str("|---|---:|---:|---:|---|\n");
+    md.push_str("\n\n| sampler | LLC (llc_mean) | SEM (llc_sem) | R-hat | health | run |\n");
+    md.push_str("|---|---:|---:|---:|---|---|\n");
     for p in promoted {
         let a = &p.analysis;
         md.push_str(&format!(
-            "| {} | {} | {} | {} | `{}/{}` |\n",
+            "| {} | {} | {} | {} | {} | `{}/{}` |\n",
             p.sampler,
             fmt_number(a.llc_mean, 3),
             fmt_number(a.llc_sem, 3),
             fmt_number(a.r_hat, 3),
+            if p.unhealthy.is_some() {
+                UNHEALTHY
+            } else {
+                "ok"
+            },
             p.target_id,
             p.run_name
         ));
     }
     for p in promoted {
         let a = &p.analysis;
+        let (mark, label) = match &p.unhealthy {
+            Some(why) => (format!("\n\n{UNHEALTHY}: {why}"), format!(" ({UNHEALTHY})")),
+            None => (String::new(), String::new()),
+        };
         md.push_str(&format!(
-            "\n**{}**: LLC {} ± {} (SEM), R-hat {}\n\n![{} {}]({})\n",
+            "\n**{}**: LLC {} ± {} (SEM), R-hat {}{mark}\n\n![{} {}{label}]({})\n",
             p.sampler,
             fmt_number(a.llc_mean, 3),
             fmt_number(a.llc_sem, 3),
@@ -451,6 +494,9 @@ fn snippet_body(
     }
     md
 }
+
+/// The mark of a run that failed a health check, in the snippet.
+const UNHEALTHY: &str = "⚠ unhealthy";
 
 #[cfg(test)]
 mod tests {
@@ -502,13 +548,86 @@ mod tests {
         let first = fs::read_to_string(&readme).unwrap();
         assert!(first.starts_with("# Sweep 2024-01\n\nHand-written notes.\n\n"));
         assert!(first.contains("![hmc trace.png](x/hmc.png)"), "{first}");
-        assert!(first.contains("| hmc | 4.000 | 0.040 | 1.010 |"), "{first}");
+        assert!(
+            first.contains("| hmc | 4.000 | 0.040 | 1.010 | ok |"),
+            "{first}"
+        );
+        assert!(!first.contains("unhealthy"), "{first}");
 
         gallery(&args, &mut Vec::new()).unwrap();
         let second = fs::read_to_string(&readme).unwrap();
         assert_eq!(second, first);
         assert_eq!(second.matches(snippet::BEGIN).count(), 1);
         assert_eq!(second.matches(snippet::END).count(), 1);
+    }
+
+    #[test]
+    fn gallery_prefers_the_newest_healthy_run_and_marks_an_unhealthy_one() {
+        let tmp = TempDir::new("promote-health");
+        let (a, _) = store(&tmp);
+        let s = StoreBuilder::new(&tmp.path().join("runs"));
+        // Newer than every hmc run, but unhealthy: not chosen.
+        s.finished_run_with(
+            &a,
+            "run_hmc_00000005",
+            serde_json::json!({"created_at": "2026-02-01T00:00:00Z", "healthy": false,
+                               "warnings": ["R-hat 1.230 > 1.01: the chains disagree"]}),
+            &[vec![1.0; 10]],
+        );
+        // Newer sgld, healthy itself, but its target is not a converged minimum.
+        let c = s.target("tgt_cccccccccccc", 2, &[8, 8], 120, 5000, 44);
+        s.merge_meta(
+            &c,
+            serde_json::json!({"convergence": {"converged": false},
+                               "warnings": ["target not converged: gradient norm 0.3"]}),
+        );
+        s.finished_run_with(
+            &c,
+            "run_sgld_00000006",
+            serde_json::json!({"created_at": "2026-02-01T00:00:00Z"}),
+            &[vec![1.0; 10]],
+        );
+        let promoted = gallery(&gallery_args(&tmp, &["hmc", "sgld"]), &mut Vec::new()).unwrap();
+        assert_eq!(promoted[0].run_name, "run_hmc_00000000");
+        assert_eq!(promoted[1].run_name, "run_sgld_00000003");
+        assert!(promoted.iter().all(|p| p.unhealthy.is_none()));
+
+        // Only unhealthy hmc runs on target a: the newest is shown, and marked.
+        let mut args = gallery_args(&tmp, &["hmc"]);
+        args.target = Some("tgt_aaaaaaaaaaaa".into());
+        fs::write(
+            a.join("run_hmc_00000001").join("analysis.json"),
+            r#"{"llc_mean": 3.0, "warnings": ["bulk ESS 12 < 100: run more draws"]}"#,
+        )
+        .unwrap();
+        let promoted = gallery(&args, &mut Vec::new()).unwrap();
+        assert_eq!(promoted[0].run_name, "run_hmc_00000005");
+        let md = fs::read_to_string(tmp.path().join("results/README.md")).unwrap();
+        assert!(
+            md.contains("| 1.000 | ⚠ unhealthy | `tgt_aaaaaaaaaaaa"),
+            "{md}"
+        );
+        assert!(
+            md.contains("⚠ unhealthy: R-hat 1.230 > 1.01: the chains disagree"),
+            "{md}"
+        );
+        assert!(md.contains("![hmc trace.png (⚠ unhealthy)]"), "{md}");
+
+        // `single` marks a run on an unconverged target.
+        let one = SingleArgs {
+            run_dir: c.join("run_sgld_00000006"),
+            output: OutputArgs {
+                outdir: tmp.path().join("one"),
+                plot_name: TRACE_PNG.into(),
+                snippet_out: None,
+            },
+        };
+        let mut out = Vec::new();
+        let promoted = single(&one, &mut out).unwrap();
+        assert_eq!(
+            promoted[0].unhealthy.as_deref(),
+            Some("target not converged: gradient norm 0.3")
+        );
     }
 
     #[test]

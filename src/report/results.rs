@@ -7,7 +7,12 @@
 //! PNG. Runs that are not finished are always listed apart from the rows, never dropped.
 //!
 //! The columns follow the seed's pandas script ("Results Aggregation") with two renames that
-//! say what the value is: `model_depth` is `depth`, `walltime` is `walltime_sec`.
+//! say what the value is: `model_depth` is `depth`, `walltime` is `walltime_sec`. Health
+//! columns follow: `healthy` (from analysis.json, derived as "no warnings" for older files),
+//! `target_converged` (meta.json's `convergence.converged`, empty when unknown), and the
+//! warnings: their count on the terminal; `n_warnings` and the full list (joined with " | " in
+//! CSV, an array in JSON) for pandas. `--healthy-only` keeps healthy runs on targets not known
+//! to be unconverged.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,12 +42,19 @@ pub enum Column {
     RHat,
     WalltimeSec,
     GradEvals,
+    Healthy,
+    TargetConverged,
+    NWarnings,
+    Warnings,
     RunDir,
 }
 
+/// Separates the warnings of a run in its CSV cell (no warning contains it).
+pub const WARNING_SEPARATOR: &str = " | ";
+
 impl Column {
     /// In table order.
-    pub const ALL: [Column; 15] = [
+    pub const ALL: [Column; 19] = [
         Column::TargetId,
         Column::Depth,
         Column::Widths,
@@ -57,6 +69,10 @@ impl Column {
         Column::RHat,
         Column::WalltimeSec,
         Column::GradEvals,
+        Column::Healthy,
+        Column::TargetConverged,
+        Column::NWarnings,
+        Column::Warnings,
         Column::RunDir,
     ];
 
@@ -76,6 +92,10 @@ impl Column {
             Column::RHat => "r_hat",
             Column::WalltimeSec => "walltime_sec",
             Column::GradEvals => "grad_evals",
+            Column::Healthy => "healthy",
+            Column::TargetConverged => "target_converged",
+            Column::NWarnings => "n_warnings",
+            Column::Warnings => "warnings",
             Column::RunDir => "run_dir",
         }
     }
@@ -87,7 +107,13 @@ impl Column {
     pub fn is_numeric(self) -> bool {
         !matches!(
             self,
-            Column::TargetId | Column::Widths | Column::Sampler | Column::RunDir
+            Column::TargetId
+                | Column::Widths
+                | Column::Sampler
+                | Column::Healthy
+                | Column::TargetConverged
+                | Column::Warnings
+                | Column::RunDir
         )
     }
 
@@ -120,6 +146,13 @@ pub struct RunRow {
     pub r_hat: Option<f64>,
     pub walltime_sec: Option<f64>,
     pub grad_evals: Option<u64>,
+    /// The run passed every health check (its own `healthy`; see `target_converged` too).
+    pub healthy: bool,
+    /// The target's `convergence.converged`; `None` when its meta.json does not say.
+    pub target_converged: Option<bool>,
+    pub n_warnings: u64,
+    /// Why the run is unhealthy, in analysis.json's order.
+    pub warnings: Vec<String>,
     pub run_dir: PathBuf,
 }
 
@@ -141,6 +174,10 @@ impl RunRow {
             r_hat: a.r_hat,
             walltime_sec: a.walltime_sec,
             grad_evals: a.grad_evals,
+            healthy: a.health.is_healthy(),
+            target_converged: m.health.converged(),
+            n_warnings: a.health.warnings.len() as u64,
+            warnings: a.health.warnings.clone(),
             run_dir: run.run_dir.clone(),
         }
     }
@@ -169,6 +206,10 @@ impl RunRow {
             Column::RHat => Value::float(self.r_hat),
             Column::WalltimeSec => Value::float(self.walltime_sec),
             Column::GradEvals => self.grad_evals.map_or(Value::Null, Value::Int),
+            Column::Healthy => Value::Bool(self.healthy),
+            Column::TargetConverged => self.target_converged.map_or(Value::Null, Value::Bool),
+            Column::NWarnings => Value::Int(self.n_warnings),
+            Column::Warnings => Value::Text(self.warnings.join(WARNING_SEPARATOR)),
             Column::RunDir => Value::Text(self.run_dir.to_string_lossy().into_owned()),
         }
     }
@@ -213,6 +254,11 @@ pub struct ResultsArgs {
     /// Numeric column for the x axis of --plot.
     #[arg(long, value_name = "COLUMN", default_value = "target_params")]
     pub plot_x: String,
+
+    /// Keep only healthy runs on targets not known to be unconverged (the rest are counted in
+    /// a note).
+    #[arg(long)]
+    pub healthy_only: bool,
 }
 
 impl ResultsArgs {
@@ -225,6 +271,7 @@ impl ResultsArgs {
             out: None,
             plot: None,
             plot_x: "target_params".into(),
+            healthy_only: false,
         }
     }
 }
@@ -276,25 +323,41 @@ pub fn collect(runs_root: &Path) -> Result<(Vec<RunRow>, Vec<Unfinished>), Repor
     Ok((rows, scan.unfinished))
 }
 
-/// All rows as a table. `short_run` shows only the run directory's name (for terminals: the
-/// target is already its own column).
-pub fn rows_table(rows: &[RunRow], short_run: bool) -> Table {
-    let mut header: Vec<String> = Column::ALL.iter().map(|c| c.name().to_string()).collect();
-    if short_run {
+/// Keeps the healthy runs on targets not known to be unconverged; returns how many it dropped.
+pub fn keep_healthy(rows: &mut Vec<RunRow>) -> usize {
+    let before = rows.len();
+    rows.retain(|r| r.healthy && r.target_converged != Some(false));
+    before - rows.len()
+}
+
+/// All rows as a table. `terminal` shows only the run directory's name (the target is already
+/// its own column), the number of warnings under `warnings` (their text would not fit) and
+/// `-` for an unknown `target_converged`.
+pub fn rows_table(rows: &[RunRow], terminal: bool) -> Table {
+    let columns: Vec<Column> = Column::ALL
+        .into_iter()
+        .filter(|c| !(terminal && *c == Column::NWarnings))
+        .collect();
+    let mut header: Vec<String> = columns.iter().map(|c| c.name().to_string()).collect();
+    if terminal {
         *header.last_mut().expect("ALL is not empty") = "run".into();
     }
     let rows = rows
         .iter()
         .map(|r| {
-            Column::ALL
+            columns
                 .iter()
-                .map(|c| match (c, short_run) {
+                .map(|c| match (c, terminal) {
                     (Column::RunDir, true) => Value::Text(
                         r.run_dir
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default(),
                     ),
+                    (Column::Warnings, true) => Value::Int(r.n_warnings),
+                    (Column::TargetConverged, true) if r.target_converged.is_none() => {
+                        Value::Text("-".into())
+                    }
                     _ => r.value(*c),
                 })
                 .collect()
@@ -326,7 +389,18 @@ pub fn run(
         .map(|_| parse_plot_x(&args.plot_x))
         .transpose()?;
 
-    let (rows, unfinished) = collect(&args.runs_root)?;
+    let (mut rows, unfinished) = collect(&args.runs_root)?;
+    let mut notes = Vec::new();
+    if args.healthy_only {
+        let dropped = keep_healthy(&mut rows);
+        if dropped > 0 {
+            writeln!(
+                notes,
+                "--healthy-only: left out {dropped} unhealthy run(s) or run(s) on unconverged targets"
+            )
+            .map_err(output_error)?;
+        }
+    }
     let grouped = (!group_columns.is_empty())
         .then(|| group_table(&group_columns, &group_by(&rows, &group_columns)));
     let table = |short_run| match &grouped {
@@ -334,12 +408,12 @@ pub fn run(
         None => rows_table(&rows, short_run),
     };
 
-    let mut notes = Vec::new();
     match args.format {
         Format::Table => {
             if rows.is_empty() {
                 let root = args.runs_root.display();
-                writeln!(out, "No finished sampler runs under `{root}`.")
+                let which = if args.healthy_only { "healthy " } else { "" };
+                writeln!(out, "No {which}finished sampler runs under `{root}`.")
             } else {
                 write!(out, "{}", table(true).text())
             }
@@ -493,6 +567,133 @@ mod tests {
         s.incomplete_marker("run_sampler-x", &a.join("run_mclmc_00000008"));
     }
 
+    /// `half_finished_store` plus health: one unhealthy run (old-style, no `healthy` key), one
+    /// healthy run on an unconverged target, one on a converged target.
+    fn store_with_health(tmp: &TempDir) {
+        half_finished_store(tmp);
+        let s = StoreBuilder::new(tmp.path());
+        let a = tmp.path().join("targets").join("tgt_aaaaaaaaaaaa");
+        s.finished_run_with(
+            &a,
+            "run_hmc_00000009",
+            serde_json::json!({"llc_mean": 6.0, "warnings": [
+                "R-hat 1.230 > 1.01: the chains disagree", "bulk ESS 40 < 100: too few, \"really\""
+            ]}),
+            &[vec![6.0; 10]],
+        );
+        s.merge_meta(
+            &a,
+            serde_json::json!({"convergence": {"converged": true, "grad_norm": 1e-9, "grad_tol": 1e-6}}),
+        );
+        let c = s.target("tgt_cccccccccccc", 1, &[4], 20, 100, 7);
+        s.merge_meta(
+            &c,
+            serde_json::json!({
+                "convergence": {"converged": false, "grad_norm": 0.3, "grad_tol": 1e-6},
+                "warnings": ["target not converged: gradient norm 0.3"]
+            }),
+        );
+        s.finished_run_with(
+            &c,
+            "run_sgld_0000000a",
+            serde_json::json!({"llc_mean": 2.0, "healthy": true}),
+            &[vec![2.0; 10]],
+        );
+    }
+
+    #[test]
+    fn health_columns_in_csv_json_and_table() {
+        let tmp = TempDir::new("results-health");
+        store_with_health(&tmp);
+        let (rows, _) = collect(tmp.path()).unwrap();
+        let row = |name: &str| {
+            rows.iter()
+                .find(|r| r.run_dir.ends_with(name))
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let sick = row("run_hmc_00000009");
+        assert!(!sick.healthy);
+        assert_eq!(sick.target_converged, Some(true));
+        assert_eq!(sick.n_warnings, 2);
+        assert!(row("run_hmc_00000001").healthy);
+        assert_eq!(row("run_hmc_00000004").target_converged, None);
+        assert_eq!(row("run_sgld_0000000a").target_converged, Some(false));
+
+        let mut args = ResultsArgs::new(tmp.path());
+        args.format = Format::Csv;
+        let (csv, _) = run_to_strings(&args).unwrap();
+        let parsed = parse_csv(&csv);
+        let col = |name: &str| parsed[0].iter().position(|h| h == name).unwrap();
+        let line = parsed
+            .iter()
+            .find(|f| f[col("run_dir")].ends_with("run_hmc_00000009"))
+            .unwrap();
+        assert_eq!(line[col("healthy")], "false");
+        assert_eq!(line[col("target_converged")], "true");
+        assert_eq!(line[col("n_warnings")], "2");
+        assert_eq!(
+            line[col("warnings")],
+            "R-hat 1.230 > 1.01: the chains disagree | bulk ESS 40 < 100: too few, \"really\""
+        );
+
+        args.format = Format::Json;
+        let (json, _) = run_to_strings(&args).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let runs = doc["runs"].as_array().unwrap();
+        let sick = runs
+            .iter()
+            .find(|r| r["run_dir"].as_str().unwrap().ends_with("run_hmc_00000009"))
+            .unwrap();
+        assert_eq!(sick["healthy"], false);
+        assert_eq!(
+            sick["warnings"][1],
+            "bulk ESS 40 < 100: too few, \"really\""
+        );
+        let old = runs
+            .iter()
+            .find(|r| r["run_dir"].as_str().unwrap().ends_with("run_hmc_00000004"))
+            .unwrap();
+        assert_eq!(old["target_converged"], serde_json::Value::Null);
+
+        // The terminal shows the count and `-` for an unknown convergence.
+        let (text, _) = run_to_strings(&ResultsArgs::new(tmp.path())).unwrap();
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.contains("healthy") && header.contains("warnings"),
+            "{header}"
+        );
+        assert!(!header.contains("n_warnings"), "{header}");
+        let tail = |run: &str| -> Vec<String> {
+            let line = text.lines().find(|l| l.contains(run)).unwrap();
+            let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+            words[words.len() - 4..].to_vec()
+        };
+        assert_eq!(
+            tail("run_hmc_00000009"),
+            ["false", "true", "2", "run_hmc_00000009"]
+        );
+        assert_eq!(
+            tail("run_hmc_00000004"),
+            ["true", "-", "0", "run_hmc_00000004"]
+        );
+    }
+
+    #[test]
+    fn healthy_only_drops_unhealthy_runs_and_unconverged_targets() {
+        let tmp = TempDir::new("results-healthy-only");
+        store_with_health(&tmp);
+        let mut args = ResultsArgs::new(tmp.path());
+        args.format = Format::Csv;
+        let (all, _) = run_to_strings(&args).unwrap();
+        args.healthy_only = true;
+        let (kept, err) = run_to_strings(&args).unwrap();
+        assert_eq!(parse_csv(&all).len() - 1, 8);
+        assert_eq!(parse_csv(&kept).len() - 1, 6, "{kept}");
+        assert!(!kept.contains("run_hmc_00000009"));
+        assert!(!kept.contains("run_sgld_0000000a"));
+        assert!(err.contains("left out 2 unhealthy run(s)"), "{err}");
+    }
+
     fn run_to_strings(args: &ResultsArgs) -> Result<(String, String), ReportError> {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         run(args, &mut out, &mut err)?;
@@ -593,7 +794,15 @@ mod tests {
             r_hat: num(&f[11]),
             walltime_sec: num(&f[12]),
             grad_evals: (!f[13].is_empty()).then(|| int(&f[13])),
-            run_dir: PathBuf::from(&f[14]),
+            healthy: f[14].parse().unwrap(),
+            target_converged: (!f[15].is_empty()).then(|| f[15].parse().unwrap()),
+            n_warnings: int(&f[16]),
+            warnings: f[17]
+                .split(WARNING_SEPARATOR)
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect(),
+            run_dir: PathBuf::from(&f[18]),
         }
     }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::ReportError;
+use crate::store::health::{RunHealthFields, TargetHealthFields};
 
 pub const META_JSON: &str = "meta.json";
 pub const ANALYSIS_JSON: &str = "analysis.json";
@@ -29,6 +30,9 @@ pub struct TargetMeta {
     pub model_cfg: ModelCfg,
     pub data_cfg: DataCfg,
     pub dims: Dims,
+    /// `convergence` and `warnings` (absent in older stores: convergence unknown).
+    #[serde(flatten)]
+    pub health: TargetHealthFields,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +64,15 @@ pub struct Analysis {
     pub grad_evals: Option<u64>,
     /// RFC 3339; promote picks the newest run by it.
     pub created_at: Option<String>,
+    /// `healthy` and `warnings` (older stores have no `healthy`: it is derived).
+    #[serde(flatten)]
+    pub health: RunHealthFields,
+}
+
+/// A finished run's health with its target's: healthy, and not on a target known to be
+/// unconverged (unknown convergence, from older stores, does not count against it).
+pub fn healthy_on_converged(run: &FinishedRun) -> bool {
+    run.analysis.health.is_healthy() && run.meta.health.converged() != Some(false)
 }
 
 /// A sampler run whose `analysis.json` exists and parses, with its target's metadata.

@@ -15,6 +15,8 @@ pub enum Value {
     Null,
     Int(u64),
     Float(f64),
+    /// `true`/`false` in every format (pandas' `read_csv` reads them as booleans).
+    Bool(bool),
     Text(String),
 }
 
@@ -41,6 +43,7 @@ impl Value {
             Value::Null => String::new(),
             Value::Int(i) => i.to_string(),
             Value::Float(x) => x.to_string(),
+            Value::Bool(b) => b.to_string(),
             Value::Text(s) => csv_quote(s),
         }
     }
@@ -51,6 +54,7 @@ impl Value {
             Value::Null => "NaN".into(),
             Value::Int(i) => i.to_string(),
             Value::Float(x) => format!("{x:.3}"),
+            Value::Bool(b) => b.to_string(),
             Value::Text(s) => s.clone(),
         }
     }
@@ -60,6 +64,7 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Int(i) => (*i).into(),
             Value::Float(x) => (*x).into(),
+            Value::Bool(b) => (*b).into(),
             Value::Text(s) => s.clone().into(),
         }
     }
@@ -69,7 +74,8 @@ impl Value {
     }
 }
 
-/// Sort order for group keys: numbers by value, text by bytes, missing values last.
+/// Sort order for group keys: numbers by value, then booleans (false first), then text by
+/// bytes, missing values last.
 pub fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Null, Value::Null) => Ordering::Equal,
@@ -78,6 +84,9 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
         (Value::Text(x), Value::Text(y)) => x.cmp(y),
         (Value::Text(_), _) => Ordering::Greater,
         (_, Value::Text(_)) => Ordering::Less,
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Bool(_), _) => Ordering::Greater,
+        (_, Value::Bool(_)) => Ordering::Less,
         (Value::Int(x), Value::Int(y)) => x.cmp(y),
         _ => {
             let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
@@ -193,6 +202,35 @@ mod tests {
                 vec![Value::Text("c".into()), Value::Int(10), Value::Null],
             ],
         }
+    }
+
+    #[test]
+    fn booleans_are_true_false_everywhere_and_sort_after_numbers() {
+        let t = Table {
+            header: vec!["ok".into()],
+            rows: vec![vec![Value::Bool(true)], vec![Value::Bool(false)]],
+        };
+        assert_eq!(t.csv(), "ok\ntrue\nfalse\n");
+        assert_eq!(t.text(), "ok\ntrue\nfalse\n");
+        assert_eq!(t.json()[1]["ok"], false);
+        let mut v = vec![
+            Value::Null,
+            Value::Text("a".into()),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(1),
+        ];
+        v.sort_by(compare);
+        assert_eq!(
+            v,
+            vec![
+                Value::Int(1),
+                Value::Bool(false),
+                Value::Bool(true),
+                Value::Text("a".into()),
+                Value::Null
+            ]
+        );
     }
 
     #[test]

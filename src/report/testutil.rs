@@ -92,6 +92,17 @@ impl StoreBuilder {
         dir
     }
 
+    /// Merges `fields` into a built target's meta.json (e.g. its `convergence`).
+    pub fn merge_meta(&self, target_dir: &Path, fields: serde_json::Value) {
+        let path = target_dir.join("meta.json");
+        let mut meta: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        for (k, v) in fields.as_object().unwrap() {
+            meta[k] = v.clone();
+        }
+        write_json(&path, &meta);
+    }
+
     /// A target directory with no meta.json (its build never finished).
     pub fn unbuilt_target(&self, id: &str) -> PathBuf {
         let dir = self.root.join("targets").join(id);

@@ -73,6 +73,9 @@ pub struct ChainTrace {
 #[derive(Debug, Clone, Default)]
 pub struct SamplerRun {
     pub chains: Vec<ChainTrace>,
+    /// Run-level health problems that no chain sees (e.g. the target is not a converged
+    /// minimum); `analyze` lists them after the chains' warnings.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +186,10 @@ pub fn run<F: Real, M: LossModel<F>>(
         }
     };
     guard(cfg, post.dim(), &chains)?;
-    Ok(SamplerRun { chains })
+    Ok(SamplerRun {
+        chains,
+        warnings: Vec::new(),
+    })
 }
 
 /// Runs one independent chain per RNG in parallel; traces come back in chain order.

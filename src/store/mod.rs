@@ -1,13 +1,16 @@
-//! The store on disk (`store_root`): output status, atomic writes, incomplete markers, the journal.
+//! The store on disk (`store_root`): output status, atomic writes, incomplete markers, the journal,
+//! and the health of finished jobs.
 //! Layout (DESIGN.md §3): `targets/tgt_*/{spec,meta}.json`, `targets/tgt_*/run_*/...`,
 //! `logs/<rule>/<key>.log`, `.lambda-hat/{journal.jsonl,incomplete/,slurm/}`.
 
 pub mod atomic;
+pub mod health;
 pub mod incomplete;
 pub mod journal;
 pub mod status;
 
 pub use atomic::{write_atomic, write_json_atomic};
+pub use health::StoreHealth;
 pub use incomplete::IncompleteMarkers;
 pub use journal::{Event, Journal};
 pub use status::StoreStatus;

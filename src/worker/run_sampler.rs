@@ -1,6 +1,9 @@
 //! `lambda-hat worker run-sampler SPEC`: load the target (w*, data), sample the localized
 //! posterior, and write `trace.npz`, `diagnostics/*.png` and, last, `analysis.json` (the
 //! completion marker) next to the spec.
+//!
+//! The target's meta.json is read for its `convergence`: sampling around a w* that is not a
+//! minimum gives a number but not an LLC, so such a run carries a warning and `healthy: false`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,6 +23,7 @@ use crate::plan::ids::run_id;
 use crate::posterior::Posterior;
 use crate::report::plots;
 use crate::samplers::{self, SamplerRun};
+use crate::store::health::TargetHealthFields;
 
 pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
     let started = Instant::now();
@@ -78,7 +82,9 @@ fn sample<F: Real>(
         F::NAME
     );
 
-    let run = samplers::run(sampler, &post, &spec.run_id)?;
+    let mut run = samplers::run(sampler, &post, &spec.run_id)?;
+    run.warnings
+        .extend(target_health(target_dir).run_warning(&spec.target_id));
     let analysis = analyze(&run, &HealthChecks::default());
     for w in &analysis.warnings {
         eprintln!("warning: {w}");
@@ -116,6 +122,15 @@ fn sample<F: Real>(
     );
     // analysis.json last: its presence means the trace and plots are complete.
     write_json(&run_dir.join("analysis.json"), &record)
+}
+
+/// The health fields of the target's meta.json. Unreadable ones count as unknown convergence:
+/// the target was built, and a health field must not cost the run (reports flag the file).
+fn target_health(target_dir: &Path) -> TargetHealthFields {
+    read_json(&target_dir.join("meta.json")).unwrap_or_else(|e| {
+        eprintln!("warning: the target's convergence is unknown: {e}");
+        TargetHealthFields::default()
+    })
 }
 
 /// `llc` and `loss` as chains × draws, every per-step statistic as chains × steps.
