@@ -166,8 +166,17 @@ fn unknown_override_key_names_the_path_and_valid_keys() {
 #[test]
 fn wrong_type_is_refused() {
     bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: hmc, overrides: { step_size: fast } }\n",
+        &["samplers[0] (name: hmc)", "step_size", "invalid type"],
+    );
+    // SGLD's step size may also be `auto`, and the message says so.
+    bad(
         "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: sgld, overrides: { step_size: fast } }\n",
-        &["samplers[0] (name: sgld)", "step_size", "invalid type"],
+        &[
+            "samplers[0] (name: sgld)",
+            "step_size",
+            "expected a positive number or `auto`",
+        ],
     );
 }
 

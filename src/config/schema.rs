@@ -346,7 +346,8 @@ pub struct TrainingConfig {
     #[serde(default, skip_serializing_if = "Finish::is_default")]
     pub finish: Finish,
     /// The target counts as converged when the full-batch gradient norm ‖∇L_n(w*)‖ is at most
-    /// this; `null` (the default) is 1e-6 in f64 and 1e-4 in f32 (see `crate::train`).
+    /// this; `null` (the default) is 0.1·ln(n)/n, which moves the LLC at the default posterior by at
+    /// most 0.01 (see `crate::train`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_tol: Option<f64>,
 }

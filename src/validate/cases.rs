@@ -71,6 +71,10 @@ pub const NOISE: f64 = 0.1;
 pub const DLN_N_BETA: f64 = 300.0;
 /// Localization strength γ of the deep linear cases: see the module doc for why not 1.
 pub const DLN_GAMMA: f64 = 4.0;
+/// Rows of the trained regression case (the size the training issue measured on).
+pub const TRAINED_REGULAR_N: usize = 5_000;
+/// Rows of the trained deep linear cases.
+pub const TRAINED_DLN_N: usize = 10_000;
 /// Largest nβ (L0 − min L_n) accepted, as a fraction of the truth: a w* this far above the
 /// minimum lowers the estimate by about as much, 0.1 % here, invisible beside the tolerances.
 pub const MAX_EXCESS: f64 = 1e-3;
@@ -81,17 +85,63 @@ pub enum Case {
     Regular,
     Dln432,
     Dln333,
+    /// The cases a new user meets: default training and the default posterior.
+    TrainedRegular,
+    TrainedDln432,
+    TrainedDln333,
 }
 
 impl Case {
-    pub const ALL: [Case; 3] = [Case::Regular, Case::Dln432, Case::Dln333];
-    pub const NAMES: [&'static str; 3] = ["regular", "dln432", "dln333"];
+    pub const ALL: [Case; 6] = [
+        Case::Regular,
+        Case::Dln432,
+        Case::Dln333,
+        Case::TrainedRegular,
+        Case::TrainedDln432,
+        Case::TrainedDln333,
+    ];
+    pub const NAMES: [&'static str; 6] = [
+        "regular",
+        "dln432",
+        "dln333",
+        "trained_regular",
+        "trained_dln432",
+        "trained_dln333",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Case::Regular => "regular",
             Case::Dln432 => "dln432",
             Case::Dln333 => "dln333",
+            Case::TrainedRegular => "trained_regular",
+            Case::TrainedDln432 => "trained_dln432",
+            Case::TrainedDln333 => "trained_dln333",
+        }
+    }
+
+    /// Trained with the defaults and sampled on the default posterior, as a new user would:
+    /// these are judged on health too ([`super::check`]).
+    pub fn is_trained(self) -> bool {
+        matches!(
+            self,
+            Case::TrainedRegular | Case::TrainedDln432 | Case::TrainedDln333
+        )
+    }
+
+    fn is_deep_linear(self) -> bool {
+        matches!(
+            self,
+            Case::Dln432 | Case::Dln333 | Case::TrainedDln432 | Case::TrainedDln333
+        )
+    }
+
+    /// Rows of data.
+    pub fn n_data(self) -> usize {
+        match self {
+            Case::Regular | Case::Dln432 | Case::Dln333 => N_DATA,
+            Case::TrainedRegular => TRAINED_REGULAR_N,
+            Case::TrainedDln432 | Case::TrainedDln333 => TRAINED_DLN_N,
         }
     }
 
@@ -105,6 +155,15 @@ impl Case {
             Case::Regular => "linear regression, d = 40 (in 39 + bias, out 1)",
             Case::Dln432 => "deep linear network [4,3,2], full-rank teacher (r = 2)",
             Case::Dln333 => "deep linear network [3,3,3], full-rank teacher (r = 3)",
+            Case::TrainedRegular => {
+                "linear regression, 6 parameters, n = 5,000, default training and posterior"
+            }
+            Case::TrainedDln432 => {
+                "deep linear [4,3,2], n = 10,000, default training and posterior (λ = 4)"
+            }
+            Case::TrainedDln333 => {
+                "deep linear [3,3,3], n = 10,000, default training and posterior (λ = 4.5)"
+            }
         }
     }
 
@@ -112,8 +171,9 @@ impl Case {
     fn architecture(self) -> (usize, Vec<usize>, usize, bool) {
         match self {
             Case::Regular => (39, vec![], 1, true),
-            Case::Dln432 => (4, vec![3], 2, false),
-            Case::Dln333 => (3, vec![3], 3, false),
+            Case::Dln432 | Case::TrainedDln432 => (4, vec![3], 2, false),
+            Case::Dln333 | Case::TrainedDln333 => (3, vec![3], 3, false),
+            Case::TrainedRegular => (5, vec![], 1, true),
         }
     }
 
@@ -149,9 +209,13 @@ impl Case {
             },
             model,
             data: DataConfig {
-                ..DataConfig::gauss_iso(N_DATA, NOISE)
+                ..DataConfig::gauss_iso(self.n_data(), NOISE)
             },
-            training: Case::training(),
+            training: if self.is_trained() {
+                default_training()
+            } else {
+                Case::training()
+            },
             seed: self.seed(),
             precision,
         }
@@ -162,6 +226,9 @@ impl Case {
             Case::Regular => 1,
             Case::Dln432 => 2,
             Case::Dln333 => 3,
+            Case::TrainedRegular => 11,
+            Case::TrainedDln432 => 12,
+            Case::TrainedDln333 => 13,
         }
     }
 
@@ -179,21 +246,39 @@ impl Case {
             weight_decay: 0.0,
             eval_every: 1000,
             early_stop_tol: None,
-            finish: Finish::Lbfgs,
-            grad_tol: None,
+            finish: Finish::None,
+            // Down to rounding level (measured below), not just the default criterion.
+            grad_tol: Some(1e-10),
         }
     }
 
     pub fn posterior(self) -> PosteriorConfig {
         match self {
             // The sweep's default posterior: the regular truth is exact at any nβ.
-            Case::Regular => PosteriorConfig::default(),
+            Case::Regular | Case::TrainedRegular => PosteriorConfig::default(),
+            Case::TrainedDln432 | Case::TrainedDln333 => PosteriorConfig::default(),
             Case::Dln432 | Case::Dln333 => PosteriorConfig {
                 beta_mode: BetaMode::Fixed,
                 beta0: DLN_N_BETA / N_DATA as f64,
                 gamma: DLN_GAMMA,
             },
         }
+    }
+}
+
+/// The sweep's default training (the built-in defaults, which config/workflow.yaml repeats):
+/// Adam for half the steps, then the L-BFGS finish.
+fn default_training() -> TrainingConfig {
+    TrainingConfig {
+        optimizer: Optimizer::Adam,
+        learning_rate: 1e-3,
+        steps: 2000,
+        batch_size: None,
+        weight_decay: 0.0,
+        eval_every: 100,
+        early_stop_tol: None,
+        finish: Finish::Lbfgs,
+        grad_tol: None,
     }
 }
 
@@ -238,16 +323,13 @@ pub fn build<F: Real>(case: Case) -> Result<BuiltCase<F>, ValidateError> {
         message: e.to_string(),
     };
     let l_min = least_squares_loss(design.view(), y.view()).map_err(linalg)?;
-    let truth = match case {
-        Case::Regular => {
-            let h = regular_hessian(&design, out_dim);
-            expected_llc_from_hessian(h.view(), n_beta, posterior.gamma).map_err(linalg)?
-        }
-        Case::Dln432 | Case::Dln333 => {
-            let widths = case.widths();
-            let rank = widths.iter().copied().min().unwrap_or(0);
-            aoyagi_deep_linear_llc(&widths, rank)
-        }
+    let truth = if case.is_deep_linear() {
+        let widths = case.widths();
+        let rank = widths.iter().copied().min().unwrap_or(0);
+        aoyagi_deep_linear_llc(&widths, rank)
+    } else {
+        let h = regular_hessian(&design, out_dim);
+        expected_llc_from_hessian(h.view(), n_beta, posterior.gamma).map_err(linalg)?
     };
     let k = design.ncols() as f64;
     let noise_floor = out_dim as f64 * NOISE * NOISE * (1.0 - k / n as f64);
