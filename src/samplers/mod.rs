@@ -1,4 +1,4 @@
-//! MCMC samplers of the localized posterior: HMC, SGLD and MCLMC.
+//! MCMC samplers of the localized posterior: HMC, NUTS, SGLD and MCLMC.
 //!
 //! Input: a [`SamplerConfig`], a [`Posterior`] and the run ID (which seeds every chain's RNG).
 //! Output: a [`SamplerRun`], one [`ChainTrace`] per chain with the LLC and loss of every recorded
@@ -10,7 +10,7 @@
 //! aborts the run: the chain keeps its previous state and the event is reported in the chain's
 //! `warnings` (and as divergences where the sampler has that notion).
 //!
-//! Modules (private; [`run`] is the entry point): `hmc` (+ `window_adaptation`), `mclmc`
+//! Modules (private; [`run`] is the entry point): `hmc` and `nuts` (+ `window_adaptation`), `mclmc`
 //! (+ `mclmc_tuning`, `curvature`), `sgld` (+ `precond`); `vecops` holds the allocation-free
 //! vector helpers they share. Each module's doc says what it records.
 
@@ -18,6 +18,7 @@ mod curvature;
 mod hmc;
 mod mclmc;
 mod mclmc_tuning;
+mod nuts;
 mod precond;
 mod sgld;
 mod vecops;
@@ -54,7 +55,7 @@ pub struct ChainTrace {
     /// recorded draws) are not gradient evaluations and are not counted.
     pub grad_evals: u64,
     pub divergences: u64,
-    /// Mean acceptance probability after warmup (HMC), or the MALA-style diagnostic (SGLD).
+    /// Mean acceptance probability after warmup (HMC; NUTS's trajectory-mean statistic), or the MALA-style diagnostic (SGLD).
     pub acceptance_rate: Option<f64>,
     /// Tuned or adapted values (final step size, L, ...), reported in analysis.json.
     pub tuned: BTreeMap<String, f64>,
@@ -104,8 +105,9 @@ pub fn run<F: Real, M: LossModel<F>>(
     check(cfg, post)?;
     let rngs: Vec<_> = (0..cfg.chains()).map(|c| chain_rng(run_id, c)).collect();
     let chains = match cfg {
-        // HMC's warmup may move its chains in lockstep (pooled adaptation), so it drives them.
+        // HMC's and NUTS's warmup may move its chains in lockstep (pooled adaptation), so it drives them.
         SamplerConfig::Hmc(h) => hmc::run_chains(h, post, rngs),
+        SamplerConfig::Nuts(n) => nuts::run_chains(n, post, rngs),
         SamplerConfig::Sgld(s) => {
             independent_chains(rngs, |rng, c| sgld::run_chain(s, post, rng, c))
         }

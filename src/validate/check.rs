@@ -37,8 +37,8 @@ pub const MAX_SEM_FRACTION: f64 = 0.5;
 /// The relative tolerance of `sampler` on `case`.
 pub fn tolerance(sampler: &str, case: Case) -> f64 {
     match (sampler, case) {
-        ("hmc", Case::Regular) => 0.03,
-        ("hmc", _) => 0.10,
+        ("hmc" | "nuts", Case::Regular) => 0.03,
+        ("hmc" | "nuts", _) => 0.10,
         _ => 0.15,
     }
 }
@@ -155,7 +155,8 @@ pub fn run<F: Real>(built: &BuiltCase<F>, sampler: &SamplerConfig) -> Result<Row
     let tol = tolerance(sampler.name(), built.case);
     let target_acceptance = match sampler {
         SamplerConfig::Hmc(h) => Some(h.target_acceptance),
-        _ => None,
+        SamplerConfig::Nuts(n) => Some(n.target_acceptance),
+        SamplerConfig::Sgld(_) | SamplerConfig::Mclmc(_) => None,
     };
     let verdict = judge(
         built.truth,
@@ -195,6 +196,9 @@ mod tests {
         assert_eq!(tolerance("hmc", Case::Regular), 0.03);
         assert_eq!(tolerance("hmc", Case::Dln432), 0.10);
         assert_eq!(tolerance("hmc", Case::Dln333), 0.10);
+        for case in Case::ALL {
+            assert_eq!(tolerance("nuts", case), tolerance("hmc", case));
+        }
         for case in Case::ALL {
             assert_eq!(tolerance("mclmc", case), 0.15);
             assert_eq!(tolerance("sgld", case), 0.15);
