@@ -324,7 +324,8 @@ impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
         let err = h - b.h0;
         b.max_abs_energy_error = b.max_abs_energy_error.max(err.abs());
         b.sum_metro_prob += if err <= 0.0 { 1.0 } else { (-err).exp() };
-        if !(err <= b.max_energy_error) {
+        // h is never NaN here (mapped to +∞ above); the NaN test guards a non-finite H0.
+        if err > b.max_energy_error || err.is_nan() {
             b.divergent = true;
             return None;
         }
