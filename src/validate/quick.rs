@@ -30,7 +30,9 @@ pub fn overrides(sampler: &str) -> Value {
 // 0.012), so a run whose chains differ (another seed, or other rounding on another CPU) passes
 // too.
 const HMC: &str = "{ draws: 1500 }";
-// NUTS: 1500 of 2000 draws, as HMC (measured in the NUTS module's tests and `validate`).
+// NUTS: 1500 of 2000 draws, as HMC. Measured with seed 0 only (f64): relative errors +0.69 %
+// (regular), +0.07 % (dln432), +0.10 % (dln333), sem 0.5 % / 1.0 % / 1.0 % of the truth,
+// acceptance 0.804 / 0.802 / 0.797; not yet over 20 seeds like the others.
 const NUTS: &str = "{ draws: 1500 }";
 const SGLD: &str = "{ steps: 10000 }";
 const MCLMC: &str = "{ draws: 2000 }";
