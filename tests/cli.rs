@@ -215,8 +215,12 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
         &["L", "without `step_size`"],
     );
     bad(
-        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: nuts }\n",
-        &["unknown sampler `nuts`", "hmc, sgld, mclmc"],
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: mala }\n",
+        &["unknown sampler `mala`", "hmc, nuts, sgld, mclmc"],
+    );
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: nuts, overrides: { max_tree_depth: 20 } }\n",
+        &["max_tree_depth", "1..=15", "got 20"],
     );
 }
 

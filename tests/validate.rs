@@ -7,7 +7,7 @@ mod common;
 
 use common::Test;
 
-const SAMPLERS: [&str; 3] = ["hmc", "sgld", "mclmc"];
+const SAMPLERS: [&str; 4] = ["hmc", "nuts", "sgld", "mclmc"];
 const CASES: [&str; 3] = ["regular", "dln432", "dln333"];
 
 #[test]
@@ -19,7 +19,7 @@ fn quick_validation_passes_every_check() {
         .lines()
         .filter(|l| CASES.iter().any(|c| l.starts_with(&format!("{c} "))))
         .collect();
-    assert_eq!(rows.len(), 9, "{stdout}");
+    assert_eq!(rows.len(), 12, "{stdout}");
     for case in CASES {
         for sampler in SAMPLERS {
             let row = rows
@@ -27,23 +27,24 @@ fn quick_validation_passes_every_check() {
                 .find(|l| l.split_whitespace().take(2).eq([case, sampler]))
                 .unwrap_or_else(|| panic!("no row for {sampler} on {case}:\n{stdout}"));
             assert!(row.ends_with("pass"), "{row}");
-            // HMC's acceptance is part of the verdict on every case, not only reported.
-            if sampler == "hmc" {
+            // HMC's and NUTS's acceptance is part of the verdict on every case, not only
+            // reported.
+            if sampler == "hmc" || sampler == "nuts" {
                 assert!(row.contains("(target 0.8)"), "{row}");
             }
         }
     }
     assert!(stdout.contains("<built-in sampler/hmc.yaml>"), "{stdout}");
-    assert!(stdout.ends_with("all 9 checks passed\n"), "{stdout}");
+    assert!(stdout.ends_with("all 12 checks passed\n"), "{stdout}");
 }
 
 #[test]
 fn unknown_names_exit_2_and_list_the_valid_ones() {
     let t = Test::new();
     let out = t
-        .run_with(&["validate", "--samplers", "hmc,nuts"])
+        .run_with(&["validate", "--samplers", "hmc,mala"])
         .failure(2);
-    for name in ["nuts", "hmc", "sgld", "mclmc"] {
+    for name in ["mala", "hmc", "nuts", "sgld", "mclmc"] {
         assert!(out.stderr().contains(name), "{}", out.stderr());
     }
     let out = t.run_with(&["validate", "--cases", "dln44"]).failure(2);

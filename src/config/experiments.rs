@@ -615,8 +615,20 @@ fn resolve_sampler(
     }
     let cfg = match name.as_str() {
         "hmc" => SamplerConfig::Hmc(typed(ctx, &label, "overrides", value)?),
+        "nuts" => SamplerConfig::Nuts(typed(ctx, &label, "overrides", value)?),
         "sgld" => SamplerConfig::Sgld(typed(ctx, &label, "overrides", value)?),
-        _ => SamplerConfig::Mclmc(typed(ctx, &label, "overrides", value)?),
+        "mclmc" => SamplerConfig::Mclmc(typed(ctx, &label, "overrides", value)?),
+        // Unreachable after the NAMES check above, but never guess an algorithm.
+        _ => {
+            return Err(ctx.invalid(
+                &label,
+                "name",
+                format!(
+                    "unknown sampler `{name}`; valid samplers: {}",
+                    SamplerConfig::NAMES.join(", ")
+                ),
+            ));
+        }
     };
     let mut issues = Vec::new();
     cfg.validate("overrides", &mut issues);

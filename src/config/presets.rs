@@ -88,6 +88,11 @@ const BUILTIN: &[(Kind, &str, &str)] = &[
     ),
     (
         Kind::Sampler,
+        "nuts",
+        include_str!("../../config/sampler/nuts.yaml"),
+    ),
+    (
+        Kind::Sampler,
         "sgld",
         include_str!("../../config/sampler/sgld.yaml"),
     ),

@@ -492,7 +492,49 @@ pub struct HmcConfig {
     pub seed: u64,
 }
 
-/// How HMC's warmup adapts the step size and inverse mass matrix.
+/// The No-U-Turn Sampler ([`crate::samplers`]' `nuts` module): HMC whose trajectory length is
+/// chosen per transition by doubling until it turns back on itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NutsConfig {
+    #[serde(default = "d_chains")]
+    pub chains: usize,
+    /// Adaptation steps (discarded).
+    pub warmup: usize,
+    pub draws: usize,
+    /// Initial step size; adapted during warmup when `adapt_step_size`.
+    pub step_size: f64,
+    #[serde(default = "d_target_acceptance")]
+    pub target_acceptance: f64,
+    /// A trajectory doubles at most this many times: at most 2^depth − 1 leapfrog steps.
+    #[serde(default = "d_max_tree_depth")]
+    pub max_tree_depth: usize,
+    #[serde(default = "default_true")]
+    pub adapt_step_size: bool,
+    #[serde(default = "default_true")]
+    pub adapt_mass_matrix: bool,
+    /// An energy error above this marks the transition divergent and stops its tree.
+    #[serde(default = "d_max_energy_error")]
+    pub max_energy_error: f64,
+    /// As HMC's: pooled (lockstep) or per-chain warmup; left out of the serialized config at
+    /// its default.
+    #[serde(default, skip_serializing_if = "Adaptation::is_default")]
+    pub adaptation: Adaptation,
+    /// Part of the run ID, and so of every chain's RNG seed: change it for another replicate.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Stan's and BlackJAX's default.
+fn d_max_tree_depth() -> usize {
+    10
+}
+
+/// The largest `max_tree_depth` accepted: 2^15 − 1 gradients per draw is already far past any
+/// budget this tool is meant for, and the tree keeps per-level buffers.
+pub const MAX_TREE_DEPTH_LIMIT: usize = 15;
+
+/// How HMC's (and NUTS's) warmup adapts the step size and inverse mass matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Adaptation {
@@ -667,16 +709,18 @@ fn d_num_eff() -> f64 {
 #[serde(tag = "name", rename_all = "lowercase")]
 pub enum SamplerConfig {
     Hmc(HmcConfig),
+    Nuts(NutsConfig),
     Sgld(SgldConfig),
     Mclmc(MclmcConfig),
 }
 
 impl SamplerConfig {
-    pub const NAMES: [&'static str; 3] = ["hmc", "sgld", "mclmc"];
+    pub const NAMES: [&'static str; 4] = ["hmc", "nuts", "sgld", "mclmc"];
 
     pub fn name(&self) -> &'static str {
         match self {
             SamplerConfig::Hmc(_) => "hmc",
+            SamplerConfig::Nuts(_) => "nuts",
             SamplerConfig::Sgld(_) => "sgld",
             SamplerConfig::Mclmc(_) => "mclmc",
         }
@@ -685,6 +729,7 @@ impl SamplerConfig {
     pub fn chains(&self) -> usize {
         match self {
             SamplerConfig::Hmc(c) => c.chains,
+            SamplerConfig::Nuts(c) => c.chains,
             SamplerConfig::Sgld(c) => c.chains,
             SamplerConfig::Mclmc(c) => c.chains,
         }
@@ -693,6 +738,7 @@ impl SamplerConfig {
     pub fn seed(&self) -> u64 {
         match self {
             SamplerConfig::Hmc(c) => c.seed,
+            SamplerConfig::Nuts(c) => c.seed,
             SamplerConfig::Sgld(c) => c.seed,
             SamplerConfig::Mclmc(c) => c.seed,
         }
@@ -708,6 +754,21 @@ impl SamplerConfig {
                 positive(out, &p("step_size"), c.step_size);
                 fraction(out, &p("target_acceptance"), c.target_acceptance, true);
                 positive(out, &p("max_energy_error"), c.max_energy_error);
+            }
+            SamplerConfig::Nuts(c) => {
+                at_least_one(out, &p("draws"), c.draws);
+                positive(out, &p("step_size"), c.step_size);
+                fraction(out, &p("target_acceptance"), c.target_acceptance, true);
+                positive(out, &p("max_energy_error"), c.max_energy_error);
+                if !(1..=MAX_TREE_DEPTH_LIMIT).contains(&c.max_tree_depth) {
+                    out.push(invalid(
+                        &p("max_tree_depth"),
+                        format!(
+                            "must be in 1..={MAX_TREE_DEPTH_LIMIT}, got {}",
+                            c.max_tree_depth
+                        ),
+                    ));
+                }
             }
             SamplerConfig::Sgld(c) => {
                 match c.step_size {

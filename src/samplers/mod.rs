@@ -1,4 +1,4 @@
-//! MCMC samplers of the localized posterior: HMC, SGLD and MCLMC.
+//! MCMC samplers of the localized posterior: HMC, NUTS, SGLD and MCLMC.
 //!
 //! Input: a [`SamplerConfig`], a [`Posterior`] and the run ID (which seeds every chain's RNG).
 //! Output: a [`SamplerRun`], one [`ChainTrace`] per chain with the LLC and loss of every recorded
@@ -16,7 +16,7 @@
 //! message names the setting to change; it never becomes an analysis.json. SGLD first tries to
 //! recover by itself ([`sgld`]'s restarts), HMC stops a stuck chain early.
 //!
-//! Modules (private; [`run`] is the entry point): `hmc` (+ `window_adaptation`), `mclmc`
+//! Modules (private; [`run`] is the entry point): `hmc` and `nuts` (+ `window_adaptation`), `mclmc`
 //! (+ `mclmc_tuning`, `curvature`), `sgld` (+ `precond`); `vecops` holds the allocation-free
 //! vector helpers they share. Each module's doc says what it records.
 
@@ -24,6 +24,7 @@ mod curvature;
 mod hmc;
 mod mclmc;
 mod mclmc_tuning;
+mod nuts;
 mod precond;
 mod sgld;
 mod sgld_step;
@@ -61,7 +62,7 @@ pub struct ChainTrace {
     /// recorded draws) are not gradient evaluations and are not counted.
     pub grad_evals: u64,
     pub divergences: u64,
-    /// Mean acceptance probability after warmup (HMC), or the MALA-style diagnostic (SGLD).
+    /// Mean acceptance probability after warmup (HMC; NUTS's trajectory-mean statistic), or the MALA-style diagnostic (SGLD).
     pub acceptance_rate: Option<f64>,
     /// Tuned or adapted values (final step size, L, ...), reported in analysis.json.
     pub tuned: BTreeMap<String, f64>,
@@ -153,8 +154,9 @@ pub fn run<F: Real, M: LossModel<F>>(
     check(cfg, post)?;
     let rngs: Vec<_> = (0..cfg.chains()).map(|c| chain_rng(run_id, c)).collect();
     let chains = match cfg {
-        // HMC's warmup may move its chains in lockstep (pooled adaptation), so it drives them.
+        // HMC's and NUTS's warmup may move its chains in lockstep (pooled adaptation), so it drives them.
         SamplerConfig::Hmc(h) => hmc::run_chains(h, post, rngs),
+        SamplerConfig::Nuts(n) => nuts::run_chains(n, post, rngs),
         SamplerConfig::Sgld(s) => {
             let (eps, auto) = match s.step_size {
                 StepSize::Fixed(eps) => (eps, None),
@@ -214,6 +216,14 @@ fn fix_for(cfg: &SamplerConfig) -> String {
         SamplerConfig::Hmc(_) => "the adapted step size is too large for parts of this \
              posterior: raise target_acceptance (e.g. 0.95) or posterior.gamma, or use name: nuts"
             .into(),
+        SamplerConfig::Nuts(n) if !n.adapt_step_size => format!(
+            "step_size {:.3e} is fixed (adapt_step_size: false) and too large for this \
+             posterior: lower it, or set adapt_step_size: true",
+            n.step_size
+        ),
+        SamplerConfig::Nuts(_) => "the adapted step size is too large for parts of this \
+             posterior: raise target_acceptance (e.g. 0.95) or posterior.gamma"
+            .into(),
         SamplerConfig::Sgld(_) => "lower sgld step_size or use step_size: auto".into(),
         SamplerConfig::Mclmc(m) if m.step_size.is_some() => {
             "the given step_size and L are too large: lower them or leave both null to tune them"
@@ -249,7 +259,7 @@ fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), S
             });
         }
         // Metropolis samplers: one transition per draw, each divergent or not.
-        let metropolis = matches!(cfg, SamplerConfig::Hmc(_));
+        let metropolis = matches!(cfg, SamplerConfig::Hmc(_) | SamplerConfig::Nuts(_));
         let transitions = trace.llc.len();
         if metropolis && is_stuck(trace.divergences, transitions) {
             return Err(SamplerError::Stuck {

@@ -25,7 +25,7 @@ use super::test_models::{DeepLinear, LinReg};
 use super::*;
 use crate::analysis::{Analysis, HealthChecks, analyze};
 use crate::config::schema::{
-    Adaptation, BetaMode, HmcConfig, MclmcConfig, PosteriorConfig, SgldConfig, StepSize,
+    Adaptation, BetaMode, HmcConfig, MclmcConfig, NutsConfig, PosteriorConfig, SgldConfig, StepSize,
 };
 use crate::posterior::Rows;
 use crate::validate::{aoyagi_deep_linear_llc, regular_expected_llc};
@@ -37,12 +37,19 @@ fn preset(name: &str) -> SamplerConfig {
     let parsed = match name {
         "hmc" => serde_yaml::from_str::<HmcConfig>(include_str!("../../config/sampler/hmc.yaml"))
             .map(SamplerConfig::Hmc),
+        "nuts" => {
+            serde_yaml::from_str::<NutsConfig>(include_str!("../../config/sampler/nuts.yaml"))
+                .map(SamplerConfig::Nuts)
+        }
         "sgld" => {
             serde_yaml::from_str::<SgldConfig>(include_str!("../../config/sampler/sgld.yaml"))
                 .map(SamplerConfig::Sgld)
         }
-        _ => serde_yaml::from_str::<MclmcConfig>(include_str!("../../config/sampler/mclmc.yaml"))
-            .map(SamplerConfig::Mclmc),
+        "mclmc" => {
+            serde_yaml::from_str::<MclmcConfig>(include_str!("../../config/sampler/mclmc.yaml"))
+                .map(SamplerConfig::Mclmc)
+        }
+        _ => panic!("no preset {name}"),
     };
     parsed.unwrap_or_else(|e| panic!("preset {name} does not parse: {e}"))
 }
@@ -188,6 +195,45 @@ fn hmc_matches_aoyagi_on_deep_linear_networks() {
 }
 
 #[test]
+fn nuts_matches_the_regular_oracle_and_adapts_acceptance() {
+    let started = Instant::now();
+    let prob = LinReg::<f64>::problem(LINREG_N, LINREG_D, 0.5, 11);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let truth = regular_expected_llc(&prob.hessian_eigs, post.n_beta, post.gamma);
+    let cfg = preset("nuts");
+    let a = estimate(&cfg, &post);
+    // The tolerance is the run's own Monte Carlo error: 4 sem (a correct sampler misses it with
+    // probability ~6e-5 if the estimate is normal with that sem). The sem must be below 1 % of
+    // the truth so that the comparison has power: a bias above 4 % cannot pass.
+    let sem_tol = 4.0 * a.llc_sem;
+    check_accuracy(
+        "nuts linear regression",
+        &a,
+        truth,
+        sem_tol / truth,
+        0.0,
+        started,
+    );
+    assert!(a.llc_sem < 0.01 * truth, "sem {}", a.llc_sem);
+    // No deep linear test here: at γ = 1 NUTS's trees reach depth 7–8 on those posteriors
+    // (~220 gradients per draw, minutes per case); `lambda-hat validate` checks it at γ = 4.
+    let target = match cfg {
+        SamplerConfig::Nuts(n) => n.target_acceptance,
+        _ => unreachable!(),
+    };
+    // The brief's bar for step-size adaptation, as for HMC.
+    let acc = a.acceptance_rate.expect("NUTS reports acceptance");
+    assert!(
+        (acc - target).abs() < 0.05,
+        "acceptance {acc} vs target {target}"
+    );
+}
+
+#[test]
 fn mclmc_matches_the_regular_oracle() {
     check_regular("mclmc", 0.15);
 }
@@ -237,10 +283,11 @@ fn f32_estimates_match_the_regular_oracle() {
 // ------------------------------------------------------------------ reproducibility
 
 /// The presets with budgets cut down for tests that do not measure accuracy.
-/// HMC twice: pooled warmup long enough for calibration windows, and per-chain warmup.
+/// HMC twice: pooled warmup long enough for calibration windows, and per-chain warmup; NUTS
+/// pooled.
 fn small_configs() -> Vec<SamplerConfig> {
     let mut out = Vec::new();
-    for name in ["hmc", "hmc", "sgld", "mclmc"] {
+    for name in ["hmc", "hmc", "nuts", "sgld", "mclmc"] {
         let mut cfg = preset(name);
         let per_chain_hmc = name == "hmc" && !out.is_empty();
         match &mut cfg {
@@ -252,6 +299,10 @@ fn small_configs() -> Vec<SamplerConfig> {
             SamplerConfig::Hmc(h) => {
                 h.warmup = 200;
                 h.draws = 40;
+            }
+            SamplerConfig::Nuts(n) => {
+                n.warmup = 200;
+                n.draws = 40;
             }
             SamplerConfig::Sgld(s) => {
                 // The old preset's fixed step: these tests compare traces at a known step.
@@ -537,6 +588,121 @@ fn hmc_reports_divergences() {
     assert_eq!(div.iter().sum::<f64>() as u64, run.chains[0].divergences);
 }
 
+/// The small NUTS config (pooled warmup 200, 40 draws) on a small Gaussian posterior.
+fn small_nuts(f: impl Fn(&mut NutsConfig)) -> (SamplerRun, Analysis) {
+    let prob = LinReg::<f64>::problem(100, 5, 0.5, 9);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let mut cfg = match small_config("nuts") {
+        SamplerConfig::Nuts(n) => n,
+        _ => unreachable!(),
+    };
+    f(&mut cfg);
+    let run = run(&SamplerConfig::Nuts(cfg), &post, "run_nuts").expect("runs");
+    let a = analyze(&run, &HealthChecks::default());
+    (run, a)
+}
+
+#[test]
+fn nuts_is_deterministic_per_run_id_and_chain() {
+    let (one, _) = small_nuts(|_| {});
+    let (two, _) = small_nuts(|_| {});
+    assert!(same_bits(&one, &two), "same run id, same config: same bits");
+    // Chains differ by their RNG only (same start, same pooled step size and metric).
+    assert_ne!(one.chains[0].llc, one.chains[1].llc);
+    assert_ne!(
+        one.chains[0].stats["n_leapfrog"],
+        one.chains[1].stats["n_leapfrog"]
+    );
+    let c = &one.chains[0];
+    for key in [
+        "acceptance",
+        "energy",
+        "energy_error",
+        "step_size",
+        "diverging",
+        "tree_depth",
+        "n_leapfrog",
+    ] {
+        assert_eq!(c.stats[key].len(), c.llc.len(), "{key}");
+    }
+    assert_eq!(c.stats["warmup_acceptance"].len(), 200);
+    // Every gradient is counted: the one at w*, the step-size searches and every leapfrog step
+    // of the draws (n_leapfrog) and of warmup, so the total exceeds the draws' own.
+    let draws: f64 = c.stats["n_leapfrog"].iter().sum();
+    assert!(c.grad_evals as f64 > draws + 200.0, "{}", c.grad_evals);
+    for k in ["step_size", "inv_mass_min", "inv_mass_max"] {
+        assert!(c.tuned[k] > 0.0, "{k}");
+    }
+}
+
+#[test]
+fn nuts_with_a_huge_fixed_step_diverges_on_every_draw() {
+    // ε = 1e3 on a posterior whose widths are ~0.1: the first leapfrog step lands ~1e4 widths
+    // away, where the energy error is far above 1000. Every transition must say so: this is
+    // how stuck chains are detected. (The metric stays the identity: a metric adapted on a
+    // chain that never moved would shrink the steps by its regularization floor.)
+    let (run, a) = small_nuts(|n| {
+        n.adapt_step_size = false;
+        n.adapt_mass_matrix = false;
+        n.step_size = 1e3;
+    });
+    assert_eq!(a.divergences as usize, a.chains * a.draws, "{a:?}");
+    for c in &run.chains {
+        assert!(c.stats["diverging"].iter().all(|&d| d == 1.0));
+        // The first leapfrog step diverges: the tree never completes a doubling.
+        assert!(c.stats["n_leapfrog"].iter().all(|&n| n == 1.0));
+        assert!(c.stats["tree_depth"].iter().all(|&d| d == 0.0));
+        assert_eq!(c.tuned["step_size"], 1e3);
+    }
+    assert!(a.warnings.iter().any(|w| w.contains("divergent")));
+}
+
+#[test]
+fn nuts_max_tree_depth_bounds_the_trajectory() {
+    for depth in [1usize, 3] {
+        // A tiny fixed step cannot turn within 2^3 steps, so the bound is what stops the tree.
+        let (run, _) = small_nuts(|n| {
+            n.max_tree_depth = depth;
+            n.adapt_step_size = false;
+            n.step_size = 1e-4;
+        });
+        let bound = ((1usize << depth) - 1) as f64;
+        for c in &run.chains {
+            let n = &c.stats["n_leapfrog"];
+            assert!(n.iter().all(|&x| x >= 1.0 && x <= bound), "{n:?}");
+            assert!(n.iter().all(|&x| x == bound), "{n:?}");
+            assert!(c.stats["tree_depth"].iter().all(|&d| d == depth as f64));
+        }
+    }
+    // And the preset's adapted step stays well inside depth 10 on a Gaussian.
+    let (run, _) = small_nuts(|_| {});
+    for c in &run.chains {
+        assert!(c.stats["n_leapfrog"].iter().all(|&x| x <= 1023.0));
+    }
+}
+
+#[test]
+fn nuts_config_is_validated() {
+    let prob = LinReg::<f64>::problem(50, 3, 0.5, 7);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    for bad_depth in [0usize, 16] {
+        let mut cfg = preset("nuts");
+        if let SamplerConfig::Nuts(n) = &mut cfg {
+            n.max_tree_depth = bad_depth;
+        }
+        let err = run(&cfg, &post, "r").expect_err("invalid depth");
+        assert!(err.to_string().contains("max_tree_depth"), "{err}");
+    }
+}
+
 #[test]
 fn sgld_mala_diagnostic_falls_when_the_step_is_too_large() {
     let prob = LinReg::<f64>::problem(LINREG_N, LINREG_D, 0.5, 11);
@@ -687,6 +853,7 @@ fn chain_allocations(cfg: &SamplerConfig, post: &Posterior<'_, f64, LinReg<f64>>
     let before = counting_alloc::allocations();
     let trace = match cfg {
         SamplerConfig::Hmc(h) => hmc::run_chain(h, post, &mut rng, 0),
+        SamplerConfig::Nuts(n) => nuts::run_chain(n, post, &mut rng, 0),
         SamplerConfig::Sgld(s) => {
             sgld::run_chain(s, post, fixed_step(s), &mut rng, 0).expect("runs")
         }
@@ -711,6 +878,7 @@ fn step_loops_do_not_allocate() {
         let mut longer = cfg.clone();
         match &mut longer {
             SamplerConfig::Hmc(h) => h.draws *= 2,
+            SamplerConfig::Nuts(n) => n.draws *= 2,
             SamplerConfig::Sgld(s) => s.steps *= 2,
             SamplerConfig::Mclmc(m) => m.draws *= 2,
         }

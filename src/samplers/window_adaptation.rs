@@ -1,13 +1,13 @@
-//! HMC's windowed warmup: which warmup step adapts what, dual averaging of the step size,
-//! Welford variances for the diagonal inverse mass matrix, and the fixed-step calibration
+//! HMC's and NUTS's windowed warmup: which warmup step adapts what, dual averaging of the step
+//! size, Welford variances for the diagonal inverse mass matrix, and the fixed-step calibration
 //! that ends warmup.
 //!
-//! The HMC driver ([`super::hmc`]) asks [`schedule`] for the stage of every warmup step before
-//! its loop, feeds each step's (group-mean) acceptance probability to [`DualAveraging`] or,
-//! in calibration windows, to an [`AcceptanceWindow`], and in slow windows each position to
-//! [`DiagWelford`]; at the end of a slow window it turns the Welford variances into a new
-//! inverse mass matrix, at the end of a calibration window it corrects the step size with
-//! [`calibrated_step_size`]. Nothing here allocates after construction.
+//! The HMC and NUTS drivers ([`super::hmc`], [`super::nuts`]) ask [`schedule`] for the stage of
+//! every warmup step before their loop, feed each step's (group-mean) acceptance probability to
+//! [`DualAveraging`] or, in calibration windows, to an [`AcceptanceWindow`], and in slow windows
+//! each position to [`DiagWelford`]; at the end of a slow window they turn the Welford variances
+//! into a new inverse mass matrix, at the end of a calibration window they correct the step size
+//! with [`calibrated_step_size`]. Nothing here allocates after construction.
 //!
 //! Layout: the first 60 % of warmup follows Stan (and BlackJAX's `build_schedule`): an
 //! initial fast window of 75 steps, slow windows that start at 25 steps and double, each
@@ -157,6 +157,7 @@ pub struct DualAveraging {
     log_step_avg: f64,
     error_avg: f64,
     t: f64,
+    gamma: f64,
 }
 
 /// Adaptation regularization γ: 0.15 instead of Stan's 0.05 (see the HMC module doc: static
@@ -167,9 +168,17 @@ const DA_T0: f64 = 10.0;
 const DA_KAPPA: f64 = 0.75;
 
 impl DualAveraging {
-    /// Starts (or restarts) the averaging at `step_size`, shrinking toward log(10·step_size).
+    /// Starts (or restarts) the averaging at `step_size`, shrinking toward log(10·step_size),
+    /// with HMC's regularization γ = 0.15.
     pub fn new(step_size: f64, target: f64) -> Self {
+        Self::with_gamma(step_size, target, DA_GAMMA)
+    }
+
+    /// As [`DualAveraging::new`] with the regularization `gamma` (NUTS uses Stan's 0.05: its
+    /// acceptance statistic is a mean over a trajectory, not one Metropolis probability).
+    pub fn with_gamma(step_size: f64, target: f64, gamma: f64) -> Self {
         DualAveraging {
+            gamma,
             target,
             mu: (10.0 * step_size).ln(),
             log_step: step_size.ln(),
@@ -190,7 +199,7 @@ impl DualAveraging {
         self.t += 1.0;
         let w = 1.0 / (self.t + DA_T0);
         self.error_avg = (1.0 - w) * self.error_avg + w * (self.target - a);
-        self.log_step = self.mu - self.t.sqrt() / DA_GAMMA * self.error_avg;
+        self.log_step = self.mu - self.t.sqrt() / self.gamma * self.error_avg;
         let eta = self.t.powf(-DA_KAPPA);
         self.log_step_avg = eta * self.log_step + (1.0 - eta) * self.log_step_avg;
         self.log_step.exp()

@@ -184,7 +184,12 @@ fn write_plots(
         ),
         plots::plot_llc_convergence(&dir.join(plots::CONVERGENCE_PNG), &label, &llc, per_draw),
     ];
-    if let SamplerConfig::Hmc(hmc) = sampler {
+    let target_acceptance = match sampler {
+        SamplerConfig::Hmc(h) => Some(h.target_acceptance),
+        SamplerConfig::Nuts(n) => Some(n.target_acceptance),
+        SamplerConfig::Sgld(_) | SamplerConfig::Mclmc(_) => None,
+    };
+    if let Some(target) = target_acceptance {
         let stat = |k: &str| {
             run.chains
                 .iter()
@@ -196,7 +201,7 @@ fn write_plots(
             &label,
             &stat("warmup_acceptance"),
             &stat("warmup_step_size"),
-            Some(hmc.target_acceptance),
+            Some(target),
         ));
     }
     for r in results {
