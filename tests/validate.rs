@@ -13,7 +13,10 @@ const CASES: [&str; 3] = ["regular", "dln432", "dln333"];
 #[test]
 fn quick_validation_passes_every_check() {
     // A fresh directory: no ./config/sampler presets, so the built-in ones are checked.
-    let out = Test::new().args(["validate", "--quick"]).run().success();
+    let out = Test::new()
+        .args(["validate", "--quick", "--cases", "regular,dln432,dln333"])
+        .run()
+        .success();
     let stdout = out.stdout();
     let rows: Vec<&str> = stdout
         .lines()
@@ -36,6 +39,51 @@ fn quick_validation_passes_every_check() {
     }
     assert!(stdout.contains("<built-in sampler/hmc.yaml>"), "{stdout}");
     assert!(stdout.ends_with("all 12 checks passed\n"), "{stdout}");
+}
+
+/// The trained regression case: default training (Adam, then the L-BFGS finish) and the default
+/// posterior, as a new user runs them. A change that leaves targets short of the minimum fails
+/// here (validate refuses such a w*), and so does a sampler that is inaccurate or unhealthy on
+/// a default target.
+#[test]
+fn a_target_trained_by_default_is_a_minimum_and_every_sampler_is_accurate_and_healthy_on_it() {
+    let out = Test::new()
+        .args([
+            "validate",
+            "--quick",
+            "--cases",
+            "trained_regular",
+            "--json",
+        ])
+        .run()
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON report");
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), SAMPLERS.len(), "{report}");
+    for row in rows {
+        assert_eq!(row["verdict"]["passed"], true, "{row}");
+        let tol = if row["sampler"] == "hmc" || row["sampler"] == "nuts" {
+            0.05
+        } else {
+            0.10
+        };
+        assert_eq!(row["tolerance"], tol, "{row}");
+        // Health is part of the verdict on trained cases: R-hat ≤ 1.01, divergences ≤ 0.1 %.
+        assert!(row["r_hat"].as_f64().unwrap() <= 1.01, "{row}");
+        let draws = (row["chains"].as_u64().unwrap() * row["draws"].as_u64().unwrap()) as f64;
+        assert!(
+            row["divergences"].as_f64().unwrap() <= 0.001 * draws,
+            "{row}"
+        );
+    }
+    let case = &report["cases"][0];
+    // The least-squares minimum is where training ended, to a gradient norm below 0.1·ln(n)/n.
+    let excess = case["n_beta"].as_f64().unwrap()
+        * (case["l0"].as_f64().unwrap() - case["l_min"].as_f64().unwrap());
+    assert!(
+        excess.abs() < 1e-3 * case["truth"].as_f64().unwrap(),
+        "{case}"
+    );
 }
 
 #[test]

@@ -146,7 +146,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "Each sampler runs with its default preset (sampler/NAME.yaml next to --configfile, else ./config/sampler/NAME.yaml, else built in) on each case:\n  regular  linear regression, d = 40: truth ½ tr(nβH(nβH+γI)⁻¹), exact at its nβ\n  dln432   deep linear network [4,3,2], full-rank teacher: λ = 4.0 (Aoyagi)\n  dln333   deep linear network [3,3,3], full-rank teacher: λ = 4.5 (Aoyagi)\nTolerances: HMC 3 % (regular) and 10 % (deep linear), MCLMC and SGLD 15 %; HMC's acceptance within 0.05 of its target.\nExit code: 0 all pass, 1 any check fails, 2 bad input."
+    after_help = "Each sampler runs with its default preset (sampler/NAME.yaml next to --configfile, else ./config/sampler/NAME.yaml, else built in) on each case:\n  regular  linear regression, d = 40: truth ½ tr(nβH(nβH+γI)⁻¹), exact at its nβ\n  dln432   deep linear network [4,3,2], full-rank teacher: λ = 4.0 (Aoyagi)\n  dln333   deep linear network [3,3,3], full-rank teacher: λ = 4.5 (Aoyagi)\n  trained_regular  6-parameter regression, n = 5,000, default training and posterior\n  trained_dln432, trained_dln333  the deep linear networks at n = 10,000, default training and posterior (not run unless named: minutes per sampler)\nTolerances: HMC and NUTS 3 % (regular) and 10 % (deep linear), MCLMC and SGLD 15 %; their acceptance within 0.05 of the target. Trained cases: HMC and NUTS 5 %, MCLMC and SGLD 10 %, and healthy (R-hat <= 1.01, bulk ESS >= 5 % of draws, divergences <= 0.1 % of draws).\nExit code: 0 all pass, 1 any check fails, 2 bad input."
 )]
 pub struct ValidateArgs {
     /// Samplers to check, comma-separated.
@@ -164,7 +164,7 @@ pub struct ValidateArgs {
         long,
         value_name = "NAMES",
         value_delimiter = ',',
-        default_values = crate::validate::Case::NAMES,
+        default_values = crate::validate::Case::DEFAULT_NAMES,
         value_parser = clap::builder::PossibleValuesParser::new(crate::validate::Case::NAMES)
     )]
     pub cases: Vec<String>,

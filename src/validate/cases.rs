@@ -109,6 +109,11 @@ impl Case {
         "trained_dln333",
     ];
 
+    /// What `validate` checks when no `--cases` are given: the cases that take seconds. The
+    /// trained deep linear cases (n = 10,000) take minutes per sampler, NUTS's much longer;
+    /// name them to run them.
+    pub const DEFAULT_NAMES: [&'static str; 4] = ["regular", "dln432", "dln333", "trained_regular"];
+
     pub fn name(self) -> &'static str {
         match self {
             Case::Regular => "regular",
@@ -456,10 +461,16 @@ mod tests {
     fn w_star_is_the_least_squares_minimum_and_l0_the_noise_level() {
         for case in Case::ALL {
             let b = built(case);
-            // Trained to rounding level (build() itself refuses more than MAX_EXCESS).
+            // The hand-trained cases reach rounding level; the trained ones stop at the default
+            // gradient criterion, ‖g‖ ≤ 0.1·ln(n)/n, which in a basin whose smallest non-flat
+            // curvature is h leaves at most nβ‖g‖²/(2h): with nβ ≈ 1086, ‖g‖ ≤ 9.2e-5 and
+            // h ≥ 0.2 (the deep linear cases' smallest non-zero Hessian eigenvalue), 2.3e-5.
+            // Measured: 3.2e-8 (trained_regular), 1.1e-6 (trained_dln432). build() itself
+            // refuses more than MAX_EXCESS.
             let excess = b.n_beta * (b.l0 - b.l_min);
+            let bar = if case.is_trained() { 1e-4 } else { 1e-9 };
             assert!(
-                excess.abs() < 1e-9,
+                excess.abs() < bar,
                 "{}: nβ(L0 − min) = {excess}",
                 case.name()
             );
