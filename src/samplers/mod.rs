@@ -250,7 +250,7 @@ pub(crate) fn is_stuck(divergences: u64, transitions: usize) -> bool {
 fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), SamplerError> {
     let limit = exploded_llc_limit(dim);
     for (c, trace) in chains.iter().enumerate() {
-        if let Some(bad) = trace.llc.iter().find(|&&x| !(x <= limit)) {
+        if let Some(bad) = trace.llc.iter().find(|&&x| x.is_nan() || x > limit) {
             return Err(SamplerError::Exploded {
                 sampler: cfg.name(),
                 chain: c,

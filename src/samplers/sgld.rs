@@ -299,7 +299,7 @@ fn attempt<F: Real, M: LossModel<F>, R: Rng>(
                 l = chain.full_loss();
             }
             let value = post.llc(l);
-            if !(value <= limit) {
+            if value.is_nan() || value > limit {
                 return Err(Explosion {
                     step: t,
                     what: format!("a recorded LLC was {value:.3e} (limit {limit:.0})"),

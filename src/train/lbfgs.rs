@@ -112,7 +112,7 @@ pub fn minimize<F: Real>(
             axpy(alpha[i] - beta, &s_hist[i], &mut dir);
         }
         let mut slope = dot_mixed(&dir, &grad);
-        if !(slope < 0.0) {
+        if slope.is_nan() || slope >= 0.0 {
             // Not a descent direction (rounding in a flat region): fall back to −g.
             stored = 0;
             for (d, g) in dir.iter_mut().zip(&grad) {

@@ -64,12 +64,12 @@ pub const HEALTHY_MAX_DIVERGENCE_FRACTION: f64 = 0.001;
 /// estimates issue, stricter on ESS than the sweep's own health check (which asks 100).
 pub fn health_reasons(r_hat: f64, ess: f64, divergences: u64, draws: usize) -> Vec<String> {
     let mut reasons = Vec::new();
-    // Each test is written so that NaN fails it.
-    if !(r_hat <= HEALTHY_MAX_R_HAT) {
+    // NaN fails every test.
+    if r_hat.is_nan() || r_hat > HEALTHY_MAX_R_HAT {
         reasons.push(format!("R-hat {r_hat:.3} > {HEALTHY_MAX_R_HAT}"));
     }
     let min_ess = HEALTHY_MIN_ESS_FRACTION * draws as f64;
-    if !(ess >= min_ess) {
+    if ess.is_nan() || ess < min_ess {
         reasons.push(format!(
             "bulk ESS {ess:.0} < {min_ess:.0} (5 % of {draws} draws)"
         ));
