@@ -509,3 +509,24 @@ fn the_closing_summary_names_unhealthy_runs_and_unconverged_targets() {
     assert_eq!(csv.stdout().lines().count(), 1, "{}", csv.stdout());
     assert!(csv.stderr().contains("left out 2"), "{}", csv.stderr());
 }
+
+#[test]
+fn an_exploding_sampler_fails_its_job_and_writes_no_result() {
+    // A deep linear target (converges quickly) and an SGLD step ten million times too large:
+    // the chain explodes, three restarts at /10 each do not save it, and the job fails naming
+    // the setting. No analysis.json may exist, so `results` has nothing to show.
+    let yaml = "targets:\n  - { model: small, data: small, teacher: _null, seed: 1, overrides: { model: { depth: 1, target_params: null, widths: [3], activation: identity, bias: false }, data: { n_data: 300 } } }\nsamplers:\n  - { name: sgld, overrides: { step_size: 1.0e4, chains: 2, warmup: 100, steps: 400, eval_every: 10 } }\n";
+    let t = Test::new().experiments(yaml);
+    let out = t.run_with(&["-j", "2"]).failure(1);
+    out.stderr_has("1 of 2 jobs failed")
+        .stderr_has("log: runs/logs/run_sampler/tgt_");
+    let log: String = std::fs::read_dir(t.path().join("runs/logs/run_sampler"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        log.contains("exploded") && log.contains("step_size"),
+        "{log}"
+    );
+    assert!(files_named(&t.store(), "analysis.json").is_empty());
+}
