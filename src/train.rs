@@ -167,12 +167,17 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
         Finish::Lbfgs => cfg.steps - cfg.steps / 2,
         Finish::None => cfg.steps,
     };
-    let mut trained = first_order(model, w0, cfg, first_steps, grad_tol, rng)?;
-    let optimizer_steps = trained.steps_run;
+    let FirstOrder {
+        mut w,
+        mut loss_curve,
+        mut steps_run,
+        stopped_early,
+    } = first_order(model, w0, cfg, first_steps, grad_tol, rng)?;
+    let optimizer_steps = steps_run;
     let mut ws = model.workspace(model.n_data());
     let mut grad = vec![F::zero(); model.dim()];
     let mut objective = |w: &[F], g: &mut [F]| model.loss_grad(w, Rows::All, g, &mut ws).f64();
-    objective(&trained.w, &mut grad);
+    objective(&w, &mut grad);
     let mut grad_norm = lbfgs::norm(&grad);
     let (mut finish_steps, mut finish_stop) = (0, "not run");
     let budget = cfg.steps - optimizer_steps;
@@ -182,7 +187,7 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
             grad_tol,
             history: 10,
         };
-        let out = lbfgs::minimize(&mut objective, &mut trained.w, &settings);
+        let out = lbfgs::minimize(&mut objective, &mut w, &settings);
         if out.stop == lbfgs::Stop::NonFinite {
             return Err(TrainError::Diverged {
                 step: optimizer_steps,
@@ -196,13 +201,13 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
             _ => "stalled",
         };
         grad_norm = out.grad_norm;
-        trained.steps_run += finish_steps;
-        let last = trained.loss_curve[trained.loss_curve.len() - 1].0;
-        if finish_steps > 0 && trained.steps_run > last {
-            trained.loss_curve.push((trained.steps_run, out.loss));
+        steps_run += finish_steps;
+        let last = loss_curve[loss_curve.len() - 1].0;
+        if finish_steps > 0 && steps_run > last {
+            loss_curve.push((steps_run, out.loss));
         }
     }
-    trained.convergence = Convergence {
+    let convergence = Convergence {
         converged: grad_norm <= grad_tol,
         grad_norm,
         grad_tol,
@@ -219,7 +224,21 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
         finish_steps,
         finish_stop,
     };
-    Ok(trained)
+    Ok(Trained {
+        w,
+        loss_curve,
+        steps_run,
+        stopped_early,
+        convergence,
+    })
+}
+
+/// What the first-order phase leaves for the finish.
+struct FirstOrder<F> {
+    w: Vec<F>,
+    loss_curve: Vec<(usize, f64)>,
+    steps_run: usize,
+    stopped_early: bool,
 }
 
 /// The first phase: `steps` steps of the first-order optimizer.
@@ -230,7 +249,7 @@ fn first_order<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
     steps: usize,
     grad_tol: f64,
     rng: &mut R,
-) -> Result<Trained<F>, TrainError> {
+) -> Result<FirstOrder<F>, TrainError> {
     let n = model.n_data();
     let p = model.dim();
     let mut w = w0;
@@ -295,21 +314,11 @@ fn first_order<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
             }
         }
     }
-    Ok(Trained {
+    Ok(FirstOrder {
         w,
         loss_curve,
         steps_run,
         stopped_early,
-        convergence: Convergence {
-            converged: false,
-            grad_norm: f64::NAN,
-            grad_tol,
-            criterion: String::new(),
-            optimizer_steps: steps_run,
-            finish: cfg.finish.as_str(),
-            finish_steps: 0,
-            finish_stop: "not run",
-        },
     })
 }
 

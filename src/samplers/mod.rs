@@ -170,13 +170,13 @@ pub fn run<F: Real, M: LossModel<F>>(
                 .enumerate()
                 .map(|(c, mut rng)| sgld::run_chain(s, post, eps, &mut rng, c))
                 .collect::<Result<_, _>>()?;
-            if let (Some(auto), Some(first)) = (auto, chains.first_mut()) {
-                // The calibration is the run's, not a chain's: its cost goes to chain 0 so the
-                // run's total counts it once.
-                first.grad_evals += auto.grad_evals;
-            }
             if let Some(auto) = auto {
-                for c in &mut chains {
+                for (i, c) in chains.iter_mut().enumerate() {
+                    // The calibration is the run's, not a chain's: its cost goes to chain 0 so
+                    // the run's total counts it once.
+                    if i == 0 {
+                        c.grad_evals += auto.grad_evals;
+                    }
                     c.tuned.insert("auto_step_size".into(), auto.step_size);
                     c.tuned.insert("hessian_max_eig".into(), auto.lambda_max);
                 }
