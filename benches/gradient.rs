@@ -8,6 +8,8 @@
 //!   for scale, JAX on the same 2 cores takes 26 ms (f64) / 12 ms (f32);
 //! - `small`: in_dim 3, widths [6, 6], out_dim 1, p = 73, n = 1,000;
 //! - `base` with tanh, a 1,000-row minibatch, and the loss alone,
+//! - `dln`: a deep linear network 4 → [3, 3, 3] → 1, p = 40, n = 10,000, whose full batch is
+//!   evaluated on 8 moment-matched rows, and `dln-all-rows`, the same on all 10,000 rows,
 //!
 //! each in a rayon pool of 1 thread and of all cores. `cpu ms` is the process's CPU time per
 //! evaluation, all threads together: on a busy machine it stays near the true cost while wall
@@ -39,9 +41,12 @@ struct Case {
     /// Rows per evaluation: `None` for the full batch, or a minibatch size.
     batch: Option<usize>,
     grad: bool,
+    /// Whether an identity network may evaluate its full batch on moment-matched rows
+    /// (`nn::moments`); `false` times the same loss on all n rows.
+    moments: bool,
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 7] = [
     Case {
         name: "base",
         in_dim: 64,
@@ -50,6 +55,7 @@ const CASES: [Case; 5] = [
         n: 20_000,
         batch: None,
         grad: true,
+        moments: true,
     },
     Case {
         name: "small",
@@ -59,6 +65,7 @@ const CASES: [Case; 5] = [
         n: 1_000,
         batch: None,
         grad: true,
+        moments: true,
     },
     Case {
         name: "base-tanh",
@@ -68,6 +75,7 @@ const CASES: [Case; 5] = [
         n: 20_000,
         batch: None,
         grad: true,
+        moments: true,
     },
     Case {
         name: "base-minibatch1000",
@@ -77,6 +85,7 @@ const CASES: [Case; 5] = [
         n: 20_000,
         batch: Some(1000),
         grad: true,
+        moments: true,
     },
     Case {
         name: "base-loss-only",
@@ -86,6 +95,27 @@ const CASES: [Case; 5] = [
         n: 20_000,
         batch: None,
         grad: false,
+        moments: true,
+    },
+    Case {
+        name: "dln",
+        in_dim: 4,
+        hidden: &[3, 3, 3],
+        activation: Activation::Identity,
+        n: 10_000,
+        batch: None,
+        grad: true,
+        moments: true,
+    },
+    Case {
+        name: "dln-all-rows",
+        in_dim: 4,
+        hidden: &[3, 3, 3],
+        activation: Activation::Identity,
+        n: 10_000,
+        batch: None,
+        grad: true,
+        moments: false,
     },
 ];
 
@@ -123,6 +153,11 @@ fn bench<F: Real>(case: &Case, threads: usize) {
     let w: Vec<F> = mlp.init_params(Init::He, 1.0, &mut rng);
     let p = mlp.n_params();
     let loss = MlpLoss::new(mlp, x, y).expect("consistent shapes");
+    let loss = if case.moments {
+        loss
+    } else {
+        loss.without_moments()
+    };
     let idx: Vec<usize> = (0..case.batch.unwrap_or(0))
         .map(|_| rng.random_range(0..case.n))
         .collect();

@@ -212,6 +212,40 @@ fn subset_equals_the_same_rows_as_data() {
 }
 
 #[test]
+fn affine_networks_give_the_real_rows_loss_and_gradient_from_their_moments() {
+    // The full-batch loss of an identity network is evaluated on 2·in_dim moment-matched rows
+    // (nn::moments). It must agree with the evaluation on all n rows for every architecture
+    // variant, at points far from w* (xavier init plus random biases) and with uncentred data.
+    // Tolerance 1e-10 relative: both are f64 sums over ≤ 2,000 rows (rounding ~1e-13), and the
+    // QR of the compression adds ~d·ε; 1e-10 leaves margin while any missing moment would show
+    // as an O(1) relative difference.
+    for mlp in architectures()
+        .into_iter()
+        .filter(|m| m.activation() == Activation::Identity)
+    {
+        let (loss, w) = problem(&mlp, 2000, 21);
+        let shifted_x = loss.x().mapv(|v| 2.0 * v + 1.0);
+        let shifted_y = loss.y().mapv(|v| v - 0.5);
+        let fast = MlpLoss::new(mlp.clone(), shifted_x, shifted_y).unwrap();
+        assert!(fast.uses_moments(), "{mlp:?} should use its moments");
+        let slow = fast.clone().without_moments();
+        assert!(!slow.uses_moments());
+        let (mut g_fast, mut g_slow) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+        let l_fast = fast.loss_grad(&w, Rows::All, &mut g_fast, &mut fast.workspace(2000));
+        let l_slow = slow.loss_grad(&w, Rows::All, &mut g_slow, &mut slow.workspace(2000));
+        assert!(
+            (l_fast - l_slow).abs() <= 1e-10 * l_slow,
+            "{mlp:?}: loss {l_fast} vs {l_slow}"
+        );
+        let err = rel_err(&g_fast, &g_slow);
+        assert!(err < 1e-10, "{mlp:?}: gradient relative error {err}");
+    }
+    // Nonlinear networks never do: their loss depends on more than two moments.
+    let relu = Mlp::from_parts(3, &[4], 2, Activation::Relu, true, false).unwrap();
+    assert!(!problem(&relu, 2000, 1).0.uses_moments());
+}
+
+#[test]
 fn empty_subset_is_zero_not_nan() {
     let mlp = Mlp::from_parts(3, &[4], 2, Activation::Relu, true, false).unwrap();
     let (loss, w) = problem(&mlp, 10, 0);

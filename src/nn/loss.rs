@@ -11,12 +11,18 @@
 //! on the number of rows, never on the number of threads or on scheduling, so the result is
 //! bit-identical whatever the thread count. All buffers live in the [`MlpWorkspace`]: after the
 //! first call of a given size nothing is allocated.
+//!
+//! A network that is affine in its input (identity activation) evaluates its *full-batch* loss
+//! on a moment-matched data set of 2·in_dim rows instead ([`super::moments`]): the same loss and
+//! gradient for every parameter vector, at a cost independent of n. Minibatches use the real rows.
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::NnError;
 use super::mlp::{Mlp, Scratch};
+use super::moments::{self, MomentData};
+use crate::config::schema::Activation;
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Rows};
 
@@ -40,6 +46,8 @@ pub struct MlpLoss<F> {
     mlp: Mlp,
     x: Array2<F>,
     y: Array2<F>,
+    /// For affine networks: the small data set the full-batch loss is evaluated on.
+    moments: Option<MomentData<F>>,
 }
 
 impl<F: Real> MlpLoss<F> {
@@ -76,7 +84,17 @@ impl<F: Real> MlpLoss<F> {
         } else {
             y.as_standard_layout().into_owned()
         };
-        Ok(MlpLoss { mlp, x, y })
+        let moments = (mlp.activation() == Activation::Identity
+            && moments::worth_compressing(x.nrows(), mlp.in_dim()))
+        .then(|| moments::compress(x.view(), y.view()));
+        Ok(MlpLoss { mlp, x, y, moments })
+    }
+
+    /// The same loss, always evaluated on the real rows: the reference the moment-matched
+    /// evaluation is tested against, and a baseline for benchmarks.
+    pub fn without_moments(mut self) -> Self {
+        self.moments = None;
+        self
     }
 
     pub fn mlp(&self) -> &Mlp {
@@ -89,6 +107,11 @@ impl<F: Real> MlpLoss<F> {
 
     pub fn y(&self) -> &Array2<F> {
         &self.y
+    }
+
+    /// Whether the full-batch loss is evaluated on moment-matched rows (affine networks).
+    pub fn uses_moments(&self) -> bool {
+        self.moments.is_some()
     }
 
     /// Gives back the model and the data.
@@ -109,8 +132,13 @@ impl<F: Real> MlpLoss<F> {
             self.mlp.n_params(),
             "parameter buffer has the wrong length"
         );
+        // Full batch of an affine network: the moment-matched rows, plus the constant part.
+        let (x, y, offset) = match (rows, &self.moments) {
+            (Rows::All, Some(m)) => (m.x.view(), m.y.view(), m.offset),
+            _ => (self.x.view(), self.y.view(), 0.0),
+        };
         let n_rows = match rows {
-            Rows::All => self.x.nrows(),
+            Rows::All => x.nrows(),
             Rows::Subset(idx) => idx.len(),
         };
         if n_rows == 0 {
@@ -126,7 +154,7 @@ impl<F: Real> MlpLoss<F> {
         // dL/dŷ = (2/N)(ŷ − y): the mean's 1/N is applied once, at the top of the backward pass.
         let scale = F::of(2.0 / n_rows as f64);
         let run = |(k, lane): (usize, &mut Lane<F>)| {
-            self.run_lane(&plan, k, w, rows, with_grad, scale, lane)
+            self.run_lane(&plan, k, (x, y), w, rows, with_grad, scale, lane)
         };
         let lanes = &mut ws.lanes[..plan.lanes];
         if plan.lanes > 1 && n_rows.saturating_mul(self.mlp.n_params()) >= PARALLEL_MIN_WORK {
@@ -142,7 +170,7 @@ impl<F: Real> MlpLoss<F> {
                 g.iter_mut().zip(&lane.grad).for_each(|(a, &b)| *a += b);
             }
         }
-        F::of(sse / n_rows as f64)
+        F::of(sse / n_rows as f64 + offset)
     }
 
     /// Evaluates lane `k`: its chunks in order, accumulating squared error and gradient.
@@ -151,6 +179,7 @@ impl<F: Real> MlpLoss<F> {
         &self,
         plan: &LanePlan,
         k: usize,
+        (x_all, y_all): (ArrayView2<'_, F>, ArrayView2<'_, F>),
         w: &[F],
         rows: Rows<'_>,
         with_grad: bool,
@@ -167,11 +196,11 @@ impl<F: Real> MlpLoss<F> {
             let (start, end) = plan.chunk_rows(c);
             let m = end - start;
             let x: ArrayView2<'_, F> = match rows {
-                Rows::All => self.x.slice(ndarray::s![start..end, ..]),
+                Rows::All => x_all.slice_move(ndarray::s![start..end, ..]),
                 Rows::Subset(idx) => {
                     // Gather the minibatch's rows into the lane's own buffer.
                     for (dst, &r) in lane.x.chunks_exact_mut(in_dim).zip(&idx[start..end]) {
-                        dst.copy_from_slice(self.x.row(r).as_slice().expect("X is row-major"));
+                        dst.copy_from_slice(x_all.row(r).as_slice().expect("X is row-major"));
                     }
                     ArrayView2::from_shape((m, in_dim), &lane.x[..m * in_dim])
                         .expect("gather buffer fits a chunk")
@@ -185,7 +214,7 @@ impl<F: Real> MlpLoss<F> {
                     Rows::All => start + i,
                     Rows::Subset(idx) => idx[start + i],
                 };
-                let target = self.y.row(r);
+                let target = y_all.row(r);
                 for (p, &t) in pred.iter_mut().zip(target.iter()) {
                     let e = *p - t;
                     // Squared errors are summed in f64: in f32 a sum over 10⁵ rows would lose

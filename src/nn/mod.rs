@@ -10,6 +10,7 @@
 //! - [`layout`]: where each W and b sits in the flat buffer; params.npz names.
 //! - [`mlp`]: the architecture, initialization, forward/backward on one chunk of rows.
 //! - [`loss`]: the mean squared error over all rows or a minibatch, chunked and parallel.
+//! - `moments`: a moment-matched small data set for the full-batch loss of affine networks.
 //! - `activation`, `tanh`, `matmul`: elementwise activations (with a vectorizable tanh) and the
 //!   single matrix-product backend.
 
@@ -18,6 +19,7 @@ pub mod layout;
 pub mod loss;
 mod matmul;
 pub mod mlp;
+mod moments;
 mod tanh;
 
 #[cfg(test)]
