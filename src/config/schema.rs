@@ -471,7 +471,9 @@ pub struct HmcConfig {
     /// Adaptation steps (discarded).
     pub warmup: usize,
     pub draws: usize,
-    pub num_integration_steps: usize,
+    /// Mean leapfrog steps per transition, or `auto`: a fixed integration time over the
+    /// adapted step size (see the `hmc` sampler module).
+    pub num_integration_steps: IntegrationSteps,
     /// Initial step size; adapted during warmup when `adapt_step_size`.
     pub step_size: f64,
     #[serde(default = "d_target_acceptance")]
@@ -620,22 +622,57 @@ impl Serialize for StepSize {
 
 impl<'de> Deserialize<'de> for StepSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
+        Ok(number_or_auto::<D, f64>(d, "a positive number")?
+            .map_or(StepSize::Auto, StepSize::Fixed))
+    }
+}
+
+/// HMC's leapfrog steps per transition: a number, or chosen from the adapted step size.
+///
+/// Serialized like [`StepSize`]: a number stays a number, so run IDs of configs that give one
+/// are unchanged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum IntegrationSteps {
+    Auto,
+    Fixed(usize),
+}
+
+impl Serialize for IntegrationSteps {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            IntegrationSteps::Auto => s.serialize_str("auto"),
+            IntegrationSteps::Fixed(n) => s.serialize_u64(*n as u64),
         }
-        match Raw::deserialize(d) {
-            Ok(Raw::Number(x)) => Ok(StepSize::Fixed(x)),
-            Ok(Raw::Text(t)) if t == "auto" => Ok(StepSize::Auto),
-            Ok(Raw::Text(t)) => Err(serde::de::Error::custom(format!(
-                "expected a positive number or `auto`, got \"{t}\""
-            ))),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected a positive number or `auto`",
-            )),
-        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IntegrationSteps {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(number_or_auto::<D, usize>(d, "a whole number")?
+            .map_or(IntegrationSteps::Auto, IntegrationSteps::Fixed))
+    }
+}
+
+/// A number, or the string `auto` (→ `None`); anything else is an error naming both.
+fn number_or_auto<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    what: &str,
+) -> Result<Option<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw<T> {
+        Number(T),
+        Text(String),
+    }
+    match Raw::<T>::deserialize(d) {
+        Ok(Raw::Number(x)) => Ok(Some(x)),
+        Ok(Raw::Text(t)) if t == "auto" => Ok(None),
+        Ok(Raw::Text(t)) => Err(serde::de::Error::custom(format!(
+            "expected {what} or `auto`, got \"{t}\""
+        ))),
+        Err(_) => Err(serde::de::Error::custom(format!(
+            "expected {what} or `auto`"
+        ))),
     }
 }
 
@@ -750,7 +787,9 @@ impl SamplerConfig {
         match self {
             SamplerConfig::Hmc(c) => {
                 at_least_one(out, &p("draws"), c.draws);
-                at_least_one(out, &p("num_integration_steps"), c.num_integration_steps);
+                if let IntegrationSteps::Fixed(n) = c.num_integration_steps {
+                    at_least_one(out, &p("num_integration_steps"), n);
+                }
                 positive(out, &p("step_size"), c.step_size);
                 fraction(out, &p("target_acceptance"), c.target_acceptance, true);
                 positive(out, &p("max_energy_error"), c.max_energy_error);

@@ -66,9 +66,38 @@ use super::window_adaptation::{
     AcceptanceWindow, DiagWelford, DualAveraging, Stage, calibrated_step_size, schedule,
 };
 use super::{ChainTrace, NonFinite, is_stuck};
-use crate::config::schema::{Adaptation, HmcConfig};
+use crate::config::schema::{Adaptation, HmcConfig, IntegrationSteps};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
+
+/// Integration time of `num_integration_steps: auto`, in the units of the adapted metric.
+/// Stan's static HMC sets the number of steps the same way (its `int_time`, default 2π).
+pub const AUTO_INTEGRATION_TIME: f64 = std::f64::consts::FRAC_PI_2;
+/// Most mean steps `auto` may choose: NUTS's cost cap at its preset's depth 10 (2^10 − 1).
+pub const AUTO_MAX_STEPS: usize = 1023;
+
+/// The mean number of leapfrog steps of a transition at step size `eps`.
+///
+/// `auto` keeps the trajectory's length fixed rather than its step count: where the posterior
+/// is stiff the step size shrinks, and a fixed count would shrink the distance each transition
+/// travels with it (measured on a 3-layer deep linear network at γ = 1: 10 steps gave a bulk
+/// ESS of 38–83 of 8,000 draws and R-hat 1.03–1.07; 50 steps, ESS 2,122).
+pub fn leapfrog_steps(steps: IntegrationSteps, eps: f64) -> usize {
+    match steps {
+        IntegrationSteps::Fixed(n) => n,
+        IntegrationSteps::Auto => {
+            let n = (AUTO_INTEGRATION_TIME / eps).ceil();
+            // NaN (a zero or non-finite step) falls to 1 step, the search's own scale.
+            if n >= AUTO_MAX_STEPS as f64 {
+                AUTO_MAX_STEPS
+            } else if n >= 1.0 {
+                n as usize
+            } else {
+                1
+            }
+        }
+    }
+}
 
 /// Acceptance probability the step-size search aims at (Stan's `init_stepsize`).
 const SEARCH_ACCEPTANCE: f64 = 0.8;
@@ -348,7 +377,8 @@ fn warmup<F: Real, M: LossModel<F>, R: Rng + Send>(
             calibrating = true;
             eps = da.averaged();
         }
-        for_each_walker(group, |w| w.warmup_transition(eps, n_steps, max_err));
+        let steps = leapfrog_steps(n_steps, eps);
+        for_each_walker(group, |w| w.warmup_transition(eps, steps, max_err));
         // Summed in chain order: the result does not depend on the thread count.
         let mean = group.iter().map(|w| w.last_accept).sum::<f64>() / group.len() as f64;
         if adapt_step && !calibrating {
@@ -429,7 +459,10 @@ fn draws<F: Real, M: LossModel<F>, R: Rng>(
         warm_div,
         ..
     } = walker;
-    let (n_steps, max_err) = (cfg.num_integration_steps, cfg.max_energy_error);
+    let (n_steps, max_err) = (
+        leapfrog_steps(cfg.num_integration_steps, eps),
+        cfg.max_energy_error,
+    );
     let mut trace = ChainTrace::default();
     let n = cfg.draws;
     let (mut llc, mut loss) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -472,6 +505,9 @@ fn draws<F: Real, M: LossModel<F>, R: Rng>(
         (lo.min(w), hi.max(w))
     });
     trace.tuned.insert("step_size".into(), eps);
+    trace
+        .tuned
+        .insert("num_integration_steps".into(), n_steps as f64);
     trace.tuned.insert("inv_mass_min".into(), lo);
     trace.tuned.insert("inv_mass_max".into(), hi);
     let consequence = "each was rejected as divergent; the chain kept its state";
@@ -482,4 +518,49 @@ fn draws<F: Real, M: LossModel<F>, R: Rng>(
         trace.warnings.push(w);
     }
     trace
+}
+
+#[cfg(test)]
+mod step_count_tests {
+    use super::*;
+    use crate::config::schema::SamplerConfig;
+
+    #[test]
+    fn auto_keeps_the_integration_time_and_a_number_is_honoured() {
+        assert_eq!(leapfrog_steps(IntegrationSteps::Fixed(7), 0.001), 7);
+        // ⌈(π/2)/ε⌉: 0.5 → 4 steps (time 2.0 ≥ π/2), 0.01 → 158.
+        assert_eq!(leapfrog_steps(IntegrationSteps::Auto, 0.5), 4);
+        assert_eq!(leapfrog_steps(IntegrationSteps::Auto, 0.01), 158);
+        // Bounded on both sides, and never 0 or a panic for a degenerate step size.
+        assert_eq!(leapfrog_steps(IntegrationSteps::Auto, 1e-9), AUTO_MAX_STEPS);
+        assert_eq!(leapfrog_steps(IntegrationSteps::Auto, 100.0), 1);
+        for eps in [0.0, f64::NAN, f64::INFINITY, -1.0] {
+            let n = leapfrog_steps(IntegrationSteps::Auto, eps);
+            assert!((1..=AUTO_MAX_STEPS).contains(&n), "{eps}: {n}");
+        }
+    }
+
+    #[test]
+    fn num_integration_steps_reads_auto_or_a_number_and_writes_them_back() {
+        let parse = |v: &str| {
+            let yaml = format!(
+                "{{name: hmc, warmup: 1, draws: 1, step_size: 0.1, num_integration_steps: {v}}}"
+            );
+            serde_yaml::from_str::<SamplerConfig>(&yaml)
+        };
+        for (text, want) in [
+            ("auto", IntegrationSteps::Auto),
+            ("12", IntegrationSteps::Fixed(12)),
+        ] {
+            let SamplerConfig::Hmc(c) = parse(text).unwrap() else {
+                panic!("not hmc")
+            };
+            assert_eq!(c.num_integration_steps, want);
+            // A number serializes as a number, so run IDs of such configs are unchanged.
+            let back = serde_json::to_value(c.num_integration_steps).unwrap();
+            assert_eq!(back.to_string().trim_matches('"'), text);
+        }
+        let err = parse("often").unwrap_err().to_string();
+        assert!(err.contains("auto"), "{err}");
+    }
 }
