@@ -44,6 +44,17 @@
 //! cost time; a smaller one would let Σ̂ stray further from I. The teachers (seeds 1, 2, 3; N(0, 1/fan_in) weights) are fixed, so the
 //! truths are too.
 //!
+//! The trained cases go through the defaults a new user gets (Adam, then the L-BFGS finish; β =
+//! 1/ln n, γ = 1) at the sizes issue reports used: `trained_regular` (6 parameters, n = 5,000),
+//! and deep linear networks with full-rank teachers at n = 10,000 of two (`trained_dln432`,
+//! `trained_dln333`), three (`trained_dln3333`) and four (`trained_dln43332`) weight layers,
+//! judged against Aoyagi's λ. λ is the n → ∞ limit; at γ = 1 the posterior wanders far along
+//! the fibre of equivalent parameters, and for [3,3,3,3] four samplers agree on an expectation
+//! of 4.22–4.32 (HMC with `auto` steps 4.32 ± 0.04, NUTS 4.26 ± 0.04, SGLD 4.29 ± 0.09), 4–6 %
+//! below λ = 4.5: a finite-n effect the 5 % tolerance does not always cover, not a sampler
+//! error. (The quadratic approximation at w*, 4.49, does not see it: the loss along the fibre
+//! is not quadratic.)
+//!
 //! w* must be the minimum the theory assumes. Both deep linear architectures can represent
 //! every linear map (the product has rank min(widths) = out_dim or in_dim), so for every case
 //! min L_n is the ordinary least-squares loss, computed exactly ([`least_squares_loss`]).
@@ -89,29 +100,36 @@ pub enum Case {
     TrainedRegular,
     TrainedDln432,
     TrainedDln333,
+    /// Three and four weight layers: the deeper singularities the two-layer cases lack.
+    TrainedDln3333,
+    TrainedDln43332,
 }
 
 impl Case {
-    pub const ALL: [Case; 6] = [
+    pub const ALL: [Case; 8] = [
         Case::Regular,
         Case::Dln432,
         Case::Dln333,
         Case::TrainedRegular,
         Case::TrainedDln432,
         Case::TrainedDln333,
+        Case::TrainedDln3333,
+        Case::TrainedDln43332,
     ];
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 8] = [
         "regular",
         "dln432",
         "dln333",
         "trained_regular",
         "trained_dln432",
         "trained_dln333",
+        "trained_dln3333",
+        "trained_dln43332",
     ];
 
-    /// What `validate` checks when no `--cases` are given: the cases that take seconds. The
-    /// trained deep linear cases (n = 10,000) take minutes per sampler, NUTS's much longer;
-    /// name them to run them.
+    /// What `validate` checks when no `--cases` are given: the cases that take seconds. On the
+    /// trained deep linear cases (n = 10,000) NUTS's preset takes about a minute each (its
+    /// trees reach depth 10 at target_acceptance 0.99); name them to run them.
     pub const DEFAULT_NAMES: [&'static str; 4] = ["regular", "dln432", "dln333", "trained_regular"];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +140,8 @@ impl Case {
             Case::TrainedRegular => "trained_regular",
             Case::TrainedDln432 => "trained_dln432",
             Case::TrainedDln333 => "trained_dln333",
+            Case::TrainedDln3333 => "trained_dln3333",
+            Case::TrainedDln43332 => "trained_dln43332",
         }
     }
 
@@ -130,14 +150,23 @@ impl Case {
     pub fn is_trained(self) -> bool {
         matches!(
             self,
-            Case::TrainedRegular | Case::TrainedDln432 | Case::TrainedDln333
+            Case::TrainedRegular
+                | Case::TrainedDln432
+                | Case::TrainedDln333
+                | Case::TrainedDln3333
+                | Case::TrainedDln43332
         )
     }
 
     fn is_deep_linear(self) -> bool {
         matches!(
             self,
-            Case::Dln432 | Case::Dln333 | Case::TrainedDln432 | Case::TrainedDln333
+            Case::Dln432
+                | Case::Dln333
+                | Case::TrainedDln432
+                | Case::TrainedDln333
+                | Case::TrainedDln3333
+                | Case::TrainedDln43332
         )
     }
 
@@ -146,7 +175,10 @@ impl Case {
         match self {
             Case::Regular | Case::Dln432 | Case::Dln333 => N_DATA,
             Case::TrainedRegular => TRAINED_REGULAR_N,
-            Case::TrainedDln432 | Case::TrainedDln333 => TRAINED_DLN_N,
+            Case::TrainedDln432
+            | Case::TrainedDln333
+            | Case::TrainedDln3333
+            | Case::TrainedDln43332 => TRAINED_DLN_N,
         }
     }
 
@@ -169,6 +201,12 @@ impl Case {
             Case::TrainedDln333 => {
                 "deep linear [3,3,3], n = 10,000, default training and posterior (λ = 4.5)"
             }
+            Case::TrainedDln3333 => {
+                "deep linear [3,3,3,3] (3 layers), n = 10,000, default training and posterior"
+            }
+            Case::TrainedDln43332 => {
+                "deep linear [4,3,3,3,2] (4 layers), n = 10,000, default training and posterior"
+            }
         }
     }
 
@@ -179,6 +217,8 @@ impl Case {
             Case::Dln432 | Case::TrainedDln432 => (4, vec![3], 2, false),
             Case::Dln333 | Case::TrainedDln333 => (3, vec![3], 3, false),
             Case::TrainedRegular => (5, vec![], 1, true),
+            Case::TrainedDln3333 => (3, vec![3, 3], 3, false),
+            Case::TrainedDln43332 => (4, vec![3, 3, 3], 2, false),
         }
     }
 
@@ -234,6 +274,8 @@ impl Case {
             Case::TrainedRegular => 11,
             Case::TrainedDln432 => 12,
             Case::TrainedDln333 => 13,
+            Case::TrainedDln3333 => 14,
+            Case::TrainedDln43332 => 15,
         }
     }
 
@@ -261,7 +303,10 @@ impl Case {
         match self {
             // The sweep's default posterior: the regular truth is exact at any nβ.
             Case::Regular | Case::TrainedRegular => PosteriorConfig::default(),
-            Case::TrainedDln432 | Case::TrainedDln333 => PosteriorConfig::default(),
+            Case::TrainedDln432
+            | Case::TrainedDln333
+            | Case::TrainedDln3333
+            | Case::TrainedDln43332 => PosteriorConfig::default(),
             Case::Dln432 | Case::Dln333 => PosteriorConfig {
                 beta_mode: BetaMode::Fixed,
                 beta0: DLN_N_BETA / N_DATA as f64,
