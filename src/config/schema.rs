@@ -646,6 +646,15 @@ impl Serialize for IntegrationSteps {
     }
 }
 
+impl std::fmt::Display for IntegrationSteps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntegrationSteps::Auto => f.write_str("auto"),
+            IntegrationSteps::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for IntegrationSteps {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(number_or_auto::<D, usize>(d, "a whole number")?
