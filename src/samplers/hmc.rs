@@ -62,9 +62,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::vecops::{all_finite, fill_normal, weighted_norm_sq};
-use super::window_adaptation::{
-    AcceptanceWindow, DiagWelford, DualAveraging, Stage, calibrated_step_size, schedule,
-};
+use super::window_adaptation::{WarmupSettings, WarmupWalker, windowed_warmup};
 use super::{ChainTrace, NonFinite, is_stuck};
 use crate::config::schema::{Adaptation, HmcConfig, IntegrationSteps};
 use crate::numeric::Real;
@@ -98,6 +96,9 @@ pub fn leapfrog_steps(steps: IntegrationSteps, eps: f64) -> usize {
         }
     }
 }
+
+/// Dual averaging's regularization γ for HMC: 0.15 instead of Stan's 0.05 (module doc).
+const HMC_DA_GAMMA: f64 = 0.15;
 
 /// Acceptance probability the step-size search aims at (Stan's `init_stepsize`).
 const SEARCH_ACCEPTANCE: f64 = 0.8;
@@ -275,6 +276,9 @@ impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
 struct Walker<'p, 'm, F: Real, M: LossModel<F>, R> {
     chain: Chain<'p, 'm, F, M>,
     rng: R,
+    /// `num_integration_steps` and `max_energy_error` of the config.
+    steps: IntegrationSteps,
+    max_err: f64,
     /// The last warmup transition's acceptance probability, which the group's step-size
     /// adaptation averages over its chains.
     last_accept: f64,
@@ -288,27 +292,63 @@ struct Walker<'p, 'm, F: Real, M: LossModel<F>, R> {
 }
 
 impl<'p, 'm, F: Real, M: LossModel<F>, R: Rng> Walker<'p, 'm, F, M, R> {
-    fn new(post: &'p Posterior<'m, F, M>, rng: R, warmup: usize, eps: f64) -> Self {
+    fn new(post: &'p Posterior<'m, F, M>, rng: R, cfg: &HmcConfig) -> Self {
         Walker {
             chain: Chain::new(post),
             rng,
+            steps: cfg.num_integration_steps,
+            max_err: cfg.max_energy_error,
             last_accept: 0.0,
-            searched: eps,
-            eps,
-            warm_eps: Vec::with_capacity(warmup),
-            warm_acc: Vec::with_capacity(warmup),
-            warm_div: Vec::with_capacity(warmup),
+            searched: cfg.step_size,
+            eps: cfg.step_size,
+            warm_eps: Vec::with_capacity(cfg.warmup),
+            warm_acc: Vec::with_capacity(cfg.warmup),
+            warm_div: Vec::with_capacity(cfg.warmup),
         }
     }
+}
 
-    fn warmup_transition(&mut self, eps: f64, mean_steps: usize, max_err: f64) {
+impl<F: Real, M: LossModel<F>, R: Rng + Send> WarmupWalker<F> for Walker<'_, '_, F, M, R> {
+    fn warmup_transition(&mut self, eps: f64) {
+        let n_steps = leapfrog_steps(self.steps, eps);
         let t = self
             .chain
-            .transition(eps, mean_steps, max_err, &mut self.rng);
+            .transition(eps, n_steps, self.max_err, &mut self.rng);
         self.last_accept = t.accept_prob;
         self.warm_eps.push(eps);
         self.warm_acc.push(t.accept_prob);
         self.warm_div.push(if t.divergent { 1.0 } else { 0.0 });
+    }
+
+    fn last_accept(&self) -> f64 {
+        self.last_accept
+    }
+
+    fn search_step_size(&mut self, eps: f64) {
+        self.searched = self.chain.reasonable_step_size(eps, &mut self.rng);
+    }
+
+    fn searched(&self) -> f64 {
+        self.searched
+    }
+
+    fn position(&self) -> &[F] {
+        &self.chain.x
+    }
+
+    fn inv_mass(&self) -> &[F] {
+        &self.chain.inv_mass
+    }
+
+    fn inv_mass_mut(&mut self) -> &mut [F] {
+        &mut self.chain.inv_mass
+    }
+
+    fn finish_warmup(&mut self, eps: f64) {
+        self.eps = eps;
+        // Divergences while the step size is still being found are expected (dual averaging
+        // probes too-large steps on purpose): they go to `warmup_diverging`, not to warnings.
+        self.chain.non_finite = NonFinite::default();
     }
 }
 
@@ -320,7 +360,7 @@ pub(super) fn run_chains<F: Real, M: LossModel<F>, R: Rng + Send>(
 ) -> Vec<ChainTrace> {
     let mut walkers: Vec<_> = rngs
         .into_par_iter()
-        .map(|rng| Walker::new(post, rng, cfg.warmup, cfg.step_size))
+        .map(|rng| Walker::new(post, rng, cfg))
         .collect();
     match cfg.adaptation {
         // Inside a scope the loop runs on a pool thread, so each lockstep step is a cheap
@@ -345,102 +385,27 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng + Send>(
     rng: &mut R,
     chain_index: usize,
 ) -> ChainTrace {
-    let mut w = Walker::new(post, rng, cfg.warmup, cfg.step_size);
+    let mut w = Walker::new(post, rng, cfg);
     warmup(cfg, post, std::slice::from_mut(&mut w));
     draws(cfg, post, w, chain_index)
 }
 
-/// Windowed warmup of a group of chains that share one step size and one inverse mass
-/// matrix: the step size comes from dual averaging of the group's mean acceptance, then from
-/// the calibration windows' corrections; every slow window's variances come from all the
-/// group's positions. Leaves the adapted step size in each walker's `eps`.
+/// Windowed warmup of a group of chains ([`windowed_warmup`], shared with NUTS). Leaves the
+/// adapted step size in each walker's `eps`.
 fn warmup<F: Real, M: LossModel<F>, R: Rng + Send>(
     cfg: &HmcConfig,
     post: &Posterior<'_, F, M>,
     group: &mut [Walker<'_, '_, F, M, R>],
 ) {
-    let (n_steps, max_err) = (cfg.num_integration_steps, cfg.max_energy_error);
-    let adapt_step = cfg.adapt_step_size && cfg.warmup > 0;
-    let mut eps = cfg.step_size;
-    if adapt_step {
-        eps = search_step_size(group, eps);
-    }
-    let mut da = DualAveraging::new(eps, cfg.target_acceptance);
-    let mut welford = DiagWelford::new(post.dim());
-    let stages = schedule(cfg.warmup, cfg.adapt_mass_matrix, adapt_step);
-    let mut calibrating = false;
-    let mut window = AcceptanceWindow::default();
-    for stage in stages {
-        if matches!(stage, Stage::Calibrate { .. }) && !calibrating {
-            // Dual averaging is done: from here on the step size only changes between
-            // calibration windows.
-            calibrating = true;
-            eps = da.averaged();
-        }
-        let steps = leapfrog_steps(n_steps, eps);
-        for_each_walker(group, |w| w.warmup_transition(eps, steps, max_err));
-        // Summed in chain order: the result does not depend on the thread count.
-        let mean = group.iter().map(|w| w.last_accept).sum::<f64>() / group.len() as f64;
-        if adapt_step && !calibrating {
-            eps = da.update(mean);
-        }
-        match stage {
-            Stage::Fast => {}
-            Stage::Slow { window_end } => {
-                for w in group.iter() {
-                    welford.add(&w.chain.x, &post.w_star);
-                }
-                if window_end {
-                    let (first, rest) = group.split_first_mut().expect("a group is never empty");
-                    welford.finish_window(&mut first.chain.inv_mass);
-                    for w in rest {
-                        w.chain.inv_mass.copy_from_slice(&first.chain.inv_mass);
-                    }
-                    if adapt_step {
-                        eps = search_step_size(group, da.averaged());
-                        da = DualAveraging::new(eps, cfg.target_acceptance);
-                    }
-                }
-            }
-            Stage::Calibrate { window_end } => {
-                window.add(mean);
-                if window_end {
-                    eps = calibrated_step_size(eps, window.take_mean(), cfg.target_acceptance);
-                }
-            }
-        }
-    }
-    if adapt_step && !calibrating {
-        eps = da.averaged();
-    }
-    for w in group.iter_mut() {
-        w.eps = eps;
-        // Divergences while the step size is still being found are expected (dual averaging
-        // probes too-large steps on purpose): they go to `warmup_diverging`, not to warnings.
-        w.chain.non_finite = NonFinite::default();
-    }
-}
-
-/// Runs `f` on every walker of the group, in parallel when there is more than one (a group of
-/// one, `per_chain`, is already on its own rayon task).
-fn for_each_walker<W: Send>(group: &mut [W], f: impl Fn(&mut W) + Sync + Send) {
-    match group {
-        [one] => f(one),
-        _ => group.par_iter_mut().for_each(f),
-    }
-}
-
-/// Every chain of the group searches a reasonable step size from `eps`; the group takes the
-/// geometric mean of their answers.
-fn search_step_size<F: Real, M: LossModel<F>, R: Rng + Send>(
-    group: &mut [Walker<'_, '_, F, M, R>],
-    eps: f64,
-) -> f64 {
-    for_each_walker(group, |w| {
-        w.searched = w.chain.reasonable_step_size(eps, &mut w.rng)
-    });
-    let log_mean = group.iter().map(|w| w.searched.ln()).sum::<f64>() / group.len() as f64;
-    log_mean.exp()
+    let settings = WarmupSettings {
+        warmup: cfg.warmup,
+        step_size: cfg.step_size,
+        target_acceptance: cfg.target_acceptance,
+        adapt_step_size: cfg.adapt_step_size,
+        adapt_mass_matrix: cfg.adapt_mass_matrix,
+        dual_averaging_gamma: HMC_DA_GAMMA,
+    };
+    windowed_warmup(&settings, &post.w_star, group);
 }
 
 /// Records `cfg.draws` transitions of an adapted chain and assembles its trace.

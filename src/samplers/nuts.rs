@@ -47,9 +47,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::vecops::{fill_normal, weighted_norm_sq};
-use super::window_adaptation::{
-    AcceptanceWindow, DiagWelford, DualAveraging, Stage, calibrated_step_size, schedule,
-};
+use super::window_adaptation::{WarmupSettings, WarmupWalker, windowed_warmup};
 use super::{ChainTrace, NonFinite};
 use crate::config::schema::{Adaptation, NutsConfig};
 use crate::numeric::Real;
@@ -436,6 +434,8 @@ impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
 struct Walker<'p, 'm, F: Real, M: LossModel<F>, R> {
     chain: Chain<'p, 'm, F, M>,
     rng: R,
+    /// `max_energy_error` of the config.
+    max_err: f64,
     /// The last warmup transition's acceptance statistic (the group averages them).
     last_accept: f64,
     /// The step size the last search found (the group combines them).
@@ -452,6 +452,7 @@ impl<'p, 'm, F: Real, M: LossModel<F>, R: Rng> Walker<'p, 'm, F, M, R> {
         Walker {
             chain: Chain::new(post, cfg.max_tree_depth),
             rng,
+            max_err: cfg.max_energy_error,
             last_accept: 0.0,
             searched: cfg.step_size,
             eps: cfg.step_size,
@@ -460,13 +461,45 @@ impl<'p, 'm, F: Real, M: LossModel<F>, R: Rng> Walker<'p, 'm, F, M, R> {
             warm_div: Vec::with_capacity(cfg.warmup),
         }
     }
+}
 
-    fn warmup_transition(&mut self, eps: f64, max_err: f64) {
-        let t = self.chain.transition(eps, max_err, &mut self.rng);
+impl<F: Real, M: LossModel<F>, R: Rng + Send> WarmupWalker<F> for Walker<'_, '_, F, M, R> {
+    fn warmup_transition(&mut self, eps: f64) {
+        let t = self.chain.transition(eps, self.max_err, &mut self.rng);
         self.last_accept = t.accept_stat;
         self.warm_eps.push(eps);
         self.warm_acc.push(t.accept_stat);
         self.warm_div.push(if t.divergent { 1.0 } else { 0.0 });
+    }
+
+    fn last_accept(&self) -> f64 {
+        self.last_accept
+    }
+
+    fn search_step_size(&mut self, eps: f64) {
+        self.searched = self.chain.reasonable_step_size(eps, &mut self.rng);
+    }
+
+    fn searched(&self) -> f64 {
+        self.searched
+    }
+
+    fn position(&self) -> &[F] {
+        &self.chain.cur.x
+    }
+
+    fn inv_mass(&self) -> &[F] {
+        &self.chain.inv_mass
+    }
+
+    fn inv_mass_mut(&mut self) -> &mut [F] {
+        &mut self.chain.inv_mass
+    }
+
+    fn finish_warmup(&mut self, eps: f64) {
+        self.eps = eps;
+        // Warmup divergences are expected while the step size is found: `warmup_diverging`.
+        self.chain.non_finite = NonFinite::default();
     }
 }
 
@@ -507,91 +540,22 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng + Send>(
     draws(cfg, post, w, chain_index)
 }
 
-/// HMC's windowed warmup of a group of chains sharing one step size and inverse mass matrix
-/// (see [`super::hmc`]'s `warmup` for the reasoning; the steps are the same). Leaves the
-/// adapted step size in each walker's `eps`.
+/// HMC's windowed warmup of a group of chains ([`windowed_warmup`]), with Stan's dual-averaging
+/// regularization. Leaves the adapted step size in each walker's `eps`.
 fn warmup<F: Real, M: LossModel<F>, R: Rng + Send>(
     cfg: &NutsConfig,
     post: &Posterior<'_, F, M>,
     group: &mut [Walker<'_, '_, F, M, R>],
 ) {
-    let max_err = cfg.max_energy_error;
-    let adapt_step = cfg.adapt_step_size && cfg.warmup > 0;
-    let mut eps = cfg.step_size;
-    if adapt_step {
-        eps = search_step_size(group, eps);
-    }
-    let new_da = |eps| DualAveraging::with_gamma(eps, cfg.target_acceptance, NUTS_DA_GAMMA);
-    let mut da = new_da(eps);
-    let mut welford = DiagWelford::new(post.dim());
-    let stages = schedule(cfg.warmup, cfg.adapt_mass_matrix, adapt_step);
-    let mut calibrating = false;
-    let mut window = AcceptanceWindow::default();
-    for stage in stages {
-        if matches!(stage, Stage::Calibrate { .. }) && !calibrating {
-            calibrating = true;
-            eps = da.averaged();
-        }
-        for_each_walker(group, |w| w.warmup_transition(eps, max_err));
-        // Summed in chain order: the result does not depend on the thread count.
-        let mean = group.iter().map(|w| w.last_accept).sum::<f64>() / group.len() as f64;
-        if adapt_step && !calibrating {
-            eps = da.update(mean);
-        }
-        match stage {
-            Stage::Fast => {}
-            Stage::Slow { window_end } => {
-                for w in group.iter() {
-                    welford.add(&w.chain.cur.x, &post.w_star);
-                }
-                if window_end {
-                    let (first, rest) = group.split_first_mut().expect("a group is never empty");
-                    welford.finish_window(&mut first.chain.inv_mass);
-                    for w in rest {
-                        w.chain.inv_mass.copy_from_slice(&first.chain.inv_mass);
-                    }
-                    if adapt_step {
-                        eps = search_step_size(group, da.averaged());
-                        da = new_da(eps);
-                    }
-                }
-            }
-            Stage::Calibrate { window_end } => {
-                window.add(mean);
-                if window_end {
-                    eps = calibrated_step_size(eps, window.take_mean(), cfg.target_acceptance);
-                }
-            }
-        }
-    }
-    if adapt_step && !calibrating {
-        eps = da.averaged();
-    }
-    for w in group.iter_mut() {
-        w.eps = eps;
-        // Warmup divergences are expected while the step size is found: `warmup_diverging`.
-        w.chain.non_finite = NonFinite::default();
-    }
-}
-
-/// Runs `f` on every walker of the group, in parallel when there is more than one.
-fn for_each_walker<W: Send>(group: &mut [W], f: impl Fn(&mut W) + Sync + Send) {
-    match group {
-        [one] => f(one),
-        _ => group.par_iter_mut().for_each(f),
-    }
-}
-
-/// Every chain searches a reasonable step size from `eps`; the group takes the geometric mean.
-fn search_step_size<F: Real, M: LossModel<F>, R: Rng + Send>(
-    group: &mut [Walker<'_, '_, F, M, R>],
-    eps: f64,
-) -> f64 {
-    for_each_walker(group, |w| {
-        w.searched = w.chain.reasonable_step_size(eps, &mut w.rng)
-    });
-    let log_mean = group.iter().map(|w| w.searched.ln()).sum::<f64>() / group.len() as f64;
-    log_mean.exp()
+    let settings = WarmupSettings {
+        warmup: cfg.warmup,
+        step_size: cfg.step_size,
+        target_acceptance: cfg.target_acceptance,
+        adapt_step_size: cfg.adapt_step_size,
+        adapt_mass_matrix: cfg.adapt_mass_matrix,
+        dual_averaging_gamma: NUTS_DA_GAMMA,
+    };
+    windowed_warmup(&settings, &post.w_star, group);
 }
 
 /// Records `cfg.draws` transitions of an adapted chain and assembles its trace.

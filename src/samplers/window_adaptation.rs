@@ -9,6 +9,10 @@
 //! into a new inverse mass matrix, at the end of a calibration window they correct the step size
 //! with [`calibrated_step_size`]. Nothing here allocates after construction.
 //!
+//! [`windowed_warmup`] is that driver, shared by HMC and NUTS: it sees a chain only through
+//! [`WarmupWalker`] (one warmup transition at a given step size, Stan's step-size search, the
+//! position and the inverse mass matrix), so the two samplers differ only in their transitions.
+//!
 //! Layout: the first 60 % of warmup follows Stan (and BlackJAX's `build_schedule`): an
 //! initial fast window of 75 steps, slow windows that start at 25 steps and double, each
 //! ending with a metric update, and a final fast window of 50 steps; when that part is too
@@ -16,7 +20,125 @@
 //! size is adapted. The last 40 % is two calibration windows, 10 % and 30 % of warmup (the
 //! HMC module doc says why). Warmups under 200 steps have no calibration windows.
 
+use rayon::prelude::*;
+
 use crate::numeric::Real;
+
+/// One chain as the warmup driver sees it. HMC's and NUTS's walkers implement it.
+pub trait WarmupWalker<F: Real>: Send {
+    /// One warmup transition at step size `eps`: the walker moves, records the transition in
+    /// its warmup traces, and keeps its acceptance probability for [`Self::last_accept`].
+    fn warmup_transition(&mut self, eps: f64);
+    /// The acceptance probability (HMC) or statistic (NUTS) of the last warmup transition.
+    fn last_accept(&self) -> f64;
+    /// Stan's search for a reasonable step size, starting from `eps`; keeps the answer for
+    /// [`Self::searched`].
+    fn search_step_size(&mut self, eps: f64);
+    fn searched(&self) -> f64;
+    fn position(&self) -> &[F];
+    fn inv_mass(&self) -> &[F];
+    fn inv_mass_mut(&mut self) -> &mut [F];
+    /// Warmup is over: the draws use step size `eps`.
+    fn finish_warmup(&mut self, eps: f64);
+}
+
+/// The settings warmup reads from an HMC or NUTS config.
+#[derive(Debug, Clone, Copy)]
+pub struct WarmupSettings {
+    pub warmup: usize,
+    /// The starting step size.
+    pub step_size: f64,
+    pub target_acceptance: f64,
+    pub adapt_step_size: bool,
+    pub adapt_mass_matrix: bool,
+    /// Dual averaging's regularization γ ([`DualAveraging::with_gamma`]).
+    pub dual_averaging_gamma: f64,
+}
+
+/// Windowed warmup of a group of chains that share one step size and one inverse mass matrix:
+/// the step size comes from dual averaging of the group's mean acceptance, then from the
+/// calibration windows' corrections; every slow window's variances come from all the group's
+/// positions (measured from `centre`, w*). Ends with [`WarmupWalker::finish_warmup`] on every
+/// chain. The group's chains move in parallel; every mean is taken in chain order, so the
+/// result does not depend on the thread count.
+pub fn windowed_warmup<F: Real, W: WarmupWalker<F>>(
+    settings: &WarmupSettings,
+    centre: &[F],
+    group: &mut [W],
+) {
+    let s = settings;
+    let adapt_step = s.adapt_step_size && s.warmup > 0;
+    let new_da = |eps| DualAveraging::with_gamma(eps, s.target_acceptance, s.dual_averaging_gamma);
+    let mut eps = s.step_size;
+    if adapt_step {
+        eps = search_step_size(group, eps);
+    }
+    let mut da = new_da(eps);
+    let mut welford = DiagWelford::new(centre.len());
+    let mut calibrating = false;
+    let mut window = AcceptanceWindow::default();
+    for stage in schedule(s.warmup, s.adapt_mass_matrix, adapt_step) {
+        if matches!(stage, Stage::Calibrate { .. }) && !calibrating {
+            // Dual averaging is done: from here on the step size only changes between
+            // calibration windows.
+            calibrating = true;
+            eps = da.averaged();
+        }
+        for_each_walker(group, |w| w.warmup_transition(eps));
+        let mean = group.iter().map(|w| w.last_accept()).sum::<f64>() / group.len() as f64;
+        if adapt_step && !calibrating {
+            eps = da.update(mean);
+        }
+        match stage {
+            Stage::Fast => {}
+            Stage::Slow { window_end } => {
+                for w in group.iter() {
+                    welford.add(w.position(), centre);
+                }
+                if window_end {
+                    let (first, rest) = group.split_first_mut().expect("a group is never empty");
+                    welford.finish_window(first.inv_mass_mut());
+                    for w in rest {
+                        w.inv_mass_mut().copy_from_slice(first.inv_mass());
+                    }
+                    if adapt_step {
+                        eps = search_step_size(group, da.averaged());
+                        da = new_da(eps);
+                    }
+                }
+            }
+            Stage::Calibrate { window_end } => {
+                window.add(mean);
+                if window_end {
+                    eps = calibrated_step_size(eps, window.take_mean(), s.target_acceptance);
+                }
+            }
+        }
+    }
+    if adapt_step && !calibrating {
+        eps = da.averaged();
+    }
+    for w in group.iter_mut() {
+        w.finish_warmup(eps);
+    }
+}
+
+/// Runs `f` on every walker of the group, in parallel when there is more than one (a group of
+/// one, `per_chain`, is already on its own rayon task).
+fn for_each_walker<W: Send>(group: &mut [W], f: impl Fn(&mut W) + Sync + Send) {
+    match group {
+        [one] => f(one),
+        _ => group.par_iter_mut().for_each(f),
+    }
+}
+
+/// Every chain of the group searches a reasonable step size from `eps`; the group takes the
+/// geometric mean of their answers.
+fn search_step_size<F: Real, W: WarmupWalker<F>>(group: &mut [W], eps: f64) -> f64 {
+    for_each_walker(group, |w| w.search_step_size(eps));
+    let log_mean = group.iter().map(|w| w.searched().ln()).sum::<f64>() / group.len() as f64;
+    log_mean.exp()
+}
 
 /// What one warmup step adapts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,22 +282,15 @@ pub struct DualAveraging {
     gamma: f64,
 }
 
-/// Adaptation regularization γ: 0.15 instead of Stan's 0.05 (see the HMC module doc: static
-/// HMC's single-point acceptance is too noisy for Stan's gain). t0 (iteration offset) and κ
-/// (relaxation exponent) are Stan's.
-const DA_GAMMA: f64 = 0.15;
+/// Stan's t0 (iteration offset) and κ (relaxation exponent). The regularization γ is the
+/// sampler's: HMC's 0.15, NUTS's 0.05 (their module docs say why).
 const DA_T0: f64 = 10.0;
 const DA_KAPPA: f64 = 0.75;
 
 impl DualAveraging {
     /// Starts (or restarts) the averaging at `step_size`, shrinking toward log(10·step_size),
-    /// with HMC's regularization γ = 0.15.
-    pub fn new(step_size: f64, target: f64) -> Self {
-        Self::with_gamma(step_size, target, DA_GAMMA)
-    }
-
-    /// As [`DualAveraging::new`] with the regularization `gamma` (NUTS uses Stan's 0.05: its
-    /// acceptance statistic is a mean over a trajectory, not one Metropolis probability).
+    /// with the regularization `gamma`: static HMC's single Metropolis probability is noisy and
+    /// takes 0.15, NUTS's mean over a trajectory Stan's 0.05.
     pub fn with_gamma(step_size: f64, target: f64, gamma: f64) -> Self {
         DualAveraging {
             gamma,
@@ -393,8 +508,8 @@ mod tests {
     #[test]
     fn dual_averaging_moves_toward_the_target() {
         // Acceptance 1 means the step is too small: the step size must grow; 0 means shrink.
-        let mut up = DualAveraging::new(0.1, 0.8);
-        let mut down = DualAveraging::new(0.1, 0.8);
+        let mut up = DualAveraging::with_gamma(0.1, 0.8, 0.15);
+        let mut down = DualAveraging::with_gamma(0.1, 0.8, 0.15);
         for _ in 0..50 {
             up.update(1.0);
             down.update(0.0);
@@ -408,7 +523,7 @@ mod tests {
         // A made-up acceptance curve a(ε) = exp(−ε²): the target 0.8 is met at
         // ε = sqrt(ln(1/0.8)) ≈ 0.4724. After 2000 noiseless updates the average is within 2 %
         // (the averaging weight t^−0.75 leaves an O(t^−0.25)-shrinking memory of the start).
-        let mut da = DualAveraging::new(1.0, 0.8);
+        let mut da = DualAveraging::with_gamma(1.0, 0.8, 0.15);
         let mut eps = da.current();
         for _ in 0..2000 {
             eps = da.update((-eps * eps).exp());
