@@ -114,22 +114,37 @@ pub struct Convergence {
     /// Why the finish stopped: `converged`, `step budget`, `stalled` (no further decrease
     /// at the loss's floating-point resolution), or `not run`.
     pub finish_stop: &'static str,
+    /// (nβ‖g‖)²/γ at the default posterior (β = 1/ln n, γ = 1): how far, in LLC units, the
+    /// remaining gradient g can lower an estimate (see the module doc).
+    pub llc_shift_bound: f64,
 }
 
 impl Convergence {
     /// The warning a target that did not converge carries (None when it converged).
     pub fn warning(&self) -> Option<String> {
+        // What to do depends on why training stopped: a budget that ran out wants more steps;
+        // a loss that stopped decreasing with its gradient still non-zero is at a non-smooth
+        // point (relu kinks), where more steps do not help (measured on the demo's relu target:
+        // 2,000, 10,000 and 40,000 steps all ended with ‖g‖ ≈ 7e-4 to 1.1e-3).
+        let advice = if self.finish_stop == "stalled" {
+            "the loss stopped decreasing before its gradient vanished, as at a relu kink, so more \
+             steps will not help (a smooth activation such as tanh or gelu has exact minima)"
+        } else {
+            "raise training.steps"
+        };
         (!self.converged).then(|| {
             format!(
                 "target not converged: gradient norm {:.3e} > grad_tol {:.3e} after {} optimizer \
-                 steps and {} {} steps ({}); the LLC is defined at a local minimum, so estimates \
-                 on this target are biased low: raise training.steps",
+                 steps and {} {} steps ({}); the LLC is defined at a local minimum, and at the \
+                 default posterior this gradient can lower estimates by up to {:.2} LLC units: \
+                 {advice}",
                 self.grad_norm,
                 self.grad_tol,
                 self.optimizer_steps,
                 self.finish_steps,
                 self.finish,
-                self.finish_stop
+                self.finish_stop,
+                self.llc_shift_bound,
             )
         })
     }
@@ -143,6 +158,14 @@ pub const DEFAULT_LLC_SHIFT: f64 = 0.01;
 pub fn default_grad_tol(n: usize) -> f64 {
     let n = n.max(2) as f64;
     DEFAULT_LLC_SHIFT.sqrt() * n.ln() / n
+}
+
+/// (nβ‖g‖)²/γ at β = 1/ln n and γ = 1: the most a gradient of norm `grad_norm` can shift the
+/// LLC at the default posterior (module doc). [`default_grad_tol`] keeps it at
+/// [`DEFAULT_LLC_SHIFT`].
+pub fn llc_shift_bound(n: usize, grad_norm: f64) -> f64 {
+    let n = n.max(2) as f64;
+    (n / n.ln() * grad_norm).powi(2)
 }
 
 /// Minimizes `model`'s loss from `w0` as `cfg` says (both phases, see the module doc); `rng`
@@ -223,6 +246,7 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
         finish: cfg.finish.as_str(),
         finish_steps,
         finish_stop,
+        llc_shift_bound: llc_shift_bound(model.n_data(), grad_norm),
     };
     Ok(Trained {
         w,
@@ -757,7 +781,34 @@ mod tests {
                 (shift - DEFAULT_LLC_SHIFT).abs() < 1e-12,
                 "n = {n}: {shift}"
             );
+            let recorded = llc_shift_bound(n, default_grad_tol(n));
+            assert!((recorded - shift).abs() < 1e-12, "n = {n}: {recorded}");
         }
+    }
+
+    #[test]
+    fn a_stalled_finish_says_more_steps_will_not_help() {
+        let mut c = Convergence {
+            converged: false,
+            grad_norm: 1e-3,
+            grad_tol: 1.7e-4,
+            criterion: String::new(),
+            optimizer_steps: 1000,
+            finish: "lbfgs",
+            finish_steps: 400,
+            finish_stop: "stalled",
+            llc_shift_bound: llc_shift_bound(5000, 1e-3),
+        };
+        // n = 5,000: nβ = 587, (0.587)² = 0.34 LLC units.
+        let w = c.warning().expect("a warning");
+        assert!(w.contains("up to 0.34 LLC units"), "{w}");
+        assert!(w.contains("relu kink"), "{w}");
+        assert!(!w.contains("raise training.steps"), "{w}");
+        c.finish_stop = "step budget";
+        let w = c.warning().expect("a warning");
+        assert!(w.contains("raise training.steps"), "{w}");
+        c.converged = true;
+        assert_eq!(c.warning(), None);
     }
 
     /// L(w) = ½‖w‖²·k: gradient k·w. With k = 0 the gradient vanishes.
