@@ -8,7 +8,7 @@
 //! for every parameter vector, up to a constant. [`compress`] builds one with 2·d equally
 //! weighted rows (d = input width), so a full-batch loss and gradient cost O(d) rows instead of
 //! O(n): at n = 10,000 and d = 4 that is 8 rows instead of 10,000, which makes HMC and NUTS on
-//! deep linear networks (the oracle cases in ARCHITECTURE.md) cheap enough to validate in CI.
+//! deep linear networks (the `validate` oracle cases) cheap enough to check in CI.
 //! Minibatches (SGLD) still use the real rows.
 //!
 //! Construction (all in f64). Centre the data, X_c = X − x̄ and Y_c = Y − ȳ, and QR-factorize
