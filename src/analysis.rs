@@ -2,7 +2,7 @@
 //!
 //! Input: a [`SamplerRun`] (one [`ChainTrace`](crate::samplers::ChainTrace) per chain) and the
 //! [`HealthChecks`] thresholds. Output: an [`Analysis`], the sample-derived part of a run's
-//! analysis.json (DESIGN.md §3); the worker adds ids, configs and walltime around it. Pure: no
+//! analysis.json (ARCHITECTURE.md §3); the worker adds ids, configs and walltime around it. Pure: no
 //! I/O, no logging (the caller logs `warnings` if it wants to).
 //!
 //! * `llc_mean` / `llc_std` over all chains × draws, `llc_sem` = llc_std/√ess with

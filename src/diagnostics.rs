@@ -523,8 +523,8 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    /// DESIGN.md §5 is the contract: "agree to 1e-6 relative" with ArviZ's
-    /// numbers in the reference file.
+    /// ARCHITECTURE.md §5 is the contract: the diagnostics agree with ArviZ's numbers in the
+    /// reference file to 1e-6 relative.
     const REL_TOL: f64 = 1e-6;
 
     #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! lambda-hat: local learning coefficient (LLC) sweeps with MCMC, planned as a DAG and run locally
 //! or on SLURM. Data flows one way: CLI → config → plan → executor → worker → artifacts → reports.
-//! See DESIGN.md (shared with the project) for the contract between the parts.
+//! See ARCHITECTURE.md in the repository root for the contract between the parts.
 
 pub mod analysis;
 pub mod cli;

@@ -279,7 +279,7 @@ mod tests {
             }
         );
         assert_eq!(lay.n_params(), 53);
-        // The formula of DESIGN.md §5 for depth 2, h = 4 would differ only in the middle layer.
+        // The formula of ARCHITECTURE.md §5 for depth 2, h = 4 would differ only in the middle layer.
         assert_eq!(lay.n_params(), (3 + 1) * 4 + (4 + 1) * 5 + (5 + 1) * 2);
     }
 

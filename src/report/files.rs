@@ -1,6 +1,6 @@
 //! Writing report outputs safely: every file goes to a temporary name in its destination folder
 //! and is renamed into place, so an interrupted report never leaves a half-written CSV, PNG or
-//! README behind (the same rule the store follows, DESIGN.md section 3).
+//! README behind (the same rule the store follows, ARCHITECTURE.md §3).
 //!
 //! Data enters as bytes (or a source file to copy) and a destination path; it leaves as that
 //! file on disk, its parent folders created as needed.

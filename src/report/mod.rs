@@ -1,7 +1,7 @@
 //! Reports on a finished (or half-finished) store: what people read after a sweep.
 //!
 //! Data enters from the store on disk (`meta.json`, `analysis.json`, `trace.npz`, incomplete
-//! markers; see DESIGN.md section 3), or, for the plot functions, as plain slices the worker
+//! markers; see ARCHITECTURE.md §3), or, for the plot functions, as plain slices the worker
 //! already holds in memory. It leaves as text on the writers the caller hands in (tables, CSV,
 //! JSON, listings), as PNG files, as a Markdown gallery snippet, and as deleted directories
 //! (`clean`, only with `--yes`).

@@ -1,6 +1,6 @@
 //! Test helpers: a self-deleting temporary directory and a builder that writes realistic store
 //! files (meta.json, spec.json, analysis.json, trace.npz, incomplete markers) the way the
-//! sweep engine lays them out (DESIGN.md section 3).
+//! sweep engine lays them out (ARCHITECTURE.md §3).
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The store on disk (`store_root`): output status, atomic writes, incomplete markers, the journal,
 //! and the health of finished jobs.
-//! Layout (DESIGN.md §3): `targets/tgt_*/{spec,meta}.json`, `targets/tgt_*/run_*/...`,
+//! Layout (ARCHITECTURE.md §3): `targets/tgt_*/{spec,meta}.json`, `targets/tgt_*/run_*/...`,
 //! `logs/<rule>/<key>.log`, `.lambda-hat/{journal.jsonl,incomplete/,slurm/}`.
 
 pub mod atomic;

@@ -1,7 +1,7 @@
 //! Oracle values of the learning coefficient that sampler estimates are checked against.
 //!
 //! Pure functions of architecture numbers in, one `f64` out; no I/O. Used by the samplers'
-//! tests and available to reports that compare estimates with theory (DESIGN.md §5):
+//! tests and available to reports that compare estimates with theory (ARCHITECTURE.md §5):
 //!
 //! * [`aoyagi_deep_linear_llc`]: the learning coefficient of a deep linear network whose true
 //!   product matrix has rank r (Aoyagi 2024).
@@ -9,7 +9,7 @@
 //!   with a quadratic loss at finite nβ and localization γ (tends to d/2 as nβ → ∞).
 
 /// λ of the deep linear network y = W_L⋯W_1 x with layer widths `widths` = [H_1 (input), …,
-/// H_{L+1} (output)] and a true product of rank `rank` (Aoyagi 2024, as stated in DESIGN.md §5).
+/// H_{L+1} (output)] and a true product of rank `rank` (Aoyagi 2024, as stated in ARCHITECTURE.md §5).
 ///
 /// With Δ_j = H_j − r sorted ascending, Σ is the shortest prefix of ℓ+1 ≥ 2 of them with
 /// max Δ_Σ < min Δ_rest, S = ΣΔ_Σ ≥ ℓ·max Δ_Σ and S < ℓ·min Δ_rest (the conditions on the
