@@ -163,7 +163,28 @@ pub struct Row {
     pub walltime_sec: f64,
     /// The analysis' health warnings (R-hat, ESS, drift, ...), for the JSON output.
     pub warnings: Vec<String>,
+    /// What each chain tuned or adapted (step size, L, ...), chain by chain, as analysis.json's
+    /// `tuned`: the first thing to read when a case fails.
+    pub tuned: std::collections::BTreeMap<String, Vec<f64>>,
     pub verdict: Verdict,
+}
+
+/// `tuned` regrouped by key: one value per chain (NaN where a chain lacks the key).
+fn tuned_by_key(run: &crate::samplers::SamplerRun) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    for chain in &run.chains {
+        for key in chain.tuned.keys() {
+            out.entry(key.clone()).or_default();
+        }
+    }
+    for (key, values) in out.iter_mut() {
+        values.extend(
+            run.chains
+                .iter()
+                .map(|c| c.tuned.get(key).copied().unwrap_or(f64::NAN)),
+        );
+    }
+    out
 }
 
 /// The run id of a check: it seeds every chain, so it names everything that should change
@@ -226,6 +247,7 @@ pub fn run<F: Real>(built: &BuiltCase<F>, sampler: &SamplerConfig) -> Result<Row
         grad_evals: a.grad_evals,
         walltime_sec,
         warnings: a.warnings,
+        tuned: tuned_by_key(&run),
         verdict,
     })
 }
@@ -233,6 +255,26 @@ pub fn run<F: Real>(built: &BuiltCase<F>, sampler: &SamplerConfig) -> Result<Row
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuned_values_are_listed_chain_by_chain() {
+        let chain = |pairs: &[(&str, f64)]| crate::samplers::ChainTrace {
+            tuned: pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
+            ..Default::default()
+        };
+        let run = crate::samplers::SamplerRun {
+            chains: vec![
+                chain(&[("step_size", 0.5), ("L", 2.0)]),
+                chain(&[("step_size", 0.25)]),
+            ],
+            ..Default::default()
+        };
+        let tuned = tuned_by_key(&run);
+        assert_eq!(tuned["step_size"], vec![0.5, 0.25]);
+        // A chain without the key keeps its place, so values line up with chain numbers.
+        assert_eq!(tuned["L"][0], 2.0);
+        assert!(tuned["L"][1].is_nan());
+    }
 
     #[test]
     fn tolerances_are_the_issues() {

@@ -212,6 +212,7 @@ mod tests {
             grad_evals: 1000,
             walltime_sec: 2.25,
             warnings: vec![],
+            tuned: Default::default(),
             verdict: judge(4.0, estimate, 0.03, tol, None),
         }
     }
