@@ -124,7 +124,7 @@ impl Convergence {
     pub fn warning(&self) -> Option<String> {
         // What to do depends on why training stopped: a budget that ran out wants more steps;
         // a loss that stopped decreasing with its gradient still non-zero is at a non-smooth
-        // point (relu kinks), where more steps do not help (measured on the demo's relu target:
+        // point (relu kinks), where more steps do not help (measured on the `small` relu preset:
         // 2,000, 10,000 and 40,000 steps all ended with ‖g‖ ≈ 7e-4 to 1.1e-3).
         let advice = if self.finish_stop == "stalled" {
             "the loss stopped decreasing before its gradient vanished, as at a relu kink, so more \

@@ -38,14 +38,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_lambda-hat");
 const PROMOTE_BIN: &str = env!("CARGO_BIN_EXE_lambda-hat-promote");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The demo's shape (2 targets × hmc, sgld, mclmc, in the demo's order and with its teachers),
-/// shrunk to about a second of work: 200 data points, 100 training steps, tiny chains.
+/// The demo's shape (2 tanh targets × hmc, sgld, mclmc, in the demo's order, with its
+/// posterior), shrunk to about a second of work: 200 data points, 100 training steps, tiny chains.
 const TINY_DEMO: &str = r#"
 store_root: "runs"
 jax_enable_x64: true
+posterior: { gamma: 100.0 }
 targets:
-  - { model: small, data: small, teacher: _null, seed: 42, overrides: { data: { n_data: 200 }, training: { steps: 100 } } }
-  - { model: small, data: small, teacher: small, seed: 43, overrides: { data: { n_data: 200 }, training: { steps: 100 } } }
+  - { model: small, data: small, teacher: _null, seed: 42, overrides: { model: { activation: tanh }, data: { n_data: 200 }, training: { steps: 100 } } }
+  - { model: small, data: small, teacher: _null, seed: 43, overrides: { model: { activation: tanh }, data: { n_data: 200 }, training: { steps: 100 } } }
 samplers:
   - { name: hmc, overrides: { chains: 2, warmup: 50, draws: 100, num_integration_steps: 5 } }
   - { name: sgld, overrides: { chains: 2, warmup: 50, steps: 200, eval_every: 10, batch_size: 32 } }
