@@ -550,21 +550,23 @@ fn transient_sbatch_failures_do_not_fail_the_sweep() {
     assert_eq!(events(&j, "submit_failed").len(), 3);
 }
 
+/// The journal of `store` records no submission, and every intent to submit is closed.
+fn nothing_submitted_in(store: &Path) {
+    let j = journal(store);
+    assert!(events(&j, "submitted").is_empty(), "{j:?}");
+    assert_eq!(
+        events(&j, "submitting").len(),
+        events(&j, "submit_failed").len(),
+        "{j:?}"
+    );
+}
+
 #[test]
 fn bad_input_gives_one_clear_message_and_submits_nothing() {
     let Some(_lock) = cluster("bad_input_gives_one_clear_message_and_submits_nothing") else {
         return;
     };
-    let nothing_submitted = |t: &Test| {
-        let j = journal(&t.store());
-        assert!(events(&j, "submitted").is_empty(), "{j:?}");
-        // Any intent is closed in the journal.
-        assert_eq!(
-            events(&j, "submitting").len(),
-            events(&j, "submit_failed").len(),
-            "{j:?}"
-        );
-    };
+    let nothing_submitted = |t: &Test| nothing_submitted_in(&t.store());
 
     // sbatch not on PATH.
     let t = slurm_test(1);
@@ -620,6 +622,24 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
     ])
     .failure(2)
     .clear_error(&["mem_mb", "lots"]);
+
+    // A store_root that would close the `#SBATCH --output` line early and run a command on
+    // the compute node (backslash, quote, newline) is refused before anything is submitted.
+    let owned = t.path().join("owned");
+    let evil_store = format!("x\\\\'\\ntouch {} #", owned.display());
+    let t = Test::new()
+        .experiments(
+            &sweep(1).replace("store_root: runs", &format!("store_root: \"{evil_store}\"")),
+        )
+        .file("profiles/local-slurm/config.yaml", LOCAL_SLURM);
+    t.run_with(&["--profile", "local-slurm", "-j", "10"])
+        .failure(2)
+        .clear_error(&["SLURM log directory", "store_root", "'\\\\'"]);
+    assert!(!owned.exists(), "the injected command ran");
+    let store = t.path().join(format!("x\\'\ntouch {} #", owned.display()));
+    if store.exists() {
+        nothing_submitted_in(&store);
+    }
 
     // Unknown profile: where it looked.
     t.run_with(&["--profile", "nosuchprofile"])

@@ -30,6 +30,46 @@ pub enum ScriptError {
         "path {0:?} contains a newline; lambda-hat cannot pass it to a SLURM array task list. Use a store_root without newlines."
     )]
     Newline(String),
+    #[error(
+        "the SLURM log directory {path:?} contains {what}, which {why}.\n  Move the store (store_root) to a path without it; the path is absolute, so the working directory counts too."
+    )]
+    UnsafeLogDir {
+        path: String,
+        what: String,
+        why: &'static str,
+    },
+}
+
+/// Checks that `dir` (absolute) can be the directory of an `#SBATCH --output` path.
+///
+/// Shell quoting cannot protect an `#SBATCH` line: sbatch reads those lines itself, a line
+/// ends at the first newline (what follows would run as a command, and sbatch stops reading
+/// directives there), and SLURM expands `%` patterns in the output path (a `\` turns that
+/// expansion off for the whole path). So a directory that holds a control character, `%`,
+/// `\` or a quote is refused, before anything is submitted, instead of being encoded.
+pub fn check_log_dir(dir: &Path) -> Result<(), ScriptError> {
+    let bad = |what: String, why: &'static str| ScriptError::UnsafeLogDir {
+        path: dir.to_string_lossy().into_owned(),
+        what,
+        why,
+    };
+    let Some(text) = dir.to_str() else {
+        return Err(bad(
+            "bytes that are not UTF-8".into(),
+            "an #SBATCH line cannot carry exactly",
+        ));
+    };
+    for c in text.chars() {
+        let why = match c {
+            c if c.is_control() => "would end the #SBATCH line early or reach the terminal raw",
+            '%' => "SLURM expands in log paths (%j, %u, ...)",
+            '\\' => "makes SLURM stop expanding the job id in log paths",
+            '\'' | '"' => "sbatch strips from #SBATCH values",
+            _ => continue,
+        };
+        return Err(bad(format!("{:?}", c), why));
+    }
+    Ok(())
 }
 
 /// Template sources for single jobs and arrays.
@@ -263,6 +303,175 @@ mod tests {
             "/a/spec.json\n/b c/spec.json\n"
         );
         assert!(task_list(&[PathBuf::from("/a\nb")]).is_err());
+    }
+
+    #[test]
+    fn log_dirs_sbatch_cannot_carry_are_refused_with_the_character_named() {
+        assert!(
+            check_log_dir(Path::new("/home/me/My Project/runs/.lambda-hat/slurm/logs")).is_ok()
+        );
+        for (dir, shown) in [
+            ("/tmp/x\\'\ntouch /tmp/owned #/logs", "'\\\\'"),
+            ("/tmp/x'\ntouch /tmp/owned #/logs", "'\\''"),
+            ("/tmp/x\ntouch /tmp/owned #/logs", "'\\n'"),
+            ("/tmp/100%/logs", "'%'"),
+            ("/tmp/a\\b/logs", "'\\\\'"),
+            ("/tmp/it's/logs", "'\\''"),
+            ("/tmp/\u{1b}[31m/logs", "'\\u{1b}'"),
+        ] {
+            let e = check_log_dir(Path::new(dir)).unwrap_err().to_string();
+            assert!(
+                e.contains(shown) && e.contains("store_root"),
+                "{dir:?}: {e}"
+            );
+            // The path is shown escaped: no raw control character reaches the terminal.
+            assert!(!e.contains('\u{1b}'), "{e}");
+        }
+    }
+
+    /// Splits one line into words the way bash and sbatch read the quoting the Rust side
+    /// produces: '...' literal, \x outside quotes the character x, whitespace separates.
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut in_word) = (Vec::new(), String::new(), false);
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    in_word = true;
+                    for q in chars.by_ref() {
+                        if q == '\'' {
+                            break;
+                        }
+                        cur.push(q);
+                    }
+                }
+                '\\' => {
+                    in_word = true;
+                    cur.extend(chars.next());
+                }
+                c if c == ' ' || c == '\t' => {
+                    if in_word {
+                        out.push(std::mem::take(&mut cur));
+                        in_word = false;
+                    }
+                }
+                c => {
+                    in_word = true;
+                    cur.push(c);
+                }
+            }
+        }
+        if in_word {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// The `#SBATCH` lines sbatch would read: those before the first line that is neither a
+    /// comment nor blank (sbatch stops there).
+    fn directives(script: &str) -> Vec<&str> {
+        script
+            .lines()
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with('#'))
+            .filter(|l| l.starts_with("#SBATCH"))
+            .collect()
+    }
+
+    /// Runs `script` with bash, `exec` replaced by a function that prints its arguments
+    /// (functions shadow builtins), and returns (status ok, stdout words, stderr).
+    fn run_with_bash(script: &str, env: &[(&str, &str)]) -> (bool, Vec<String>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.sh");
+        std::fs::write(&path, script).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("exec() { printf '%s\\0' \"$@\"; }; source \"$0\"")
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let argv = String::from_utf8_lossy(&out.stdout)
+            .split_terminator('\0')
+            .map(String::from)
+            .collect();
+        (
+            out.status.success(),
+            argv,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Path text a store could have: anything, with the characters that break scripts
+    /// (quotes, backslashes, newlines, `%`, `$`, `;`, backticks) made frequent. No NUL: no
+    /// Unix path or argument holds one.
+    fn hostile() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "[a-z /'\"\\\\%$;`\n\r\t()|&<>*?~#!{}=-]{0,24}",
+            any::<String>().prop_map(|s| s.replace('\0', "")),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// No store path, binary path or spec path adds a command or an `#SBATCH` directive:
+        /// either the log directory is refused up front, or sbatch reads exactly the intended
+        /// directives (the log path intact) and bash runs exactly one command, the worker, with
+        /// exactly the intended arguments.
+        #[test]
+        fn no_input_adds_a_command(store in hostile(), binary in hostile(), spec in hostile()) {
+            let logs = Path::new("/store").join(&store).join("logs");
+            if check_log_dir(&logs).is_err() {
+                return Ok(());
+            }
+            let log = logs.join("%j.log");
+            let spec = Path::new("/store").join(&store).join(&spec);
+            let worker = vec![format!("/opt/{binary}")];
+            let flags = vec![("-p".to_string(), shell_quote("debug"))];
+            let script = Script {
+                job_name: "lh-run_sampler-ab12",
+                log_path: &log,
+                flags: &flags,
+                worker_command: &worker,
+                subcommand: "run-sampler",
+                body: Body::Single { spec: &spec },
+            };
+            let text = Templates::default().render(&script).unwrap();
+            let d = directives(&text);
+            proptest::prop_assert_eq!(d.len(), 3, "{}", text);
+            proptest::prop_assert_eq!(words(d[1]), vec!["#SBATCH".to_string(), format!("--output={}", log.display())]);
+            let (ok, argv, stderr) = run_with_bash(&text, &[]);
+            proptest::prop_assert!(ok, "{}", stderr);
+            let expected = vec![
+                worker[0].clone(),
+                "worker".into(),
+                "run-sampler".into(),
+                spec.to_string_lossy().into_owned(),
+            ];
+            proptest::prop_assert_eq!(&argv, &expected);
+            // Only the script's own line on stderr: nothing else ran and failed.
+            proptest::prop_assert_eq!(stderr.lines().count(), 1, "{}", stderr);
+
+            // The array script: the spec path comes from the task list, the rest as above.
+            let tasks_dir = tempfile::tempdir().unwrap();
+            let tasks = tasks_dir.path().join("t.tasks");
+            let spec_line = spec.to_string_lossy().replace('\n', " ");
+            std::fs::write(&tasks, format!("{spec_line}\n")).unwrap();
+            let text = Templates::default()
+                .render(&Script {
+                    log_path: &logs.join("%A_%a.log"),
+                    body: Body::Array { task_list: &tasks, array_spec: "0-0%1" },
+                    ..script
+                })
+                .unwrap();
+            proptest::prop_assert_eq!(directives(&text).len(), 4, "{}", text);
+            let (ok, argv, stderr) = run_with_bash(&text, &[("SLURM_ARRAY_TASK_ID", "0")]);
+            proptest::prop_assert!(ok, "{}", stderr);
+            proptest::prop_assert_eq!(argv, vec![worker[0].clone(), "worker".into(), "run-sampler".into(), spec_line]);
+            proptest::prop_assert_eq!(stderr.lines().count(), 1, "{}", stderr);
+        }
     }
 
     #[test]
