@@ -172,6 +172,39 @@ fn wait_for_workers(dir: &Path, n: usize) -> Vec<i32> {
 }
 
 #[test]
+fn a_second_controller_on_a_live_store_is_refused_and_a_killed_ones_lock_is_released() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let (mut first, dir) = start_slow_sweep(&t, "1");
+    assert_eq!(
+        wait_for_workers(&dir, 1).len(),
+        1,
+        "the first sweep is running"
+    );
+    // The second would otherwise take the first one's live job for a killed one.
+    t.run_with(&["-j", "1"]).failure(2).clear_error(&[
+        "another lambda-hat is running",
+        &format!("pid {}", first.id()),
+        "lambda-hat status",
+    ]);
+    t.run_with(&["-j", "1", "--ri"])
+        .failure(2)
+        .stderr_has("another lambda-hat is running");
+    // Read-only views need no lock.
+    t.run_with(&["-n"]).success();
+    t.run_with(&["--summary"]).success();
+    // SIGKILL leaves no stale lock: the kernel drops it with the process.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    for pid in worker_pids(&dir) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    t.run_with(&["-j", "2", "--ri"]).success();
+    assert_eq!(files_named(&t.store(), "analysis.json").len(), 2);
+}
+
+#[test]
 fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
     let t = Test::new().experiments(TINY_SWEEP);
     // Build the targets first, then make the sampler jobs slow enough to be killed mid-job.

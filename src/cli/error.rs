@@ -32,6 +32,8 @@ pub enum CliError {
     JobsFailed(String),
     #[error(transparent)]
     Validate(#[from] crate::validate::ValidateError),
+    #[error(transparent)]
+    Locked(#[from] crate::store::LockError),
     #[error("{0}")]
     ValidationFailed(String),
     #[error(

@@ -21,7 +21,7 @@ use crate::plan::select::schedule;
 use crate::plan::{Plan, Request, Rule, Schedule, text};
 use crate::store::health::SUMMARY_LINES;
 use crate::store::status::modified_string;
-use crate::store::{StoreHealth, StoreStatus};
+use crate::store::{StoreHealth, StoreLock, StoreStatus};
 
 pub const DEFAULT_CONFIGFILE: &str = "config/experiments.yaml";
 
@@ -176,6 +176,25 @@ pub fn load_plan(settings: &Settings) -> Result<Plan, CliError> {
 pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     let settings = Settings::from_args(args)?;
     let plan = load_plan(&settings)?;
+    // One controller per store (src/store/lock.rs), taken before the store is read, so the
+    // status below cannot mistake another controller's live jobs for killed ones. Dry runs
+    // and summaries only read, and need no lock.
+    let _lock = if args.dry_run || args.summary || args.detailed_summary {
+        None
+    } else {
+        Some(StoreLock::acquire(&plan.store_root)?)
+    };
+    // A read-only view of a store another controller is running: its live jobs carry
+    // incomplete markers, which must not read as killed jobs (nor refuse the view).
+    let other = match _lock {
+        None => crate::store::lock::holder(&plan.store_root),
+        Some(_) => None,
+    };
+    if let Some(holder) = &other {
+        eprintln!(
+            "Note: another lambda-hat is running a sweep in this store ({holder}); the jobs it is running are listed as incomplete."
+        );
+    }
     let status = StoreStatus::scan(&plan);
     let forcerun = args
         .forcerun
@@ -185,7 +204,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     let request = Request {
         globs: args.targets.clone(),
         forcerun,
-        rerun_incomplete: settings.rerun_incomplete,
+        rerun_incomplete: settings.rerun_incomplete || other.is_some(),
     };
     let rule_resources = settings.rule_resources();
 
