@@ -192,16 +192,55 @@ fn a_second_controller_on_a_live_store_is_refused_and_a_killed_ones_lock_is_rele
     // Read-only views need no lock.
     t.run_with(&["-n"]).success();
     t.run_with(&["--summary"]).success();
-    // SIGKILL leaves no stale lock: the kernel drops it with the process.
+    // SIGKILL leaves no stale lock (the kernel drops it with the process), and the orphaned
+    // worker stops by itself instead of finishing its job beside the next run's.
     first.kill().unwrap();
     first.wait().unwrap();
-    for pid in worker_pids(&dir) {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    }
+    assert!(
+        wait_until_no_workers(&dir),
+        "workers outlived their SIGKILLed controller: {:?}",
+        worker_pids(&dir)
+    );
     t.run_with(&["-j", "2", "--ri"]).success();
     assert_eq!(files_named(&t.store(), "analysis.json").len(), 2);
+}
+
+/// Waits (at most 5 s) until no worker runs in `dir`.
+fn wait_until_no_workers(dir: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !worker_pids(dir).is_empty() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+#[test]
+fn sigterm_and_sighup_stop_the_workers_and_keep_their_markers_like_ctrl_c() {
+    for signal in ["-TERM", "-HUP"] {
+        let t = Test::new().experiments(TINY_SWEEP);
+        let (mut controller, dir) = start_slow_sweep(&t, "2");
+        assert!(
+            !wait_for_workers(&dir, 1).is_empty(),
+            "{signal}: a worker runs"
+        );
+        std::process::Command::new("kill")
+            .args([signal, &controller.id().to_string()])
+            .status()
+            .unwrap();
+        let status = controller.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{signal}: exits as interrupted");
+        assert!(
+            wait_until_no_workers(&dir),
+            "{signal}: workers outlived the controller"
+        );
+        // The interrupted job's marker stays, so the next run asks for --ri.
+        t.run_with(&["-j", "2"])
+            .failure(2)
+            .stderr_has("--rerun-incomplete");
+    }
 }
 
 #[test]

@@ -76,8 +76,7 @@ pub async fn run(
     let mut stop_launching = false;
     let mut next_waiting = 0; // every job before this index has left `Waiting`
 
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut interrupts = super::signals::Interrupts::install().map_err(ExecError::Signals)?;
 
     loop {
         if !stop_launching {
@@ -169,8 +168,8 @@ pub async fn run(
                     }
                 }
             }
-            _ = &mut ctrl_c => {
-                progress.message("interrupted: stopping workers");
+            signal = interrupts.recv() => {
+                progress.message(&format!("interrupted ({signal}): stopping workers"));
                 // Dropping the wait futures drops the children, which kills them (kill_on_drop).
                 running.abort_all();
                 while running.join_next().await.is_some() {}
@@ -255,6 +254,8 @@ fn launch(
         .arg(job.rule().worker_subcommand())
         .arg(&spec)
         .env("LAMBDA_HAT_THREADS", threads.to_string())
+        // The worker stops by itself if this controller dies (crate::worker::orphan).
+        .env(crate::worker::orphan::WATCH_PARENT_ENV, "1")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)

@@ -6,6 +6,7 @@
 pub mod local;
 pub mod progress;
 pub mod resources;
+pub mod signals;
 pub mod slurm;
 
 use std::path::PathBuf;
@@ -55,4 +56,6 @@ pub enum ExecError {
         command: String,
         source: std::io::Error,
     },
+    #[error("cannot install the handlers of SIGINT, SIGTERM and SIGHUP: {0}")]
+    Signals(std::io::Error),
 }

@@ -6,6 +6,7 @@
 pub mod build_target;
 pub mod error;
 pub mod files;
+pub mod orphan;
 pub mod run_sampler;
 pub mod spec;
 
@@ -15,6 +16,7 @@ use crate::cli::{CliError, WorkerCommand};
 
 /// Runs one worker command with as many threads as the job was given.
 pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
+    orphan::watch_parent_if_asked();
     apply_test_hooks();
     // The global pool can only be built once per process; a worker process runs one job.
     let _ = rayon::ThreadPoolBuilder::new()
