@@ -381,9 +381,8 @@ fn slurm_options(
     })
 }
 
-/// Runs the SLURM controller on a blocking thread; interruptions (Ctrl-C, SIGTERM, SIGHUP:
-/// crate::exec::signals) are counted by a signal task: the first makes the controller cancel
-/// the sweep's jobs, a second exits at once.
+/// Runs the SLURM controller on a blocking thread; Ctrl-C is counted by a signal task: the
+/// first makes the controller cancel the sweep's jobs, a second exits at once.
 async fn run_slurm(
     plan: &Plan,
     sched: &Schedule,
@@ -393,11 +392,10 @@ async fn run_slurm(
     use std::sync::atomic::{AtomicUsize, Ordering};
     let interrupts = Arc::new(AtomicUsize::new(0));
     let counter = interrupts.clone();
-    let mut signals =
-        crate::exec::signals::Interrupts::install().map_err(crate::exec::ExecError::Signals)?;
+    // Only Ctrl-C cancels: a lost SSH session (SIGHUP) or a `kill` (SIGTERM) ends this
+    // controller but leaves the sweep's jobs to SLURM, and the next run reattaches to them.
     let listener = tokio::spawn(async move {
-        loop {
-            let _ = signals.recv().await;
+        while tokio::signal::ctrl_c().await.is_ok() {
             if counter.fetch_add(1, Ordering::SeqCst) >= 1 {
                 eprintln!(
                     "interrupted twice: exiting now; SLURM jobs may still be queued (`lambda-hat cancel` cancels them)"

@@ -3,10 +3,11 @@
 //!
 //! Before, only Ctrl-C was handled: after `kill -TERM` the controller died at once and its
 //! workers kept running and writing outputs while their incomplete markers stayed, so the next
-//! `--ri` started a second worker on the same spec. Now each of the three is an interruption:
-//! the local executor kills its workers and keeps their markers, the SLURM executor cancels the
-//! sweep's jobs, and the process exits 130. (SIGKILL cannot be caught; for that the workers
-//! watch their parent, see `worker::orphan`.)
+//! `--ri` started a second worker on the same spec. Now each of the three is an interruption of
+//! the local executor: it kills its workers, keeps their markers and exits 130. (SIGKILL cannot
+//! be caught; for that the workers watch their parent, see `worker::orphan`.) The SLURM
+//! executor listens to Ctrl-C only: there a lost session must leave the jobs queued, to be
+//! reattached to by the next run.
 //!
 //! In: nothing. Out: [`Interrupts::recv`] resolves with the signal's name, once per signal.
 
