@@ -1,8 +1,8 @@
 //! The CLI's error type and exit codes: one message for the user, and a code scripts can test.
 //!
 //! Exit codes: 0 success; 1 a job failed, or a `validate` check did; 2 the user's input is wrong
-//! (config, flags, profile, globs) or the environment is (missing program); 130 interrupted by
-//! Ctrl-C.
+//! (config, flags, profile, globs) or the environment is (missing program), or another
+//! controller holds the store; 130, 143, 129 interrupted by SIGINT (Ctrl-C), SIGTERM, SIGHUP.
 
 use crate::config::ConfigError;
 use crate::exec::ExecError;
@@ -39,7 +39,7 @@ pub enum CliError {
     #[error(
         "interrupted: running jobs were stopped; their incomplete markers were kept (rerun with --rerun-incomplete)"
     )]
-    Interrupted,
+    Interrupted(i32),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -54,7 +54,7 @@ impl CliError {
             | CliError::Worker(_)
             | CliError::Validate(_)
             | CliError::ValidationFailed(_) => 1,
-            CliError::Interrupted => 130,
+            CliError::Interrupted(code) => *code,
             _ => 2,
         }
     }

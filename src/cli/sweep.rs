@@ -392,8 +392,18 @@ async fn run_slurm(
     use std::sync::atomic::{AtomicUsize, Ordering};
     let interrupts = Arc::new(AtomicUsize::new(0));
     let counter = interrupts.clone();
-    // Only Ctrl-C cancels: a lost SSH session (SIGHUP) or a `kill` (SIGTERM) ends this
-    // controller but leaves the sweep's jobs to SLURM, and the next run reattaches to them.
+    // Only Ctrl-C cancels: a lost SSH session (SIGHUP) or a `kill` (SIGTERM) detaches, leaving
+    // the sweep's jobs to SLURM; the next run reattaches to them (the journal has every
+    // submission, and an intent without its outcome is reconciled).
+    let mut detach_signals = crate::exec::signals::Interrupts::install_detaching()
+        .map_err(crate::exec::ExecError::Signals)?;
+    let detacher = tokio::spawn(async move {
+        let signal = detach_signals.recv().await;
+        eprintln!(
+            "{signal}: detaching; the sweep's SLURM jobs stay queued. Run the same command again to follow them (it reattaches), or `lambda-hat status`."
+        );
+        std::process::exit(crate::exec::signals::exit_code(signal));
+    });
     let listener = tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
             if counter.fetch_add(1, Ordering::SeqCst) >= 1 {
@@ -407,6 +417,7 @@ async fn run_slurm(
     let mut cluster = slurm::SlurmCli::new(interrupts);
     let result = tokio::task::block_in_place(|| slurm::run(plan, sched, opts, &mut cluster));
     listener.abort();
+    detacher.abort();
     Ok(result?)
 }
 
@@ -424,7 +435,10 @@ pub fn worker_command(settings: &Settings) -> Vec<String> {
 /// The closing lines of a run, and its error (→ exit code) when anything failed.
 fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
     if outcome.interrupted {
-        return Err(CliError::Interrupted);
+        let signal = outcome.interrupted_by.unwrap_or("SIGINT");
+        return Err(CliError::Interrupted(crate::exec::signals::exit_code(
+            signal,
+        )));
     }
     if outcome.failed.is_empty() {
         eprintln!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());

@@ -5,7 +5,8 @@
 //! worker's stdout and stderr), then runs as a separate process so a crashing job cannot take the
 //! sweep down. At most `jobs` run at once and the sum of every resource stays within the limits.
 //! A failed job stops new launches unless `keep_going`; jobs depending on a failed one are
-//! skipped. Ctrl-C kills the workers, keeps their incomplete markers and reports `interrupted`.
+//! skipped. Ctrl-C, SIGTERM and SIGHUP kill the workers, keep their incomplete markers and report
+//! `interrupted` (super::signals).
 //! Output: an [`Outcome`].
 
 use std::collections::BTreeMap;
@@ -174,6 +175,7 @@ pub async fn run(
                 running.abort_all();
                 while running.join_next().await.is_some() {}
                 outcome.interrupted = true;
+                outcome.interrupted_by = Some(signal);
                 break;
             }
         }

@@ -21,8 +21,10 @@ pub struct Outcome {
     pub failed: Vec<Failure>,
     /// Jobs not run because a job they depend on failed (or the run stopped after a failure).
     pub skipped: usize,
-    /// Ctrl-C stopped the run.
+    /// Ctrl-C (or, locally, SIGTERM or SIGHUP) stopped the run.
     pub interrupted: bool,
+    /// Which signal did, when known ("SIGINT", "SIGTERM", "SIGHUP"): sets the exit code.
+    pub interrupted_by: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
