@@ -78,6 +78,11 @@ pub struct SweepArgs {
     #[arg(short = 'D', long = "detailed-summary")]
     pub detailed_summary: bool,
 
+    /// Remove the store's lock when no process holds it (a lock a crashed host left on a shared
+    /// file system), then exit.
+    #[arg(long)]
+    pub unlock: bool,
+
     /// Redo jobs that an earlier, killed run left incomplete.
     #[arg(long = "rerun-incomplete", visible_alias = "ri")]
     pub rerun_incomplete: bool,

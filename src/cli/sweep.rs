@@ -176,6 +176,18 @@ pub fn load_plan(settings: &Settings) -> Result<Plan, CliError> {
 pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     let settings = Settings::from_args(args)?;
     let plan = load_plan(&settings)?;
+    if args.unlock {
+        use crate::store::lock::{Unlocked, unlock};
+        let store = plan.store_root.display();
+        match unlock(&plan.store_root)? {
+            Unlocked::Removed => eprintln!("Unlocked the store {store}."),
+            Unlocked::RemovedHeld(holder) => eprintln!(
+                "Unlocked the store {store}; its lock was held by {holder}, which is not running on this host: make sure no lambda-hat runs there."
+            ),
+            Unlocked::NoLock => eprintln!("The store {store} has no lock to remove."),
+        }
+        return Ok(());
+    }
     // One controller per store (src/store/lock.rs), taken before the store is read, so the
     // status below cannot mistake another controller's live jobs for killed ones. Dry runs
     // and summaries only read, and need no lock.
