@@ -131,6 +131,44 @@ fn bad(yaml: &str, needles: &[&str]) {
         .clear_error(needles);
 }
 
+/// Sizes that would exhaust memory are refused at plan time (even by `-n`), with the estimate
+/// and its largest part, instead of aborting in the worker with "memory allocation failed".
+#[test]
+fn jobs_too_large_for_memory_are_refused_before_anything_runs() {
+    let sweep = |target_overrides: &str, sampler_overrides: &str| {
+        format!(
+            "targets:\n  - {{ model: small, data: small, seed: 1, overrides: {{ {target_overrides} }} }}\nsamplers:\n  - {{ name: hmc, overrides: {{ {sampler_overrides} }} }}\n"
+        )
+    };
+    bad(
+        &sweep("", "draws: 1000000000000"),
+        &["run_hmc_", "TB of memory", "the trace", "typo"],
+    );
+    bad(
+        &sweep("data: { n_data: 10000000000 }", ""),
+        &["meta.json", "GB of memory", "the data set", "n_data"],
+    );
+    bad(
+        &sweep("model: { widths: [100000, 100000] }", ""),
+        &["TB of memory", "the training state"],
+    );
+    // Planning itself must not try: a width solver over 10^8 layers used to abort (exit 134).
+    bad(
+        &sweep(
+            "model: { depth: 100000000, widths: null, target_params: 80 }",
+            "",
+        ),
+        &["model.depth", "100000000", "10000"],
+    );
+    // A job larger than its mem_mb (here 1 MB) is told how much to ask for.
+    Test::new()
+        .experiments(&sweep("", ""))
+        .args(["-n", "--set-resources", "run_sampler:mem_mb=1"])
+        .run()
+        .failure(2)
+        .clear_error(&["its mem_mb", "--set-resources run_sampler:mem_mb="]);
+}
+
 #[test]
 fn unknown_preset_lists_the_valid_ones() {
     bad(

@@ -277,12 +277,19 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         },
         &request,
     )?;
+    // Memory preflight (crate::plan::memory): a job that cannot fit is refused now, with its
+    // estimate, instead of aborting in the worker ("memory allocation of 8 TB failed").
+    let machine = if on_slurm {
+        None
+    } else {
+        resources::machine_memory_bytes()
+    };
     for (job, _) in &sched.jobs {
-        settings.limits.check_job(
-            &plan.output(*job).display().to_string(),
-            job.rule(),
-            &rule_resources[&job.rule()],
-        )?;
+        let name = plan.output(*job).display().to_string();
+        let res = &rule_resources[&job.rule()];
+        settings.limits.check_job(&name, job.rule(), res)?;
+        let estimate = job_memory(&plan, *job);
+        resources::check_memory(&name, job.rule(), res, &estimate, machine)?;
     }
 
     if args.dry_run {
@@ -332,6 +339,19 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         }
     };
     report(&plan, &sched, &outcome)
+}
+
+/// The estimated memory of one job of `plan`.
+fn job_memory(plan: &Plan, job: crate::plan::JobRef) -> crate::plan::memory::MemoryEstimate {
+    use crate::plan::{JobRef, memory};
+    match job {
+        JobRef::Target(t) => memory::target_job(&plan.targets[t as usize].config),
+        JobRef::Run(r) => {
+            let run = &plan.runs[r as usize];
+            let target = &plan.targets[plan.run_target(r) as usize].config;
+            memory::run_job(target, &plan.samplers[run.sampler as usize])
+        }
+    }
 }
 
 /// The SLURM executor's options: the profile's SLURM keys, with built-in defaults.

@@ -498,7 +498,11 @@ pub fn param_count(in_dim: usize, out_dim: usize, widths: &[usize], bias: bool) 
     let mut fan_in = in_dim;
     let mut total = 0;
     for &w in widths.iter().chain(std::iter::once(&out_dim)) {
-        total += fan_in * w + if bias { w } else { 0 };
+        // Saturating: an absurd config must be refused with a message, not overflow.
+        total = fan_in
+            .saturating_mul(w)
+            .saturating_add(if bias { w } else { 0 })
+            .saturating_add(total);
         fan_in = w;
     }
     total

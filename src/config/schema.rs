@@ -90,10 +90,43 @@ pub struct ModelConfig {
     pub init: Init,
 }
 
+/// Hard bounds on a model's size, far above any network an MCMC sweep can sample but below
+/// what would exhaust memory while merely planning (`depth: 100000000` with `target_params`
+/// made even `lambda-hat -n` abort). A job's memory is estimated from its config before it runs
+/// (crate::plan::memory); these bounds keep that arithmetic and the width solver finite.
+pub const MAX_DEPTH: usize = 10_000;
+pub const MAX_DIM: usize = 10_000_000;
+pub const MAX_TARGET_PARAMS: usize = 10_000_000_000;
+
+fn at_most(out: &mut Vec<Invalid>, key: &str, value: usize, max: usize) {
+    if value > max {
+        out.push(invalid(
+            key,
+            format!("{value} is above the largest lambda-hat accepts ({max})"),
+        ));
+    }
+}
+
 impl ModelConfig {
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         at_least_one(out, &format!("{prefix}.in_dim"), self.in_dim);
         at_least_one(out, &format!("{prefix}.out_dim"), self.out_dim);
+        at_most(out, &format!("{prefix}.in_dim"), self.in_dim, MAX_DIM);
+        at_most(out, &format!("{prefix}.out_dim"), self.out_dim, MAX_DIM);
+        at_most(out, &format!("{prefix}.depth"), self.depth, MAX_DEPTH);
+        if let Some(w) = &self.widths
+            && let Some(&big) = w.iter().max()
+        {
+            at_most(out, &format!("{prefix}.widths"), big, MAX_DIM);
+        }
+        if let Some(p) = self.target_params {
+            at_most(
+                out,
+                &format!("{prefix}.target_params"),
+                p,
+                MAX_TARGET_PARAMS,
+            );
+        }
         match (&self.widths, self.target_params) {
             (Some(w), _) => {
                 if w.len() != self.depth {

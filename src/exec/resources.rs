@@ -67,6 +67,86 @@ pub enum ResourceError {
         limit: i64,
         flag: &'static str,
     },
+    /// A job whose memory estimate does not fit (the whole message: see [`check_memory`]).
+    #[error("{0}")]
+    Memory(String),
+}
+
+/// No job may need more than this (1 TiB), whatever its resources say: a config that does is
+/// a typo (`draws: 1e12`), and would end in an allocation failure.
+pub const MAX_JOB_BYTES: f64 = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+
+/// The memory a job is given: `mem_mb`, or `mem_mb_per_cpu` × `cpus_per_task`, in MB.
+fn granted_mb(res: &ResourceMap) -> Option<i64> {
+    let int = |k: &str| match res.get(k) {
+        Some(ResourceValue::Int(v)) if *v > 0 => Some(*v),
+        _ => None,
+    };
+    int("mem_mb").or_else(|| Some(int("mem_mb_per_cpu")? * int("cpus_per_task").unwrap_or(1)))
+}
+
+/// Refuses a job whose estimated memory exceeds the hard bound, the memory its resources grant,
+/// or this machine's memory (`machine_bytes`, for the local executor).
+pub fn check_memory(
+    job: &str,
+    rule: Rule,
+    res: &ResourceMap,
+    estimate: &crate::plan::memory::MemoryEstimate,
+    machine_bytes: Option<f64>,
+) -> Result<(), ResourceError> {
+    use crate::plan::memory::human_bytes;
+    let refuse = |limit_what: &str, limit: f64, advice: String| {
+        ResourceError::Memory(format!(
+            "job {job} would need about {} of memory ({}), more than {limit_what} ({}), so it would fail or be killed.\n  {advice}",
+            human_bytes(estimate.bytes),
+            estimate.largest_parts(),
+            human_bytes(limit),
+        ))
+    };
+    let shrink = "lower draws, steps, n_data or the widths in the experiments file";
+    if estimate.bytes > MAX_JOB_BYTES {
+        return Err(refuse(
+            "the most any job may use",
+            MAX_JOB_BYTES,
+            format!("This is almost certainly a typo: {shrink}."),
+        ));
+    }
+    if let Some(machine) = machine_bytes
+        && estimate.bytes > machine
+    {
+        return Err(refuse(
+            "this machine has",
+            machine,
+            format!("Run it on a larger machine (e.g. --profile slurm), or {shrink}."),
+        ));
+    }
+    if let Some(mb) = granted_mb(res) {
+        let granted = mb as f64 * 1024.0 * 1024.0;
+        if estimate.bytes > granted {
+            let need_mb = (estimate.megabytes() * 1.2).ceil() as i64;
+            return Err(refuse(
+                "its mem_mb",
+                granted,
+                format!(
+                    "Give it more with --set-resources {}:mem_mb={need_mb}, or {shrink}.",
+                    rule.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// This machine's memory (`MemTotal` of /proc/meminfo), if it can be read.
+pub fn machine_memory_bytes() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_meminfo_total(&text)
+}
+
+fn parse_meminfo_total(text: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
 }
 
 /// The built-in resources of each rule (the first layer).
@@ -279,6 +359,79 @@ pub fn account(in_use: &mut BTreeMap<String, i64>, res: &ResourceMap, sign: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn estimate(mb: f64) -> crate::plan::memory::MemoryEstimate {
+        crate::plan::memory::MemoryEstimate {
+            bytes: mb * 1024.0 * 1024.0,
+            parts: vec![("the trace", mb * 1024.0 * 1024.0)],
+        }
+    }
+
+    #[test]
+    fn memory_is_checked_against_mem_mb_the_machine_and_the_hard_bound() {
+        let res = rule_defaults(Rule::RunSampler); // mem_mb 1000
+        let gb = 1024.0 * 1024.0 * 1024.0;
+        assert!(
+            check_memory(
+                "j",
+                Rule::RunSampler,
+                &res,
+                &estimate(900.0),
+                Some(8.0 * gb)
+            )
+            .is_ok()
+        );
+        let e = check_memory(
+            "j",
+            Rule::RunSampler,
+            &res,
+            &estimate(1500.0),
+            Some(8.0 * gb),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("about 1.5 GB") || e.contains("about 1500 MB"),
+            "{e}"
+        );
+        assert!(
+            e.contains("mem_mb")
+                && e.contains("run_sampler:mem_mb=1800")
+                && e.contains("the trace"),
+            "{e}"
+        );
+        let e = check_memory(
+            "j",
+            Rule::RunSampler,
+            &res,
+            &estimate(900.0),
+            Some(0.5 * gb),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("this machine has") && e.contains("512 MB"),
+            "{e}"
+        );
+        let e = check_memory("j", Rule::RunSampler, &res, &estimate(1e9), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("typo"), "{e}");
+        // mem_mb_per_cpu × cpus_per_task is the grant when mem_mb is not set.
+        let per_cpu = BTreeMap::from([
+            ("mem_mb_per_cpu".to_string(), ResourceValue::Int(400)),
+            ("cpus_per_task".to_string(), ResourceValue::Int(4)),
+        ]);
+        assert!(check_memory("j", Rule::RunSampler, &per_cpu, &estimate(1500.0), None).is_ok());
+        assert!(check_memory("j", Rule::RunSampler, &per_cpu, &estimate(1700.0), None).is_err());
+    }
+
+    #[test]
+    fn meminfo_total_is_read_in_bytes() {
+        let text = "MemTotal:       24576000 kB\nMemFree:        1000 kB\n";
+        assert_eq!(parse_meminfo_total(text), Some(24576000.0 * 1024.0));
+        assert_eq!(parse_meminfo_total("nothing"), None);
+    }
 
     #[test]
     fn parses_cli_forms_and_aliases() {

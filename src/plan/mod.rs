@@ -3,6 +3,7 @@
 
 pub mod dag;
 pub mod ids;
+pub mod memory;
 pub mod select;
 pub mod text;
 

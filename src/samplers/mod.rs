@@ -23,7 +23,7 @@
 mod curvature;
 mod hmc;
 mod mclmc;
-mod mclmc_tuning;
+pub mod mclmc_tuning;
 mod nuts;
 mod precond;
 mod sgld;
