@@ -169,6 +169,18 @@ fn jobs_too_large_for_memory_are_refused_before_anything_runs() {
         .clear_error(&["its mem_mb", "--set-resources run_sampler:mem_mb="]);
 }
 
+/// One byte that is not UTF-8 in the journal used to make `status` exit 2.
+#[test]
+fn status_reads_a_journal_with_a_damaged_line() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    let journal = t.store().join(".lambda-hat/journal.jsonl");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(b"\xff\xfe garbage\n");
+    std::fs::write(&journal, bytes).unwrap();
+    t.run_with(&["status"]).success().stdout_has("total");
+}
+
 #[test]
 fn unknown_preset_lists_the_valid_ones() {
     bad(

@@ -3,7 +3,7 @@
 //! across invocations (which SLURM jobs were submitted, how each job ended).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -77,20 +77,72 @@ impl Journal {
         self.file.sync_data()
     }
 
-    /// Every event of the journal at `store_root`; a torn last line (crash mid-write) is skipped.
+    /// Every event of the journal at `store_root`. A line that is not an event (a torn last
+    /// line after a crash mid-write, bytes that are not UTF-8, a hand edit) is skipped and
+    /// counted in a warning, never fatal: the journal is a record, and one bad line must not
+    /// stop `status` or a reattach.
     pub fn read_all(store_root: &Path) -> io::Result<Vec<Event>> {
         let path = Self::path_in(store_root);
-        let file = match File::open(&path) {
-            Ok(f) => f,
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut events = Vec::new();
-        for line in BufReader::new(file).lines() {
-            if let Ok(event) = serde_json::from_str::<Event>(&line?) {
-                events.push(event);
-            }
+        let (events, skipped) = parse_lines(&bytes);
+        if skipped > 0 {
+            tracing::warn!(
+                "{}: skipped {skipped} line(s) that are not journal events",
+                path.display()
+            );
         }
         Ok(events)
+    }
+}
+
+/// The events of a journal's bytes, and how many non-empty lines were not events.
+pub fn parse_lines(bytes: &[u8]) -> (Vec<Event>, usize) {
+    let mut events = Vec::new();
+    let mut skipped = 0;
+    for line in bytes.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Event>(line) {
+            Ok(event) => events.push(event),
+            Err(_) => skipped += 1,
+        }
+    }
+    (events, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_that_are_not_events_are_skipped_and_counted_whatever_their_bytes() {
+        let good = serde_json::to_string(&Event::new("started", "tgt_1", "build_target")).unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(good.as_bytes());
+        bytes.extend_from_slice(b"\n\xff\xfe not utf-8\n\n{\"torn\": \n");
+        bytes.extend_from_slice(good.as_bytes());
+        bytes.extend_from_slice(b"\n{\"event\": \"start");
+        let (events, skipped) = parse_lines(&bytes);
+        assert_eq!(events.len(), 2);
+        assert_eq!(skipped, 3);
+    }
+
+    #[test]
+    fn a_journal_with_invalid_utf8_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(&Event::new("started", "tgt_1", "build_target"))
+            .unwrap();
+        drop(j);
+        let path = Journal::path_in(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"\x80\n");
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(Journal::read_all(dir.path()).unwrap().len(), 1);
     }
 }
