@@ -76,6 +76,43 @@ const RESERVED: &[&str] = &[
     "--wait",
 ];
 
+/// sbatch options that lambda-hat sets from a job's resources: in `slurm_extra` they would
+/// silently override the resource (`--mem=1` beat `mem_mb`), so they are refused there with the
+/// resource to set instead.
+const FROM_RESOURCES: &[(&str, &str)] = &[
+    ("--partition", "slurm_partition"),
+    ("--account", "slurm_account"),
+    ("--time", "runtime"),
+    ("--mem", "mem_mb"),
+    ("--mem-per-cpu", "mem_mb_per_cpu"),
+    ("--cpus-per-task", "cpus_per_task"),
+    ("--gpus", "gpu"),
+    ("--gres", "gres"),
+    ("--constraint", "constraint"),
+    ("--qos", "qos"),
+];
+
+/// Why `opt` (a long option, `--name`) may not appear in `slurm_extra`, if it may not. sbatch
+/// accepts any unambiguous prefix of a long option (`--ou=` is `--output=`), so a prefix of a
+/// reserved option counts as that option.
+fn refused_extra(opt: &str) -> Option<String> {
+    let names = |full: &str| full == opt || (opt.len() > 2 && full.starts_with(opt));
+    if let Some(full) = RESERVED.iter().find(|r| r.starts_with("--") && names(r)) {
+        return Some(if *full == opt {
+            format!("{opt} is set by lambda-hat itself")
+        } else {
+            format!("{opt} is how sbatch reads {full}, which lambda-hat sets itself")
+        });
+    }
+    // An exact match of a longer, unreserved option (`--mem-bind`) is not a prefix of these.
+    FROM_RESOURCES
+        .iter()
+        .find(|(full, _)| names(full))
+        .map(|(full, resource)| {
+            format!("{full} comes from the resource {resource}: set {resource} instead (default-resources, set-resources or --set-resources)")
+        })
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
@@ -197,8 +234,8 @@ pub fn parse_extra(text: &str) -> Result<Vec<String>, FlagError> {
                 "`{word}` is not a long option like --exclusive or --nice=10 (write short options in long form)"
             )));
         }
-        if RESERVED.contains(&opt) {
-            return Err(bad(format!("{opt} is set by lambda-hat itself")));
+        if let Some(why) = refused_extra(opt) {
+            return Err(bad(why));
         }
         if let Some(v) = value
             && (v.is_empty()
@@ -228,6 +265,33 @@ pub fn int_resource(res: &ResourceMap, name: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn slurm_extra_refuses_abbreviations_of_reserved_options_and_resource_options() {
+        for (word, why) in [
+            ("--ou=/tmp/x", "--output"),
+            ("--job=x", "--job-name"),
+            ("--dep=afterok:1", "--dependency"),
+            ("--arr=0-3", "--array"),
+            ("--output=x", "set by lambda-hat"),
+            ("--mem=1", "mem_mb"),
+            ("--me=1", "mem_mb"),
+            ("--time=5", "runtime"),
+            ("--cpus-per=2", "cpus_per_task"),
+        ] {
+            let e = parse_extra(word).unwrap_err().to_string();
+            assert!(e.contains(why), "{word}: {e}");
+        }
+        for ok in [
+            "--exclusive",
+            "--nice=10",
+            "--mail-type=END",
+            "--mem-bind=local",
+            "--time-min=10",
+        ] {
+            assert!(parse_extra(ok).is_ok(), "{ok}");
+        }
+    }
 
     fn res(pairs: &[(&str, ResourceValue)]) -> ResourceMap {
         pairs
