@@ -8,7 +8,10 @@
 //!
 //! Nothing outside `<root>/targets/tgt_*` is touched, symlinks are never followed, and a run
 //! of a referenced target is judged on its own, so a sampler dropped from the experiments file
-//! frees its runs while the target stays.
+//! frees its runs while the target stays. A directory is deleted only if it is lambda-hat's:
+//! its `spec.json` or `meta.json` names it (`target_id`, or `run_id` for a run), or the store's
+//! journal has a job of that name. Anything else under `targets/` that merely looks like
+//! `tgt_*` (a user's own folder, another tool's) is listed as not lambda-hat's and kept.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -102,7 +105,11 @@ fn find_unreferenced(
     keep_plots: bool,
 ) -> Result<Vec<Unreferenced>, ReportError> {
     let mut found = Vec::new();
+    let journal_keys = journal_job_keys(targets);
     for (target_id, target_dir) in child_dirs(targets, "tgt_")? {
+        if !is_lambda_hats(&target_dir, "target_id", &target_id, &journal_keys) {
+            continue;
+        }
         if !referenced.targets.contains(&target_id) {
             found.push(Unreferenced {
                 bytes: freed_bytes(&target_dir, keep_plots)?,
@@ -112,6 +119,12 @@ fn find_unreferenced(
             continue;
         }
         for (run_name, run_dir) in child_dirs(&target_dir, "run_")? {
+            let key = format!("{target_id}.{run_name}");
+            if !is_lambda_hats(&run_dir, "run_id", &run_name, &journal_keys)
+                && !journal_keys.contains(&key)
+            {
+                continue;
+            }
             if !referenced.runs.contains(&run_name) {
                 found.push(Unreferenced {
                     bytes: freed_bytes(&run_dir, keep_plots)?,
@@ -126,6 +139,31 @@ fn find_unreferenced(
         found.retain(|u| has_npz(&u.path));
     }
     Ok(found)
+}
+
+/// The job keys (`tgt_…`, `tgt_….run_…`) of the store's journal, `targets` being
+/// `<store>/targets`.
+fn journal_job_keys(targets: &Path) -> BTreeSet<String> {
+    let store = targets.parent().unwrap_or(targets);
+    crate::store::Journal::read_all(store)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.job)
+        .collect()
+}
+
+/// Whether `dir` (named `name`) is a directory lambda-hat made: its spec.json or meta.json
+/// records `name` under `id_key`, or the journal knows it.
+fn is_lambda_hats(dir: &Path, id_key: &str, name: &str, journal_keys: &BTreeSet<String>) -> bool {
+    if journal_keys.contains(name) {
+        return true;
+    }
+    ["spec.json", "meta.json"].iter().any(|file| {
+        fs::read(dir.join(file))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v[id_key] == name)
+    })
 }
 
 fn is_npz(path: &Path) -> bool {
@@ -336,6 +374,35 @@ mod tests {
         // Running again finds nothing.
         let report = run(&args(&tmp, true, false), &referenced, &mut Vec::new()).unwrap();
         assert!(report.unreferenced.is_empty());
+    }
+
+    #[test]
+    fn folders_lambda_hat_did_not_make_are_never_deleted() {
+        let tmp = TempDir::new("clean-foreign");
+        let (referenced, _, b) = store(&tmp);
+        // A user's folder that only looks like a target, and one whose spec names another ID.
+        let foreign = tmp.path().join("targets/tgt_myownfolder");
+        fs::create_dir_all(&foreign).unwrap();
+        fs::write(foreign.join("thesis.tex"), "precious").unwrap();
+        let lying = tmp.path().join("targets/tgt_cccccccccccc");
+        fs::create_dir_all(&lying).unwrap();
+        fs::write(
+            lying.join("spec.json"),
+            r#"{"target_id": "tgt_dddddddddddd"}"#,
+        )
+        .unwrap();
+        let report = run(&args(&tmp, true, false), &referenced, &mut Vec::new()).unwrap();
+        assert!(foreign.join("thesis.tex").exists() && lying.exists());
+        assert!(
+            !b.exists(),
+            "lambda-hat's own unreferenced target still goes"
+        );
+        assert!(
+            report
+                .unreferenced
+                .iter()
+                .all(|u| u.path != foreign && u.path != lying)
+        );
     }
 
     #[test]
