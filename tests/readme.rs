@@ -83,6 +83,8 @@ enum Other {
     ThisTest,
     /// A `cargo bench` target: must be declared in Cargo.toml with its source in benches/.
     Bench(&'static str),
+    /// An integration test run by hand (longer than CI runs it): its source must be in tests/.
+    Test(&'static str),
 }
 
 const OTHER_LINES: &[(&str, Other)] = &[
@@ -97,6 +99,10 @@ const OTHER_LINES: &[(&str, Other)] = &[
     ),
     ("cargo test --test readme", Other::ThisTest),
     ("cargo bench --bench hmc", Other::Bench("hmc")),
+    (
+        "LAMBDA_HAT_FUZZ_SECONDS=60 cargo test --release --test fuzz -- --nocapture",
+        Other::Test("fuzz"),
+    ),
 ];
 
 const SUBCOMMANDS: &[&str] = &[
@@ -603,6 +609,11 @@ fn check_other(world: &mut World, line: &str) -> Result<(), String> {
         Other::ThisTest => {
             if !Path::new(ROOT).join("tests/readme.rs").is_file() {
                 return Err("tests/readme.rs is missing".into());
+            }
+        }
+        Other::Test(name) => {
+            if !Path::new(ROOT).join(format!("tests/{name}.rs")).is_file() {
+                return Err(format!("no integration test tests/{name}.rs"));
             }
         }
     }
