@@ -244,6 +244,45 @@ fn sigterm_and_sighup_stop_the_workers_and_keep_their_markers_like_ctrl_c() {
     }
 }
 
+/// A finished job whose files are emptied or truncated is not done: the plan, `--summary` and
+/// `status` call it corrupt, and the next run redoes it (a damaged target with its runs), with
+/// the same numbers as before.
+#[test]
+fn emptied_or_truncated_outputs_are_corrupt_and_redone() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    let analyses = files_named(&t.store(), "analysis.json");
+    let read_llc = |p: &Path| -> f64 {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        v["llc_mean"].as_f64().unwrap()
+    };
+    let before = read_llc(&analyses[0]);
+    std::fs::write(&analyses[0], "").unwrap();
+    let params = files_named(&t.store(), "params.npz");
+    let other_target = params
+        .iter()
+        .find(|p| !analyses[0].starts_with(p.parent().unwrap()))
+        .expect("two targets")
+        .clone();
+    let bytes = std::fs::read(&other_target).unwrap();
+    std::fs::write(&other_target, &bytes[..bytes.len() / 2]).unwrap();
+
+    let dry = t.run_with(&["-n"]).success();
+    assert_eq!(
+        dry.stdout().matches("reason: Corrupt output files").count(),
+        2,
+        "{}",
+        dry.stdout()
+    );
+    t.run_with(&["--summary"]).success().stdout_has("corrupt");
+    t.run_with(&["status"]).success().stdout_has("corrupt");
+    t.run_with(&["-j", "2"]).success();
+    assert_eq!(read_llc(&analyses[0]), before, "redone bit for bit");
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+}
+
 #[test]
 fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
     let t = Test::new().experiments(TINY_SWEEP);

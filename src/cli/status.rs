@@ -24,12 +24,13 @@ use crate::exec::slurm::{Cluster, SlurmCli, on_path};
 use crate::plan::{OutputStatus, Plan, Rule};
 use crate::store::{Event, Journal, StoreHealth, StoreStatus};
 
-const STATES: [&str; 6] = [
+const STATES: [&str; 7] = [
     "done",
     "running",
     "pending",
     "failed",
     "incomplete",
+    "corrupt",
     "missing",
 ];
 
@@ -118,6 +119,7 @@ fn marker_owner_alive(plan: &Plan, key: &str) -> bool {
 
 fn classify(
     done: bool,
+    corrupt: bool,
     incomplete: bool,
     h: Option<&JobHistory>,
     slurm: Option<(&Option<JobState>, bool)>,
@@ -139,6 +141,9 @@ fn classify(
     }
     if incomplete {
         return if local_alive { "running" } else { "incomplete" };
+    }
+    if corrupt {
+        return "corrupt";
     }
     match h.and_then(|h| h.last_end.as_deref()) {
         Some(history::FAILED | history::SUBMIT_FAILED) => "failed",
@@ -189,6 +194,7 @@ fn build_report(plan: &Plan, detailed: bool) -> Result<Report, CliError> {
         let incomplete = status.incomplete(plan, job);
         let state = classify(
             status.done(plan, job),
+            status.corrupt(plan, job),
             incomplete,
             h,
             slurm_key.map(|_| (&slurm_state, open.is_some())),

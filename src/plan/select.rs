@@ -16,6 +16,11 @@ pub trait OutputStatus {
     fn done(&self, plan: &Plan, job: JobRef) -> bool;
     /// An incomplete marker says the job started and never finished.
     fn incomplete(&self, plan: &Plan, job: JobRef) -> bool;
+    /// The job's files exist but are not whole (an emptied or truncated marker or archive):
+    /// not done, and redone with its own reason.
+    fn corrupt(&self, _plan: &Plan, _job: JobRef) -> bool {
+        false
+    }
 }
 
 /// What the user asked for.
@@ -35,6 +40,7 @@ pub enum Reason {
     Forced,
     Incomplete,
     UpdatedInput,
+    Corrupt,
 }
 
 impl Reason {
@@ -44,6 +50,9 @@ impl Reason {
             Reason::Forced => "Forced execution".to_string(),
             Reason::Incomplete => {
                 format!("Incomplete output files (left by a killed or interrupted run): {output}")
+            }
+            Reason::Corrupt => {
+                format!("Corrupt output files (emptied or truncated; redone): {output}")
             }
             Reason::UpdatedInput => {
                 "Input files updated by another job (its target is rebuilt)".to_string()
@@ -162,6 +171,8 @@ pub fn schedule(
             Some(Reason::Incomplete)
         } else if forced(job.rule()) {
             Some(Reason::Forced)
+        } else if status.corrupt(plan, job) {
+            Some(Reason::Corrupt)
         } else if !status.done(plan, job) {
             Some(Reason::MissingOutput)
         } else if parent_runs {

@@ -101,6 +101,8 @@ pub fn summary(
     for job in plan.jobs().filter(|j| wanted(*j)) {
         let state = if status.incomplete(plan, job) {
             "incomplete"
+        } else if status.corrupt(plan, job) {
+            "corrupt"
         } else if status.done(plan, job) {
             "ok"
         } else {

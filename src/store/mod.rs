@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod health;
 pub mod incomplete;
+pub mod integrity;
 pub mod journal;
 pub mod lock;
 pub mod status;

@@ -2,7 +2,9 @@
 //! and which jobs have incomplete markers. Implements [`OutputStatus`] for planning.
 //!
 //! Scanning costs one `read_dir` per existing target directory plus one `stat` per existing run
-//! directory, so a million-job sweep on a fresh store is checked in milliseconds.
+//! directory, so a million-job sweep on a fresh store is checked in milliseconds. A finished
+//! job's files are also checked for being whole (super::integrity: its marker parsed, the
+//! tails of its `.npz` files read): present but damaged, the job is `corrupt`, not done.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -20,18 +22,40 @@ const RUN_FILES: &[&str] = &["analysis.json", "trace.npz"];
 #[derive(Debug, Default)]
 pub struct StoreStatus {
     targets_done: Vec<bool>,
-    /// `tgt_x/run_y` of every run directory that holds analysis.json.
+    targets_corrupt: Vec<bool>,
+    /// `tgt_x/run_y` of every run directory whose files are all present and whole.
     runs_done: HashSet<String>,
+    /// `tgt_x/run_y` of every run directory whose files are present but not whole.
+    runs_corrupt: HashSet<String>,
     incomplete: HashSet<String>,
+}
+
+/// Whether a job's present files are whole (super::integrity): the marker names the job and
+/// every `.npz` ends as a zip archive should.
+fn files_whole(dir: &Path, files: &[&str], id_key: &str, id: &str) -> bool {
+    files.iter().all(|f| {
+        let path = dir.join(f);
+        if f.ends_with(".json") {
+            super::integrity::marker_is_whole(&path, id_key, id)
+        } else {
+            super::integrity::npz_is_whole(&path)
+        }
+    })
 }
 
 impl StoreStatus {
     pub fn scan(plan: &Plan) -> Self {
         let mut runs_done = HashSet::new();
+        let mut runs_corrupt = HashSet::new();
         let mut targets_done = Vec::with_capacity(plan.targets.len());
+        let mut targets_corrupt = Vec::with_capacity(plan.targets.len());
         for t in 0..plan.targets.len() as u32 {
             let dir = plan.target_dir(t);
-            targets_done.push(TARGET_FILES.iter().all(|f| dir.join(f).is_file()));
+            let id = &plan.targets[t as usize].id;
+            let present = TARGET_FILES.iter().all(|f| dir.join(f).is_file());
+            let whole = present && files_whole(&dir, TARGET_FILES, "target_id", id);
+            targets_done.push(whole);
+            targets_corrupt.push(present && !whole);
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -40,13 +64,20 @@ impl StoreStatus {
                 if name.starts_with("run_")
                     && RUN_FILES.iter().all(|f| entry.path().join(f).is_file())
                 {
-                    runs_done.insert(format!("{}/{name}", plan.targets[t as usize].id));
+                    let key = format!("{id}/{name}");
+                    if files_whole(&entry.path(), RUN_FILES, "run_id", &name) {
+                        runs_done.insert(key);
+                    } else {
+                        runs_corrupt.insert(key);
+                    }
                 }
             }
         }
         StoreStatus {
             targets_done,
+            targets_corrupt,
             runs_done,
+            runs_corrupt,
             incomplete: IncompleteMarkers::new(&plan.store_root)
                 .list()
                 .into_iter()
@@ -69,6 +100,19 @@ impl OutputStatus for StoreStatus {
 
     fn incomplete(&self, plan: &Plan, job: JobRef) -> bool {
         !self.incomplete.is_empty() && self.incomplete.contains(&plan.job_key(job))
+    }
+
+    fn corrupt(&self, plan: &Plan, job: JobRef) -> bool {
+        match job {
+            JobRef::Target(t) => self.targets_corrupt[t as usize],
+            JobRef::Run(r) => {
+                !self.runs_corrupt.is_empty() && {
+                    let tid = &plan.targets[plan.run_target(r) as usize].id;
+                    self.runs_corrupt
+                        .contains(&format!("{tid}/{}", plan.run_id(r)))
+                }
+            }
+        }
     }
 }
 

@@ -157,6 +157,10 @@ impl<S: OutputStatus> OutputStatus for ReattachStatus<'_, S> {
         self.inner.incomplete(plan, job)
             && (self.open.is_empty() || !self.open.contains(&plan.job_key(job)))
     }
+
+    fn corrupt(&self, plan: &Plan, job: JobRef) -> bool {
+        self.inner.corrupt(plan, job)
+    }
 }
 
 /// Jobs that finished while no controller ran: their output exists and their submission is

@@ -1,0 +1,82 @@
+//! Whether a finished job's files are whole: a completion marker that exists but is empty,
+//! truncated or about another job, or an `.npz` cut short, must not count as done.
+//!
+//! In: file paths and the ID a marker must carry. Out: `true` when the file looks whole. Cheap
+//! enough for every planning: a marker is a small JSON file read in full; of an `.npz` (a zip
+//! archive) only the last 64 KiB are read, where a whole archive ends with its
+//! end-of-central-directory record, which a truncated or emptied file lacks.
+//!
+//! Not covered: an `.npz` replaced by another whole one (a `data.npz` copied from another
+//! target). That needs content hashes recorded at build time; it is not done yet.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// The end-of-central-directory record's signature, `PK\x05\x06`.
+const EOCD_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+/// The record is 22 bytes plus a comment of at most 65,535.
+const EOCD_SEARCH: u64 = 22 + 65_535;
+
+/// A JSON object whose `id_key` is `id` (`meta.json`: `target_id`; `analysis.json`: `run_id`).
+pub fn marker_is_whole(path: &Path, id_key: &str, id: &str) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get(id_key).and_then(|x| x.as_str()) == Some(id))
+}
+
+/// A zip archive that ends with its end-of-central-directory record.
+pub fn npz_is_whole(path: &Path) -> bool {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    if len < 22 {
+        return false;
+    }
+    let start = len.saturating_sub(EOCD_SEARCH);
+    let mut tail = Vec::with_capacity((len - start) as usize);
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return false;
+    }
+    tail.windows(4).rev().any(|w| w == EOCD_SIGNATURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_must_parse_and_name_their_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("analysis.json");
+        std::fs::write(&p, r#"{"run_id": "run_hmc_1", "llc_mean": 4.0}"#).unwrap();
+        assert!(marker_is_whole(&p, "run_id", "run_hmc_1"));
+        assert!(
+            !marker_is_whole(&p, "run_id", "run_hmc_2"),
+            "another job's marker"
+        );
+        std::fs::write(&p, "").unwrap();
+        assert!(!marker_is_whole(&p, "run_id", "run_hmc_1"), "emptied");
+        std::fs::write(&p, r#"{"run_id": "run_hmc_1", "llc"#).unwrap();
+        assert!(!marker_is_whole(&p, "run_id", "run_hmc_1"), "truncated");
+    }
+
+    #[test]
+    fn a_truncated_npz_is_not_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("trace.npz");
+        let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&p).unwrap());
+        npz.add_array("llc", &ndarray::Array1::<f64>::zeros(1000))
+            .unwrap();
+        npz.finish().unwrap();
+        assert!(npz_is_whole(&p));
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(!npz_is_whole(&p), "cut in half");
+        std::fs::write(&p, b"").unwrap();
+        assert!(!npz_is_whole(&p), "emptied");
+    }
+}
