@@ -9,19 +9,28 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, TINY_SWEEP, Test};
 
-fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
+/// Every file under `root`.
+fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == name) {
-                out.push(p);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
             }
         }
     }
+    out
+}
+
+fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = files_under(root)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == name))
+        .collect();
     out.sort();
     out
 }
@@ -278,6 +287,39 @@ fn emptied_or_truncated_outputs_are_corrupt_and_redone() {
     t.run_with(&["status"]).success().stdout_has("corrupt");
     t.run_with(&["-j", "2"]).success();
     assert_eq!(read_llc(&analyses[0]), before, "redone bit for bit");
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+}
+
+/// A target file swapped for another target's (whole, same shape) is caught by the hash its
+/// meta.json recorded: the run fails blaming the target, and the next run rebuilds the target and
+/// redoes its runs.
+#[test]
+fn a_swapped_data_file_is_caught_and_its_target_rebuilt() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    let data = files_named(&t.store(), "data.npz");
+    assert_eq!(data.len(), 2);
+    let original = std::fs::read(&data[0]).unwrap();
+    std::fs::copy(&data[1], &data[0]).unwrap();
+    let out = t.run_with(&["-j", "2", "-R", "run_sampler"]);
+    assert_eq!(out.code(), Some(1), "the runs on the damaged target fail");
+    let err = out.stderr();
+    let log_text: String = files_under(&t.store().join("logs"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(
+        log_text.contains("The target is damaged, not this run"),
+        "{err}\n{log_text}"
+    );
+    t.run_with(&["-j", "2"]).success();
+    assert_eq!(
+        std::fs::read(&data[0]).unwrap(),
+        original,
+        "rebuilt as before"
+    );
     t.run_with(&["-n"])
         .success()
         .stdout_has("Nothing to be done");

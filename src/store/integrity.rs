@@ -6,8 +6,9 @@
 //! archive) only the last 64 KiB are read, where a whole archive ends with its
 //! end-of-central-directory record, which a truncated or emptied file lacks.
 //!
-//! Not covered: an `.npz` replaced by another whole one (a `data.npz` copied from another
-//! target). That needs content hashes recorded at build time; it is not done yet.
+//! An `.npz` replaced by another whole one (a `data.npz` copied from another target) passes
+//! these checks; for that `build_target` records each file's [`content_hash`] in meta.json
+//! (`files`), and `run_sampler` compares before it samples.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -23,6 +24,12 @@ pub fn marker_is_whole(path: &Path, id_key: &str, id: &str) -> bool {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v.get(id_key).and_then(|x| x.as_str()) == Some(id))
+}
+
+/// The xxh3-64 hash of a file's bytes, as 16 hex digits (meta.json's `files`).
+pub fn content_hash(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
 }
 
 /// A zip archive that ends with its end-of-central-directory record.

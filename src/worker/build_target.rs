@@ -14,6 +14,9 @@ use crate::numeric::{Precision, Real};
 use crate::plan::ids::target_id;
 use crate::train::build_target;
 
+/// The arrays a target writes, whose hashes meta.json records under `files`.
+pub const TARGET_ARRAYS: [&str; 3] = ["data.npz", "params.npz", "teacher.npz"];
+
 pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
     let started = Instant::now();
     let spec: TargetSpec = read_json(spec_path)?;
@@ -98,8 +101,18 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
         // Readers expect `p` next to the architecture too.
         m.insert("n_params".into(), json!(built.dims.p));
     }
+    // Content hashes of the arrays, so a run can tell a file changed or swapped since the build
+    // (crate::store::integrity).
+    let mut files = serde_json::Map::new();
+    for name in TARGET_ARRAYS {
+        let path = dir.join(name);
+        let hash = crate::store::integrity::content_hash(&path)
+            .map_err(|source| WorkerError::Read { path, source })?;
+        files.insert(name.to_string(), json!(hash));
+    }
     let meta = json!({
         "target_id": spec.target_id,
+        "files": files,
         "seed": cfg.seed,
         "model_cfg": model_cfg,
         "data_cfg": cfg.data,

@@ -36,6 +36,10 @@ pub enum WorkerError {
         name: String,
         message: String,
     },
+    #[error(
+        "{path} does not match the hash its target's meta.json recorded when the target was built: it was changed or replaced since (another target's file?). The target is damaged, not this run.\n  Its completion marker {meta} was removed, so running the sweep again rebuilds the target and redoes its runs."
+    )]
+    TargetDamaged { path: PathBuf, meta: PathBuf },
     #[error("training failed: {0}")]
     Train(#[from] crate::train::TrainError),
     #[error("the network does not match the stored parameters: {0}")]

@@ -46,11 +46,43 @@ pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
             missing: meta,
         });
     }
+    check_target_files(target_dir, &meta)?;
     let target: TargetSpec = read_json(&target_dir.join("spec.json"))?;
     match spec.config.precision {
         Precision::F32 => sample::<f32>(&spec, &target, run_dir, target_dir, started),
         Precision::F64 => sample::<f64>(&spec, &target, run_dir, target_dir, started),
     }
+}
+
+/// Compares the target's arrays with the hashes its meta.json recorded (targets built before
+/// hashes were recorded have none and are not checked). On a mismatch the target's meta.json is
+/// removed, so the next run of the sweep rebuilds the target.
+fn check_target_files(target_dir: &Path, meta: &Path) -> Result<(), WorkerError> {
+    let record: serde_json::Value = read_json(meta)?;
+    let Some(files) = record.get("files").and_then(|f| f.as_object()) else {
+        return Ok(());
+    };
+    for name in ["data.npz", "params.npz"] {
+        let Some(expected) = files.get(name).and_then(|h| h.as_str()) else {
+            continue;
+        };
+        let path = target_dir.join(name);
+        let actual =
+            crate::store::integrity::content_hash(&path).map_err(|source| WorkerError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        if actual != expected {
+            // The target, not this run, is broken: un-finish it so the next plan rebuilds it
+            // (and, its input being new, redoes its runs) instead of failing them again.
+            let _ = std::fs::remove_file(meta);
+            return Err(WorkerError::TargetDamaged {
+                path,
+                meta: meta.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn sample<F: Real>(
