@@ -46,6 +46,9 @@ struct JobRow {
     elapsed_secs: Option<u64>,
     max_rss_bytes: Option<u64>,
     log: String,
+    /// A pending job's reason that waiting will not clear, with what to change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stuck: Option<String>,
 }
 
 /// Health of the finished jobs, for `--json`.
@@ -220,6 +223,10 @@ fn build_report(plan: &Plan, detailed: bool) -> Result<Report, CliError> {
                 .and_then(|a| a.max_rss_bytes)
                 .or_else(|| h.and_then(|h| h.max_rss_bytes)),
             log: plan.log_path(job).display().to_string(),
+            stuck: h
+                .and_then(|h| h.stuck.as_ref())
+                .filter(|_| state == "pending")
+                .map(|(reason, advice)| format!("{reason}: {advice}")),
             job: key,
         });
     }
@@ -285,6 +292,16 @@ pub fn status(args: &SweepArgs, verbose: bool, json: bool) -> Result<(), CliErro
     }
     writeln!(out).map_err(io_err)?;
     writeln!(out, "{}", report.health_line).map_err(io_err)?;
+    // Jobs SLURM will never start as asked: said even without -v.
+    for j in report.jobs.iter().filter(|j| j.stuck.is_some()) {
+        writeln!(
+            out,
+            "stuck: {} pends with {}",
+            j.job,
+            j.stuck.as_deref().unwrap_or_default()
+        )
+        .map_err(io_err)?;
+    }
     if verbose {
         writeln!(out).map_err(io_err)?;
         for j in &report.jobs {

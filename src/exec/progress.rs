@@ -74,6 +74,15 @@ impl Progress {
         }
     }
 
+    /// A warning line, printed even with -q (like failures): the user must act on it.
+    pub fn warn(&self, text: &str) {
+        let text = format!("[{}] WARN   {text}", now());
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     pub fn message(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(text.to_string()),

@@ -53,6 +53,8 @@ pub struct Fake {
     pub no_accounting: bool,
     /// The N-th sbatch call (1-based) fails with this stderr.
     pub fail_sbatch_number: Option<(usize, String)>,
+    /// The reason squeue gives for pending jobs (`None` prints SLURM's "None").
+    pub pending_reason: Option<String>,
 }
 
 impl Fake {
@@ -69,6 +71,7 @@ impl Fake {
             max_queued: 0,
             write_markers: true,
             squeue_failures: VecDeque::new(),
+            pending_reason: None,
             no_accounting: false,
             fail_sbatch_number: None,
         }
@@ -229,7 +232,11 @@ impl Cluster for Fake {
         for j in self.jobs.values() {
             let purged = j.state.is_terminal() && j.ticks >= 2;
             if job_ids.contains(&j.key.job_id) && !purged {
-                out.push_str(&format!("{}|{}|None\n", j.key, j.state));
+                let reason = match (&j.state, &self.pending_reason) {
+                    (JobState::Pending, Some(r)) => r.as_str(),
+                    _ => "None",
+                };
+                out.push_str(&format!("{}|{}|{reason}\n", j.key, j.state));
             }
         }
         if out.is_empty() && job_ids.len() == 1 {

@@ -22,6 +22,8 @@ pub const FINISHED: &str = "finished";
 pub const FAILED: &str = "failed";
 pub const CANCELLED: &str = "cancelled";
 pub const SKIPPED: &str = "skipped";
+/// A job SLURM keeps pending for a reason waiting will not clear (detail: reason, advice).
+pub const PENDING_STUCK: &str = "pending_stuck";
 
 /// A submission the journal does not close.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +55,9 @@ pub struct JobHistory {
     pub max_rss_bytes: Option<u64>,
     /// The log of the latest submission.
     pub log: Option<String>,
+    /// While the submission is open: the pending reason waiting will not clear, and what to
+    /// change (from a `pending_stuck` event).
+    pub stuck: Option<(String, String)>,
 }
 
 fn detail_str(e: &Event, key: &str) -> Option<String> {
@@ -82,6 +87,10 @@ pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
                         .and_then(|r| serde_json::from_value(r.clone()).ok()),
                 });
                 h.log = detail_str(e, "log").or(h.log.take());
+                h.stuck = None;
+            }
+            PENDING_STUCK => {
+                h.stuck = detail_str(e, "reason").zip(detail_str(e, "advice"));
             }
             SUBMITTED => {
                 let key = e
@@ -96,6 +105,7 @@ pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
             }
             SUBMIT_FAILED | FINISHED | FAILED | CANCELLED | SKIPPED | "started" => {
                 h.open = None;
+                h.stuck = None;
                 if e.event != "started" {
                     h.last_end = Some(e.event.clone());
                     h.state = e.state.clone();
@@ -125,6 +135,24 @@ mod tests {
             detail: Some(detail),
             ..Event::new(event, job, "run_sampler")
         }
+    }
+
+    #[test]
+    fn a_stuck_reason_lasts_while_the_submission_is_open() {
+        let stuck =
+            serde_json::json!({ "reason": "PartitionConfig", "advice": "lower cpus_per_task" });
+        let mut events = vec![
+            ev(SUBMITTING, "j", None, serde_json::json!({ "name": "n" })),
+            ev(SUBMITTED, "j", Some("7"), serde_json::json!({})),
+            ev(PENDING_STUCK, "j", Some("7"), stuck),
+        ];
+        let h = &histories(&events)["j"];
+        assert_eq!(
+            h.stuck,
+            Some(("PartitionConfig".into(), "lower cpus_per_task".into()))
+        );
+        events.push(ev(CANCELLED, "j", Some("7"), serde_json::json!({})));
+        assert_eq!(histories(&events)["j"].stuck, None);
     }
 
     #[test]

@@ -558,6 +558,28 @@ pub struct QueueEntry {
     pub reason: Option<String>,
 }
 
+/// What to change when a job pends for `reason`, if waiting will not help: the reasons SLURM
+/// gives for a request no node, partition, association or QOS can ever grant. `None` for the
+/// reasons that clear by themselves (`Priority`, `Resources`, `Dependency`, ...).
+pub fn stuck_pending_advice(reason: &str) -> Option<&'static str> {
+    let advice = match reason {
+        "PartitionConfig" | "PartitionNodeLimit" | "BadConstraints" | "ReqNodeNotAvail" => {
+            "no node of the partition can satisfy the job's request: lower cpus_per_task, mem_mb or gpu, or choose another slurm_partition (sinfo -o '%P %c %m %G' lists what nodes have)"
+        }
+        "PartitionTimeLimit" => {
+            "runtime is above the partition's time limit: lower runtime or choose another slurm_partition"
+        }
+        "InvalidAccount" | "InvalidQOS" => {
+            "the account or QOS is not valid for you: check slurm_account and qos (sacctmgr show assoc user=$USER)"
+        }
+        r if r.starts_with("AssocMax") || r.starts_with("QOSMax") => {
+            "a per-job limit of your association or QOS is exceeded: lower the job's resources, or ask for another qos"
+        }
+        _ => return None,
+    };
+    Some(advice)
+}
+
 /// Parse `squeue` output in [`SQUEUE_FORMAT`]; a range row expands into one entry per task.
 pub fn parse_squeue(stdout: &str) -> Result<Vec<QueueEntry>, ParseError> {
     let mut out = Vec::new();
@@ -892,6 +914,29 @@ pub fn is_oom_kill(state: &JobState, signal: u32, log_tail: Option<&str>) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_reasons_that_never_clear_get_advice_and_the_others_none() {
+        for r in [
+            "PartitionConfig",
+            "ReqNodeNotAvail",
+            "PartitionTimeLimit",
+            "InvalidQOS",
+            "AssocMaxCpuPerJobLimit",
+            "QOSMaxMemoryPerJob",
+        ] {
+            assert!(stuck_pending_advice(r).is_some(), "{r}");
+        }
+        for r in [
+            "Priority",
+            "Resources",
+            "Dependency",
+            "JobArrayTaskLimit",
+            "BeginTime",
+        ] {
+            assert_eq!(stuck_pending_advice(r), None, "{r}");
+        }
+    }
 
     // ---- outputs captured from the real SLURM 22.05 of scripts/slurm-local.sh ----
 

@@ -152,6 +152,42 @@ fn builds_go_alone_and_samplers_as_arrays_after_their_target() {
     assert_eq!(scripts, 4);
 }
 
+/// A job pending for a reason waiting will not clear is reported once per job (journal event
+/// with SLURM's reason and what to change), and one that will clear is not reported.
+#[test]
+fn pending_reasons_that_waiting_will_not_clear_are_reported_once() {
+    let store = Store::new("stuck");
+    let plan = store.plan(1, &["hmc"]);
+    let mut fake = Fake::new(all_complete());
+    fake.pending_reason = Some("PartitionConfig".into());
+    run(&plan, &opts(4), &mut fake);
+    let stuck: Vec<_> = events(&plan)
+        .into_iter()
+        .filter(|e| e.event == super::history::PENDING_STUCK)
+        .collect();
+    assert!(!stuck.is_empty(), "a PartitionConfig job was not reported");
+    let jobs: std::collections::BTreeSet<_> = stuck.iter().map(|e| &e.job).collect();
+    assert_eq!(
+        jobs.len(),
+        stuck.len(),
+        "each job is reported once: {stuck:?}"
+    );
+    let detail = stuck[0].detail.as_ref().unwrap();
+    assert_eq!(detail["reason"], "PartitionConfig");
+    assert!(detail["advice"].as_str().unwrap().contains("cpus_per_task"));
+
+    let store = Store::new("waiting");
+    let plan = store.plan(1, &["hmc"]);
+    let mut fake = Fake::new(all_complete());
+    fake.pending_reason = Some("Priority".into());
+    run(&plan, &opts(4), &mut fake);
+    assert!(
+        events(&plan)
+            .iter()
+            .all(|e| e.event != super::history::PENDING_STUCK)
+    );
+}
+
 #[test]
 fn jobs_limit_counts_array_tasks() {
     let store = Store::new("budget");

@@ -120,6 +120,8 @@ pub struct Controller<'a, C: Cluster> {
     to_cancel: Vec<usize>,
     cwd: PathBuf,
     serial: u64,
+    /// (SLURM job id, pending reason) already reported as stuck, so each is said once.
+    reported_stuck: BTreeSet<(u64, String)>,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + use<> {
@@ -191,6 +193,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             flags,
             outcome: Outcome::default(),
             progress,
+            reported_stuck: BTreeSet::new(),
             stop_launching: false,
             accounting: true,
             query_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),

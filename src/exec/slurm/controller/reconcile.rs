@@ -14,9 +14,10 @@ use std::time::Duration;
 use super::{Controller, St, first_line};
 use crate::exec::slurm::SlurmError;
 use crate::exec::slurm::cluster::Cluster;
+use crate::exec::slurm::history;
 use crate::exec::slurm::parse::{
     JobKey, JobState, QueryError, classify_query_failure, parse_sacct, parse_scontrol_show_job,
-    parse_squeue,
+    parse_squeue, stuck_pending_advice,
 };
 use crate::exec::slurm::poll::{Final, Seen, merge, needs_accounting};
 use crate::exec::slurm::retry::{Ending, Verdict, decide};
@@ -36,6 +37,38 @@ fn log_tail(path: &Path) -> Option<String> {
 }
 
 impl<'a, C: Cluster> Controller<'a, C> {
+    /// Says once per job what to change when SLURM keeps it pending for a reason waiting will
+    /// not clear (a 4-CPU request on a partition of 2-CPU nodes pends forever with
+    /// `PartitionConfig`, and nothing else would tell the user).
+    fn report_stuck_pending(
+        &mut self,
+        queue: &[crate::exec::slurm::parse::QueueEntry],
+    ) -> Result<(), SlurmError> {
+        for entry in queue {
+            let (JobState::Pending, Some(reason)) = (&entry.state, &entry.reason) else {
+                continue;
+            };
+            let Some(advice) = stuck_pending_advice(reason) else {
+                continue;
+            };
+            if self
+                .reported_stuck
+                .insert((entry.job.job_id, reason.clone()))
+            {
+                self.progress.warn(&format!(
+                    "SLURM job {} pends with reason {reason}, which waiting will not clear: {advice}",
+                    entry.job.job_id
+                ));
+                if let Some(c) = self.jobs.iter().position(|j| j.slurm == Some(entry.job)) {
+                    let mut ev = self.event(c, history::PENDING_STUCK);
+                    ev.detail = Some(serde_json::json!({ "reason": reason, "advice": advice }));
+                    self.append(ev)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One cycle: one squeue, at most one sacct (or scontrol). Returns whether any job ended.
     pub(super) fn poll(&mut self) -> Result<bool, SlurmError> {
         let tracked: Vec<JobKey> = self
@@ -65,6 +98,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             },
             Err(e) => return self.query_trouble("squeue", &e.to_string()),
         };
+        self.report_stuck_pending(&queue)?;
         let need = needs_accounting(&tracked, &queue);
         let mut acct = Vec::new();
         let mut control = Vec::new();
