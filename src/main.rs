@@ -6,7 +6,10 @@ fn main() {
     let cli = lambda_hat::cli::Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = lambda_hat::cli::dispatch(cli) {
-        eprintln!("error: {e}");
+        eprintln!(
+            "error: {}",
+            lambda_hat::cli::error::terminal_safe(&e.to_string())
+        );
         std::process::exit(e.exit_code());
     }
 }

@@ -181,6 +181,21 @@ fn status_reads_a_journal_with_a_damaged_line() {
     t.run_with(&["status"]).success().stdout_has("total");
 }
 
+/// Config strings are someone else's: an ESC sequence in one reaches the terminal escaped.
+#[test]
+fn control_characters_from_a_config_never_reach_the_terminal_raw() {
+    let out = Test::new()
+        .experiments(
+            "targets:\n  - { model: \"smal\\e]0;pwned\\a\", data: small, seed: 1 }\nsamplers: []\n",
+        )
+        .args(["-n"])
+        .run()
+        .failure(2);
+    let err = out.stderr();
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("\\u{1b}]0;pwned"), "{err}");
+}
+
 #[test]
 fn unknown_preset_lists_the_valid_ones() {
     bad(

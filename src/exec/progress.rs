@@ -35,6 +35,7 @@ impl Progress {
     }
 
     fn line(&self, text: &str) {
+        let text = &*crate::cli::error::terminal_safe(text);
         match &self.bar {
             Some(bar) => bar.println(text),
             None if !self.quiet => eprintln!("{text}"),
@@ -67,7 +68,8 @@ impl Progress {
             bar.inc(1);
         }
         // Failures are printed even with -q: the user must know.
-        let text = format!("[{}] FAILED {what}: {why}", now());
+        let text = crate::cli::error::terminal_safe(&format!("[{}] FAILED {what}: {why}", now()))
+            .into_owned();
         match &self.bar {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),
