@@ -290,6 +290,22 @@ fn emptied_or_truncated_outputs_are_corrupt_and_redone() {
     t.run_with(&["-n"])
         .success()
         .stdout_has("Nothing to be done");
+
+    // A marker that parses and names its job but is not what the job wrote (edited by hand)
+    // does not match the hash the journal recorded when the job finished.
+    let mut edited: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&analyses[0]).unwrap()).unwrap();
+    edited["llc_mean"] = serde_json::json!(before + 1.0);
+    std::fs::write(&analyses[0], serde_json::to_vec(&edited).unwrap()).unwrap();
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("reason: Corrupt output files");
+    t.run_with(&["-j", "2"]).success();
+    assert_eq!(
+        read_llc(&analyses[0]),
+        before,
+        "the job's own numbers are back"
+    );
 }
 
 /// A target file swapped for another target's (whole, same shape) is caught by the hash its
@@ -627,6 +643,10 @@ fn the_closing_summary_names_unhealthy_runs_and_unconverged_targets() {
     });
     meta["warnings"] = serde_json::json!(["target not converged: gradient norm 0.25 > 1e-6"]);
     std::fs::write(&metas[0], meta.to_string()).unwrap();
+    // A hand-edited meta.json no longer matches the hash the journal recorded for it, which
+    // would make the target corrupt and rebuilt; without a journal (a store from before hashes
+    // were recorded) the edited marker stands, which is what this test needs.
+    std::fs::remove_file(t.store().join(".lambda-hat/journal.jsonl")).unwrap();
     let target_dir = metas[0].parent().unwrap();
     let analysis = files_named(target_dir, "analysis.json").remove(0);
     std::fs::remove_file(&analysis).unwrap();

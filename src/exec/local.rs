@@ -141,7 +141,12 @@ pub async fn run(
                 match judge(plan, job, status) {
                     Ok(()) => {
                         let _ = markers.clear(&key);
-                        let _ = journal.append(&Event { state: Some("COMPLETED".into()), ..Event::new("finished", &key, job.rule().name()) });
+                        let hash = crate::store::integrity::output_hash(&plan.output(job));
+                        let _ = journal.append(&Event {
+                            state: Some("COMPLETED".into()),
+                            detail: Some(serde_json::json!({ crate::store::integrity::OUTPUT_HASH_KEY: hash })),
+                            ..Event::new("finished", &key, job.rule().name())
+                        });
                         state[i] = State::Done;
                         outcome.succeeded += 1;
                         progress.finished(&describe(plan, job), secs);

@@ -32,6 +32,15 @@ pub fn content_hash(path: &Path) -> std::io::Result<String> {
     Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
 }
 
+/// The key under which a `finished` journal event records its completion marker's hash.
+pub const OUTPUT_HASH_KEY: &str = "output_xxh3";
+
+/// The hash of a finished job's completion marker, for its `finished` journal event (`None`
+/// when the marker cannot be read).
+pub fn output_hash(marker: &Path) -> Option<String> {
+    content_hash(marker).ok()
+}
+
 /// A zip archive that ends with its end-of-central-directory record.
 pub fn npz_is_whole(path: &Path) -> bool {
     let Ok(mut file) = std::fs::File::open(path) else {

@@ -3,10 +3,11 @@
 //!
 //! Scanning costs one `read_dir` per existing target directory plus one `stat` per existing run
 //! directory, so a million-job sweep on a fresh store is checked in milliseconds. A finished
-//! job's files are also checked for being whole (super::integrity: its marker parsed, the
-//! tails of its `.npz` files read): present but damaged, the job is `corrupt`, not done.
+//! job's files are also checked for being whole (super::integrity: its marker parsed and, when
+//! the journal recorded one, matching the hash its `finished` event recorded; the tails of its
+//! `.npz` files read): present but damaged, the job is `corrupt`, not done.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::plan::{JobRef, OutputStatus, Plan};
@@ -30,6 +31,35 @@ pub struct StoreStatus {
     incomplete: HashSet<String>,
 }
 
+/// The completion-marker hash each job's latest `finished` journal event recorded.
+fn recorded_output_hashes(store_root: &Path) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for e in super::Journal::read_all(store_root).unwrap_or_default() {
+        if e.event != "finished" {
+            continue;
+        }
+        let hash = e
+            .detail
+            .as_ref()
+            .and_then(|d| d.get(super::integrity::OUTPUT_HASH_KEY))
+            .and_then(|h| h.as_str());
+        match hash {
+            Some(h) => out.insert(e.job, h.to_string()),
+            // A later finish without a hash (an older lambda-hat) voids the earlier one.
+            None => out.remove(&e.job),
+        };
+    }
+    out
+}
+
+/// Whether a finished job's marker is the one its `finished` event recorded (true when the
+/// journal recorded none).
+fn matches_journal(marker: &Path, key: &str, recorded: &HashMap<String, String>) -> bool {
+    recorded
+        .get(key)
+        .is_none_or(|h| super::integrity::output_hash(marker).as_deref() == Some(h.as_str()))
+}
+
 /// Whether a job's present files are whole (super::integrity): the marker names the job and
 /// every `.npz` ends as a zip archive should.
 fn files_whole(dir: &Path, files: &[&str], id_key: &str, id: &str) -> bool {
@@ -49,11 +79,14 @@ impl StoreStatus {
         let mut runs_corrupt = HashSet::new();
         let mut targets_done = Vec::with_capacity(plan.targets.len());
         let mut targets_corrupt = Vec::with_capacity(plan.targets.len());
+        let recorded = recorded_output_hashes(&plan.store_root);
         for t in 0..plan.targets.len() as u32 {
             let dir = plan.target_dir(t);
             let id = &plan.targets[t as usize].id;
             let present = TARGET_FILES.iter().all(|f| dir.join(f).is_file());
-            let whole = present && files_whole(&dir, TARGET_FILES, "target_id", id);
+            let whole = present
+                && files_whole(&dir, TARGET_FILES, "target_id", id)
+                && matches_journal(&dir.join("meta.json"), id, &recorded);
             targets_done.push(whole);
             targets_corrupt.push(present && !whole);
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -65,7 +98,14 @@ impl StoreStatus {
                     && RUN_FILES.iter().all(|f| entry.path().join(f).is_file())
                 {
                     let key = format!("{id}/{name}");
-                    if files_whole(&entry.path(), RUN_FILES, "run_id", &name) {
+                    let journal_key = format!("{id}.{name}");
+                    if files_whole(&entry.path(), RUN_FILES, "run_id", &name)
+                        && matches_journal(
+                            &entry.path().join("analysis.json"),
+                            &journal_key,
+                            &recorded,
+                        )
+                    {
                         runs_done.insert(key);
                     } else {
                         runs_corrupt.insert(key);

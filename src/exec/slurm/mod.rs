@@ -184,7 +184,10 @@ pub fn collect_finished(plan: &Plan, open: &HashSet<String>) -> std::io::Result<
             executor: Some("slurm".into()),
             slurm_job_id: hist.get(&key).and_then(|h| h.slurm_id.clone()),
             state: Some("COMPLETED".into()),
-            detail: Some(serde_json::json!({"reason": "finished while no controller ran"})),
+            detail: Some(serde_json::json!({
+                "reason": "finished while no controller ran",
+                crate::store::integrity::OUTPUT_HASH_KEY: crate::store::integrity::output_hash(&plan.output(job)),
+            })),
             ..Event::new(history::FINISHED, &key, job.rule().name())
         })?;
         n += 1;

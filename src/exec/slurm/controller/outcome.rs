@@ -69,9 +69,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let _ = self.markers.clear(&self.jobs[i].key);
         let mut ev = self.event(i, history::FINISHED);
         ev.state = Some("COMPLETED".into());
+        let output = self.plan.output(self.jobs[i].job);
         ev.detail = Some(serde_json::json!({
             "elapsed_secs": f.as_ref().and_then(|f| f.elapsed_secs),
             "max_rss_bytes": f.as_ref().and_then(|f| f.max_rss_bytes),
+            crate::store::integrity::OUTPUT_HASH_KEY: crate::store::integrity::output_hash(&output),
         }));
         self.append(ev)?;
         self.outcome.succeeded += 1;
