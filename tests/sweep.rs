@@ -211,7 +211,11 @@ fn a_second_controller_on_a_live_store_is_refused_and_a_killed_ones_lock_is_rele
         worker_pids(&dir)
     );
     t.run_with(&["-j", "2", "--ri"]).success();
-    assert_eq!(files_named(&t.store(), "analysis.json").len(), 2);
+    assert_eq!(
+        llc_means(&t),
+        uninterrupted_llc_means(),
+        "as if never killed"
+    );
 }
 
 /// Waits (at most 5 s) until no worker runs in `dir`.
@@ -246,11 +250,77 @@ fn sigterm_and_sighup_stop_the_workers_and_keep_their_markers_like_ctrl_c() {
             wait_until_no_workers(&dir),
             "{signal}: workers outlived the controller"
         );
-        // The interrupted job's marker stays, so the next run asks for --ri.
+        // The interrupted job's marker stays, so the next run asks for --ri; with it the sweep
+        // finishes with the numbers of a run never interrupted.
         t.run_with(&["-j", "2"])
             .failure(2)
             .stderr_has("--rerun-incomplete");
+        t.run_with(&["-j", "2", "--ri"]).success();
+        assert_eq!(llc_means(&t), uninterrupted_llc_means(), "{signal}");
     }
+}
+
+/// `llc_mean` of every run of `t`'s store, by run directory name.
+fn llc_means(t: &Test) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = files_named(&t.store(), "analysis.json")
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            (
+                v["run_id"].as_str().unwrap().to_string(),
+                v["llc_mean"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// TINY_SWEEP's `llc_mean`s when nothing interrupts it.
+fn uninterrupted_llc_means() -> Vec<(String, f64)> {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    llc_means(&t)
+}
+
+/// Two controllers started at the same instant on one store: exactly one runs the sweep, the
+/// other stops naming it, and no job starts twice.
+#[test]
+fn two_controllers_started_together_run_each_job_once() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let spawn = || {
+        std::process::Command::new(BIN)
+            .args(["-j", "1"])
+            .current_dir(t.path())
+            .env("LAMBDA_HAT_TEST_SLEEP_SEC", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    assert_eq!(codes, [Some(0), Some(2)], "exactly one runs");
+    let loser = if a.status.code() == Some(2) { &a } else { &b };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        err.contains("another lambda-hat is running") && err.contains("pid "),
+        "{err}"
+    );
+    let journal = std::fs::read_to_string(t.store().join(".lambda-hat/journal.jsonl")).unwrap();
+    let mut started: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "started")
+        .map(|e| e["job"].as_str().unwrap().to_string())
+        .collect();
+    let all = started.len();
+    started.sort();
+    started.dedup();
+    assert_eq!(all, started.len(), "a job started twice: {journal}");
+    assert_eq!(llc_means(&t), uninterrupted_llc_means());
 }
 
 /// A finished job whose files are emptied or truncated is not done: the plan, `--summary` and
