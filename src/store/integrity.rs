@@ -18,18 +18,25 @@ const EOCD_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
 /// The record is 22 bytes plus a comment of at most 65,535.
 const EOCD_SEARCH: u64 = 22 + 65_535;
 
-/// A JSON object whose `id_key` is `id` (`meta.json`: `target_id`; `analysis.json`: `run_id`).
-pub fn marker_is_whole(path: &Path, id_key: &str, id: &str) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get(id_key).and_then(|x| x.as_str()) == Some(id))
+/// A JSON object whose `id_key` is `id` (`meta.json`: `target_id`; `analysis.json`: `run_id`)
+/// and, when the journal recorded one, whose bytes have the hash `recorded` (the file is read
+/// once for both).
+pub fn marker_is_whole(path: &Path, id_key: &str, id: &str, recorded: Option<&str>) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    recorded.is_none_or(|h| hash_hex(&bytes) == h)
+        && serde_json::from_slice::<serde_json::Value>(&bytes)
+            .is_ok_and(|v| v.get(id_key).and_then(|x| x.as_str()) == Some(id))
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
 /// The xxh3-64 hash of a file's bytes, as 16 hex digits (meta.json's `files`).
 pub fn content_hash(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
+    Ok(hash_hex(&std::fs::read(path)?))
 }
 
 /// The key under which a `finished` journal event records its completion marker's hash.
@@ -69,15 +76,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("analysis.json");
         std::fs::write(&p, r#"{"run_id": "run_hmc_1", "llc_mean": 4.0}"#).unwrap();
-        assert!(marker_is_whole(&p, "run_id", "run_hmc_1"));
+        assert!(marker_is_whole(&p, "run_id", "run_hmc_1", None));
         assert!(
-            !marker_is_whole(&p, "run_id", "run_hmc_2"),
+            !marker_is_whole(&p, "run_id", "run_hmc_2", None),
             "another job's marker"
         );
         std::fs::write(&p, "").unwrap();
-        assert!(!marker_is_whole(&p, "run_id", "run_hmc_1"), "emptied");
+        assert!(!marker_is_whole(&p, "run_id", "run_hmc_1", None), "emptied");
         std::fs::write(&p, r#"{"run_id": "run_hmc_1", "llc"#).unwrap();
-        assert!(!marker_is_whole(&p, "run_id", "run_hmc_1"), "truncated");
+        assert!(
+            !marker_is_whole(&p, "run_id", "run_hmc_1", None),
+            "truncated"
+        );
     }
 
     #[test]

@@ -52,21 +52,20 @@ fn recorded_output_hashes(store_root: &Path) -> HashMap<String, String> {
     out
 }
 
-/// Whether a finished job's marker is the one its `finished` event recorded (true when the
-/// journal recorded none).
-fn matches_journal(marker: &Path, key: &str, recorded: &HashMap<String, String>) -> bool {
-    recorded
-        .get(key)
-        .is_none_or(|h| super::integrity::output_hash(marker).as_deref() == Some(h.as_str()))
-}
-
-/// Whether a job's present files are whole (super::integrity): the marker names the job and
-/// every `.npz` ends as a zip archive should.
-fn files_whole(dir: &Path, files: &[&str], id_key: &str, id: &str) -> bool {
+/// Whether a job's present files are whole (super::integrity): the marker names the job (and
+/// has the hash the journal recorded for it, if any) and every `.npz` ends as a zip archive
+/// should.
+fn files_whole(
+    dir: &Path,
+    files: &[&str],
+    id_key: &str,
+    id: &str,
+    recorded: Option<&String>,
+) -> bool {
     files.iter().all(|f| {
         let path = dir.join(f);
         if f.ends_with(".json") {
-            super::integrity::marker_is_whole(&path, id_key, id)
+            super::integrity::marker_is_whole(&path, id_key, id, recorded.map(String::as_str))
         } else {
             super::integrity::npz_is_whole(&path)
         }
@@ -84,9 +83,8 @@ impl StoreStatus {
             let dir = plan.target_dir(t);
             let id = &plan.targets[t as usize].id;
             let present = TARGET_FILES.iter().all(|f| dir.join(f).is_file());
-            let whole = present
-                && files_whole(&dir, TARGET_FILES, "target_id", id)
-                && matches_journal(&dir.join("meta.json"), id, &recorded);
+            let whole =
+                present && files_whole(&dir, TARGET_FILES, "target_id", id, recorded.get(id));
             targets_done.push(whole);
             targets_corrupt.push(present && !whole);
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -98,14 +96,8 @@ impl StoreStatus {
                     && RUN_FILES.iter().all(|f| entry.path().join(f).is_file())
                 {
                     let key = format!("{id}/{name}");
-                    let journal_key = format!("{id}.{name}");
-                    if files_whole(&entry.path(), RUN_FILES, "run_id", &name)
-                        && matches_journal(
-                            &entry.path().join("analysis.json"),
-                            &journal_key,
-                            &recorded,
-                        )
-                    {
+                    let recorded = recorded.get(&format!("{id}.{name}"));
+                    if files_whole(&entry.path(), RUN_FILES, "run_id", &name, recorded) {
                         runs_done.insert(key);
                     } else {
                         runs_corrupt.insert(key);
