@@ -117,7 +117,7 @@ fn marker_owner_alive(plan: &Plan, key: &str) -> bool {
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v.get("pid")?.as_u64())
-        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .is_some_and(crate::store::process_alive)
 }
 
 fn classify(

@@ -156,9 +156,7 @@ fn holder_is_alive_here(record: &str) -> bool {
         return true;
     };
     match (v["pid"].as_u64(), v["host"].as_str()) {
-        (Some(pid), Some(host)) if host == hostname() => {
-            Path::new("/proc").join(pid.to_string()).exists()
-        }
+        (Some(pid), Some(host)) if host == hostname() => super::process_alive(pid),
         (Some(_), Some(_)) => false,
         _ => true,
     }

@@ -17,3 +17,9 @@ pub use incomplete::IncompleteMarkers;
 pub use journal::{Event, Journal};
 pub use lock::{LockError, StoreLock};
 pub use status::StoreStatus;
+
+/// Whether a process of this host with this pid runs (Linux: its /proc entry exists). Used for
+/// the pids the store's records name: incomplete markers and the lock's holder.
+pub fn process_alive(pid: u64) -> bool {
+    std::path::Path::new("/proc").join(pid.to_string()).exists()
+}
