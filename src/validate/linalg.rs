@@ -1,6 +1,7 @@
 //! Small dense linear algebra in f64 for the validation oracles: a Cholesky factorization of a
-//! symmetric positive definite matrix, least squares through it, and the exact finite-nβ LLC
-//! expectation of a quadratic loss from its Hessian.
+//! symmetric positive definite matrix, least squares through it, the exact finite-nβ LLC
+//! expectation of a quadratic loss from its Hessian, and the singular values of a small matrix
+//! (how well a deep linear teacher's rank is resolved at a given nβ).
 //!
 //! Matrices enter as `ndarray` arrays (d × d, or n × k data) and leave as numbers or vectors.
 //! Sizes here are at most a few tens, evaluated once per validation run, so clarity wins over
@@ -118,6 +119,76 @@ pub fn expected_llc_from_hessian(
     Ok(0.5 * (d as f64 - gamma * inverse_trace))
 }
 
+/// The eigenvalues of the symmetric `a`, ascending, by cyclic Jacobi rotations (only its upper
+/// triangle is read). Each rotation zeroes one off-diagonal entry; sweeps repeat until the
+/// off-diagonal mass is below 1e-15 of the total, which for the few-by-few matrices here takes
+/// a handful of sweeps.
+pub fn symmetric_eigenvalues(a: ArrayView2<'_, f64>) -> Result<Vec<f64>, LinalgError> {
+    let (rows, cols) = a.dim();
+    if rows != cols {
+        return Err(LinalgError::NotSquare { rows, cols });
+    }
+    let d = rows;
+    let mut m = Array2::<f64>::zeros((d, d));
+    for i in 0..d {
+        for j in i..d {
+            m[[i, j]] = a[[i, j]];
+            m[[j, i]] = a[[i, j]];
+        }
+    }
+    let total: f64 = m.iter().map(|v| v * v).sum();
+    for _sweep in 0..100 {
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[[i, j]] * m[[i, j]])
+            .sum();
+        if off <= 1e-30 * total.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                if m[[p, q]] == 0.0 {
+                    continue;
+                }
+                // The rotation angle that zeroes m[p][q] (Golub & Van Loan, Algorithm 8.5.1).
+                let theta = (m[[q, q]] - m[[p, p]]) / (2.0 * m[[p, q]]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..d {
+                    let (mkp, mkq) = (m[[k, p]], m[[k, q]]);
+                    m[[k, p]] = c * mkp - s * mkq;
+                    m[[k, q]] = s * mkp + c * mkq;
+                }
+                for k in 0..d {
+                    let (mpk, mqk) = (m[[p, k]], m[[q, k]]);
+                    m[[p, k]] = c * mpk - s * mqk;
+                    m[[q, k]] = s * mpk + c * mqk;
+                }
+            }
+        }
+    }
+    let mut eigs: Vec<f64> = (0..d).map(|i| m[[i, i]]).collect();
+    eigs.sort_by(f64::total_cmp);
+    Ok(eigs)
+}
+
+/// The singular values of `m`, ascending: square roots of the eigenvalues of the smaller of
+/// mᵀm and mmᵀ (clamped at 0 against rounding).
+pub fn singular_values(m: ArrayView2<'_, f64>) -> Vec<f64> {
+    let g = if m.nrows() >= m.ncols() {
+        m.t().dot(&m)
+    } else {
+        m.dot(&m.t())
+    };
+    symmetric_eigenvalues(g.view())
+        .expect("a Gram matrix is square")
+        .into_iter()
+        .map(|e| e.max(0.0).sqrt())
+        .collect()
+}
+
 /// XᵀX.
 pub fn gram(x: ArrayView2<'_, f64>) -> Array2<f64> {
     x.t().dot(&x)
@@ -158,6 +229,45 @@ mod tests {
 
     use super::*;
     use crate::validate::regular_expected_llc;
+
+    /// Q diag(λ) Qᵀ with a rotation Q built from two Givens rotations: the eigenvalues are
+    /// known exactly, so only rounding (~1e-15 relative) separates them from the solver's.
+    #[test]
+    fn jacobi_recovers_the_eigenvalues_of_a_rotated_diagonal() {
+        let lambda = [3.0, -0.5, 1e-3];
+        let (c1, s1) = (0.6_f64, 0.8_f64);
+        let (c2, s2) = (0.28_f64, 0.96_f64);
+        let g1 = array![[c1, -s1, 0.0], [s1, c1, 0.0], [0.0, 0.0, 1.0]];
+        let g2 = array![[1.0, 0.0, 0.0], [0.0, c2, -s2], [0.0, s2, c2]];
+        let q = g1.dot(&g2);
+        let a = q
+            .dot(&Array2::from_diag(&ndarray::arr1(&lambda)))
+            .dot(&q.t());
+        let got = symmetric_eigenvalues(a.view()).unwrap();
+        let mut want = lambda.to_vec();
+        want.sort_by(f64::total_cmp);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+        }
+        assert!(matches!(
+            symmetric_eigenvalues(Array2::<f64>::zeros((2, 3)).view()),
+            Err(LinalgError::NotSquare { .. })
+        ));
+    }
+
+    /// A 3 × 2 matrix with orthogonal columns of norms 2 and 0.5 has exactly those singular
+    /// values; so does its transpose (the mmᵀ branch).
+    #[test]
+    fn singular_values_of_orthogonal_columns_are_their_norms() {
+        let m = array![[1.2, 0.0], [1.6, 0.0], [0.0, -0.5]];
+        for sv in [singular_values(m.view()), singular_values(m.t())] {
+            assert_eq!(sv.len(), 2);
+            assert!(
+                (sv[0] - 0.5).abs() < 1e-12 && (sv[1] - 2.0).abs() < 1e-12,
+                "{sv:?}"
+            );
+        }
+    }
 
     // Every matrix below is tiny and well conditioned (condition number < 100), so a backward-
     // stable Cholesky solve is accurate to ~100 ulp; 1e-12 relative still catches any wrong

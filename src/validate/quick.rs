@@ -20,7 +20,7 @@ pub fn overrides(sampler: &str) -> Value {
 }
 
 // Fewer recorded draws than each preset (HMC and NUTS 1500 of 2000, SGLD 100,000 of 200,000
-// steps, MCLMC 8,000 of 16,000); chains, warmup and tuning stay, because the adaptation and
+// steps, MCLMC 8,000 of 40,000); chains, warmup and tuning stay, because the adaptation and
 // tuning are part of what is checked (HMC's acceptance is judged on 4 chains).
 // Measured before the presets moved to their present budgets, over 20 chain seeds per case
 // (f64), relative errors with the quick overrides: HMC regular −0.9…+1.4 % (tolerance 3 %;
