@@ -156,13 +156,15 @@ fn worker_pids(cwd: &Path) -> Vec<i32> {
 }
 
 /// Starts `lambda-hat -j JOBS` in the background with every worker sleeping 30 s first.
+/// The controller's stderr goes to `controller.err` in the test directory.
 fn start_slow_sweep(t: &Test, jobs: &str) -> (std::process::Child, PathBuf) {
+    let stderr = std::fs::File::create(t.path().join("controller.err")).unwrap();
     let child = std::process::Command::new(BIN)
         .args(["-j", jobs])
         .current_dir(t.path())
         .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     (child, t.path().canonicalize().unwrap())
@@ -429,6 +431,12 @@ fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
         status.code(),
         Some(1),
         "the controller reports the killed job as failed"
+    );
+    // Its closing advice is the command that works next: the same one with --ri.
+    let advice = std::fs::read_to_string(t.path().join("controller.err")).unwrap();
+    assert!(
+        advice.contains("run the same command again with --ri"),
+        "{advice}"
     );
 
     assert_eq!(

@@ -104,7 +104,7 @@ pub struct SweepArgs {
     )]
     pub retries: Option<u32>,
 
-    /// Print less (a dry run prints only its job stats).
+    /// Print less: no progress lines, only warnings, errors and the closing counts.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
 

@@ -511,10 +511,24 @@ fn report_failures(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> 
             f.log.display()
         ));
     }
-    msg.push_str(
-        "Fix the cause (see the logs) and run the same command again: finished jobs are kept.",
-    );
+    msg.push_str(&rerun_advice(&outcome.failed));
     Err(CliError::JobsFailed(msg))
+}
+
+/// What to run after fixing the cause: the same command, plus `--ri` when a job was killed and
+/// left partial files (the next plan refuses to guess whether they are finished).
+fn rerun_advice(failed: &[crate::exec::Failure]) -> String {
+    let killed = failed.iter().filter(|f| f.left_incomplete).count();
+    if killed == 0 {
+        "Fix the cause (see the logs) and run the same command again: finished jobs are kept."
+            .to_string()
+    } else {
+        format!(
+            "Fix the cause (see the logs) and run the same command again with --ri \
+             (--rerun-incomplete): {killed} of these jobs were killed and may have left partial \
+             files. Finished jobs are kept."
+        )
+    }
 }
 
 /// Position of a job in `Plan::jobs()` order (targets, then runs).

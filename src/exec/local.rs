@@ -118,7 +118,9 @@ pub async fn run(
                     }
                     Err(e) => {
                         state[i] = State::Failed;
-                        let failure = failure(plan, job, e.to_string());
+                        // It never started, so it left no partial files: no marker either.
+                        let _ = markers.clear(&plan.job_key(job));
+                        let failure = failure(plan, job, e.to_string(), false);
                         progress.failed(&describe(plan, job), &failure.reason);
                         outcome.failed.push(failure);
                         stop_launching |= !opts.keep_going;
@@ -167,7 +169,7 @@ pub async fn run(
                         }
                         let _ = journal.append(&Event { state: Some("FAILED".into()), detail: Some(serde_json::json!(why)), ..Event::new("failed", &key, job.rule().name()) });
                         state[i] = State::Failed;
-                        let f = failure(plan, job, why);
+                        let f = failure(plan, job, why, killed_by_signal);
                         progress.failed(&describe(plan, job), &format!("{} (log: {})", f.reason, f.log.display()));
                         outcome.failed.push(f);
                         stop_launching |= !opts.keep_going;
@@ -194,12 +196,13 @@ fn describe(plan: &Plan, job: JobRef) -> String {
     format!("{} {}", job.rule().name(), plan.output(job).display())
 }
 
-fn failure(plan: &Plan, job: JobRef, reason: String) -> Failure {
+fn failure(plan: &Plan, job: JobRef, reason: String, left_incomplete: bool) -> Failure {
     Failure {
         job,
         output: plan.output(job).display().to_string(),
         reason,
         log: plan.log_path(job),
+        left_incomplete,
     }
 }
 

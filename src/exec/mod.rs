@@ -33,6 +33,9 @@ pub struct Failure {
     pub output: String,
     pub reason: String,
     pub log: PathBuf,
+    /// Killed by a signal (or the cluster): it may have left partial files, so its incomplete
+    /// marker stays and the next sweep asks for `--rerun-incomplete`.
+    pub left_incomplete: bool,
 }
 
 /// The command that starts a worker: the running binary unless a profile or test says otherwise.

@@ -19,8 +19,21 @@ impl Progress {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} jobs ({eta} left) {msg}",
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} jobs ({time_left}) {msg}",
                 )
+                .map(|style| {
+                    style.with_key(
+                        "time_left",
+                        |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let left = time_left(
+                                s.elapsed(),
+                                s.pos() as usize,
+                                s.len().unwrap_or(0) as usize,
+                            );
+                            let _ = w.write_str(&left);
+                        },
+                    )
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -99,6 +112,44 @@ impl Progress {
     }
 }
 
+/// The bar's estimate of the time left, in time, not jobs: the mean time per finished job so
+/// far times the jobs still to finish. Before the first job finishes there is nothing to
+/// measure, so it says so instead of printing "0s left".
+fn time_left(elapsed: Duration, done: usize, total: usize) -> String {
+    if done == 0 {
+        return "time left: after the first job".to_string();
+    }
+    let left = elapsed.as_secs_f64() / done as f64 * total.saturating_sub(done) as f64;
+    format!("~{} left", human_secs(left))
+}
+
+/// 42s, 3m05s, 2h07m.
+fn human_secs(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 fn now() -> String {
     chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_is_time_per_finished_job_times_jobs_left() {
+        assert_eq!(
+            time_left(Duration::from_secs(5), 0, 2),
+            "time left: after the first job"
+        );
+        // 1 of 4 done in 30 s: 3 × 30 s = 90 s.
+        assert_eq!(time_left(Duration::from_secs(30), 1, 4), "~1m30s left");
+        assert_eq!(time_left(Duration::from_secs(10), 2, 2), "~0s left");
+        assert_eq!(time_left(Duration::from_secs(3600), 1, 3), "~2h00m left");
+    }
 }

@@ -24,9 +24,14 @@ use super::scan::{child_dirs, targets_dir};
 /// `lambda-hat clean`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CleanArgs {
-    /// (Default: the `store_root` of the experiments file (`--configfile`), else `runs`.)
-    /// The store to clean: the `store_root` of your experiments file.
-    #[arg(long, value_name = "DIR", default_value = "runs")]
+    /// The store to clean [default: the `store_root` of the experiments file (`--configfile`,
+    /// else ./config/experiments.yaml), else `runs`].
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs",
+        hide_default_value = true
+    )]
     pub runs_root: PathBuf,
 
     /// Really delete; without it, only list what would be deleted.

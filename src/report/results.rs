@@ -229,9 +229,14 @@ pub enum Format {
 /// `lambda-hat results`: one row per finished sampler run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ResultsArgs {
-    /// (Default: the `store_root` of the experiments file (`--configfile`), else `runs`.)
-    /// The store to read: the `store_root` of your experiments file.
-    #[arg(long, value_name = "DIR", default_value = "runs")]
+    /// The store to read [default: the `store_root` of the experiments file (`--configfile`,
+    /// else ./config/experiments.yaml), else `runs`].
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs",
+        hide_default_value = true
+    )]
     pub runs_root: PathBuf,
 
     /// Output format.

@@ -112,6 +112,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             output: self.plan.output(self.jobs[i].job).display().to_string(),
             reason: why,
             log,
+            left_incomplete: killed,
         });
         self.stop_launching |= !self.opts.keep_going;
         for c in 0..self.jobs.len() {
