@@ -26,7 +26,7 @@
 //! YAML blocks with `targets:` must plan with `-n` (fragments get `samplers: []`), and the one
 //! shown as the demo must equal `config/experiments.yaml`.
 //!
-//! Python blocks run with `python3` in the same folder (numpy and pandas are installed by
+//! Python blocks run with `python3` in the same folder (numpy, pandas and arviz are installed by
 //! scripts/test.sh; like the pandas test in tests/sweep.rs, this test fails without them).
 
 use std::collections::HashMap;
@@ -761,7 +761,7 @@ fn every_readme_command_works() {
                         t.elapsed().as_secs_f64()
                     )),
                     Ok(out) => failures.push(format!(
-                        "README.md:{n}: python block failed (numpy and pandas are installed by scripts/test.sh): {}",
+                        "README.md:{n}: python block failed (numpy, pandas and arviz are installed by scripts/test.sh): {}",
                         describe(&out)
                     )),
                     Err(e) => failures.push(format!("README.md:{n}: cannot run python3: {e}")),

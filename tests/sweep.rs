@@ -501,6 +501,41 @@ fn the_pandas_script_users_have_reads_the_store() {
     );
 }
 
+/// README's ArviZ recipe, run with the real `arviz` package on every sampler's trace:
+/// `az.summary` must give analysis.json's mean, ESS, R-hat and MCSE, and `diverging` must be a
+/// boolean array whose count is analysis.json's `divergences`.
+#[test]
+fn arviz_reads_every_trace_and_agrees_with_analysis_json() {
+    let yaml = r#"
+store_root: runs
+targets:
+  - { model: small, data: small, seed: 1, overrides: { data: { n_data: 200 }, training: { steps: 300 } } }
+samplers:
+  - { name: hmc, overrides: { chains: 2, warmup: 100, draws: 200, num_integration_steps: 5 } }
+  - { name: nuts, overrides: { chains: 2, warmup: 100, draws: 200 } }
+  - { name: sgld, overrides: { chains: 2, warmup: 50, steps: 400, eval_every: 10, batch_size: 32 } }
+  - { name: mclmc, overrides: { chains: 2, num_tuning_steps: 300, draws: 400 } }
+"#;
+    let t = Test::new().experiments(yaml);
+    t.run_with(&["-j", "2", "-q"]).success();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/arviz_check.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(t.store())
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "arviz_check.py failed (arviz is installed by scripts/test.sh):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("4 runs checked (2 with sample_stats.diverging), 0 differences"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn a_float32_sweep_runs_in_f32_end_to_end() {
     let yaml = TINY_SWEEP.replace(

@@ -35,12 +35,19 @@ pub fn write_npz<A: WritableElement>(
     path: &Path,
     arrays: &[(String, ArrayD<A>)],
 ) -> Result<(), WorkerError> {
+    write_trace_npz::<A>(path, arrays, &[])
+}
+
+/// Writes `arrays` and then the boolean `flags` (numpy `|b1`) in one `.npz` archive.
+pub fn write_trace_npz<A: WritableElement>(
+    path: &Path,
+    arrays: &[(String, ArrayD<A>)],
+    flags: &[(String, ArrayD<bool>)],
+) -> Result<(), WorkerError> {
     write_atomic_with(path, |file| {
         let mut npz = NpzWriter::new(file);
-        for (name, array) in arrays {
-            npz.add_array(name.as_str(), array)
-                .map_err(std::io::Error::other)?;
-        }
+        add_arrays(&mut npz, arrays)?;
+        add_arrays(&mut npz, flags)?;
         npz.finish().map_err(std::io::Error::other)?;
         Ok(())
     })
@@ -48,6 +55,17 @@ pub fn write_npz<A: WritableElement>(
         path: path.to_path_buf(),
         source,
     })
+}
+
+fn add_arrays<W: std::io::Write + std::io::Seek, A: WritableElement>(
+    npz: &mut NpzWriter<W>,
+    arrays: &[(String, ArrayD<A>)],
+) -> std::io::Result<()> {
+    for (name, array) in arrays {
+        npz.add_array(name.as_str(), array)
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(())
 }
 
 fn open_npz(path: &Path) -> Result<NpzReader<File>, WorkerError> {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::error::WorkerError;
 use super::files::{
-    read_json, read_npz_all, read_npz_matrix, rows_to_matrix, write_json, write_npz,
+    read_json, read_npz_all, read_npz_matrix, rows_to_matrix, write_json, write_trace_npz,
 };
 use super::spec::{RunSpec, TargetSpec, VERSION};
 use crate::analysis::{HealthChecks, analyze};
@@ -165,25 +165,34 @@ fn target_health(target_dir: &Path) -> TargetHealthFields {
     })
 }
 
-/// `llc` and `loss` as chains × draws, every per-step statistic as chains × steps.
+/// Per-step statistics that are flags: stored as numpy booleans, which ArviZ expects for
+/// `diverging` (`az.from_dict(sample_stats=…)`, its divergence counts and plots).
+const FLAG_STATS: [&str; 2] = ["diverging", "warmup_diverging"];
+
+/// `llc` and `loss` as chains × draws, every per-step statistic as chains × steps (float64,
+/// flags as bool).
 fn write_trace(path: &Path, run: &SamplerRun) -> Result<(), WorkerError> {
     let column = |f: &dyn Fn(&samplers::ChainTrace) -> Vec<f64>| {
         rows_to_matrix(&run.chains.iter().map(f).collect::<Vec<_>>())
     };
-    let mut arrays = vec![
+    let mut floats = vec![
         ("llc".to_string(), column(&|c| c.llc.clone())),
         ("loss".to_string(), column(&|c| c.loss.clone())),
     ];
+    let mut flags = Vec::new();
     let mut names: Vec<&String> = run.chains.iter().flat_map(|c| c.stats.keys()).collect();
     names.sort();
     names.dedup();
     for name in names {
-        arrays.push((
-            name.clone(),
-            column(&|c| c.stats.get(name).cloned().unwrap_or_default()),
-        ));
+        let values = column(&|c| c.stats.get(name).cloned().unwrap_or_default());
+        if FLAG_STATS.contains(&name.as_str()) {
+            // Padding (NaN) and 0 are false; any other value is a flagged step.
+            flags.push((name.clone(), values.mapv(|v| v != 0.0 && !v.is_nan())));
+        } else {
+            floats.push((name.clone(), values));
+        }
     }
-    write_npz(path, &arrays)
+    write_trace_npz(path, &floats, &flags)
 }
 
 fn write_plots(
