@@ -3,7 +3,7 @@
 # the real-SLURM tests and the pandas compatibility check), and a quick sampler validation.
 #
 # On a fresh Debian machine run as root it installs what the tests need first: the Python
-# packages numpy, pandas and arviz, and a single-node SLURM cluster (scripts/slurm-local.sh start).
+# packages numpy, pandas and arviz, Debian's graphviz, and a single-node SLURM cluster (scripts/slurm-local.sh start).
 # Without root it uses what is there; the SLURM tests then fail loudly if SLURM is missing and
 # LAMBDA_HAT_REQUIRE_SLURM=1 (CI sets it), and explain themselves otherwise.
 set -euo pipefail
@@ -14,6 +14,11 @@ step() { printf '\n==> %s\n' "$*"; }
 if ! python3 -c 'import numpy, pandas, arviz' 2>/dev/null; then
   step "installing numpy, pandas and arviz (for the pandas and ArviZ compatibility tests)"
   python3 -m pip install --quiet --disable-pip-version-check numpy pandas arviz
+fi
+
+if ! command -v dot >/dev/null && [ "$(id -u)" = 0 ]; then
+  step "installing graphviz (the --dag and --rulegraph tests render with dot)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
 fi
 
 if [ "$(id -u)" = 0 ]; then

@@ -817,3 +817,244 @@ fn an_exploding_sampler_fails_its_job_and_writes_no_result() {
     );
     assert!(files_named(&t.store(), "analysis.json").is_empty());
 }
+
+// ---- Snakemake's verbs: each checked against what Snakemake's flag means ----------------------
+
+/// `--list` (`--list-rules`) prints each rule with what it makes; `--rulegraph` is the rule
+/// graph in DOT. Neither needs an experiments file, as Snakemake's need only the Snakefile.
+#[test]
+fn list_and_rulegraph_describe_the_rules() {
+    let t = Test::new();
+    for flag in ["--list", "--list-rules", "-l"] {
+        let out = t.run_with(&[flag]).success().stdout();
+        let rules: Vec<&str> = out.lines().filter(|l| !l.starts_with(' ')).collect();
+        assert_eq!(rules, ["build_target", "run_sampler"], "{out}");
+        assert!(out.contains("analysis.json"), "{out}");
+    }
+    let dot = t.run_with(&["--rulegraph"]).success().stdout();
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(
+        dot.contains("    0 -> 1\n"),
+        "build_target feeds run_sampler:\n{dot}"
+    );
+    assert_renders_as_svg(&dot);
+}
+
+/// Runs Graphviz's `dot -Tsvg` on `dot_text` (scripts/test.sh installs graphviz) and returns
+/// the SVG.
+fn assert_renders_as_svg(dot_text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("Graphviz's `dot` (apt-get install graphviz; scripts/test.sh does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dot_text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dot -Tsvg failed: {}\n{dot_text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    svg
+}
+
+/// `--dag`: every job of the request, an edge from each target to its runs, solid for jobs
+/// that would run and dashed for those with nothing to do; a glob narrows it.
+#[test]
+fn dag_is_dot_that_graphviz_renders_and_marks_finished_jobs_dashed() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let before = t.run_with(&["--dag"]).success().stdout();
+    assert_eq!(before.matches("[label = ").count(), 4, "{before}");
+    assert_eq!(before.matches(" -> ").count(), 2, "{before}");
+    assert!(!before.contains("dashed"), "nothing is done yet:\n{before}");
+    let svg = assert_renders_as_svg(&before);
+    assert_eq!(svg.matches("class=\"node\"").count(), 4, "{svg}");
+
+    t.run_with(&["-j", "2", "runs/targets/*/meta.json"])
+        .success();
+    let after = t.run_with(&["--dag"]).success().stdout();
+    let dashed: Vec<&str> = after.lines().filter(|l| l.contains("dashed")).collect();
+    assert_eq!(dashed.len(), 2, "the built targets are dashed:\n{after}");
+    assert!(dashed.iter().all(|l| l.contains("build_target")), "{after}");
+    let one = t
+        .run_with(&["--dag", "runs/targets/*/meta.json"])
+        .success()
+        .stdout();
+    assert_eq!(one.matches("[label = ").count(), 2, "{one}");
+    assert_renders_as_svg(&one);
+}
+
+/// `-F` reruns every job the request needs, done or not (`-R RULE` only that rule's jobs and
+/// what depends on them); `--until build_target` runs only the targets.
+#[test]
+fn forceall_and_until_select_jobs_as_snakemake_does() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let until = t
+        .run_with(&["-n", "--until", "build_target"])
+        .success()
+        .stdout();
+    assert_eq!(until.matches("rule build_target:").count(), 2, "{until}");
+    assert_eq!(until.matches("rule run_sampler:").count(), 0, "{until}");
+    t.run_with(&["-j", "2", "--until", "build_target"])
+        .success();
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 2);
+    assert_eq!(files_named(&t.store(), "analysis.json").len(), 0);
+    t.run_with(&["-j", "2"]).success();
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+
+    let all = t.run_with(&["-n", "-F"]).success().stdout();
+    assert_eq!(all.matches("reason: Forced execution").count(), 4, "{all}");
+    let targets = t
+        .run_with(&["-n", "--forceall", "runs/targets/*/meta.json"])
+        .success()
+        .stdout();
+    assert_eq!(
+        targets.matches("reason: Forced execution").count(),
+        2,
+        "{targets}"
+    );
+    assert_eq!(targets.matches("rule run_sampler:").count(), 0, "{targets}");
+    t.run_with(&["-n", "--until", "all_rules"])
+        .failure(2)
+        .stderr_has("build_target");
+}
+
+/// `-p` prints each job's command: in a dry run after its block, in a run as it starts. The
+/// printed command is the one that runs the job (here it is run by hand and succeeds).
+#[test]
+fn printshellcmds_prints_the_command_that_runs_each_job() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let dry = t
+        .run_with(&["-n", "-p", "--until", "build_target"])
+        .success()
+        .stdout();
+    let commands: Vec<&str> = dry
+        .lines()
+        .filter(|l| l.contains(" worker build-target "))
+        .collect();
+    assert_eq!(commands.len(), 2, "{dry}");
+    let run = t
+        .run_with(&["-j", "1", "--printshellcmds", "--until", "build_target"])
+        .success();
+    assert_eq!(
+        run.stderr().matches(" worker build-target ").count(),
+        2,
+        "{}",
+        run.stderr()
+    );
+    // The printed command runs the job: rerun one target by hand from its spec.
+    let words: Vec<&str> = commands[0].split_whitespace().collect();
+    let out = std::process::Command::new(words[0])
+        .args(&words[1..])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--config KEY=VALUE` sets experiments-file keys with the file's own validation: a new
+/// store root moves every output, a posterior key changes the runs' IDs but not the targets'.
+#[test]
+fn config_sets_experiments_file_keys_with_the_same_validation() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let moved = t
+        .run_with(&["-n", "--config", "store_root=elsewhere"])
+        .success()
+        .stdout();
+    assert_eq!(
+        moved.matches("output: elsewhere/targets/").count(),
+        4,
+        "{moved}"
+    );
+    let default = t.run_with(&["-n"]).success().stdout();
+    let gamma = t
+        .run_with(&["-n", "--config", "posterior.gamma=10"])
+        .success()
+        .stdout();
+    let outputs = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter_map(|l| l.trim().strip_prefix("output: "))
+            .map(String::from)
+            .collect()
+    };
+    let (d, g) = (outputs(&default), outputs(&gamma));
+    assert_eq!(d[..2], g[..2], "the targets are the same");
+    assert_ne!(
+        d[2..],
+        g[2..],
+        "the runs' posterior changed, so do their IDs"
+    );
+    t.run_with(&["-n", "--config", "posterior.gamma=-1"])
+        .failure(2)
+        .stderr_has("gamma");
+    t.run_with(&["-n", "--config", "bogus=1"])
+        .failure(2)
+        .stderr_has("bogus");
+    t.run_with(&["-n", "--config", "store_root"])
+        .failure(2)
+        .stderr_has("KEY=VALUE");
+}
+
+/// `--touch` marks outputs up to date without running them: an incomplete marker or an
+/// edited marker is accepted as it is; a missing output is never created (exit 1, named).
+#[test]
+fn touch_marks_whole_outputs_up_to_date_and_refuses_missing_ones() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    let analyses = files_named(&t.store(), "analysis.json");
+    // Edited by hand: the journal's hash no longer matches, so the job would run again.
+    let text = std::fs::read_to_string(&analyses[0]).unwrap();
+    std::fs::write(
+        &analyses[0],
+        text.replacen('{', "{\"note\": \"checked\", ", 1),
+    )
+    .unwrap();
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("rule run_sampler:");
+    let dry = t.run_with(&["-n", "--touch"]).success().stdout();
+    assert!(dry.contains("Would touch"), "{dry}");
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("rule run_sampler:");
+    t.run_with(&["--touch"]).success().stdout_has("Touched");
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+    assert!(
+        std::fs::read_to_string(&analyses[0])
+            .unwrap()
+            .contains("checked")
+    );
+
+    std::fs::remove_file(&analyses[1]).unwrap();
+    t.run_with(&["--touch"])
+        .failure(1)
+        .stderr_has("could not be touched")
+        .stderr_has(
+            analyses[1]
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap(),
+        );
+    assert!(!analyses[1].exists(), "touch never creates a result");
+}

@@ -1,6 +1,7 @@
 //! Command-line flags (clap). They follow Snakemake's names and meanings, because lambda-hat's
 //! users come from Snakemake: `-n`, `-j`, `--profile`, `--configfile`, `--resources`,
-//! `--set-resources`, `--default-resources`, `-S`, `-D`, `--ri`, `-R`, `-T`, `-k`, `-q`.
+//! `--set-resources`, `--default-resources`, `-S`, `-D`, `--ri`, `-R`, `-F`, `--until`, `-t`,
+//! `--config`, `-p`, `-l`, `--dag`, `--rulegraph`, `-T`, `-k`, `-q`.
 //! Positional arguments are output-path globs selecting which jobs to bring up to date.
 
 use std::path::PathBuf;
@@ -90,6 +91,44 @@ pub struct SweepArgs {
     /// Rerun every job of these rules (build_target, run_sampler) and what depends on them.
     #[arg(short = 'R', long = "forcerun", value_name = "RULE", num_args = 1.., action = clap::ArgAction::Append)]
     pub forcerun: Vec<String>,
+
+    /// Rerun every job the requested outputs need, done or not (Snakemake's --forceall).
+    #[arg(short = 'F', long = "forceall")]
+    pub forceall: bool,
+
+    /// Run only the jobs of these rules and what they need upstream, e.g. `--until build_target`
+    /// builds the targets and samples nothing.
+    #[arg(long, value_name = "RULE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub until: Vec<String>,
+
+    /// Mark the requested outputs as up to date without running anything: clears incomplete
+    /// markers and records the outputs as they are now. Outputs that are missing or not whole
+    /// are not touched (the command names them and exits 1).
+    #[arg(short = 't', long)]
+    pub touch: bool,
+
+    /// Set experiments-file keys, e.g. `--config store_root=runs_b posterior.gamma=10`: dotted
+    /// keys reach into mappings, values are YAML, and the file is validated as if it said so.
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub config: Vec<String>,
+
+    /// Print each job's worker command (the command that runs it, locally or in the SLURM
+    /// script), in dry runs too.
+    #[arg(short = 'p', long = "printshellcmds")]
+    pub printshellcmds: bool,
+
+    /// Print the rules (build_target, run_sampler) with what each makes, then exit.
+    #[arg(short = 'l', long = "list", visible_alias = "list-rules")]
+    pub list: bool,
+
+    /// Print the DAG of the requested jobs in Graphviz DOT (`| dot -Tsvg > dag.svg`); jobs
+    /// with nothing to do are dashed. Runs nothing.
+    #[arg(long)]
+    pub dag: bool,
+
+    /// Print the graph of rules in Graphviz DOT. Runs nothing.
+    #[arg(long)]
+    pub rulegraph: bool,
 
     /// Go on with independent jobs when a job fails.
     #[arg(short = 'k', long = "keep-going")]

@@ -11,14 +11,14 @@ use std::path::PathBuf;
 
 use super::args::SweepArgs;
 use super::error::CliError;
-use crate::config::load_sweep;
+use crate::config::experiments::load_sweep_with;
 use crate::config::profile::{LoadedProfile, ResourceList, load_profile};
 use crate::exec::local::{self, LocalOptions};
 use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
 use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
 use crate::exec::{Outcome, default_worker_command};
-use crate::plan::select::schedule;
-use crate::plan::{Plan, Request, Rule, Schedule, text};
+use crate::plan::select::{schedule, selected_jobs};
+use crate::plan::{Plan, Request, Rule, Schedule, graph, text};
 use crate::store::health::SUMMARY_LINES;
 use crate::store::status::modified_string;
 use crate::store::{StoreHealth, StoreLock, StoreStatus};
@@ -39,6 +39,8 @@ pub struct Settings {
     pub retries: u32,
     pub latency_wait: u64,
     pub detach: bool,
+    /// `--config KEY=VALUE` assignments laid over the experiments file.
+    pub config: Vec<String>,
 }
 
 fn resource_list(list: &ResourceList) -> Result<ResourceMap, CliError> {
@@ -154,6 +156,7 @@ impl Settings {
             retries: args.retries.or(p.retries).unwrap_or(0),
             latency_wait: args.latency_wait.or(p.latency_wait).unwrap_or(5),
             detach: args.detach,
+            config: args.config.clone(),
             profile,
         })
     }
@@ -166,14 +169,23 @@ impl Settings {
     }
 }
 
-/// Loads the experiments file and builds the plan.
+/// Loads the experiments file (with `--config`'s assignments) and builds the plan.
 pub fn load_plan(settings: &Settings) -> Result<Plan, CliError> {
-    let sweep = load_sweep(&settings.configfile)?;
+    let sweep = load_sweep_with(&settings.configfile, &settings.config)?;
     Ok(Plan::build(&sweep)?)
 }
 
 /// `lambda-hat [TARGETS] [flags]`.
 pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
+    // The rules are fixed: listing them needs no experiments file.
+    if args.list || args.rulegraph {
+        let text = if args.list {
+            graph::rule_list()
+        } else {
+            graph::rulegraph_dot()
+        };
+        return write_stdout(&text);
+    }
     let settings = Settings::from_args(args)?;
     let plan = load_plan(&settings)?;
     if args.unlock {
@@ -191,7 +203,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     // One controller per store (src/store/lock.rs), taken before the store is read, so the
     // status below cannot mistake another controller's live jobs for killed ones. Dry runs
     // and summaries only read, and need no lock.
-    let _lock = if args.dry_run || args.summary || args.detailed_summary {
+    let _lock = if args.dry_run || args.summary || args.detailed_summary || args.dag {
         None
     } else {
         Some(StoreLock::acquire(&plan.store_root)?)
@@ -213,11 +225,31 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         .iter()
         .map(|r| Rule::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
+    let until = args
+        .until
+        .iter()
+        .map(|r| Rule::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
     let request = Request {
         globs: args.targets.clone(),
         forcerun,
+        forceall: args.forceall,
+        until,
         rerun_incomplete: settings.rerun_incomplete || other.is_some(),
     };
+    if args.dag {
+        // A picture of the plan: it reads the store and never refuses over incomplete jobs.
+        let request = Request {
+            rerun_incomplete: true,
+            ..request
+        };
+        let sched = schedule(&plan, &status, &request)?;
+        let selected = selected_jobs(&plan, &request)?;
+        return write_stdout(&graph::dag_dot(&plan, &selected, &sched));
+    }
+    if args.touch {
+        return touch_outputs(&plan, &status, request, args.dry_run);
+    }
     let rule_resources = settings.rule_resources();
 
     let stdout = std::io::stdout();
@@ -231,11 +263,11 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             ..request
         };
         let sched = schedule(&plan, &status, &request)?;
-        let wanted = crate::plan::select::wanted_jobs(&plan, &request.globs)?;
+        let selected = selected_jobs(&plan, &request)?;
         let worker = default_worker_command().join(" ");
         let input = text::SummaryInput {
             status: &status,
-            wanted: &|j| wanted.as_ref().is_none_or(|w| w[job_index(&plan, j)]),
+            wanted: &|j| selected[job_index(&plan, j)],
             modified: &|j| modified_string(&plan.output(j)),
             worker_command: &worker,
             detailed: args.detailed_summary,
@@ -294,7 +326,10 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
 
     if args.dry_run {
         let describe = |j: crate::plan::JobRef| resources::describe(&rule_resources[&j.rule()]);
-        text::dry_run(&mut out, &plan, &sched, &describe, settings.quiet).map_err(io_err)?;
+        let worker = worker_command(&settings).join(" ");
+        let commands = args.printshellcmds.then_some(worker.as_str());
+        text::dry_run(&mut out, &plan, &sched, &describe, settings.quiet, commands)
+            .map_err(io_err)?;
         return out.flush().map_err(io_err);
     }
     if sched.jobs.is_empty() {
@@ -334,11 +369,57 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
                 retries: settings.retries,
                 quiet: settings.quiet,
                 worker_command: worker_command(&settings),
+                print_commands: args.printshellcmds,
             };
             local::run(&plan, &sched, &opts).await?
         }
     };
     report(&plan, &sched, &outcome)
+}
+
+/// Prints `text` to stdout (DOT, the rule list).
+fn write_stdout(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::io("cannot write to stdout", e))
+}
+
+/// `--touch`: every job the request would run is marked up to date if its files are whole;
+/// the rest are named, and the command fails (exit 1) so scripts notice.
+fn touch_outputs(
+    plan: &Plan,
+    status: &StoreStatus,
+    request: Request,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    let request = Request {
+        rerun_incomplete: true,
+        ..request
+    };
+    let sched = schedule(plan, status, &request)?;
+    let jobs: Vec<_> = sched.jobs.iter().map(|(j, _)| *j).collect();
+    let done = crate::store::touch::touch(plan, &jobs, dry_run)
+        .map_err(|e| CliError::io("cannot record touched outputs in the store", e))?;
+    let verb = if dry_run { "Would touch" } else { "Touched" };
+    for output in &done.touched {
+        println!("{verb} {output}");
+    }
+    if done.refused.is_empty() {
+        if done.touched.is_empty() {
+            println!("{}", text::NOTHING_TO_DO);
+        }
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{} output(s) could not be touched because they are missing or not whole (touching \
+         never creates results); run their jobs instead:\n",
+        done.refused.len()
+    );
+    for output in &done.refused {
+        msg.push_str(&format!("  {output}\n"));
+    }
+    Err(CliError::JobsFailed(msg.trim_end().to_string()))
 }
 
 /// The estimated memory of one job of `plan`.

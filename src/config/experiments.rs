@@ -55,6 +55,13 @@ const SAMPLER_KEYS: &[&str] = &["name", "overrides"];
 
 /// Reads and resolves the experiments file at `path`.
 pub fn load_sweep(path: &Path) -> Result<Sweep, ConfigError> {
+    load_sweep_with(path, &[])
+}
+
+/// [`load_sweep`] with `--config KEY=VALUE` assignments laid over the file first: a dotted KEY
+/// reaches into (and creates) mappings, VALUE is parsed as YAML, and the result is validated
+/// exactly as if the file said so.
+pub fn load_sweep_with(path: &Path, assignments: &[String]) -> Result<Sweep, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         hint: if source.kind() == std::io::ErrorKind::NotFound {
@@ -65,13 +72,59 @@ pub fn load_sweep(path: &Path) -> Result<Sweep, ConfigError> {
         },
         source,
     })?;
-    parse_sweep(path, &text, &PresetDirs::for_experiments_file(path))
+    let mut root = parse_yaml(path, &text)?;
+    for assignment in assignments {
+        apply_assignment(&mut root, assignment).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            entry: "--config".into(),
+            key: assignment.clone(),
+            message,
+        })?;
+    }
+    resolve_sweep(path, root, &PresetDirs::for_experiments_file(path))
+}
+
+/// Sets `KEY=VALUE` in `root` (see [`load_sweep_with`]). Errors name what is wrong with it.
+pub fn apply_assignment(root: &mut Value, assignment: &str) -> Result<(), String> {
+    let (key, value) = assignment
+        .split_once('=')
+        .ok_or("expected KEY=VALUE, e.g. store_root=runs_b or posterior.gamma=10")?;
+    let segments: Vec<&str> = key.split('.').collect();
+    if segments.iter().any(|s| s.trim().is_empty()) {
+        return Err(format!("`{key}` is not a key: use names separated by dots"));
+    }
+    let value: Value =
+        serde_yaml::from_str(value).map_err(|e| format!("the value is not YAML: {e}"))?;
+    let mut node = root;
+    for (i, segment) in segments.iter().enumerate() {
+        if node.is_null() {
+            *node = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(map) = node else {
+            return Err(format!(
+                "`{}` is {}, not a mapping with keys",
+                segments[..i].join("."),
+                show(node)
+            ));
+        };
+        let k = Value::String((*segment).to_string());
+        if i + 1 == segments.len() {
+            map.insert(k, value);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert(Value::Null);
+    }
+    Ok(())
 }
 
 /// Resolves experiments-file text (`path` is used for messages and preset lookup only).
 pub fn parse_sweep(path: &Path, text: &str, presets: &PresetDirs) -> Result<Sweep, ConfigError> {
+    resolve_sweep(path, parse_yaml(path, text)?, presets)
+}
+
+/// Resolves a parsed experiments file.
+fn resolve_sweep(path: &Path, root: Value, presets: &PresetDirs) -> Result<Sweep, ConfigError> {
     let ctx = Ctx { path, presets };
-    let root = parse_yaml(path, text)?;
     let top = match &root {
         Value::Mapping(m) => m.clone(),
         Value::Null => Mapping::new(),
@@ -638,4 +691,38 @@ fn resolve_sampler(
     cfg.validate("overrides", &mut issues);
     first_invalid(ctx, &label, issues)?;
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Value {
+        serde_yaml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn an_assignment_sets_a_dotted_key_and_creates_mappings_on_the_way() {
+        let mut root = yaml("store_root: runs\nposterior: { gamma: 1.0 }\n");
+        apply_assignment(&mut root, "posterior.gamma=10").unwrap();
+        apply_assignment(&mut root, "training.steps=500").unwrap();
+        apply_assignment(&mut root, "store_root=runs b").unwrap();
+        apply_assignment(&mut root, "samplers=[{name: hmc}]").unwrap();
+        let want = yaml(
+            "store_root: runs b\nposterior: { gamma: 10 }\ntraining: { steps: 500 }\nsamplers: [{name: hmc}]\n",
+        );
+        assert_eq!(root, want);
+    }
+
+    #[test]
+    fn a_bad_assignment_says_what_is_wrong() {
+        let mut root = yaml("store_root: runs\n");
+        let err = |root: &mut Value, a: &str| apply_assignment(root, a).unwrap_err();
+        assert!(err(&mut root, "store_root").contains("KEY=VALUE"));
+        assert!(err(&mut root, "posterior..gamma=1").contains("not a key"));
+        assert!(err(&mut root, "=1").contains("not a key"));
+        assert!(err(&mut root, "store_root.x=1").contains("`store_root` is the string"));
+        assert!(err(&mut root, "a=[1").contains("not YAML"));
+        assert_eq!(root, yaml("store_root: runs\n"), "failed assignments change nothing");
+    }
 }

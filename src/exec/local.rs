@@ -37,6 +37,8 @@ pub struct LocalOptions {
     pub quiet: bool,
     /// Program (and leading arguments) that runs a worker.
     pub worker_command: Vec<String>,
+    /// `-p`: print each job's command as it starts.
+    pub print_commands: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,6 +113,11 @@ pub async fn run(
                         account(&mut in_use, res, 1);
                         state[i] = State::Running;
                         progress.started(&describe(plan, job));
+                        if opts.print_commands {
+                            progress.command(
+                                &plan.worker_command_line(job, &opts.worker_command.join(" ")),
+                            );
+                        }
                         running.spawn(async move {
                             let status = child.wait().await;
                             (i, status, started.elapsed().as_secs_f64())

@@ -98,6 +98,16 @@ impl Progress {
         }
     }
 
+    /// A job's command (`-p`), printed even on a terminal with a bar, unless quiet.
+    pub fn command(&self, text: &str) {
+        if !self.quiet {
+            match &self.bar {
+                Some(bar) => bar.println(crate::cli::error::terminal_safe(text)),
+                None => self.line(text),
+            }
+        }
+    }
+
     pub fn message(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(text.to_string()),

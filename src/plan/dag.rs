@@ -32,6 +32,26 @@ impl Rule {
         }
     }
 
+    /// What a job of this rule makes (for `--list`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Rule::BuildTarget => {
+                "Generate the data, train the network to its minimum w*: data.npz, params.npz, teacher.npz, meta.json"
+            }
+            Rule::RunSampler => {
+                "Sample the localized posterior around w*: trace.npz, diagnostics/*.png, analysis.json"
+            }
+        }
+    }
+
+    /// The rules whose outputs a job of this rule reads.
+    pub fn upstream(self) -> &'static [Rule] {
+        match self {
+            Rule::BuildTarget => &[],
+            Rule::RunSampler => &[Rule::BuildTarget],
+        }
+    }
+
     /// The worker subcommand that runs a job of this rule.
     pub fn worker_subcommand(self) -> &'static str {
         match self {
@@ -288,6 +308,16 @@ impl Plan {
 
     pub fn spec_path(&self, job: JobRef) -> PathBuf {
         self.job_dir(job).join("spec.json")
+    }
+
+    /// The command that runs `job` (shown by `-p` and `--detailed-summary`; the executors build
+    /// the same argv): `WORKER worker build-target|run-sampler SPEC`.
+    pub fn worker_command_line(&self, job: JobRef, worker: &str) -> String {
+        format!(
+            "{worker} worker {} {}",
+            job.rule().worker_subcommand(),
+            self.spec_path(job).display()
+        )
     }
 
     /// Stable, path-safe name of a job: `tgt_x` or `tgt_x.run_hmc_y` (log and marker file names).

@@ -2,6 +2,7 @@
 //! the jobs to run and the text of dry runs and summaries. No file system access here.
 
 pub mod dag;
+pub mod graph;
 pub mod ids;
 pub mod memory;
 pub mod select;

@@ -1,4 +1,5 @@
-//! Which jobs run: output globs, `--forcerun`, `--rerun-incomplete` and the store's status.
+//! Which jobs run: output globs, `--until`, `--forcerun`, `--forceall`, `--rerun-incomplete` and
+//! the store's status.
 //!
 //! Input: a [`Plan`], an [`OutputStatus`] snapshot of the store and the user's [`Request`].
 //! Output: a [`Schedule`] listing, in topological order, each job that must run and why.
@@ -30,6 +31,10 @@ pub struct Request {
     pub globs: Vec<String>,
     /// Rules whose jobs run even if done (and so does everything downstream of them).
     pub forcerun: Vec<Rule>,
+    /// `--forceall`: every selected job runs, done or not.
+    pub forceall: bool,
+    /// `--until`: only jobs of these rules and of the rules upstream of them; empty = all.
+    pub until: Vec<Rule>,
     pub rerun_incomplete: bool,
 }
 
@@ -143,15 +148,36 @@ pub fn wanted_jobs(plan: &Plan, globs: &[String]) -> Result<Option<Vec<bool>>, P
     Ok(Some(wanted))
 }
 
+/// Which jobs the request covers, in `Plan::jobs()` order: those the globs select (with their
+/// upstream), minus those `--until` leaves out.
+pub fn selected_jobs(plan: &Plan, request: &Request) -> Result<Vec<bool>, PlanError> {
+    let wanted = wanted_jobs(plan, &request.globs)?;
+    Ok(plan
+        .jobs()
+        .enumerate()
+        .map(|(i, job)| {
+            wanted.as_ref().is_none_or(|w| w[i]) && until_keeps(&request.until, job.rule())
+        })
+        .collect())
+}
+
+/// `--until RULES` keeps a rule that is one of them or upstream of one of them.
+fn until_keeps(until: &[Rule], rule: Rule) -> bool {
+    until.is_empty()
+        || until
+            .iter()
+            .any(|u| *u == rule || u.upstream().contains(&rule))
+}
+
 /// Decides which jobs run for `request`.
 pub fn schedule(
     plan: &Plan,
     status: &dyn OutputStatus,
     request: &Request,
 ) -> Result<Schedule, PlanError> {
-    let wanted = wanted_jobs(plan, &request.globs)?;
-    let is_wanted = |i: usize| wanted.as_ref().is_none_or(|w| w[i]);
-    let forced = |rule: Rule| request.forcerun.contains(&rule);
+    let selected = selected_jobs(plan, request)?;
+    let is_wanted = |i: usize| selected[i];
+    let forced = |rule: Rule| request.forceall || request.forcerun.contains(&rule);
 
     let mut target_runs = vec![false; plan.targets.len()];
     let mut out = Schedule::default();
@@ -191,4 +217,18 @@ pub fn schedule(
         return Err(PlanError::Incomplete(incomplete));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_keeps_the_named_rules_and_their_upstream() {
+        use Rule::*;
+        assert!(until_keeps(&[], RunSampler) && until_keeps(&[], BuildTarget));
+        assert!(until_keeps(&[BuildTarget], BuildTarget));
+        assert!(!until_keeps(&[BuildTarget], RunSampler));
+        assert!(until_keeps(&[RunSampler], BuildTarget) && until_keeps(&[RunSampler], RunSampler));
+    }
 }

@@ -26,13 +26,15 @@ pub fn job_stats(out: &mut dyn Write, schedule: &Schedule) -> io::Result<()> {
 pub const NOTHING_TO_DO: &str =
     "Nothing to be done (all requested files are present and up to date).";
 
-/// A dry run: every job with its output, reason and resources (unless `quiet`), framed by job stats.
+/// A dry run: every job with its output, reason and resources (unless `quiet`), framed by job
+/// stats; with `worker_command` (`-p`), each job's command too.
 pub fn dry_run(
     out: &mut dyn Write,
     plan: &Plan,
     schedule: &Schedule,
     resources: &dyn Fn(JobRef) -> String,
     quiet: bool,
+    worker_command: Option<&str>,
 ) -> io::Result<()> {
     writeln!(out, "Building DAG of jobs...")?;
     if schedule.jobs.is_empty() {
@@ -55,6 +57,10 @@ pub fn dry_run(
         let res = resources(*job);
         if !res.is_empty() {
             writeln!(out, "    resources: {res}")?;
+        }
+        // Snakemake's -p: the job's command on its own line, after its block.
+        if let Some(worker) = worker_command {
+            writeln!(out, "{}", plan.worker_command_line(*job, worker))?;
         }
         writeln!(out)?;
     }
@@ -127,11 +133,7 @@ pub fn summary(
                     .map(|p| output_string(plan, p))
                     .unwrap_or_else(|| "-".into()),
             );
-            row.push(format!(
-                "{worker_command} worker {} {}",
-                job.rule().worker_subcommand(),
-                plan.spec_path(job).display()
-            ));
+            row.push(plan.worker_command_line(job, worker_command));
         }
         writeln!(out, "{}", row.join("\t"))?;
     }

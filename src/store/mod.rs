@@ -10,6 +10,7 @@ pub mod integrity;
 pub mod journal;
 pub mod lock;
 pub mod status;
+pub mod touch;
 
 pub use atomic::{write_atomic, write_json_atomic};
 pub use health::StoreHealth;

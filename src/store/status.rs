@@ -72,6 +72,21 @@ fn files_whole(
     })
 }
 
+/// Whether all of a job's files are present and whole as files (markers name the job, archives
+/// end as they should), whatever the journal recorded about them: what `--touch` accepts.
+pub fn job_files_whole(plan: &Plan, job: JobRef) -> bool {
+    let dir = plan.job_dir(job);
+    let (files, id_key, id) = match job {
+        JobRef::Target(t) => (
+            TARGET_FILES,
+            "target_id",
+            plan.targets[t as usize].id.clone(),
+        ),
+        JobRef::Run(r) => (RUN_FILES, "run_id", plan.run_id(r)),
+    };
+    files.iter().all(|f| dir.join(f).is_file()) && files_whole(&dir, files, id_key, &id, None)
+}
+
 impl StoreStatus {
     pub fn scan(plan: &Plan) -> Self {
         let mut runs_done = HashSet::new();

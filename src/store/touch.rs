@@ -1,0 +1,55 @@
+//! `--touch`: mark jobs as up to date without running them, as Snakemake's `--touch` does.
+//!
+//! In: the plan and the jobs that would run. Out: which were touched and which could not be.
+//! Side effects, all in the store: a touched job's incomplete marker is removed and a `finished`
+//! journal event records its completion marker's hash as it is now, so planning counts it as
+//! done (src/store/status.rs). Only jobs whose files are all present and whole are touched: an
+//! empty `analysis.json` is not a result, so a missing or truncated output is refused, never
+//! created.
+
+use std::io;
+
+use super::integrity::{OUTPUT_HASH_KEY, output_hash};
+use super::status::job_files_whole;
+use super::{Event, IncompleteMarkers, Journal};
+use crate::plan::{JobRef, Plan};
+
+/// What `--touch` did.
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Output paths marked up to date.
+    pub touched: Vec<String>,
+    /// Output paths left alone: missing or not whole, so they must run.
+    pub refused: Vec<String>,
+}
+
+/// Touches each of `jobs` whose files are whole; with `dry_run`, only says which it would.
+pub fn touch(plan: &Plan, jobs: &[JobRef], dry_run: bool) -> io::Result<Touched> {
+    let mut out = Touched::default();
+    for &job in jobs {
+        let output = plan.output(job).display().to_string();
+        if job_files_whole(plan, job) {
+            out.touched.push(output);
+        } else {
+            out.refused.push(output);
+        }
+    }
+    if dry_run {
+        return Ok(out);
+    }
+    let markers = IncompleteMarkers::new(&plan.store_root);
+    let mut journal = Journal::open(&plan.store_root)?;
+    for &job in jobs.iter().filter(|j| job_files_whole(plan, **j)) {
+        let key = plan.job_key(job);
+        markers.clear(&key)?;
+        journal.append(&Event {
+            state: Some("TOUCHED".into()),
+            detail: Some(serde_json::json!({
+                OUTPUT_HASH_KEY: output_hash(&plan.output(job)),
+                "touched": true,
+            })),
+            ..Event::new("finished", &key, job.rule().name())
+        })?;
+    }
+    Ok(out)
+}
