@@ -213,7 +213,7 @@ pub struct ValidateArgs {
     )]
     pub cases: Vec<String>,
 
-    /// Fewer recorded draws (for CI): about 70 % of the time, same tolerances.
+    /// Fewer recorded draws (for CI; warmup and tuning unchanged), same tolerances.
     #[arg(long)]
     pub quick: bool,
 

@@ -723,6 +723,10 @@ mod tests {
         assert!(err(&mut root, "=1").contains("not a key"));
         assert!(err(&mut root, "store_root.x=1").contains("`store_root` is the string"));
         assert!(err(&mut root, "a=[1").contains("not YAML"));
-        assert_eq!(root, yaml("store_root: runs\n"), "failed assignments change nothing");
+        assert_eq!(
+            root,
+            yaml("store_root: runs\n"),
+            "failed assignments change nothing"
+        );
     }
 }

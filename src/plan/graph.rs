@@ -101,7 +101,10 @@ mod tests {
         let dot = rulegraph_dot();
         assert!(dot.starts_with("digraph snakemake_dag {\n") && dot.ends_with("}\n"));
         for rule in Rule::ALL {
-            assert!(dot.contains(&format!("label = \"{}\"", rule.name())), "{dot}");
+            assert!(
+                dot.contains(&format!("label = \"{}\"", rule.name())),
+                "{dot}"
+            );
         }
         assert_eq!(dot.matches(" -> ").count(), 1, "{dot}");
         assert!(dot.contains("    0 -> 1\n"), "{dot}");
