@@ -1058,3 +1058,48 @@ fn touch_marks_whole_outputs_up_to_date_and_refuses_missing_ones() {
         );
     assert!(!analyses[1].exists(), "touch never creates a result");
 }
+
+/// Per-job benchmarks, as Snakemake's `benchmark:` files: a TSV per local job with Snakemake's
+/// columns (pandas reads it with `sep="\t"`), and `status -v` shows each job's wall time and
+/// max RSS from the journal, so `--resources mem_mb` can be sized from measurements.
+#[test]
+fn local_jobs_record_benchmarks_and_status_shows_their_max_rss() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    let tsvs: Vec<PathBuf> = ["build_target", "run_sampler"]
+        .iter()
+        .flat_map(|rule| {
+            std::fs::read_dir(t.store().join("benchmarks").join(rule))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+        })
+        .collect();
+    assert_eq!(tsvs.len(), 4, "{tsvs:?}");
+    for tsv in &tsvs {
+        let text = std::fs::read_to_string(tsv).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time",
+            "{}",
+            tsv.display()
+        );
+        let row: Vec<&str> = lines[1].split('\t').collect();
+        let max_rss_mib: f64 = row[2].parse().unwrap();
+        assert!(max_rss_mib > 1.0, "a worker uses more than 1 MiB: {text}");
+        let cpu: f64 = row[9].parse().unwrap();
+        assert!(cpu > 0.0, "{text}");
+    }
+    let status = t.run_with(&["status", "-v"]).success().stdout();
+    let job_lines: Vec<&str> = status.lines().filter(|l| l.contains("maxrss=")).collect();
+    assert_eq!(job_lines.len(), 4, "{status}");
+    for line in job_lines {
+        assert!(!line.contains("maxrss=-") && line.contains("MiB"), "{line}");
+        assert!(!line.contains("elapsed=-"), "{line}");
+    }
+    let json = t.run_with(&["status", "--json"]).success().stdout();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for job in json["jobs"].as_array().unwrap() {
+        assert!(job["max_rss_bytes"].as_u64().unwrap() > 1 << 20, "{job}");
+    }
+}

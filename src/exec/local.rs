@@ -22,7 +22,7 @@ use super::progress::Progress;
 use super::resources::{Limits, ResourceMap, ResourceValue, account};
 use super::{ExecError, Failure, Outcome};
 use crate::plan::{JobRef, Plan, Rule, Schedule};
-use crate::store::{Event, IncompleteMarkers, Journal};
+use crate::store::{Event, IncompleteMarkers, Journal, benchmark};
 use crate::worker::spec::write_spec;
 
 pub struct LocalOptions {
@@ -151,9 +151,11 @@ pub async fn run(
                     Ok(()) => {
                         let _ = markers.clear(&key);
                         let hash = crate::store::integrity::output_hash(&plan.output(job));
+                        let mut detail = usage_fields(plan, job, secs);
+                        detail.insert(crate::store::integrity::OUTPUT_HASH_KEY.into(), hash.into());
                         let _ = journal.append(&Event {
                             state: Some("COMPLETED".into()),
-                            detail: Some(serde_json::json!({ crate::store::integrity::OUTPUT_HASH_KEY: hash })),
+                            detail: Some(detail.into()),
                             ..Event::new("finished", &key, job.rule().name())
                         });
                         state[i] = State::Done;
@@ -174,7 +176,9 @@ pub async fn run(
                         if !killed_by_signal {
                             let _ = markers.clear(&key);
                         }
-                        let _ = journal.append(&Event { state: Some("FAILED".into()), detail: Some(serde_json::json!(why)), ..Event::new("failed", &key, job.rule().name()) });
+                        let mut detail = usage_fields(plan, job, secs);
+                        detail.insert("reason".into(), why.clone().into());
+                        let _ = journal.append(&Event { state: Some("FAILED".into()), detail: Some(detail.into()), ..Event::new("failed", &key, job.rule().name()) });
                         state[i] = State::Failed;
                         let f = failure(plan, job, why, killed_by_signal);
                         progress.failed(&describe(plan, job), &format!("{} (log: {})", f.reason, f.log.display()));
@@ -211,6 +215,18 @@ fn failure(plan: &Plan, job: JobRef, reason: String, left_incomplete: bool) -> F
         log: plan.log_path(job),
         left_incomplete,
     }
+}
+
+/// The journal fields of what a finished or failed job used: its worker's benchmark, or only
+/// the wall time the controller saw when the worker left none (killed by a signal).
+fn usage_fields(plan: &Plan, job: JobRef, secs: f64) -> serde_json::Map<String, serde_json::Value> {
+    let path = benchmark::path(&plan.store_root, job.rule().name(), &plan.job_key(job));
+    benchmark::read(&path)
+        .unwrap_or(benchmark::Benchmark {
+            wall: std::time::Duration::from_secs_f64(secs.max(0.0)),
+            ..Default::default()
+        })
+        .journal_fields()
 }
 
 /// Writes the spec, the incomplete marker and the journal line, then starts the worker.
@@ -260,6 +276,9 @@ fn launch(
         Some(ResourceValue::Int(n)) if *n > 0 => *n,
         _ => 1,
     };
+    // A benchmark left by an earlier attempt must not be read as this one's.
+    let bench_path = benchmark::path(&plan.store_root, job.rule().name(), &key);
+    let _ = std::fs::remove_file(&bench_path);
     let (program, args) = opts
         .worker_command
         .split_first()
@@ -271,6 +290,8 @@ fn launch(
         .arg(job.rule().worker_subcommand())
         .arg(&spec)
         .env("LAMBDA_HAT_THREADS", threads.to_string())
+        // The worker measures itself into this file when it ends (crate::store::benchmark).
+        .env(benchmark::BENCHMARK_ENV, &bench_path)
         // The worker stops by itself if this controller dies (crate::worker::orphan).
         .env(crate::worker::orphan::WATCH_PARENT_ENV, "1")
         .stdin(Stdio::null())

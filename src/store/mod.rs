@@ -4,6 +4,7 @@
 //! `logs/<rule>/<key>.log`, `.lambda-hat/{journal.jsonl,incomplete/,slurm/,lock}`.
 
 pub mod atomic;
+pub mod benchmark;
 pub mod health;
 pub mod incomplete;
 pub mod integrity;

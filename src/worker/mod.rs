@@ -16,6 +16,7 @@ use crate::cli::{CliError, WorkerCommand};
 
 /// Runs one worker command with as many threads as the job was given.
 pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
     orphan::watch_parent_if_asked();
     apply_test_hooks();
     // The global pool can only be built once per process; a worker process runs one job.
@@ -32,7 +33,21 @@ pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
             (spec, r)
         }
     };
+    write_benchmark(started.elapsed());
     result.map_err(|e| CliError::Worker(format!("job {} failed: {e}", spec.display())))
+}
+
+/// Records what this job used where the executor asked (crate::store::benchmark), whether it
+/// succeeded or failed. A benchmark is a report, not an output: failing to write it only warns.
+fn write_benchmark(wall: std::time::Duration) {
+    use crate::store::benchmark;
+    let Some(path) = std::env::var_os(benchmark::BENCHMARK_ENV) else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    if let Err(e) = benchmark::write(&path, &benchmark::measure_self(wall)) {
+        eprintln!("warning: benchmark not written to {}: {e}", path.display());
+    }
 }
 
 /// Threads for this job: `LAMBDA_HAT_THREADS` (set by the local executor from cpus_per_task),

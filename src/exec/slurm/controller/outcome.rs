@@ -63,7 +63,28 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
     }
 
+    /// The job's benchmark TSV from what sacct reported (crate::store::benchmark): wall time
+    /// and MaxRSS; nothing when sacct gave no elapsed time. A report, so errors are ignored.
+    fn write_benchmark(&self, i: usize) {
+        use crate::store::benchmark::{self, Benchmark};
+        let Some(f) = self.jobs[i].ended.as_ref() else {
+            return;
+        };
+        let Some(elapsed) = f.elapsed_secs else {
+            return;
+        };
+        let job = self.jobs[i].job;
+        let path = benchmark::path(&self.plan.store_root, job.rule().name(), &self.jobs[i].key);
+        let bench = Benchmark {
+            wall: std::time::Duration::from_secs(elapsed),
+            max_rss_bytes: f.max_rss_bytes,
+            ..Default::default()
+        };
+        let _ = benchmark::write(&path, &bench);
+    }
+
     pub(super) fn done(&mut self, i: usize) -> Result<(), SlurmError> {
+        self.write_benchmark(i);
         let f = self.jobs[i].ended.clone();
         self.jobs[i].st = St::Done;
         let _ = self.markers.clear(&self.jobs[i].key);
@@ -89,6 +110,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// The job failed for good: report it, keep its marker if it was killed, and take its
     /// children out (cancelling those already queued).
     pub(super) fn fail(&mut self, i: usize, why: String, killed: bool) -> Result<(), SlurmError> {
+        self.write_benchmark(i);
         self.jobs[i].st = St::Failed;
         if !killed {
             let _ = self.markers.clear(&self.jobs[i].key);
