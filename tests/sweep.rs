@@ -1103,3 +1103,78 @@ fn local_jobs_record_benchmarks_and_status_shows_their_max_rss() {
         assert!(job["max_rss_bytes"].as_u64().unwrap() > 1 << 20, "{job}");
     }
 }
+
+/// `results` tells sampler variants apart: the guide's sampler_hyperparameters sweep (three
+/// HMC trajectory lengths, three SGLD step sizes) at tiny budgets gives one group per variant
+/// with `--group-by sampler,step_size` and `--group-by sampler,num_integration_steps`, and the
+/// CSV carries the target's and sampler's settings as columns pandas reads.
+#[test]
+fn results_has_config_columns_that_tell_variants_apart() {
+    let yaml = r#"
+store_root: runs
+targets:
+  - { model: small, data: small, seed: 42, overrides: { data: { n_data: 200 }, training: { steps: 100 } } }
+samplers:
+  - { name: hmc, overrides: { chains: 2, warmup: 50, draws: 50 } }
+  - { name: hmc, overrides: { chains: 2, warmup: 50, draws: 50, num_integration_steps: 5 } }
+  - { name: hmc, overrides: { chains: 2, warmup: 50, draws: 50, num_integration_steps: 20 } }
+  - { name: sgld, overrides: { chains: 2, warmup: 20, steps: 100, eval_every: 10, step_size: 1e-7 } }
+  - { name: sgld, overrides: { chains: 2, warmup: 20, steps: 100, eval_every: 10, step_size: 1e-6 } }
+  - { name: sgld, overrides: { chains: 2, warmup: 20, steps: 100, eval_every: 10, step_size: 1e-5 } }
+"#;
+    let t = Test::new().experiments(yaml);
+    t.run_with(&["-j", "2", "-q"]).success();
+    let groups = |by: &str| -> Vec<Vec<String>> {
+        let csv = t
+            .run_with(&["results", "--group-by", by, "--format", "csv"])
+            .success()
+            .stdout();
+        csv.lines()
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect()
+    };
+    let by_step = groups("sampler,step_size");
+    assert_eq!(by_step[0][..3], ["sampler", "step_size", "n_runs"]);
+    let sgld: Vec<&Vec<String>> = by_step.iter().filter(|r| r[0] == "sgld").collect();
+    assert_eq!(sgld.len(), 3, "one group per SGLD step size: {by_step:?}");
+    let steps: Vec<f64> = sgld.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert_eq!(steps, [1e-7, 1e-6, 1e-5]);
+    assert!(sgld.iter().all(|r| r[2] == "1"), "{by_step:?}");
+    let by_length = groups("sampler,num_integration_steps");
+    let hmc: Vec<&Vec<String>> = by_length.iter().filter(|r| r[0] == "hmc").collect();
+    assert_eq!(
+        hmc.len(),
+        3,
+        "one group per trajectory length: {by_length:?}"
+    );
+
+    // The rows' CSV has the settings as columns; pandas reads them as numbers and booleans.
+    let csv = t
+        .run_with(&["results", "--format", "csv"])
+        .success()
+        .stdout();
+    let path = t.path().join("results.csv");
+    std::fs::write(&path, csv).unwrap();
+    let script = r#"
+import sys
+import pandas as pd
+df = pd.read_csv(sys.argv[1])
+for col in ["activation", "bias", "step_size", "num_integration_steps", "gamma", "sampler_seed"]:
+    assert col in df.columns, (col, list(df.columns))
+assert df["bias"].dtype == bool, df["bias"].dtype
+sgld = df[df["sampler"] == "sgld"]
+assert sorted(sgld["step_size"].astype(float)) == [1e-7, 1e-6, 1e-5], sgld["step_size"]
+print("ok", len(df))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok 6"),
+        "pandas:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -9,7 +9,7 @@
 //! a mean over no values is missing. One difference: pandas drops rows whose *key* is NaN; we
 //! keep them as their own group, because a report must not hide runs.
 
-use super::results::{Column, RunRow};
+use super::results::{Key, RunRow};
 use super::table::{Table, Value, compare};
 
 /// Summary of the runs that share one key.
@@ -24,10 +24,10 @@ pub struct Group {
 }
 
 /// Groups `rows` by the values of `columns`.
-pub fn group_by(rows: &[RunRow], columns: &[Column]) -> Vec<Group> {
+pub fn group_by(rows: &[RunRow], columns: &[Key]) -> Vec<Group> {
     let mut keyed: Vec<(Vec<Value>, &RunRow)> = rows
         .iter()
-        .map(|r| (columns.iter().map(|c| r.value(*c)).collect(), r))
+        .map(|r| (columns.iter().map(|c| c.value(r)).collect(), r))
         .collect();
     keyed.sort_by(|a, b| compare_keys(&a.0, &b.0));
 
@@ -90,7 +90,7 @@ pub fn std_ddof1(xs: &[Option<f64>]) -> Option<f64> {
 
 /// The groups as a table: key columns, then `n_runs`, `llc_mean_mean`, `llc_mean_std`,
 /// `ess_mean`, `walltime_sec_mean` (pandas' MultiIndex columns, flattened with `_`).
-pub fn group_table(columns: &[Column], groups: &[Group]) -> Table {
+pub fn group_table(columns: &[Key], groups: &[Group]) -> Table {
     let mut header: Vec<String> = columns.iter().map(|c| c.name().to_string()).collect();
     header.extend(
         [

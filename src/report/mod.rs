@@ -15,6 +15,7 @@
 //! * [`plots`]: the PNG plots (trace, convergence, adaptation, training loss, LLC vs size).
 
 pub mod clean;
+mod config_columns;
 mod error;
 mod files;
 mod group;

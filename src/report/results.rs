@@ -128,6 +128,55 @@ impl Column {
     }
 }
 
+/// A column `--group-by` and `--plot-x` can name: a fixed one, or a configuration column some
+/// run has (report::config_columns).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    Column(Column),
+    Config(String),
+}
+
+impl Key {
+    pub fn name(&self) -> &str {
+        match self {
+            Key::Column(c) => c.name(),
+            Key::Config(name) => name,
+        }
+    }
+
+    pub fn value(&self, row: &RunRow) -> Value {
+        match self {
+            Key::Column(c) => row.value(*c),
+            Key::Config(name) => row.config_value(name),
+        }
+    }
+
+    fn number(&self, row: &RunRow) -> Option<f64> {
+        self.value(row).as_f64()
+    }
+
+    fn axis_label(&self) -> String {
+        match self {
+            Key::Column(c) => c.axis_label(),
+            Key::Config(name) => name.clone(),
+        }
+    }
+}
+
+/// Every configuration column of `rows`, in the order the runs list them (target settings,
+/// then sampler settings).
+pub fn config_names(rows: &[RunRow]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for row in rows {
+        for (k, _) in &row.config {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    names
+}
+
 /// One finished sampler run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
@@ -154,6 +203,10 @@ pub struct RunRow {
     /// Why the run is unhealthy, in analysis.json's order.
     pub warnings: Vec<String>,
     pub run_dir: PathBuf,
+    /// The target's and sampler's settings (report::config_columns), in scan order. JSON
+    /// output adds them to the run's object ([`RunRow::to_json`]).
+    #[serde(skip)]
+    pub config: Vec<(String, serde_json::Value)>,
 }
 
 impl RunRow {
@@ -179,7 +232,36 @@ impl RunRow {
             n_warnings: a.health.warnings.len() as u64,
             warnings: a.health.warnings.clone(),
             run_dir: run.run_dir.clone(),
+            config: run.config.clone(),
         }
+    }
+
+    /// The value of configuration column `name` (`Null` when this run has no such setting):
+    /// numbers and booleans as such (so groups sort by value, as pandas sorts them), lists and
+    /// mappings as their JSON text (`[8,8]`).
+    pub fn config_value(&self, name: &str) -> Value {
+        use serde_json::Value as J;
+        match self.config.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
+            None | Some(J::Null) => Value::Null,
+            Some(J::Bool(b)) => Value::Bool(*b),
+            Some(J::Number(n)) => match n.as_u64() {
+                Some(i) => Value::Int(i),
+                None => Value::float(n.as_f64()),
+            },
+            Some(J::String(s)) => Value::Text(s.clone()),
+            Some(other) => Value::Text(other.to_string()),
+        }
+    }
+
+    /// The row as JSON: the fixed columns, then every configuration column with its JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            for (k, value) in &self.config {
+                map.entry(k.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        v
     }
 
     pub fn value(&self, column: Column) -> Value {
@@ -281,44 +363,83 @@ impl ResultsArgs {
     }
 }
 
-fn valid_columns(numeric_only: bool) -> String {
-    Column::ALL
+/// The fixed columns, then the configuration columns of `rows` that are (with `numeric_only`)
+/// numbers in every run that has them.
+fn valid_columns(rows: &[RunRow], numeric_only: bool) -> String {
+    let fixed = Column::ALL
         .iter()
         .filter(|c| !numeric_only || c.is_numeric())
-        .map(|c| c.name())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .map(|c| c.name().to_string());
+    let config = config_names(rows)
+        .into_iter()
+        .filter(|n| !numeric_only || config_is_numeric(rows, n));
+    fixed.chain(config).collect::<Vec<_>>().join(", ")
 }
 
-/// Parses `--group-by` names; an unknown name is an error listing the valid ones.
-pub fn parse_columns(names: &[String]) -> Result<Vec<Column>, ReportError> {
-    let mut columns = Vec::new();
+fn config_is_numeric(rows: &[RunRow], name: &str) -> bool {
+    let key = Key::Config(name.to_string());
+    rows.iter()
+        .all(|r| matches!(key.value(r), Value::Null) || key.number(r).is_some())
+}
+
+/// Parses `--group-by` names against the fixed columns and the runs' configuration columns;
+/// an unknown name is an error listing the valid ones.
+pub fn parse_columns(names: &[String], rows: &[RunRow]) -> Result<Vec<Key>, ReportError> {
+    let config = config_names(rows);
+    let mut keys = Vec::new();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        let column = Column::parse(name).ok_or_else(|| ReportError::UnknownColumn {
-            flag: "--group-by",
-            column: name.to_string(),
-            valid: valid_columns(false),
-        })?;
-        if !columns.contains(&column) {
-            columns.push(column);
+        let key = match Column::parse(name) {
+            Some(c) => Key::Column(c),
+            None if config.iter().any(|c| c == name) => Key::Config(name.to_string()),
+            None => {
+                return Err(ReportError::UnknownColumn {
+                    flag: "--group-by",
+                    column: name.to_string(),
+                    valid: valid_columns(rows, false),
+                });
+            }
+        };
+        if !keys.contains(&key) {
+            keys.push(key);
         }
     }
-    Ok(columns)
+    Ok(keys)
 }
 
-fn parse_plot_x(name: &str) -> Result<Column, ReportError> {
-    let column = Column::parse(name.trim()).ok_or_else(|| ReportError::UnknownColumn {
-        flag: "--plot-x",
-        column: name.to_string(),
-        valid: valid_columns(true),
-    })?;
-    if !column.is_numeric() {
+/// `--plot-x`: a numeric fixed column, or a configuration column whose values are numbers.
+/// Without runs only the fixed columns can be checked (the store is read after the flags).
+fn parse_plot_x(name: &str, rows: Option<&[RunRow]>) -> Result<Option<Key>, ReportError> {
+    let name = name.trim();
+    let valid = |rows: &[RunRow]| valid_columns(rows, true);
+    let key = match (Column::parse(name), rows) {
+        (Some(c), _) => Key::Column(c),
+        (None, None) => return Ok(None),
+        (None, Some(rows)) if config_names(rows).iter().any(|c| c == name) => {
+            if !config_is_numeric(rows, name) {
+                return Err(ReportError::NotNumeric {
+                    column: name.to_string(),
+                    valid: valid(rows),
+                });
+            }
+            Key::Config(name.to_string())
+        }
+        (None, Some(rows)) => {
+            return Err(ReportError::UnknownColumn {
+                flag: "--plot-x",
+                column: name.to_string(),
+                valid: valid(rows),
+            });
+        }
+    };
+    if let Key::Column(c) = key
+        && !c.is_numeric()
+    {
         return Err(ReportError::NotNumeric {
             column: name.to_string(),
-            valid: valid_columns(true),
+            valid: valid(rows.unwrap_or_default()),
         });
     }
-    Ok(column)
+    Ok(Some(key))
 }
 
 /// The finished runs under `runs_root` as rows, and what is not finished.
@@ -338,11 +459,40 @@ pub fn keep_healthy(rows: &mut Vec<RunRow>) -> usize {
 /// All rows as a table. `terminal` shows only the run directory's name (the target is already
 /// its own column), the number of warnings under `warnings` (their text would not fit) and
 /// `-` for an unknown `target_converged`.
+///
+/// The configuration columns follow `sampler`: all of them in CSV, and on the terminal only
+/// those that tell apart two runs of the same sampler (variants, or targets that differ); the
+/// rest would repeat one value, or one sampler's setting, down the screen.
 pub fn rows_table(rows: &[RunRow], terminal: bool) -> Table {
-    let columns: Vec<Column> = Column::ALL
+    // One pass per column: the first value seen for each sampler, compared with the rest.
+    let distinguishes = |k: &Key| {
+        let mut first: std::collections::HashMap<&str, Value> = Default::default();
+        rows.iter().any(|r| {
+            let v = k.value(r);
+            match first.get(r.sampler.as_str()) {
+                Some(seen) => *seen != v,
+                None => {
+                    first.insert(&r.sampler, v);
+                    false
+                }
+            }
+        })
+    };
+    let config: Vec<Key> = config_names(rows)
         .into_iter()
-        .filter(|c| !(terminal && *c == Column::NWarnings))
+        .map(Key::Config)
+        .filter(|k| !terminal || distinguishes(k))
         .collect();
+    let mut columns: Vec<Key> = Vec::new();
+    for c in Column::ALL {
+        if terminal && c == Column::NWarnings {
+            continue;
+        }
+        columns.push(Key::Column(c));
+        if c == Column::Sampler {
+            columns.extend(config.iter().cloned());
+        }
+    }
     let mut header: Vec<String> = columns.iter().map(|c| c.name().to_string()).collect();
     if terminal {
         *header.last_mut().expect("ALL is not empty") = "run".into();
@@ -353,17 +503,19 @@ pub fn rows_table(rows: &[RunRow], terminal: bool) -> Table {
             columns
                 .iter()
                 .map(|c| match (c, terminal) {
-                    (Column::RunDir, true) => Value::Text(
+                    (Key::Column(Column::RunDir), true) => Value::Text(
                         r.run_dir
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default(),
                     ),
-                    (Column::Warnings, true) => Value::Int(r.n_warnings),
-                    (Column::TargetConverged, true) if r.target_converged.is_none() => {
+                    (Key::Column(Column::Warnings), true) => Value::Int(r.n_warnings),
+                    (Key::Column(Column::TargetConverged), true)
+                        if r.target_converged.is_none() =>
+                    {
                         Value::Text("-".into())
                     }
-                    _ => r.value(*c),
+                    _ => c.value(r),
                 })
                 .collect()
         })
@@ -386,15 +538,17 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), ReportError> {
-    // Validate every flag before reading the store, so a typo fails fast.
-    let group_columns = parse_columns(&args.group_by)?;
-    let plot_x = args
-        .plot
-        .as_ref()
-        .map(|_| parse_plot_x(&args.plot_x))
-        .transpose()?;
-
+    // Validate what can be validated before reading the store, so a typo in a fixed column
+    // fails fast; configuration columns are known once the runs are read.
+    if args.plot.is_some() {
+        parse_plot_x(&args.plot_x, None)?;
+    }
     let (mut rows, unfinished) = collect(&args.runs_root)?;
+    let group_columns = parse_columns(&args.group_by, &rows)?;
+    let plot_x = match args.plot {
+        Some(_) => parse_plot_x(&args.plot_x, Some(&rows))?,
+        None => None,
+    };
     let mut notes = Vec::new();
     if args.healthy_only {
         let dropped = keep_healthy(&mut rows);
@@ -433,7 +587,7 @@ pub fn run(
             let key = if grouped.is_some() { "groups" } else { "runs" };
             let records = match &grouped {
                 Some(groups) => groups.json(),
-                None => serde_json::to_value(&rows).unwrap_or_default(),
+                None => serde_json::Value::Array(rows.iter().map(RunRow::to_json).collect()),
             };
             let doc = serde_json::json!({
                 key: records,
@@ -516,10 +670,10 @@ fn unfinished_json(unfinished: &[Unfinished]) -> serde_json::Value {
 }
 
 /// `--plot`: llc_mean ± sem against `x`, one series per sampler (in name order).
-fn plot(path: &Path, rows: &[RunRow], x: Column) -> Result<(), ReportError> {
+fn plot(path: &Path, rows: &[RunRow], x: Key) -> Result<(), ReportError> {
     let mut series: Vec<LlcSeries> = Vec::new();
     for row in rows {
-        let (Some(xv), Some(llc)) = (row.value(x).as_f64(), row.llc_mean) else {
+        let (Some(xv), Some(llc)) = (x.number(row), row.llc_mean) else {
             continue;
         };
         let point = LlcPoint {
@@ -745,14 +899,26 @@ mod tests {
 
         let (rows, _) = collect(tmp.path()).unwrap();
         let parsed = parse_csv(&out);
-        assert_eq!(
-            parsed[0],
-            Column::ALL.map(|c| c.name().to_string()).to_vec()
-        );
+        // The fixed columns in order, with every configuration column after `sampler`.
+        let config = config_names(&rows);
+        assert!(config.contains(&"activation".to_string()), "{config:?}");
+        let fixed: Vec<String> = Column::ALL.map(|c| c.name().to_string()).to_vec();
+        let mut want = fixed[..7].to_vec();
+        want.extend(config.iter().cloned());
+        want.extend(fixed[7..].iter().cloned());
+        assert_eq!(parsed[0], want);
+        let at = |name: &str| parsed[0].iter().position(|h| h == name).unwrap();
         assert_eq!(parsed.len(), rows.len() + 1);
         for (row, fields) in rows.iter().zip(&parsed[1..]) {
-            let back = row_from_fields(fields);
+            let fixed_fields: Vec<String> = fixed.iter().map(|n| fields[at(n)].clone()).collect();
+            let back = RunRow {
+                config: row.config.clone(),
+                ..row_from_fields(&fixed_fields)
+            };
             assert_eq!(&back, row);
+            for name in &config {
+                assert_eq!(fields[at(name)], row.config_value(name).csv(), "{name}");
+            }
         }
     }
 
@@ -808,6 +974,7 @@ mod tests {
                 .map(String::from)
                 .collect(),
             run_dir: PathBuf::from(&f[18]),
+            config: Vec::new(),
         }
     }
 

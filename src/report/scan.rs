@@ -85,6 +85,9 @@ pub struct FinishedRun {
     /// `run_<sampler>_<8hex>`.
     pub run_name: String,
     pub sampler: String,
+    /// The target's and the sampler's settings as `results` columns (report::config_columns);
+    /// the sampler's are missing when the run has no readable spec.json.
+    pub config: Vec<(String, serde_json::Value)>,
 }
 
 /// Why a run (or a whole target, when `run_name` is `None`) has no usable result.
@@ -201,11 +204,18 @@ fn scan_target(
     scan: &mut Scan,
 ) -> Result<(), ReportError> {
     let meta_path = target_dir.join(META_JSON);
-    let meta: Result<TargetMeta, String> = if meta_path.exists() {
+    let meta_json: Result<serde_json::Value, String> = if meta_path.exists() {
         read_json(&meta_path).map_err(|e| e.to_string())
     } else {
         Err(format!("target {target_id} has no meta.json"))
     };
+    let meta: Result<TargetMeta, String> = meta_json.as_ref().map_err(Clone::clone).and_then(|v| {
+        serde_json::from_value(v.clone()).map_err(|e| format!("{}: {e}", meta_path.display()))
+    });
+    let target_config = meta_json
+        .as_ref()
+        .map(super::config_columns::target_columns)
+        .unwrap_or_default();
     if !meta_path.exists() {
         let status = if incomplete.contains(&(target_id.to_string(), None)) {
             Status::Incomplete
@@ -236,12 +246,17 @@ fn scan_target(
                 sampler_of(&run_name),
             ) {
                 (Ok(meta), Ok(analysis), Some(sampler)) => {
+                    let mut config = target_config.clone();
+                    if let Ok(spec) = read_json::<serde_json::Value>(&run_dir.join("spec.json")) {
+                        config.extend(super::config_columns::run_columns(&spec));
+                    }
                     scan.finished.push(FinishedRun {
                         meta: meta.clone(),
                         analysis,
                         sampler: sampler.to_string(),
                         run_dir,
                         run_name,
+                        config,
                     });
                     continue;
                 }

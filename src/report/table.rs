@@ -38,7 +38,7 @@ impl Value {
     }
 
     /// Full precision: Rust prints the shortest string that parses back to the same f64.
-    fn csv(&self) -> String {
+    pub fn csv(&self) -> String {
         match self {
             Value::Null => String::new(),
             Value::Int(i) => i.to_string(),
@@ -48,11 +48,13 @@ impl Value {
         }
     }
 
-    /// Rounded like the seed's `.round(3)` so columns stay narrow.
+    /// Rounded like the seed's `.round(3)` so columns stay narrow, except numbers that would
+    /// round to 0.000 (an SGLD step size of 1e-6): those keep 4 significant digits.
     fn text(&self) -> String {
         match self {
             Value::Null => "NaN".into(),
             Value::Int(i) => i.to_string(),
+            Value::Float(x) if *x != 0.0 && x.abs() < 5e-4 => format!("{x:.3e}"),
             Value::Float(x) => format!("{x:.3}"),
             Value::Bool(b) => b.to_string(),
             Value::Text(s) => s.clone(),
