@@ -11,7 +11,11 @@
 //! known to be unconverged) by `analysis.json`'s `created_at`, or its newest finished run when
 //! none is healthy (ties and unparseable dates: the larger run directory name wins, so the
 //! choice is deterministic). An unhealthy run shown is marked "⚠ unhealthy: <first warning>" in
-//! the snippet's table, caption and image label, so a gallery never passes it off as sound. `--target` restricts the choice to one target. When a run has no
+//! the snippet's table, caption and image label, so a gallery never passes it off as sound.
+//!
+//! A gallery shows one target, so its samplers are compared on the same posterior: `--target`,
+//! else the target with runs of the most of the requested samplers (all samplers when none is
+//! requested), the newest run breaking ties. When a run has no
 //! `diagnostics/trace.png` but has its `trace.npz`, the trace plot is drawn from it, so stores
 //! from before the worker drew plots still promote.
 
@@ -55,7 +59,8 @@ pub struct GalleryArgs {
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub samplers: Vec<String>,
 
-    /// Pick the runs from this target only (e.g. `tgt_0123456789ab`).
+    /// The target whose runs are shown (e.g. `tgt_0123456789ab`); default: the target with runs
+    /// of the most requested samplers, the newest run breaking ties.
     #[arg(long, value_name = "ID")]
     pub target: Option<String>,
 
@@ -145,17 +150,25 @@ pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>,
             root: args.runs_root.clone(),
         });
     }
-    if let Some(target) = &args.target {
-        let mut with_runs: Vec<String> = runs.iter().map(|r| r.meta.target_id.clone()).collect();
-        with_runs.dedup();
-        runs.retain(|r| &r.meta.target_id == target);
-        if runs.is_empty() {
-            return Err(ReportError::UnknownTarget {
-                target: target.clone(),
-                root: args.runs_root.clone(),
-                available: join_names(&with_runs),
-            });
-        }
+    let requested: Vec<&str> = args
+        .samplers
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let target = match &args.target {
+        Some(t) => t.clone(),
+        None => default_target(&runs, &requested),
+    };
+    let mut with_runs: Vec<String> = runs.iter().map(|r| r.meta.target_id.clone()).collect();
+    with_runs.dedup();
+    runs.retain(|r| r.meta.target_id == target);
+    if runs.is_empty() {
+        return Err(ReportError::UnknownTarget {
+            target: target.clone(),
+            root: args.runs_root.clone(),
+            available: join_names(&with_runs),
+        });
     }
 
     let mut available: Vec<String> = runs.iter().map(|r| r.sampler.clone()).collect();
@@ -180,11 +193,7 @@ pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>,
         return Err(ReportError::UnknownSampler {
             missing: join_names(missing),
             root: args.runs_root.clone(),
-            scope: args
-                .target
-                .as_ref()
-                .map(|t| format!(" for target {t}"))
-                .unwrap_or_default(),
+            scope: format!(" for target {target}"),
             available: join_names(&available),
         });
     }
@@ -223,15 +232,32 @@ pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>,
         })
         .collect();
     let source = format!(
-        "Newest healthy run of each sampler in `{}`{} (the newest finished one, marked, where \
-         none is healthy).",
+        "Newest healthy run of each sampler in `{}`, target `{target}` (the newest finished one, \
+         marked, where none is healthy).",
         args.runs_root.display(),
-        args.target
-            .as_ref()
-            .map(|t| format!(", target `{t}`"))
-            .unwrap_or_default()
     );
     publish(chosen, &args.output, &source, out)
+}
+
+/// The target a gallery shows by default: the one with runs of the most `requested` samplers
+/// (of the most samplers when none is requested); among those, the one with the newest run
+/// (then the larger ID, so the choice is deterministic).
+fn default_target(runs: &[scan::FinishedRun], requested: &[&str]) -> String {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut per_target: BTreeMap<&str, (BTreeSet<&str>, Option<DateTime<FixedOffset>>)> =
+        BTreeMap::new();
+    for r in runs {
+        let entry = per_target.entry(&r.meta.target_id).or_default();
+        if requested.is_empty() || requested.contains(&r.sampler.as_str()) {
+            entry.0.insert(&r.sampler);
+        }
+        entry.1 = entry.1.max(created_at(&r.analysis));
+    }
+    per_target
+        .into_iter()
+        .max_by_key(|(id, (samplers, newest))| (samplers.len(), *newest, *id))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_default()
 }
 
 /// `promote single`.
@@ -537,19 +563,21 @@ mod tests {
         fs::write(&readme, "# Sweep 2024-01\n\nHand-written notes.\n").unwrap();
         let args = gallery_args(&tmp, &["hmc", "sgld"]);
 
+        // Target a is the only one with both samplers: its runs, not b's newer hmc run.
         let promoted = gallery(&args, &mut Vec::new()).unwrap();
-        assert_eq!(promoted[0].run_name, "run_hmc_00000000");
+        assert_eq!(promoted[0].run_name, "run_hmc_00000001");
         assert_eq!(promoted[1].run_name, "run_sgld_00000003");
+        assert!(promoted.iter().all(|p| p.target_id == "tgt_aaaaaaaaaaaa"));
         let hmc_png = tmp.path().join("results/x/hmc.png");
         assert_eq!(
             fs::read_to_string(&hmc_png).unwrap(),
-            "png of run_hmc_00000000"
+            "png of run_hmc_00000001"
         );
         let first = fs::read_to_string(&readme).unwrap();
         assert!(first.starts_with("# Sweep 2024-01\n\nHand-written notes.\n\n"));
         assert!(first.contains("![hmc trace.png](x/hmc.png)"), "{first}");
         assert!(
-            first.contains("| hmc | 4.000 | 0.040 | 1.010 | ok |"),
+            first.contains("| hmc | 3.000 | 0.030 | 1.010 | ok |"),
             "{first}"
         );
         assert!(!first.contains("unhealthy"), "{first}");
@@ -588,7 +616,7 @@ mod tests {
             &[vec![1.0; 10]],
         );
         let promoted = gallery(&gallery_args(&tmp, &["hmc", "sgld"]), &mut Vec::new()).unwrap();
-        assert_eq!(promoted[0].run_name, "run_hmc_00000000");
+        assert_eq!(promoted[0].run_name, "run_hmc_00000001");
         assert_eq!(promoted[1].run_name, "run_sgld_00000003");
         assert!(promoted.iter().all(|p| p.unhealthy.is_none()));
 
@@ -638,8 +666,9 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, ReportError::UnknownSampler { .. }), "{msg}");
         assert!(msg.contains("sampler mclmc"), "{msg}");
+        // a and b each have hmc only: b has the newer run.
         assert!(
-            msg.contains("samplers with finished runs: hmc, sgld"),
+            msg.contains("for target tgt_bbbbbbbbbbbb; samplers with finished runs: hmc."),
             "{msg}"
         );
         assert!(
