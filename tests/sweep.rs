@@ -1178,3 +1178,59 @@ print("ok", len(df))
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `results` and `promote gallery` read the sweep the experiments file names; `--all` reads
+/// the whole store. Two experiments files share one store here, as the guide's examples do.
+#[test]
+fn reports_read_the_sweep_of_the_configfile_and_all_reads_the_store() {
+    let other = r#"
+store_root: runs
+targets:
+  - { model: small, data: small, seed: 7, overrides: { data: { n_data: 200 }, training: { steps: 100 } } }
+samplers:
+  - { name: sgld, overrides: { chains: 2, warmup: 50, steps: 200, eval_every: 10, batch_size: 32 } }
+"#;
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("config/other.yaml", other);
+    t.run_with(&["-j", "2", "-q"]).success();
+    t.run_with(&["-j", "2", "-q", "--configfile", "config/other.yaml"])
+        .success();
+    let runs = |args: &[&str]| -> usize {
+        let mut full = vec!["results", "--format", "csv"];
+        full.extend_from_slice(args);
+        t.run_with(&full).success().stdout().lines().count() - 1
+    };
+    assert_eq!(runs(&[]), 2, "the default experiments file's two runs");
+    assert_eq!(runs(&["--configfile", "config/other.yaml"]), 1);
+    assert_eq!(runs(&["--all"]), 3);
+    t.run_with(&["results"])
+        .success()
+        .stdout_has("1 finished run(s) in the store belong to other sweeps");
+
+    let gallery = t
+        .run_with(&[
+            "promote",
+            "gallery",
+            "--configfile",
+            "config/other.yaml",
+            "--outdir",
+            "g",
+        ])
+        .success()
+        .stdout();
+    let other_target = t
+        .run_with(&["-n", "--configfile", "config/other.yaml", "-F"])
+        .success()
+        .stdout();
+    let id = other_target
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("output: runs/targets/"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        gallery.contains(&id),
+        "the other sweep's target {id}:\n{gallery}"
+    );
+}

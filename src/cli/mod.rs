@@ -17,6 +17,9 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Some(Command::Worker(w)) => crate::worker::run(w),
         Some(Command::Results(mut args)) => {
             args.runs_root = store_root_default(&cli.sweep, args.runs_root);
+            if !args.all {
+                args.scope = sweep_scope(&cli.sweep, &args.runs_root);
+            }
             crate::report::results::run(
                 &args,
                 &mut std::io::stdout().lock(),
@@ -27,6 +30,9 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Some(Command::Promote(mut args)) => {
             if let PromoteCommand::Gallery(g) = &mut args.command {
                 g.runs_root = store_root_default(&cli.sweep, g.runs_root.clone());
+                if !g.all {
+                    g.scope = sweep_scope(&cli.sweep, &g.runs_root);
+                }
             }
             crate::report::promote::run(&args, &mut std::io::stdout().lock())?;
             Ok(())
@@ -80,6 +86,33 @@ fn store_root_default(sweep: &args::SweepArgs, given: std::path::PathBuf) -> std
                 .map(std::path::PathBuf::from)
         })
         .unwrap_or(given)
+}
+
+/// The runs of the sweep the experiments file names, when that file plans and its store is the
+/// one being read (`None` otherwise: then a report reads the whole store). Best effort, like
+/// [`store_root_default`]: a report never fails over the sweep file.
+fn sweep_scope(
+    sweep: &args::SweepArgs,
+    runs_root: &std::path::Path,
+) -> Option<crate::report::Scope> {
+    let settings = sweep::Settings::from_args(sweep).ok()?;
+    let plan = sweep::load_plan(&settings).ok()?;
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if !same(&plan.store_root, runs_root) {
+        return None;
+    }
+    let targets = plan.targets.iter().map(|t| t.id.clone()).collect();
+    let runs = (0..plan.runs.len() as u32)
+        .map(|r| {
+            let target = &plan.targets[plan.run_target(r) as usize].id;
+            (target.clone(), plan.run_id(r))
+        })
+        .collect();
+    Some(crate::report::Scope { runs, targets })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

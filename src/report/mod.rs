@@ -32,3 +32,4 @@ pub mod trace_npz;
 mod testutil;
 
 pub use error::{PlotError, ReportError};
+pub use scan::Scope;

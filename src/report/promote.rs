@@ -64,6 +64,15 @@ pub struct GalleryArgs {
     #[arg(long, value_name = "ID")]
     pub target: Option<String>,
 
+    /// Choose among every run in the store, not only those of the sweep the experiments file
+    /// (`--configfile`) names.
+    #[arg(long)]
+    pub all: bool,
+
+    /// The sweep's runs (set from the experiments file unless `--all`); `None`: the whole store.
+    #[arg(skip)]
+    pub scope: Option<super::Scope>,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -143,7 +152,10 @@ fn join_names<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
 /// `promote gallery`.
 pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>, ReportError> {
     check_plot_name(&args.output.plot_name)?;
-    let scan = scan::scan(&args.runs_root)?;
+    let mut scan = scan::scan(&args.runs_root)?;
+    if let Some(scope) = &args.scope {
+        scope.apply(&mut scan);
+    }
     let mut runs = scan.finished;
     if runs.is_empty() {
         return Err(ReportError::NoFinishedRuns {
@@ -546,6 +558,8 @@ mod tests {
             runs_root: tmp.path().join("runs"),
             samplers: samplers.iter().map(|s| s.to_string()).collect(),
             target: None,
+            all: false,
+            scope: None,
             output: OutputArgs {
                 outdir: tmp.path().join("results").join("x"),
                 plot_name: TRACE_PNG.into(),

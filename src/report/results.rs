@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::group::{group_by, group_table};
 use super::plots::{self, LlcPoint, LlcSeries};
-use super::scan::{self, FinishedRun, Status, Unfinished};
+use super::scan::{self, FinishedRun, Scope, Status, Unfinished};
 use super::table::{Table, Value};
 use super::{ReportError, files};
 
@@ -346,6 +346,15 @@ pub struct ResultsArgs {
     /// a note).
     #[arg(long)]
     pub healthy_only: bool,
+
+    /// Read every run in the store, not only those of the sweep the experiments file
+    /// (`--configfile`) names.
+    #[arg(long)]
+    pub all: bool,
+
+    /// The sweep's runs (set from the experiments file unless `--all`); `None`: the whole store.
+    #[arg(skip)]
+    pub scope: Option<Scope>,
 }
 
 impl ResultsArgs {
@@ -359,6 +368,8 @@ impl ResultsArgs {
             plot: None,
             plot_x: "target_params".into(),
             healthy_only: false,
+            all: false,
+            scope: None,
         }
     }
 }
@@ -444,9 +455,19 @@ fn parse_plot_x(name: &str, rows: Option<&[RunRow]>) -> Result<Option<Key>, Repo
 
 /// The finished runs under `runs_root` as rows, and what is not finished.
 pub fn collect(runs_root: &Path) -> Result<(Vec<RunRow>, Vec<Unfinished>), ReportError> {
-    let scan = scan::scan(runs_root)?;
+    let (rows, unfinished, _) = collect_in(runs_root, None)?;
+    Ok((rows, unfinished))
+}
+
+/// [`collect`] limited to `scope` (when given), with the number of other sweeps' runs left out.
+fn collect_in(
+    runs_root: &Path,
+    scope: Option<&Scope>,
+) -> Result<(Vec<RunRow>, Vec<Unfinished>, usize), ReportError> {
+    let mut scan = scan::scan(runs_root)?;
+    let outside = scope.map_or(0, |s| s.apply(&mut scan));
     let rows = scan.finished.iter().map(RunRow::from_run).collect();
-    Ok((rows, scan.unfinished))
+    Ok((rows, scan.unfinished, outside))
 }
 
 /// Keeps the healthy runs on targets not known to be unconverged; returns how many it dropped.
@@ -543,13 +564,20 @@ pub fn run(
     if args.plot.is_some() {
         parse_plot_x(&args.plot_x, None)?;
     }
-    let (mut rows, unfinished) = collect(&args.runs_root)?;
+    let (mut rows, unfinished, outside) = collect_in(&args.runs_root, args.scope.as_ref())?;
     let group_columns = parse_columns(&args.group_by, &rows)?;
     let plot_x = match args.plot {
         Some(_) => parse_plot_x(&args.plot_x, Some(&rows))?,
         None => None,
     };
     let mut notes = Vec::new();
+    if outside > 0 {
+        writeln!(
+            notes,
+            "{outside} finished run(s) in the store belong to other sweeps (another experiments file); --all includes them"
+        )
+        .map_err(output_error)?;
+    }
     if args.healthy_only {
         let dropped = keep_healthy(&mut rows);
         if dropped > 0 {

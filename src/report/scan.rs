@@ -121,6 +121,31 @@ pub struct Unfinished {
     pub status: Status,
 }
 
+/// The runs of one sweep: `(target_id, run_name)` pairs. Reports read only these by default,
+/// so one store shared by several experiments files reports each sweep on its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    pub runs: std::collections::HashSet<(String, String)>,
+    pub targets: std::collections::HashSet<String>,
+}
+
+impl Scope {
+    /// Keeps the finished and unfinished entries of the sweep; returns how many finished runs
+    /// of other sweeps it left out.
+    pub fn apply(&self, scan: &mut Scan) -> usize {
+        let before = scan.finished.len();
+        scan.finished.retain(|r| {
+            self.runs
+                .contains(&(r.meta.target_id.clone(), r.run_name.clone()))
+        });
+        scan.unfinished.retain(|u| match &u.run_name {
+            Some(run) => self.runs.contains(&(u.target_id.clone(), run.clone())),
+            None => self.targets.contains(&u.target_id),
+        });
+        before - scan.finished.len()
+    }
+}
+
 /// Everything found under a store root.
 #[derive(Debug, Default)]
 pub struct Scan {
