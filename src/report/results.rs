@@ -387,10 +387,13 @@ fn valid_columns(rows: &[RunRow], numeric_only: bool) -> String {
     fixed.chain(config).collect::<Vec<_>>().join(", ")
 }
 
+/// A configuration column with at least one number and nothing but numbers (or gaps).
 fn config_is_numeric(rows: &[RunRow], name: &str) -> bool {
     let key = Key::Config(name.to_string());
-    rows.iter()
-        .all(|r| matches!(key.value(r), Value::Null) || key.number(r).is_some())
+    rows.iter().any(|r| key.number(r).is_some())
+        && rows
+            .iter()
+            .all(|r| matches!(key.value(r), Value::Null) || key.number(r).is_some())
 }
 
 /// Parses `--group-by` names against the fixed columns and the runs' configuration columns;

@@ -26,10 +26,12 @@ pub struct Touched {
 /// Touches each of `jobs` whose files are whole; with `dry_run`, only says which it would.
 pub fn touch(plan: &Plan, jobs: &[JobRef], dry_run: bool) -> io::Result<Touched> {
     let mut out = Touched::default();
+    let mut whole = Vec::new();
     for &job in jobs {
         let output = plan.output(job).display().to_string();
         if job_files_whole(plan, job) {
             out.touched.push(output);
+            whole.push(job);
         } else {
             out.refused.push(output);
         }
@@ -39,7 +41,7 @@ pub fn touch(plan: &Plan, jobs: &[JobRef], dry_run: bool) -> io::Result<Touched>
     }
     let markers = IncompleteMarkers::new(&plan.store_root);
     let mut journal = Journal::open(&plan.store_root)?;
-    for &job in jobs.iter().filter(|j| job_files_whole(plan, **j)) {
+    for job in whole {
         let key = plan.job_key(job);
         markers.clear(&key)?;
         journal.append(&Event {
