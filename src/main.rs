@@ -8,7 +8,7 @@ fn main() {
     if let Err(e) = lambda_hat::cli::dispatch(cli) {
         eprintln!(
             "error: {}",
-            lambda_hat::cli::error::terminal_safe(&e.to_string())
+            lambda_hat::terminal::terminal_safe(&e.to_string())
         );
         std::process::exit(e.exit_code());
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{TINY_SWEEP, Test};
+use lambda_hat::exit_code;
 
 const SEED_3X3: &str = include_str!("../config/examples/seed_3x3.yaml");
 
@@ -127,7 +128,7 @@ fn bad(yaml: &str, needles: &[&str]) {
         .experiments(yaml)
         .args(["-n"])
         .run()
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(needles);
 }
 
@@ -165,7 +166,7 @@ fn jobs_too_large_for_memory_are_refused_before_anything_runs() {
         .experiments(&sweep("", ""))
         .args(["-n", "--set-resources", "run_sampler:mem_mb=1"])
         .run()
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["its mem_mb", "--set-resources run_sampler:mem_mb="]);
 }
 
@@ -190,7 +191,7 @@ fn control_characters_from_a_config_never_reach_the_terminal_raw() {
         )
         .args(["-n"])
         .run()
-        .failure(2);
+        .failure(exit_code::USAGE);
     let err = out.stderr();
     assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
     assert!(err.contains("\\u{1b}]0;pwned"), "{err}");
@@ -295,7 +296,7 @@ fn empty_targets_and_missing_file_and_malformed_yaml() {
     Test::new()
         .args(["-n"])
         .run()
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["config/experiments.yaml", "--configfile"]);
     bad(
         "targets:\n  - { model: small, data: small\nsamplers: []\n",
@@ -309,7 +310,7 @@ fn a_job_larger_than_the_resource_limit_is_refused_at_plan_time() {
         .experiments(TINY_SWEEP)
         .args(["-n", "--resources", "mem_mb=500"])
         .run()
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["mem_mb=1000", "--resources allows at most 500"]);
 }
 
@@ -319,7 +320,7 @@ fn a_glob_matching_nothing_is_an_error() {
         .experiments(TINY_SWEEP)
         .args(["-n", "runs/targets/tgt_nothing/meta.json"])
         .run()
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["matches no output", "runs/targets/tgt_"]);
 }
 
@@ -327,16 +328,16 @@ fn a_glob_matching_nothing_is_an_error() {
 fn bad_flags_and_rules_are_usage_errors() {
     let t = Test::new().experiments(TINY_SWEEP);
     t.run_with(&["-n", "--forcerun", "train"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["unknown rule `train`"]);
     t.run_with(&["-n", "--set-resources", "run_sampler:mem_mb=lots"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["mem_mb", "lots"]);
     t.run_with(&["-n", "--profile", "nonexistent"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["unknown profile", "profiles/nonexistent"]);
     let typo = t.run_with(&["-n", "--dry-runn"]);
-    assert_eq!(typo.code(), Some(2));
+    assert_eq!(typo.code(), Some(exit_code::USAGE));
     assert!(
         typo.stderr().contains("--dry-run"),
         "clap suggests the right flag: {}",

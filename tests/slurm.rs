@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Test};
+use lambda_hat::exit_code;
 
 const LOCAL_SLURM: &str = include_str!("../profiles/local-slurm/config.yaml");
 
@@ -595,7 +596,7 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
     std::fs::create_dir_all(&empty).unwrap();
     let t = t.env("PATH", &empty.display().to_string());
     t.run_with(&["--profile", "local-slurm"])
-        .failure(2)
+        .failure(exit_code::ENVIRONMENT)
         .clear_error(&["`sbatch`", "not on PATH", "--profile slurm"]);
     nothing_submitted(&t);
 
@@ -607,7 +608,7 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
         "--default-resources",
         "slurm_partition=nosuchpart",
     ]);
-    assert_ne!(out.code(), Some(0));
+    assert_ne!(out.code(), Some(exit_code::SUCCESS));
     let err = out.stderr();
     assert!(
         err.contains("invalid partition specified: nosuchpart")
@@ -624,7 +625,7 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
         "executor: slurm\ndefault-resources:\n  slurm_partition: \"debug; rm -rf ~\"\n",
     );
     t.run_with(&["--profile", "evil"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["slurm_partition", "debug; rm -rf ~"]);
     assert!(!t.store().join(".lambda-hat/journal.jsonl").exists());
     let t = slurm_test(1).file(
@@ -632,7 +633,7 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
         "executor: slurm\ndefault-resources:\n  mem_mb: lots\n",
     );
     t.run_with(&["--profile", "lots"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["mem_mb", "lots"]);
     assert!(!t.store().join(".lambda-hat/journal.jsonl").exists());
     t.run_with(&[
@@ -641,7 +642,7 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
         "--set-resources",
         "run_sampler:mem_mb=lots",
     ])
-    .failure(2)
+    .failure(exit_code::USAGE)
     .clear_error(&["mem_mb", "lots"]);
 
     // A store_root that would close the `#SBATCH --output` line early and run a command on
@@ -654,7 +655,7 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
         )
         .file("profiles/local-slurm/config.yaml", LOCAL_SLURM);
     t.run_with(&["--profile", "local-slurm", "-j", "10"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["SLURM log directory", "store_root", "'\\\\'"]);
     assert!(!owned.exists(), "the injected command ran");
     let store = t.path().join(format!("x\\'\ntouch {} #", owned.display()));
@@ -664,7 +665,7 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
 
     // Unknown profile: where it looked.
     t.run_with(&["--profile", "nosuchprofile"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&[
             "unknown profile",
             "profiles/nosuchprofile",
@@ -784,7 +785,7 @@ fn ctrl_c_cancels_the_sweeps_jobs_with_one_scancel() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(exit_code::SIGINT),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

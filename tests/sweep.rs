@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{BIN, TINY_SWEEP, Test};
+use lambda_hat::exit_code;
 
 /// Every file under `root`.
 fn files_under(root: &Path) -> Vec<PathBuf> {
@@ -192,13 +193,15 @@ fn a_second_controller_on_a_live_store_is_refused_and_a_killed_ones_lock_is_rele
         "the first sweep is running"
     );
     // The second would otherwise take the first one's live job for a killed one.
-    t.run_with(&["-j", "1"]).failure(2).clear_error(&[
-        "another lambda-hat is running",
-        &format!("pid {}", first.id()),
-        "lambda-hat status",
-    ]);
+    t.run_with(&["-j", "1"])
+        .failure(exit_code::USAGE)
+        .clear_error(&[
+            "another lambda-hat is running",
+            &format!("pid {}", first.id()),
+            "lambda-hat status",
+        ]);
     t.run_with(&["-j", "1", "--ri"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .stderr_has("another lambda-hat is running");
     // Read-only views need no lock.
     t.run_with(&["-n"]).success();
@@ -255,7 +258,7 @@ fn sigterm_and_sighup_stop_the_workers_and_keep_their_markers_like_ctrl_c() {
         // The interrupted job's marker stays, so the next run asks for --ri; with it the sweep
         // finishes with the numbers of a run never interrupted.
         t.run_with(&["-j", "2"])
-            .failure(2)
+            .failure(exit_code::USAGE)
             .stderr_has("--rerun-incomplete");
         t.run_with(&["-j", "2", "--ri"]).success();
         assert_eq!(llc_means(&t), uninterrupted_llc_means(), "{signal}");
@@ -304,8 +307,16 @@ fn two_controllers_started_together_run_each_job_once() {
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let mut codes = [a.status.code(), b.status.code()];
     codes.sort();
-    assert_eq!(codes, [Some(0), Some(2)], "exactly one runs");
-    let loser = if a.status.code() == Some(2) { &a } else { &b };
+    assert_eq!(
+        codes,
+        [Some(exit_code::SUCCESS), Some(exit_code::USAGE)],
+        "exactly one runs"
+    );
+    let loser = if a.status.code() == Some(exit_code::USAGE) {
+        &a
+    } else {
+        &b
+    };
     let err = String::from_utf8_lossy(&loser.stderr);
     assert!(
         err.contains("another lambda-hat is running") && err.contains("pid "),
@@ -392,7 +403,11 @@ fn a_swapped_data_file_is_caught_and_its_target_rebuilt() {
     let original = std::fs::read(&data[0]).unwrap();
     std::fs::copy(&data[1], &data[0]).unwrap();
     let out = t.run_with(&["-j", "2", "-R", "run_sampler"]);
-    assert_eq!(out.code(), Some(1), "the runs on the damaged target fail");
+    assert_eq!(
+        out.code(),
+        Some(exit_code::FAILED),
+        "the runs on the damaged target fail"
+    );
     let err = out.stderr();
     let log_text: String = files_under(&t.store().join("logs"))
         .iter()
@@ -429,7 +444,7 @@ fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
     let status = controller.wait().unwrap();
     assert_eq!(
         status.code(),
-        Some(1),
+        Some(exit_code::FAILED),
         "the controller reports the killed job as failed"
     );
     // Its closing advice is the command that works next: the same one with --ri.
@@ -444,7 +459,7 @@ fn a_sigkilled_worker_leaves_no_marker_and_needs_rerun_incomplete() {
         0,
         "a killed job leaves no marker"
     );
-    let refused = t.run_with(&["-j", "2"]).failure(2);
+    let refused = t.run_with(&["-j", "2"]).failure(exit_code::USAGE);
     refused
         .stderr_has("incomplete")
         .stderr_has("--rerun-incomplete");
@@ -471,7 +486,7 @@ fn a_failing_job_stops_new_launches_and_names_its_log() {
         .experiments(yaml)
         .args(["-j", "2"])
         .run()
-        .failure(1);
+        .failure(exit_code::FAILED);
     out.stderr_has("1 of 2 jobs failed")
         .stderr_has("log: runs/logs/build_target/tgt_");
 }
@@ -573,14 +588,14 @@ fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
         .status()
         .unwrap();
     let status = controller.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(exit_code::SIGINT));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !worker_pids(&dir).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(worker_pids(&dir).is_empty(), "workers must be stopped");
     t.run_with(&["-n"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .stderr_has("--rerun-incomplete");
 }
 
@@ -598,7 +613,7 @@ fn retries_start_a_failed_job_again() {
             "worker-command: sh flaky.sh\n",
         );
     t.run_with(&["-j", "2", "--profile", "flaky"])
-        .failure(1)
+        .failure(exit_code::FAILED)
         .stderr_has("exited with code 3");
     // The failed targets were not built; with one retry every job succeeds on its second attempt.
     let t2 = Test::new()
@@ -658,13 +673,18 @@ fn reports_on_a_finished_store() {
     );
 
     t.run_with(&["results", "--runs-root", "nowhere"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["nowhere"]);
     t.run_with(&["results", "--group-by", "colour"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["colour", "sampler"]);
     let bad_format = t.run_with(&["results", "--format", "xlsx"]);
-    assert_eq!(bad_format.code(), Some(2), "{}", bad_format.stderr());
+    assert_eq!(
+        bad_format.code(),
+        Some(exit_code::USAGE),
+        "{}",
+        bad_format.stderr()
+    );
     assert!(
         bad_format.stderr().contains("csv"),
         "lists valid formats: {}",
@@ -693,7 +713,7 @@ fn reports_on_a_finished_store() {
     );
     assert!(readme.contains("Text kept.") && t.path().join("gallery/sgld.png").is_file());
     t.run_with(&["promote", "gallery", "--samplers", "hmc"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["hmc", "sgld"]);
 
     // clean: with the file unchanged nothing is unreferenced; after dropping a target, only it goes.
@@ -804,7 +824,7 @@ fn an_exploding_sampler_fails_its_job_and_writes_no_result() {
     // the setting. No analysis.json may exist, so `results` has nothing to show.
     let yaml = "targets:\n  - { model: small, data: small, teacher: _null, seed: 1, overrides: { model: { depth: 1, target_params: null, widths: [3], activation: identity, bias: false }, data: { n_data: 300 } } }\nsamplers:\n  - { name: sgld, overrides: { step_size: 1.0e4, chains: 2, warmup: 100, steps: 400, eval_every: 10 } }\n";
     let t = Test::new().experiments(yaml);
-    let out = t.run_with(&["-j", "2"]).failure(1);
+    let out = t.run_with(&["-j", "2"]).failure(exit_code::FAILED);
     out.stderr_has("1 of 2 jobs failed")
         .stderr_has("log: runs/logs/run_sampler/tgt_");
     let log: String = std::fs::read_dir(t.path().join("runs/logs/run_sampler"))
@@ -927,7 +947,7 @@ fn forceall_and_until_select_jobs_as_snakemake_does() {
     );
     assert_eq!(targets.matches("rule run_sampler:").count(), 0, "{targets}");
     t.run_with(&["-n", "--until", "all_rules"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .stderr_has("build_target");
 }
 
@@ -1001,13 +1021,13 @@ fn config_sets_experiments_file_keys_with_the_same_validation() {
         "the runs' posterior changed, so do their IDs"
     );
     t.run_with(&["-n", "--config", "posterior.gamma=-1"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .stderr_has("gamma");
     t.run_with(&["-n", "--config", "bogus=1"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .stderr_has("bogus");
     t.run_with(&["-n", "--config", "store_root"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .stderr_has("KEY=VALUE");
 }
 
@@ -1045,7 +1065,7 @@ fn touch_marks_whole_outputs_up_to_date_and_refuses_missing_ones() {
 
     std::fs::remove_file(&analyses[1]).unwrap();
     t.run_with(&["--touch"])
-        .failure(1)
+        .failure(exit_code::FAILED)
         .stderr_has("could not be touched")
         .stderr_has(
             analyses[1]

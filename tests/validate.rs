@@ -6,6 +6,7 @@
 mod common;
 
 use common::Test;
+use lambda_hat::exit_code;
 
 const SAMPLERS: [&str; 4] = ["hmc", "nuts", "sgld", "mclmc"];
 const CASES: [&str; 3] = ["regular", "dln432", "dln333"];
@@ -149,19 +150,21 @@ fn unknown_names_exit_2_and_list_the_valid_ones() {
     let t = Test::new();
     let out = t
         .run_with(&["validate", "--samplers", "hmc,mala"])
-        .failure(2);
+        .failure(exit_code::USAGE);
     for name in ["mala", "hmc", "nuts", "sgld", "mclmc"] {
         assert!(out.stderr().contains(name), "{}", out.stderr());
     }
-    let out = t.run_with(&["validate", "--cases", "dln44"]).failure(2);
+    let out = t
+        .run_with(&["validate", "--cases", "dln44"])
+        .failure(exit_code::USAGE);
     for name in ["dln44", "regular", "dln432", "dln333"] {
         assert!(out.stderr().contains(name), "{}", out.stderr());
     }
     t.run_with(&["validate", "--precision", "f16"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .stderr_has("f32");
     t.run_with(&["validate", "--configfile", "missing.yaml"])
-        .failure(2)
+        .failure(exit_code::USAGE)
         .clear_error(&["missing.yaml", "no such file"]);
 }
 
@@ -215,7 +218,7 @@ fn presets_next_to_the_configfile_are_checked_and_a_bad_one_fails() {
             "--samplers",
             "sgld",
         ])
-        .failure(1);
+        .failure(exit_code::FAILED);
     let stdout = out.stdout();
     assert!(stdout.contains("study/sampler/sgld.yaml"), "{stdout}");
     assert!(stdout.contains("FAIL sgld on regular"), "{stdout}");

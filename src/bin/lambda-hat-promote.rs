@@ -3,12 +3,15 @@
 //!
 //! Arguments come from the command line; everything else is `lambda-hat promote`
 //! ([`lambda_hat::report::promote::run`]), so the two can never drift apart. Progress goes to
-//! stdout, an error to stderr with exit code 1 (clap's usage errors exit with 2).
+//! stdout, an error to stderr with the exit code `lambda-hat promote` would give
+//! ([`lambda_hat::exit_code`]).
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use lambda_hat::cli::CliError;
 use lambda_hat::report::promote::{self, PromoteArgs, PromoteCommand};
+use lambda_hat::terminal::terminal_safe;
 
 /// Promote representative plots of a lambda-hat store into a gallery with a Markdown snippet.
 #[derive(Debug, Parser)]
@@ -26,9 +29,9 @@ fn main() -> ExitCode {
     match promote::run(&args, &mut std::io::stdout().lock()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            // The same code as `lambda-hat promote`: bad input is 2.
-            ExitCode::from(2)
+            let e = CliError::from(e);
+            eprintln!("error: {}", terminal_safe(&e.to_string()));
+            ExitCode::from(e.exit_code() as u8)
         }
     }
 }

@@ -168,7 +168,7 @@ pub struct SweepArgs {
 pub enum Command {
     /// Run one job (used by the executors on this machine and on compute nodes).
     #[command(subcommand)]
-    Worker(WorkerCommand),
+    Worker(crate::worker::WorkerCommand),
     /// One row per finished sampler run (table, CSV or JSON), group-by summaries and a plot.
     Results(crate::report::results::ResultsArgs),
     /// Copy representative plots into a gallery with a Markdown snippet.
@@ -228,18 +228,4 @@ pub struct ValidateArgs {
     /// Sets every sampler's `seed` (a replicate: other random numbers in every chain).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum WorkerCommand {
-    /// Generate data, train the network, write data.npz, params.npz and meta.json.
-    BuildTarget {
-        /// The job's spec.json.
-        spec: PathBuf,
-    },
-    /// Sample the posterior, write trace.npz, plots and analysis.json.
-    RunSampler {
-        /// The job's spec.json.
-        spec: PathBuf,
-    },
 }

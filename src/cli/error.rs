@@ -1,13 +1,11 @@
-//! The CLI's error type and exit codes: one message for the user, and a code scripts can test.
-//!
-//! Exit codes: 0 success; 1 a job failed, or a `validate` check did; 2 the user's input is wrong
-//! (config, flags, profile, globs) or the environment is (missing program), or another
-//! controller holds the store; 130, 143, 129 interrupted by SIGINT (Ctrl-C), SIGTERM, SIGHUP.
+//! The CLI's error type: one message for the user, and an exit code scripts can test (the codes
+//! and what they mean are in [`crate::exit_code`]; [`CliError::exit_code`] picks one).
 
 use crate::config::ConfigError;
 use crate::exec::ExecError;
 use crate::exec::resources::ResourceError;
 use crate::exec::slurm::SlurmError;
+use crate::exit_code;
 use crate::plan::PlanError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +24,8 @@ pub enum CliError {
     Report(#[from] crate::report::ReportError),
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
-    Worker(String),
+    #[error(transparent)]
+    Worker(#[from] crate::worker::JobFailed),
     #[error("{0}")]
     JobsFailed(String),
     #[error(transparent)]
@@ -47,37 +45,28 @@ pub enum CliError {
     },
 }
 
-/// `text` safe for a terminal: control characters other than newline and tab (ESC sequences
-/// could move the cursor, clear the screen or retitle the window) are shown escaped. Config
-/// files come from other people, and their strings reach error messages and progress lines.
-pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
-}
-
 impl CliError {
+    /// The exit code of this error: work that failed is [`exit_code::FAILED`], a machine that
+    /// cannot read, write or start a program is [`exit_code::ENVIRONMENT`], the rest is the
+    /// user's input ([`exit_code::USAGE`]).
     pub fn exit_code(&self) -> i32 {
+        use crate::report::ReportError;
         match self {
             CliError::JobsFailed(_)
             | CliError::Worker(_)
             | CliError::Validate(_)
-            | CliError::ValidationFailed(_) => 1,
+            | CliError::ValidationFailed(_) => exit_code::FAILED,
             CliError::Interrupted(code) => *code,
-            _ => 2,
+            CliError::Io { .. }
+            | CliError::Exec(
+                ExecError::Io { .. } | ExecError::Spawn { .. } | ExecError::Signals(_),
+            )
+            | CliError::Slurm(SlurmError::Io { .. } | SlurmError::Program { .. })
+            | CliError::Locked(crate::store::LockError::Io { .. })
+            | CliError::Report(
+                ReportError::Read { .. } | ReportError::Write { .. } | ReportError::Delete { .. },
+            ) => exit_code::ENVIRONMENT,
+            _ => exit_code::USAGE,
         }
     }
 
@@ -86,22 +75,5 @@ impl CliError {
             what: what.into(),
             source,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_for_the_terminal_but_newlines_stay() {
-        assert_eq!(terminal_safe("plain\n\tline"), "plain\n\tline");
-        let shown = terminal_safe("store \u{1b}[2J\u{7}here\r");
-        assert!(
-            !shown
-                .chars()
-                .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\r')
-        );
-        assert_eq!(shown, "store \\u{1b}[2J\\u{7}here\\r");
     }
 }

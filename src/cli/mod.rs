@@ -6,7 +6,7 @@ pub mod status;
 pub mod sweep;
 pub mod validate;
 
-pub use args::{Cli, Command, WorkerCommand};
+pub use args::{Cli, Command};
 pub use error::CliError;
 
 use crate::report::promote::PromoteCommand;
@@ -14,7 +14,7 @@ use crate::report::promote::PromoteCommand;
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Some(Command::Worker(w)) => crate::worker::run(w),
+        Some(Command::Worker(w)) => crate::worker::run(w).map_err(CliError::from),
         Some(Command::Results(mut args)) => {
             args.runs_root = store_root_default(&cli.sweep, args.runs_root);
             if !args.all {

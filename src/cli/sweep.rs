@@ -523,7 +523,7 @@ async fn run_slurm(
                 eprintln!(
                     "interrupted twice: exiting now; SLURM jobs may still be queued (`lambda-hat cancel` cancels them)"
                 );
-                std::process::exit(130);
+                std::process::exit(crate::exit_code::SIGINT);
             }
         }
     });

@@ -22,8 +22,8 @@ use super::progress::Progress;
 use super::resources::{Limits, ResourceMap, ResourceValue, account};
 use super::{ExecError, Failure, Outcome};
 use crate::plan::{JobRef, Plan, Rule, Schedule};
+use crate::spec::write_spec;
 use crate::store::{Event, IncompleteMarkers, Journal, benchmark};
-use crate::worker::spec::write_spec;
 
 pub struct LocalOptions {
     /// `-j`: most jobs running at once.
@@ -289,11 +289,11 @@ fn launch(
         .arg("worker")
         .arg(job.rule().worker_subcommand())
         .arg(&spec)
-        .env("LAMBDA_HAT_THREADS", threads.to_string())
+        .env(crate::spec::THREADS_ENV, threads.to_string())
         // The worker measures itself into this file when it ends (crate::store::benchmark).
         .env(benchmark::BENCHMARK_ENV, &bench_path)
         // The worker stops by itself if this controller dies (crate::worker::orphan).
-        .env(crate::worker::orphan::WATCH_PARENT_ENV, "1")
+        .env(crate::spec::WATCH_PARENT_ENV, "1")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)

@@ -48,7 +48,7 @@ impl Progress {
     }
 
     fn line(&self, text: &str) {
-        let text = &*crate::cli::error::terminal_safe(text);
+        let text = &*crate::terminal::terminal_safe(text);
         match &self.bar {
             Some(bar) => bar.println(text),
             None if !self.quiet => eprintln!("{text}"),
@@ -81,7 +81,7 @@ impl Progress {
             bar.inc(1);
         }
         // Failures are printed even with -q: the user must know.
-        let text = crate::cli::error::terminal_safe(&format!("[{}] FAILED {what}: {why}", now()))
+        let text = crate::terminal::terminal_safe(&format!("[{}] FAILED {what}: {why}", now()))
             .into_owned();
         match &self.bar {
             Some(bar) => bar.println(text),
@@ -102,7 +102,7 @@ impl Progress {
     pub fn command(&self, text: &str) {
         if !self.quiet {
             match &self.bar {
-                Some(bar) => bar.println(crate::cli::error::terminal_safe(text)),
+                Some(bar) => bar.println(crate::terminal::terminal_safe(text)),
                 None => self.line(text),
             }
         }

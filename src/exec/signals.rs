@@ -18,9 +18,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 /// (SIGINT 130, SIGTERM 143, SIGHUP 129).
 pub fn exit_code(signal: &str) -> i32 {
     match signal {
-        "SIGTERM" => 143,
-        "SIGHUP" => 129,
-        _ => 130,
+        "SIGTERM" => crate::exit_code::SIGTERM,
+        "SIGHUP" => crate::exit_code::SIGHUP,
+        _ => crate::exit_code::SIGINT,
     }
 }
 

@@ -20,15 +20,11 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::NnError;
-use super::mlp::{Mlp, Scratch};
+use super::mlp::{CHUNK_ROWS, Mlp, Scratch};
 use super::moments::{self, MomentData};
 use crate::config::schema::Activation;
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Rows};
-
-/// Rows per chunk. Measured in `benches/gradient.rs`: 256 keeps a chunk's activations of a
-/// width-~70 network within L2 while making the weight-gradient products long enough.
-pub const CHUNK_ROWS: usize = 256;
 
 /// Upper bound on the lanes of one evaluation, hence on its parallelism. A constant (not the
 /// thread count) so that results do not depend on the machine. Each lane holds a gradient-sized

@@ -23,7 +23,7 @@
 
 use crate::config::experiments::param_count;
 use crate::config::schema::{SamplerConfig, TargetConfig};
-use crate::nn::loss::CHUNK_ROWS;
+use crate::nn::mlp::CHUNK_ROWS;
 use crate::numeric::Precision;
 use crate::samplers::mclmc_tuning::MAX_ESS_COORDS;
 

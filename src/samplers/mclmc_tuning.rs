@@ -26,7 +26,7 @@
 
 use rand::Rng;
 
-use super::mclmc::Kernel;
+use super::mclmc_kernel::Kernel;
 use crate::config::schema::MclmcConfig;
 use crate::diagnostics::ess_mean;
 use crate::numeric::Real;

@@ -23,6 +23,7 @@
 mod curvature;
 mod hmc;
 mod mclmc;
+mod mclmc_kernel;
 pub mod mclmc_tuning;
 mod nuts;
 mod precond;

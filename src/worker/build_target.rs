@@ -9,9 +9,9 @@ use serde_json::json;
 
 use super::error::WorkerError;
 use super::files::{read_json, write_json, write_npz};
-use super::spec::{TargetSpec, VERSION};
 use crate::numeric::{Precision, Real};
 use crate::plan::ids::target_id;
+use crate::spec::{TargetSpec, VERSION};
 use crate::train::build_target;
 
 /// The arrays a target writes, whose hashes meta.json records under `files`.

@@ -8,14 +8,37 @@ pub mod error;
 pub mod files;
 pub mod orphan;
 pub mod run_sampler;
-pub mod spec;
 
 pub use error::WorkerError;
 
-use crate::cli::{CliError, WorkerCommand};
+use std::path::PathBuf;
+
+/// The worker's command line (`lambda-hat worker …`), parsed by the CLI and run by [`run`].
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkerCommand {
+    /// Generate data, train the network, write data.npz, params.npz and meta.json.
+    BuildTarget {
+        /// The job's spec.json.
+        spec: PathBuf,
+    },
+    /// Sample the posterior, write trace.npz, plots and analysis.json.
+    RunSampler {
+        /// The job's spec.json.
+        spec: PathBuf,
+    },
+}
+
+/// A worker job that failed: which spec, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("job {} failed: {source}", spec.display())]
+pub struct JobFailed {
+    pub spec: PathBuf,
+    #[source]
+    pub source: WorkerError,
+}
 
 /// Runs one worker command with as many threads as the job was given.
-pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
+pub fn run(cmd: WorkerCommand) -> Result<(), JobFailed> {
     let started = std::time::Instant::now();
     orphan::watch_parent_if_asked();
     apply_test_hooks();
@@ -34,7 +57,7 @@ pub fn run(cmd: WorkerCommand) -> Result<(), CliError> {
         }
     };
     write_benchmark(started.elapsed());
-    result.map_err(|e| CliError::Worker(format!("job {} failed: {e}", spec.display())))
+    result.map_err(|source| JobFailed { spec, source })
 }
 
 /// Records what this job used where the executor asked (crate::store::benchmark), whether it
@@ -50,10 +73,10 @@ fn write_benchmark(wall: std::time::Duration) {
     }
 }
 
-/// Threads for this job: `LAMBDA_HAT_THREADS` (set by the local executor from cpus_per_task),
+/// Threads for this job: [`crate::spec::THREADS_ENV`] (set by the local executor from cpus_per_task),
 /// else `SLURM_CPUS_PER_TASK`, else every core.
 fn job_threads() -> usize {
-    ["LAMBDA_HAT_THREADS", "SLURM_CPUS_PER_TASK"]
+    [crate::spec::THREADS_ENV, "SLURM_CPUS_PER_TASK"]
         .iter()
         .find_map(|k| {
             std::env::var(k)

@@ -15,12 +15,12 @@
 
 use std::time::Duration;
 
-/// Set (to any value) by the local executor for the workers it spawns.
-pub const WATCH_PARENT_ENV: &str = "LAMBDA_HAT_WATCH_PARENT";
+use crate::spec::WATCH_PARENT_ENV;
+
 /// How often the parent is checked: a dead controller's workers stop within this.
 pub const POLL: Duration = Duration::from_millis(200);
 /// Nobody waits for an orphan's exit code; 128 + 15 (SIGTERM) reads as "terminated".
-pub const ORPHAN_EXIT_CODE: i32 = 143;
+pub const ORPHAN_EXIT_CODE: i32 = crate::exit_code::SIGTERM;
 
 /// Starts the watch when the local executor asked for it.
 pub fn watch_parent_if_asked() {

@@ -14,7 +14,6 @@ use super::error::WorkerError;
 use super::files::{
     read_json, read_npz_all, read_npz_matrix, rows_to_matrix, write_json, write_trace_npz,
 };
-use super::spec::{RunSpec, TargetSpec, VERSION};
 use crate::analysis::{HealthChecks, analyze};
 use crate::config::schema::SamplerConfig;
 use crate::nn::{Mlp, MlpLoss};
@@ -23,6 +22,7 @@ use crate::plan::ids::run_id;
 use crate::posterior::Posterior;
 use crate::report::plots;
 use crate::samplers::{self, SamplerRun};
+use crate::spec::{RunSpec, TargetSpec, VERSION};
 use crate::store::health::TargetHealthFields;
 
 pub fn run(spec_path: &Path) -> Result<(), WorkerError> {

@@ -19,7 +19,7 @@ use crate::exec::slurm::parse::{
 };
 use crate::exec::slurm::script::{self, Body, Script};
 use crate::plan::{JobRef, Rule};
-use crate::worker::spec::write_spec;
+use crate::spec::write_spec;
 
 /// Give up submitting after this many transient sbatch failures in a row (~10 minutes).
 const MAX_SUBMIT_FAILURES: u32 = 14;

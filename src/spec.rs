@@ -1,6 +1,10 @@
 //! `spec.json`: the worker's only input, written by the controller into the job's directory
 //! before the job runs (locally or on SLURM). It carries the fully resolved config and the ID it
 //! hashes to, so a worker on a compute node needs nothing else from the experiments file.
+//!
+//! This module is the contract between the executors and the worker, below both (see
+//! ARCHITECTURE.md): the spec's types, and the environment variables an executor may set for
+//! the worker process ([`THREADS_ENV`], [`WATCH_PARENT_ENV`]).
 
 use std::io;
 use std::path::PathBuf;
@@ -28,6 +32,14 @@ pub struct RunSpec {
     pub config: RunConfig,
     pub version: String,
 }
+
+/// Threads the worker may use (set by the local executor from `cpus_per_task`; on SLURM the
+/// job script sets it from `SLURM_CPUS_PER_TASK`).
+pub const THREADS_ENV: &str = "LAMBDA_HAT_THREADS";
+
+/// Set (to any value) by the local executor for the workers it spawns: the worker then stops
+/// when its controller is gone (`crate::worker::orphan`).
+pub const WATCH_PARENT_ENV: &str = "LAMBDA_HAT_WATCH_PARENT";
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
