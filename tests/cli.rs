@@ -344,3 +344,42 @@ fn bad_flags_and_rules_are_usage_errors() {
         typo.stderr()
     );
 }
+
+#[test]
+fn a_no_flag_turns_off_what_the_profile_turned_on() {
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("profiles/p/config.yaml", "quiet: true\n");
+    let quiet = t.run_with(&["-n", "--profile", "profiles/p"]).success();
+    assert!(
+        !quiet.stdout().contains("rule build_target:"),
+        "{}",
+        quiet.stdout()
+    );
+    t.run_with(&["-n", "--profile", "profiles/p", "--no-quiet"])
+        .success()
+        .stdout_has("rule build_target:");
+    // Of --flag and --no-flag the last one wins.
+    let last = t
+        .run_with(&["-n", "--profile", "profiles/p", "--no-quiet", "-q"])
+        .success();
+    assert!(
+        !last.stdout().contains("rule build_target:"),
+        "{}",
+        last.stdout()
+    );
+}
+
+#[test]
+fn an_unknown_executor_is_refused_with_the_valid_ones() {
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("profiles/p/config.yaml", "executor: slurmx\n");
+    t.run_with(&["-n", "--profile", "profiles/p"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["executor", "slurmx", "`local` or `slurm`"]);
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-n", "--executor", "slurmx"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["slurmx", "local", "slurm"]);
+}

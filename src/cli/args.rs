@@ -85,8 +85,16 @@ pub struct SweepArgs {
     pub unlock: bool,
 
     /// Redo jobs that an earlier, killed run left incomplete.
-    #[arg(long = "rerun-incomplete", visible_alias = "ri")]
+    #[arg(
+        long = "rerun-incomplete",
+        visible_alias = "ri",
+        overrides_with = "no_rerun_incomplete"
+    )]
     pub rerun_incomplete: bool,
+
+    /// Do not redo incomplete jobs, even if the profile says `rerun-incomplete: true`.
+    #[arg(long = "no-rerun-incomplete", overrides_with = "rerun_incomplete")]
+    pub no_rerun_incomplete: bool,
 
     /// Rerun every job of these rules (build_target, run_sampler) and what depends on them.
     #[arg(short = 'R', long = "forcerun", value_name = "RULE", num_args = 1.., action = clap::ArgAction::Append)]
@@ -131,8 +139,12 @@ pub struct SweepArgs {
     pub rulegraph: bool,
 
     /// Go on with independent jobs when a job fails.
-    #[arg(short = 'k', long = "keep-going")]
+    #[arg(short = 'k', long = "keep-going", overrides_with = "no_keep_going")]
     pub keep_going: bool,
+
+    /// Stop launching jobs after a failure, even if the profile says `keep-going: true`.
+    #[arg(long = "no-keep-going", overrides_with = "keep_going")]
+    pub no_keep_going: bool,
 
     /// Start a failed job again up to this many times (locally and on SLURM).
     #[arg(
@@ -144,12 +156,16 @@ pub struct SweepArgs {
     pub retries: Option<u32>,
 
     /// Print less: no progress lines, only warnings, errors and the closing counts.
-    #[arg(short = 'q', long, global = true)]
+    #[arg(short = 'q', long, global = true, overrides_with = "no_quiet")]
     pub quiet: bool,
 
-    /// local or slurm (default: the profile's, else local).
-    #[arg(long, value_name = "NAME")]
-    pub executor: Option<String>,
+    /// Print progress lines, even if the profile says `quiet: true`.
+    #[arg(long = "no-quiet", global = true, overrides_with = "quiet")]
+    pub no_quiet: bool,
+
+    /// Where jobs run (default: the profile's, else local).
+    #[arg(long, value_name = "NAME", value_enum)]
+    pub executor: Option<crate::config::profile::Executor>,
 
     /// SLURM: submit the jobs and exit; a later invocation reattaches to them.
     #[arg(long)]
@@ -228,4 +244,17 @@ pub struct ValidateArgs {
     /// Sets every sampler's `seed` (a replicate: other random numbers in every chain).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the flag definitions (names, `overrides_with` targets, globals) only when a
+    /// command is built; this builds every subcommand, so a broken definition fails here and
+    /// not in a user's (or a worker's) hands.
+    #[test]
+    fn every_flag_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

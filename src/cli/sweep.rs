@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use super::args::SweepArgs;
 use super::error::CliError;
 use crate::config::experiments::load_sweep_with;
-use crate::config::profile::{LoadedProfile, ResourceList, load_profile};
+use crate::config::profile::{Executor, LoadedProfile, ResourceList, load_profile};
 use crate::exec::local::{self, LocalOptions};
 use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
 use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
@@ -29,7 +29,7 @@ pub const DEFAULT_CONFIGFILE: &str = "config/experiments.yaml";
 pub struct Settings {
     pub configfile: PathBuf,
     pub profile: Option<LoadedProfile>,
-    pub executor: String,
+    pub executor: Executor,
     pub jobs: usize,
     pub limits: Limits,
     pub layers: ResourceLayers,
@@ -75,6 +75,19 @@ fn int_limits(map: &ResourceMap, into: &mut BTreeMap<String, i64>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// A boolean the profile can set and the command line can turn on (`--flag`) or off
+/// (`--no-flag`), as ripgrep's flags do: the command line wins, then the profile, else off.
+/// (clap keeps only the last of `--flag`/`--no-flag`, so at most one is set.)
+fn switch(on: bool, off: bool, profile: Option<bool>) -> bool {
+    if on {
+        true
+    } else if off {
+        false
+    } else {
+        profile.unwrap_or(false)
+    }
 }
 
 impl Settings {
@@ -124,16 +137,7 @@ impl Settings {
         }
         limits.cores = args.cores.or(p.cores).map(|c| c as i64);
 
-        let executor = args
-            .executor
-            .clone()
-            .or(p.executor.clone())
-            .unwrap_or_else(|| "local".into());
-        if executor != "local" && executor != "slurm" {
-            return Err(CliError::Usage(format!(
-                "unknown executor `{executor}`; valid: local, slurm"
-            )));
-        }
+        let executor = args.executor.or(p.executor).unwrap_or_default();
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -150,9 +154,13 @@ impl Settings {
             jobs,
             limits,
             layers,
-            keep_going: args.keep_going || p.keep_going.unwrap_or(false),
-            rerun_incomplete: args.rerun_incomplete || p.rerun_incomplete.unwrap_or(false),
-            quiet: args.quiet || p.quiet.unwrap_or(false),
+            keep_going: switch(args.keep_going, args.no_keep_going, p.keep_going),
+            rerun_incomplete: switch(
+                args.rerun_incomplete,
+                args.no_rerun_incomplete,
+                p.rerun_incomplete,
+            ),
+            quiet: switch(args.quiet, args.no_quiet, p.quiet),
             retries: args.retries.or(p.retries).unwrap_or(0),
             latency_wait: args.latency_wait.or(p.latency_wait).unwrap_or(5),
             detach: args.detach,
@@ -279,7 +287,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     // SLURM: jobs of an earlier invocation still queued or running are reattached to, so
     // their incomplete markers do not block planning; those that finished meanwhile are
     // collected first.
-    let on_slurm = settings.executor == "slurm";
+    let on_slurm = settings.executor == Executor::Slurm;
     let slurm_opts = on_slurm
         .then(|| slurm_options(&settings, &rule_resources))
         .transpose()?;
@@ -617,5 +625,22 @@ fn job_index(plan: &Plan, job: crate::plan::JobRef) -> usize {
     match job {
         crate::plan::JobRef::Target(t) => t as usize,
         crate::plan::JobRef::Run(r) => plan.targets.len() + r as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::switch;
+
+    #[test]
+    fn the_command_line_wins_over_the_profile_then_the_profile_over_the_default() {
+        for profile in [None, Some(false), Some(true)] {
+            assert!(switch(true, false, profile), "--flag wins over {profile:?}");
+            assert!(
+                !switch(false, true, profile),
+                "--no-flag wins over {profile:?}"
+            );
+            assert_eq!(switch(false, false, profile), profile.unwrap_or(false));
+        }
     }
 }

@@ -12,12 +12,22 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
+/// Where the jobs of a sweep run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// Worker processes on this machine, as many at once as `--jobs` and `--cores` allow.
+    #[default]
+    Local,
+    /// One SLURM job (or array task) per job, submitted with sbatch.
+    Slurm,
+}
+
 /// The keys of a profile's config.yaml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Profile {
-    /// `local` or `slurm`.
-    pub executor: Option<String>,
+    pub executor: Option<Executor>,
     pub jobs: Option<usize>,
     pub cores: Option<usize>,
     /// `NAME: VALUE` map (or a list of `NAME=VALUE` strings).
@@ -110,17 +120,6 @@ pub fn load_profile(name: &str) -> Result<LoadedProfile, ConfigError> {
                     message: e.to_string(),
                 })?
             };
-            if let Some(ex) = &profile.executor
-                && ex != "local"
-                && ex != "slurm"
-            {
-                return Err(ConfigError::invalid(
-                    &file,
-                    "profile",
-                    "executor",
-                    format!("unknown executor `{ex}`; valid: local, slurm"),
-                ));
-            }
             return Ok(LoadedProfile { dir, profile });
         }
     }
