@@ -109,7 +109,8 @@ impl Layout {
         self.layers[self.layers.len() - 1].fan_out
     }
 
-    /// Whether the layers carry biases.
+    /// Whether the layers carry biases (for the tests).
+    #[cfg(test)]
     pub fn has_bias(&self) -> bool {
         self.layers[0].b_offset.is_some()
     }

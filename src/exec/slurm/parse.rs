@@ -531,13 +531,11 @@ pub fn classify_query_failure(stderr: &str) -> QueryError {
 // squeue
 // ------------------------------------------------------------------------------------------------
 
-/// `squeue --format`: job id (`%i`: `123`, `123_4`, or a range `123_[4-7%2]`), long state (`%T`),
-/// reason (`%r`). `|` never occurs in the first two fields; the reason is last and split off with
-/// `splitn`, so even a reason containing `|` parses.
-pub const SQUEUE_FORMAT: &str = "%i|%T|%r";
-
 /// Arguments for the one `squeue` call per polling cycle; append `-j ID,ID,...` (array ids
 /// included, which select all their tasks).
+/// - `--format=%i|%T|%r`: job id (`%i`: `123`, `123_4`, or a range `123_[4-7%2]`), long state
+///   (`%T`), reason (`%r`). `|` never occurs in the first two fields; the reason is last and
+///   split off with `splitn`, so even a reason containing `|` parses.
 /// - `-r`: one row per array task (pending tasks otherwise share one range row).
 /// - `-t all`: also list jobs that ended less than `MinJobAge` ago, with their final state
 ///   (COMPLETED, FAILED, TIMEOUT, ...) straight from the controller; by default squeue hides them.
@@ -548,7 +546,7 @@ pub const SQUEUE_FORMAT: &str = "%i|%T|%r";
 /// job id specified" when the controller has forgotten it (see [`classify_query_failure`]).
 pub const SQUEUE_ARGS: &[&str] = &["-r", "-t", "all", "--noheader", "--format=%i|%T|%r"];
 
-/// One row of [`SQUEUE_FORMAT`] output.
+/// One row of `squeue` output (with [`SQUEUE_ARGS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
     pub job: JobKey,
@@ -580,7 +578,7 @@ pub fn stuck_pending_advice(reason: &str) -> Option<&'static str> {
     Some(advice)
 }
 
-/// Parse `squeue` output in [`SQUEUE_FORMAT`]; a range row expands into one entry per task.
+/// Parse `squeue` output (with [`SQUEUE_ARGS`]); a range row expands into one entry per task.
 pub fn parse_squeue(stdout: &str) -> Result<Vec<QueueEntry>, ParseError> {
     let mut out = Vec::new();
     for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -613,12 +611,10 @@ pub fn parse_squeue(stdout: &str) -> Result<Vec<QueueEntry>, ParseError> {
 // sacct
 // ------------------------------------------------------------------------------------------------
 
-/// `sacct --format` fields, in this order. JobID (not JobIDRaw: for array tasks JobIDRaw is an
-/// internal per-task id, and for the last task it equals the array id), then what the executor
-/// needs to decide on retries and to report.
-pub const SACCT_FORMAT: &str = "JobID,State,ExitCode,Elapsed,MaxRSS,ReqMem";
-
 /// Arguments for the one `sacct` call per cycle; append `-j ID,ID,...`.
+/// - `--format`: these fields, in this order. JobID (not JobIDRaw: for array tasks JobIDRaw is
+///   an internal per-task id, and for the last task it equals the array id), then what the
+///   executor needs to decide on retries and to report.
 /// - no `-X`: MaxRSS is only recorded on the steps (`.batch`, `.extern`, `.0`), so the steps are
 ///   needed; [`parse_sacct`] folds them into their job.
 /// - `--parsable2`: `|`-separated without a trailing `|`; `--noheader`: data only.
@@ -653,15 +649,7 @@ pub struct AccountingRecord {
     pub req_mem_bytes: Option<u64>,
 }
 
-impl AccountingRecord {
-    /// MaxRSS above the memory request: supporting evidence of an out-of-memory kill when the
-    /// job log is not available (OverMemoryKill samples, so MaxRSS is usually just over the limit).
-    pub fn exceeded_requested_memory(&self) -> bool {
-        matches!((self.max_rss_bytes, self.req_mem_bytes), (Some(rss), Some(req)) if rss > req)
-    }
-}
-
-/// Parse `sacct` output in [`SACCT_FORMAT`] (with [`SACCT_ARGS`]): one record per job or array
+/// Parse `sacct` output (with [`SACCT_ARGS`]): one record per job or array
 /// task, in order of first appearance; range rows (`123_[4-7%2]`) expand to one record per task.
 /// Het-job components (`123+0`) are skipped: the executor never submits het jobs.
 pub fn parse_sacct(stdout: &str) -> Result<Vec<AccountingRecord>, ParseError> {
@@ -1162,7 +1150,6 @@ mod tests {
                 req_mem_bytes: Some(52_428_800),
             }
         );
-        assert!(r[0].exceeded_requested_memory());
 
         // TIMEOUT: the job line says 0:0, the batch step has the signal.
         let timeout = "23|TIMEOUT|0:0|00:01:11||1024M\n23.batch|CANCELLED|0:9|00:01:16|3366912|\n33|TIMEOUT|0:0|00:01:02||1024M\n33.batch|CANCELLED|0:15|00:01:02|3309568|\n";
@@ -1170,7 +1157,6 @@ mod tests {
         assert_eq!(r[0].state, JobState::Timeout);
         assert_eq!((r[0].exit_code, r[0].signal, r[0].elapsed_secs), (0, 9, 71));
         assert_eq!((r[1].exit_code, r[1].signal), (0, 15));
-        assert!(!r[1].exceeded_requested_memory());
 
         // scancel of a running job and of a throttled array (pending tasks as one range line).
         let cancel = "34|CANCELLED by 0|0:0|00:00:02||1024M\n34.batch|CANCELLED|0:15|00:00:02|3276800|\n35_0|CANCELLED by 0|0:0|00:00:02||1024M\n35_0.batch|CANCELLED|0:15|00:00:02|3272704|\n35_[1-9%2]|CANCELLED by 0|0:0|00:00:00||1024M\n";
@@ -1195,7 +1181,6 @@ mod tests {
         let r = parse_sacct(fails).unwrap();
         assert_eq!((r[1].exit_code, r[1].signal), (42, 0));
         assert_eq!((r[2].state.clone(), r[2].signal), (JobState::Failed, 9));
-        assert!(!r[2].exceeded_requested_memory());
     }
 
     /// A completed array `--array=0-5%2` and, while it ran, the lagging view (`3_[2-5%2]` pending,
