@@ -1,6 +1,12 @@
 //! lambda-hat: local learning coefficient (LLC) sweeps with MCMC, planned as a DAG and run locally
 //! or on SLURM. Data flows one way: CLI → config → plan → executor → worker → artifacts → reports.
 //! See ARCHITECTURE.md in the repository root for the contract between the parts.
+//!
+//! The layering rule: imports follow the data downwards. From the bottom up: `numeric`,
+//! `terminal`, `exit_code` < `config` < `posterior`, `diagnostics` < `nn` < `data`, `samplers` <
+//! `train`, `analysis` < `plan`, `validate` < `store` < `spec`, `report` < `exec`, `worker` <
+//! `cli`. A module uses only modules of lower layers, never its own layer or above, and no two
+//! modules import each other; `tests/layering.rs` fails when an import breaks this.
 
 pub mod analysis;
 pub mod cli;
