@@ -17,6 +17,7 @@ use super::args::ValidateArgs;
 use super::sweep::DEFAULT_CONFIGFILE;
 use crate::config::experiments::resolve_sampler_entry;
 use crate::config::presets::{Kind, PresetDirs};
+use crate::config::schema::{SamplerConfig, SamplerKind};
 use crate::numeric::Real;
 use crate::validate::table::{CaseInfo, Report, SamplerInfo, render_text};
 use crate::validate::{Case, check, quick};
@@ -103,8 +104,15 @@ fn resolve_samplers(
     let presets = PresetDirs::for_experiments_file(source);
     let mut out = Vec::new();
     for name in unique(&args.samplers) {
+        // clap lets only the registry's names through; an unknown one is still an error here.
+        let kind = SamplerKind::from_name(&name).ok_or_else(|| {
+            CliError::Usage(format!(
+                "unknown sampler `{name}`; valid samplers: {}",
+                SamplerConfig::NAMES.join(", ")
+            ))
+        })?;
         let mut overrides = if args.quick {
-            quick::overrides(&name)
+            quick::overrides(kind)
         } else {
             Value::Mapping(Mapping::new())
         };

@@ -645,7 +645,7 @@ fn resolve_sampler(
     };
     label = format!("samplers[{index}] (name: {name})");
     check_keys(ctx, &label, "", entry, SAMPLER_KEYS)?;
-    if !SamplerConfig::NAMES.contains(&name.as_str()) {
+    let Some(kind) = SamplerKind::from_name(&name) else {
         return Err(ctx.invalid(
             &label,
             "name",
@@ -654,7 +654,7 @@ fn resolve_sampler(
                 SamplerConfig::NAMES.join(", ")
             ),
         ));
-    }
+    };
     let mut value = preset(ctx, &label, Kind::Sampler, &name)?;
     match entry.get("overrides") {
         None | Some(Value::Null) => {}
@@ -670,22 +670,11 @@ fn resolve_sampler(
             ));
         }
     }
-    let cfg = match name.as_str() {
-        "hmc" => SamplerConfig::Hmc(typed(ctx, &label, "overrides", value)?),
-        "nuts" => SamplerConfig::Nuts(typed(ctx, &label, "overrides", value)?),
-        "sgld" => SamplerConfig::Sgld(typed(ctx, &label, "overrides", value)?),
-        "mclmc" => SamplerConfig::Mclmc(typed(ctx, &label, "overrides", value)?),
-        // Unreachable after the NAMES check above, but never guess an algorithm.
-        _ => {
-            return Err(ctx.invalid(
-                &label,
-                "name",
-                format!(
-                    "unknown sampler `{name}`; valid samplers: {}",
-                    SamplerConfig::NAMES.join(", ")
-                ),
-            ));
-        }
+    let cfg = match kind {
+        SamplerKind::Hmc => SamplerConfig::Hmc(typed(ctx, &label, "overrides", value)?),
+        SamplerKind::Nuts => SamplerConfig::Nuts(typed(ctx, &label, "overrides", value)?),
+        SamplerKind::Sgld => SamplerConfig::Sgld(typed(ctx, &label, "overrides", value)?),
+        SamplerKind::Mclmc => SamplerConfig::Mclmc(typed(ctx, &label, "overrides", value)?),
     };
     let mut issues = Vec::new();
     cfg.validate("overrides", &mut issues);

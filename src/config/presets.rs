@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ConfigError;
+use super::schema::SamplerKind;
 
 /// The preset families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,26 +82,6 @@ const BUILTIN: &[(Kind, &str, &str)] = &[
         "base",
         include_str!("../../config/teacher/base.yaml"),
     ),
-    (
-        Kind::Sampler,
-        "hmc",
-        include_str!("../../config/sampler/hmc.yaml"),
-    ),
-    (
-        Kind::Sampler,
-        "nuts",
-        include_str!("../../config/sampler/nuts.yaml"),
-    ),
-    (
-        Kind::Sampler,
-        "sgld",
-        include_str!("../../config/sampler/sgld.yaml"),
-    ),
-    (
-        Kind::Sampler,
-        "mclmc",
-        include_str!("../../config/sampler/mclmc.yaml"),
-    ),
 ];
 
 const BUILTIN_WORKFLOW: &str = include_str!("../../config/workflow.yaml");
@@ -150,13 +131,10 @@ impl PresetDirs {
                 return Ok(Some(PresetSource { origin: path, text }));
             }
         }
-        Ok(BUILTIN
-            .iter()
-            .find(|(k, n, _)| *k == kind && *n == name)
-            .map(|(_, n, text)| PresetSource {
-                origin: PathBuf::from(format!("<built-in {}/{n}.yaml>", kind.dir())),
-                text: text.to_string(),
-            }))
+        Ok(builtin(kind, name).map(|text| PresetSource {
+            origin: PathBuf::from(format!("<built-in {}/{name}.yaml>", kind.dir())),
+            text: text.to_string(),
+        }))
     }
 
     /// `workflow.yaml` from the first preset directory that has one, else the built-in one.
@@ -178,11 +156,7 @@ impl PresetDirs {
 
     /// Every preset name of `kind` available (on disk or built in), sorted.
     pub fn names(&self, kind: Kind) -> Vec<String> {
-        let mut names: Vec<String> = BUILTIN
-            .iter()
-            .filter(|(k, _, _)| *k == kind)
-            .map(|(_, n, _)| n.to_string())
-            .collect();
+        let mut names: Vec<String> = builtin_names(kind).map(String::from).collect();
         for dir in &self.dirs {
             if let Ok(entries) = std::fs::read_dir(dir.join(kind.dir())) {
                 for e in entries.flatten() {
@@ -210,6 +184,31 @@ impl PresetDirs {
     }
 }
 
+/// The built-in preset `kind/name`: the samplers' come from the sampler registry, the others
+/// from [`BUILTIN`].
+fn builtin(kind: Kind, name: &str) -> Option<&'static str> {
+    match kind {
+        Kind::Sampler => SamplerKind::from_name(name).map(SamplerKind::builtin_preset),
+        _ => BUILTIN
+            .iter()
+            .find(|(k, n, _)| *k == kind && *n == name)
+            .map(|(_, _, text)| *text),
+    }
+}
+
+/// The names of the built-in presets of `kind`.
+fn builtin_names(kind: Kind) -> impl Iterator<Item = &'static str> {
+    let samplers = SamplerKind::ALL
+        .into_iter()
+        .filter(move |_| kind == Kind::Sampler)
+        .map(SamplerKind::name);
+    let others = BUILTIN
+        .iter()
+        .filter(move |(k, _, _)| *k == kind)
+        .map(|(_, n, _)| *n);
+    samplers.chain(others)
+}
+
 fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
@@ -231,9 +230,15 @@ mod tests {
 
     #[test]
     fn every_builtin_preset_is_valid_yaml() {
-        for (kind, name, text) in BUILTIN {
-            let v: Result<serde_yaml::Value, _> = serde_yaml::from_str(text);
-            assert!(v.is_ok(), "{}/{name}.yaml: {:?}", kind.dir(), v.err());
+        let all = [Kind::Model, Kind::Data, Kind::Teacher, Kind::Sampler];
+        for kind in all {
+            let names: Vec<&str> = builtin_names(kind).collect();
+            assert!(!names.is_empty(), "no built-in {} presets", kind.dir());
+            for name in names {
+                let text = builtin(kind, name).unwrap();
+                let v: Result<serde_yaml::Value, _> = serde_yaml::from_str(text);
+                assert!(v.is_ok(), "{}/{name}.yaml: {:?}", kind.dir(), v.err());
+            }
         }
         assert!(serde_yaml::from_str::<serde_yaml::Value>(BUILTIN_WORKFLOW).is_ok());
     }

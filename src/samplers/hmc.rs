@@ -61,6 +61,7 @@
 use rand::Rng;
 use rayon::prelude::*;
 
+use super::stat;
 use super::vecops::{all_finite, fill_normal, weighted_norm_sq};
 use super::window_adaptation::{WarmupSettings, WarmupWalker, windowed_warmup};
 use super::{ChainTrace, NonFinite, is_stuck};
@@ -457,14 +458,14 @@ fn draws<F: Real, M: LossModel<F>, R: Rng>(
     trace.loss = loss;
     trace.grad_evals = chain.grad_evals;
     let stats = &mut trace.stats;
-    stats.insert("acceptance".into(), acc);
-    stats.insert("energy".into(), energy);
-    stats.insert("energy_error".into(), err);
-    stats.insert("step_size".into(), vec![eps; n]);
-    stats.insert("diverging".into(), div);
-    stats.insert("warmup_step_size".into(), warm_eps);
-    stats.insert("warmup_acceptance".into(), warm_acc);
-    stats.insert("warmup_diverging".into(), warm_div);
+    stats.insert(stat::ACCEPTANCE.into(), acc);
+    stats.insert(stat::ENERGY.into(), energy);
+    stats.insert(stat::ENERGY_ERROR.into(), err);
+    stats.insert(stat::STEP_SIZE.into(), vec![eps; n]);
+    stats.insert(stat::DIVERGING.into(), div);
+    stats.insert(stat::WARMUP_STEP_SIZE.into(), warm_eps);
+    stats.insert(stat::WARMUP_ACCEPTANCE.into(), warm_acc);
+    stats.insert(stat::WARMUP_DIVERGING.into(), warm_div);
     let inv_mass = chain.inv_mass.iter().map(|w| w.f64());
     let (lo, hi) = inv_mass.fold((f64::INFINITY, 0.0_f64), |(lo, hi), w| {
         (lo.min(w), hi.max(w))

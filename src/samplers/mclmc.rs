@@ -20,6 +20,7 @@ use rand::Rng;
 
 use super::mclmc_kernel::Kernel;
 use super::mclmc_tuning::{self, TuningStart};
+use super::stat;
 use super::{ChainTrace, curvature};
 use crate::config::schema::MclmcConfig;
 use crate::numeric::Real;
@@ -78,7 +79,9 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
     trace.llc = llc;
     trace.loss = loss;
     trace.grad_evals = k.grad_evals;
-    trace.stats.insert("energy_change".into(), energy_change);
+    trace
+        .stats
+        .insert(stat::ENERGY_CHANGE.into(), energy_change);
     trace.tuned.insert("L".into(), l);
     trace.tuned.insert("step_size".into(), eps);
     if cfg.diagonal_preconditioning {

@@ -47,6 +47,33 @@ use crate::config::schema::{SamplerConfig, StepSize};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
+/// The names of the per-draw statistics in [`ChainTrace::stats`] (and so in trace.npz), one
+/// constant each so that the samplers that write them and the worker and reports that read them
+/// cannot drift apart.
+pub mod stat {
+    /// Metropolis acceptance probability of the transition (HMC, NUTS).
+    pub const ACCEPTANCE: &str = "acceptance";
+    /// Hamiltonian at the end of the transition (HMC, NUTS).
+    pub const ENERGY: &str = "energy";
+    /// Energy error of the transition's trajectory (HMC, NUTS).
+    pub const ENERGY_ERROR: &str = "energy_error";
+    pub const STEP_SIZE: &str = "step_size";
+    /// 1 for a divergent transition, else 0 (written as booleans to trace.npz).
+    pub const DIVERGING: &str = "diverging";
+    pub const TREE_DEPTH: &str = "tree_depth";
+    pub const N_LEAPFROG: &str = "n_leapfrog";
+    /// Per warmup transition: the step size, acceptance and divergences of the adaptation.
+    pub const WARMUP_STEP_SIZE: &str = "warmup_step_size";
+    pub const WARMUP_ACCEPTANCE: &str = "warmup_acceptance";
+    pub const WARMUP_DIVERGING: &str = "warmup_diverging";
+    /// Kinetic minus log-density change of an MCLMC step (its tuning targets the variance).
+    pub const ENERGY_CHANGE: &str = "energy_change";
+    /// SGLD's MALA-style acceptance diagnostic (nothing is rejected).
+    pub const MALA_ACCEPTANCE: &str = "mala_acceptance";
+    /// Statistics that are flags (0/1), stored as booleans.
+    pub const FLAGS: [&str; 2] = [DIVERGING, WARMUP_DIVERGING];
+}
+
 /// What one chain produced.
 #[derive(Debug, Clone, Default)]
 pub struct ChainTrace {
@@ -260,7 +287,7 @@ fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), S
             });
         }
         // Metropolis samplers: one transition per draw, each divergent or not.
-        let metropolis = matches!(cfg, SamplerConfig::Hmc(_) | SamplerConfig::Nuts(_));
+        let metropolis = cfg.kind().is_metropolis();
         let transitions = trace.llc.len();
         if metropolis && is_stuck(trace.divergences, transitions) {
             return Err(SamplerError::Stuck {

@@ -32,6 +32,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use super::precond::Preconditioner;
+use super::stat;
 use super::vecops::all_finite;
 use super::{ChainTrace, NonFinite, SamplerError, exploded_llc_limit};
 use crate::config::schema::SgldConfig;
@@ -332,7 +333,7 @@ fn attempt<F: Real, M: LossModel<F>, R: Rng>(
     };
     trace.llc = llc;
     trace.loss = loss;
-    trace.stats.insert("mala_acceptance".into(), accept);
+    trace.stats.insert(stat::MALA_ACCEPTANCE.into(), accept);
     trace.tuned.insert("step_size".into(), eps);
     trace.tuned.insert("batch_size".into(), batch as f64);
     if let Some(msg) = non_finite.warning(

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use super::{BuiltCase, Case, ValidateError};
 use crate::analysis::{HealthChecks, analyze};
-use crate::config::schema::SamplerConfig;
+use crate::config::schema::{SamplerConfig, SamplerKind};
 use crate::numeric::Real;
 use crate::posterior::Posterior;
 
@@ -40,15 +40,15 @@ pub const ACCEPTANCE_TOLERANCE: f64 = 0.05;
 pub const MAX_SEM_FRACTION: f64 = 0.5;
 
 /// The relative tolerance of `sampler` on `case`.
-pub fn tolerance(sampler: &str, case: Case) -> f64 {
-    match (sampler, case) {
+pub fn tolerance(sampler: SamplerKind, case: Case) -> f64 {
+    match (sampler.is_metropolis(), case) {
         // Trained targets on the default posterior: the bars a researcher needs by default,
         // HMC (and NUTS) within 5 %, SGLD (devinterp's hand-tuned best) and MCLMC within 10 %.
-        ("hmc" | "nuts", c) if c.is_trained() => 0.05,
-        (_, c) if c.is_trained() => 0.10,
-        ("hmc" | "nuts", Case::Regular) => 0.03,
-        ("hmc" | "nuts", _) => 0.10,
-        _ => 0.15,
+        (true, c) if c.is_trained() => 0.05,
+        (false, c) if c.is_trained() => 0.10,
+        (true, Case::Regular) => 0.03,
+        (true, _) => 0.10,
+        (false, _) => 0.15,
     }
 }
 
@@ -211,12 +211,8 @@ pub fn run<F: Real>(built: &BuiltCase<F>, sampler: &SamplerConfig) -> Result<Row
     })?;
     let walltime_sec = started.elapsed().as_secs_f64();
     let a = analyze(&run, &HealthChecks::default());
-    let tol = tolerance(sampler.name(), built.case);
-    let target_acceptance = match sampler {
-        SamplerConfig::Hmc(h) => Some(h.target_acceptance),
-        SamplerConfig::Nuts(n) => Some(n.target_acceptance),
-        SamplerConfig::Sgld(_) | SamplerConfig::Mclmc(_) => None,
-    };
+    let tol = tolerance(sampler.kind(), built.case);
+    let target_acceptance = sampler.target_acceptance();
     let mut verdict = judge(
         built.truth,
         a.llc_mean,
@@ -278,15 +274,18 @@ mod tests {
 
     #[test]
     fn tolerances_are_the_issues() {
-        assert_eq!(tolerance("hmc", Case::Regular), 0.03);
-        assert_eq!(tolerance("hmc", Case::Dln432), 0.10);
-        assert_eq!(tolerance("hmc", Case::Dln333), 0.10);
+        assert_eq!(tolerance(SamplerKind::Hmc, Case::Regular), 0.03);
+        assert_eq!(tolerance(SamplerKind::Hmc, Case::Dln432), 0.10);
+        assert_eq!(tolerance(SamplerKind::Hmc, Case::Dln333), 0.10);
         for case in Case::ALL {
-            assert_eq!(tolerance("nuts", case), tolerance("hmc", case));
+            assert_eq!(
+                tolerance(SamplerKind::Nuts, case),
+                tolerance(SamplerKind::Hmc, case)
+            );
         }
         for case in Case::ALL.into_iter().filter(|c| !c.is_trained()) {
-            assert_eq!(tolerance("mclmc", case), 0.15);
-            assert_eq!(tolerance("sgld", case), 0.15);
+            assert_eq!(tolerance(SamplerKind::Mclmc, case), 0.15);
+            assert_eq!(tolerance(SamplerKind::Sgld, case), 0.15);
         }
     }
 
@@ -297,9 +296,9 @@ mod tests {
             Case::TrainedDln432,
             Case::TrainedDln333,
         ] {
-            assert_eq!(tolerance("hmc", case), 0.05);
-            assert_eq!(tolerance("sgld", case), 0.10);
-            assert_eq!(tolerance("mclmc", case), 0.10);
+            assert_eq!(tolerance(SamplerKind::Hmc, case), 0.05);
+            assert_eq!(tolerance(SamplerKind::Sgld, case), 0.10);
+            assert_eq!(tolerance(SamplerKind::Mclmc, case), 0.10);
         }
         assert!(health_reasons(1.005, 400.0, 8, 8000).is_empty());
         let bad = health_reasons(1.02, 399.0, 9, 8000);

@@ -1,19 +1,20 @@
 //! The overrides `validate --quick` lays over each sampler's preset: less work, same tolerances.
 //!
-//! In: a sampler name. Out: a YAML mapping deep-merged into that sampler's preset the way an
+//! In: a sampler kind. Out: a YAML mapping deep-merged into that sampler's preset the way an
 //! experiments file's `overrides:` are, so the preset's own choices (step size, integrator,
 //! preconditioning, ...) are still what is checked; only the budget shrinks.
 
 use serde_yaml::Value;
 
-/// The quick overrides of `sampler` (an empty mapping for an unknown name).
-pub fn overrides(sampler: &str) -> Value {
+use crate::config::schema::SamplerKind;
+
+/// The quick overrides of `sampler`.
+pub fn overrides(sampler: SamplerKind) -> Value {
     let yaml = match sampler {
-        "hmc" => HMC,
-        "nuts" => NUTS,
-        "sgld" => SGLD,
-        "mclmc" => MCLMC,
-        _ => "{}",
+        SamplerKind::Hmc => HMC,
+        SamplerKind::Nuts => NUTS,
+        SamplerKind::Sgld => SGLD,
+        SamplerKind::Mclmc => MCLMC,
     };
     // The constants below are fixed, valid YAML (a unit test parses them).
     serde_yaml::from_str(yaml).unwrap_or(Value::Mapping(Default::default()))
@@ -45,10 +46,10 @@ mod tests {
 
     #[test]
     fn every_sampler_has_quick_overrides() {
-        for name in crate::config::schema::SamplerConfig::NAMES {
-            let v = overrides(name);
+        for kind in SamplerKind::ALL {
+            let v = overrides(kind);
             let map = v.as_mapping().expect("a mapping");
-            assert!(!map.is_empty(), "{name}: {v:?}");
+            assert!(!map.is_empty(), "{kind:?}: {v:?}");
         }
     }
 }

@@ -165,10 +165,6 @@ fn target_health(target_dir: &Path) -> TargetHealthFields {
     })
 }
 
-/// Per-step statistics that are flags: stored as numpy booleans, which ArviZ expects for
-/// `diverging` (`az.from_dict(sample_stats=…)`, its divergence counts and plots).
-const FLAG_STATS: [&str; 2] = ["diverging", "warmup_diverging"];
-
 /// `llc` and `loss` as chains × draws, every per-step statistic as chains × steps (float64,
 /// flags as bool).
 fn write_trace(path: &Path, run: &SamplerRun) -> Result<(), WorkerError> {
@@ -185,7 +181,9 @@ fn write_trace(path: &Path, run: &SamplerRun) -> Result<(), WorkerError> {
     names.dedup();
     for name in names {
         let values = column(&|c| c.stats.get(name).cloned().unwrap_or_default());
-        if FLAG_STATS.contains(&name.as_str()) {
+        // Flags are stored as numpy booleans, which ArviZ expects for `diverging`
+        // (`az.from_dict(sample_stats=…)`, its divergence counts and plots).
+        if samplers::stat::FLAGS.contains(&name.as_str()) {
             // Padding (NaN) and 0 are false; any other value is a flagged step.
             flags.push((name.clone(), values.mapv(|v| v != 0.0 && !v.is_nan())));
         } else {
@@ -225,12 +223,7 @@ fn write_plots(
         ),
         plots::plot_llc_convergence(&dir.join(plots::CONVERGENCE_PNG), &label, &llc, per_draw),
     ];
-    let target_acceptance = match sampler {
-        SamplerConfig::Hmc(h) => Some(h.target_acceptance),
-        SamplerConfig::Nuts(n) => Some(n.target_acceptance),
-        SamplerConfig::Sgld(_) | SamplerConfig::Mclmc(_) => None,
-    };
-    if let Some(target) = target_acceptance {
+    if let Some(target) = sampler.target_acceptance() {
         let stat = |k: &str| {
             run.chains
                 .iter()
@@ -240,8 +233,8 @@ fn write_plots(
         results.push(plots::plot_adaptation(
             &dir.join(plots::ADAPTATION_PNG),
             &label,
-            &stat("warmup_acceptance"),
-            &stat("warmup_step_size"),
+            &stat(samplers::stat::WARMUP_ACCEPTANCE),
+            &stat(samplers::stat::WARMUP_STEP_SIZE),
             Some(target),
         ));
     }

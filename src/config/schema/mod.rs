@@ -20,7 +20,7 @@ pub use model::{Activation, Init, MAX_DEPTH, MAX_DIM, MAX_TARGET_PARAMS, ModelCo
 pub use posterior::{BetaMode, PosteriorConfig};
 pub use sampler::{
     Adaptation, HmcConfig, IntegrationSteps, Integrator, MAX_TREE_DEPTH_LIMIT, MclmcConfig,
-    NutsConfig, Precond, SamplerConfig, SgldConfig, StepSize,
+    NutsConfig, Precond, SamplerConfig, SamplerKind, SgldConfig, StepSize,
 };
 pub use spec::{RunConfig, TargetConfig};
 pub use teacher::{ResolvedTeacher, TeacherConfig};

@@ -296,6 +296,62 @@ fn d_num_eff() -> f64 {
     150.0
 }
 
+/// The registry of samplers: every sampler lambda-hat knows, and what the rest of the program
+/// asks of each by kind (its name, its built-in preset, whether it has a Metropolis
+/// correction). Each `match` over it, and over [`SamplerConfig`], is exhaustive, so a new sampler
+/// makes the compiler list every place that must learn about it (ARCHITECTURE.md, "Where to go").
+/// A name that is not here is an error wherever it is read, never a fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SamplerKind {
+    Hmc,
+    Nuts,
+    Sgld,
+    Mclmc,
+}
+
+impl SamplerKind {
+    pub const ALL: [SamplerKind; 4] = [
+        SamplerKind::Hmc,
+        SamplerKind::Nuts,
+        SamplerKind::Sgld,
+        SamplerKind::Mclmc,
+    ];
+
+    /// The name in experiments files, presets (`sampler/NAME.yaml`), run IDs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Hmc => "hmc",
+            SamplerKind::Nuts => "nuts",
+            SamplerKind::Sgld => "sgld",
+            SamplerKind::Mclmc => "mclmc",
+        }
+    }
+
+    /// The sampler called `name`; `None` for a name that is not a sampler.
+    pub fn from_name(name: &str) -> Option<SamplerKind> {
+        SamplerKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The built-in preset, `config/sampler/NAME.yaml` compiled in.
+    pub fn builtin_preset(self) -> &'static str {
+        match self {
+            SamplerKind::Hmc => include_str!("../../../config/sampler/hmc.yaml"),
+            SamplerKind::Nuts => include_str!("../../../config/sampler/nuts.yaml"),
+            SamplerKind::Sgld => include_str!("../../../config/sampler/sgld.yaml"),
+            SamplerKind::Mclmc => include_str!("../../../config/sampler/mclmc.yaml"),
+        }
+    }
+
+    /// Whether each transition is accepted or rejected (HMC, NUTS): such a sampler has a target
+    /// acceptance, can get stuck, and is held to the tighter `validate` tolerances.
+    pub fn is_metropolis(self) -> bool {
+        match self {
+            SamplerKind::Hmc | SamplerKind::Nuts => true,
+            SamplerKind::Sgld | SamplerKind::Mclmc => false,
+        }
+    }
+}
+
 /// A sampler configuration; `name` selects the algorithm and is the run ID's prefix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
@@ -307,14 +363,30 @@ pub enum SamplerConfig {
 }
 
 impl SamplerConfig {
+    /// Every sampler's name, in [`SamplerKind::ALL`]'s order (a constant, for clap's lists; a
+    /// unit test keeps the two equal).
     pub const NAMES: [&'static str; 4] = ["hmc", "nuts", "sgld", "mclmc"];
 
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> SamplerKind {
         match self {
-            SamplerConfig::Hmc(_) => "hmc",
-            SamplerConfig::Nuts(_) => "nuts",
-            SamplerConfig::Sgld(_) => "sgld",
-            SamplerConfig::Mclmc(_) => "mclmc",
+            SamplerConfig::Hmc(_) => SamplerKind::Hmc,
+            SamplerConfig::Nuts(_) => SamplerKind::Nuts,
+            SamplerConfig::Sgld(_) => SamplerKind::Sgld,
+            SamplerConfig::Mclmc(_) => SamplerKind::Mclmc,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The acceptance rate the warmup adapts the step size to, for samplers with a Metropolis
+    /// correction; `None` for the others.
+    pub fn target_acceptance(&self) -> Option<f64> {
+        match self {
+            SamplerConfig::Hmc(h) => Some(h.target_acceptance),
+            SamplerConfig::Nuts(n) => Some(n.target_acceptance),
+            SamplerConfig::Sgld(_) | SamplerConfig::Mclmc(_) => None,
         }
     }
 
@@ -425,6 +497,38 @@ impl SamplerConfig {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_names_every_sampler_once_and_round_trips() {
+        let names: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, SamplerConfig::NAMES);
+        for kind in SamplerKind::ALL {
+            assert_eq!(SamplerKind::from_name(kind.name()), Some(kind));
+            let preset: serde_yaml::Value = serde_yaml::from_str(kind.builtin_preset()).unwrap();
+            assert!(preset.is_mapping(), "{}: {preset:?}", kind.name());
+        }
+        assert_eq!(SamplerKind::from_name("HMC"), None);
+        assert_eq!(SamplerKind::from_name("mclmc2"), None);
+    }
+
+    #[test]
+    fn a_config_knows_its_kind() {
+        for kind in SamplerKind::ALL {
+            let mut value: serde_yaml::Value = serde_yaml::from_str(kind.builtin_preset()).unwrap();
+            value
+                .as_mapping_mut()
+                .unwrap()
+                .insert("name".into(), kind.name().into());
+            let cfg: SamplerConfig = serde_yaml::from_value(value).unwrap();
+            assert_eq!(cfg.kind(), kind);
+            assert_eq!(cfg.target_acceptance().is_some(), kind.is_metropolis());
         }
     }
 }
