@@ -248,7 +248,7 @@ fn launch(
         .mark(&key, &plan.output(job))
         .map_err(|source| ExecError::Io {
             what: "the incomplete marker",
-            path: plan.store_root.join(".lambda-hat/incomplete").join(&key),
+            path: markers.path(&key),
             source,
         })?;
     journal

@@ -8,6 +8,7 @@ pub mod progress;
 pub mod resources;
 pub mod signals;
 pub mod slurm;
+pub mod status;
 
 use std::path::PathBuf;
 

@@ -315,7 +315,7 @@ fn incomplete_markers(root: &Path) -> BTreeSet<(String, Option<String>)> {
         output: String,
     }
     let mut named = BTreeSet::new();
-    let Ok(entries) = fs::read_dir(root.join(".lambda-hat").join("incomplete")) else {
+    let Ok(entries) = fs::read_dir(crate::store::IncompleteMarkers::new(root).dir()) else {
         return named;
     };
     for entry in entries.flatten() {

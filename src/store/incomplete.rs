@@ -13,12 +13,28 @@ pub struct IncompleteMarkers {
 impl IncompleteMarkers {
     pub fn new(store_root: &Path) -> Self {
         IncompleteMarkers {
-            dir: store_root.join(".lambda-hat").join("incomplete"),
+            dir: super::private_dir(store_root).join("incomplete"),
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
+    /// The marker of the job `key`.
+    pub fn path(&self, key: &str) -> PathBuf {
         self.dir.join(key)
+    }
+
+    /// The directory holding every marker.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the process that wrote `key`'s marker still runs on this host (a local sweep in
+    /// progress, not a killed one). A missing or unreadable marker has no live owner.
+    pub fn owner_alive(&self, key: &str) -> bool {
+        std::fs::read_to_string(self.path(key))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("pid")?.as_u64())
+            .is_some_and(super::process_alive)
     }
 
     /// Marks `key` as started; `output` (the completion marker's path) is recorded for humans.

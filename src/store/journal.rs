@@ -53,7 +53,7 @@ pub struct Journal {
 
 impl Journal {
     pub fn path_in(store_root: &Path) -> PathBuf {
-        store_root.join(".lambda-hat").join("journal.jsonl")
+        super::private_dir(store_root).join("journal.jsonl")
     }
 
     pub fn open(store_root: &Path) -> io::Result<Self> {

@@ -41,7 +41,7 @@ pub struct StoreLock {
 
 /// `<store>/.lambda-hat/lock`.
 pub fn lock_path(store_root: &Path) -> PathBuf {
-    store_root.join(".lambda-hat").join("lock")
+    super::private_dir(store_root).join("lock")
 }
 
 impl StoreLock {

@@ -20,6 +20,12 @@ pub use journal::{Event, Journal};
 pub use lock::{LockError, StoreLock};
 pub use status::StoreStatus;
 
+/// `<store>/.lambda-hat`: the store's own bookkeeping (journal, incomplete markers, lock, SLURM
+/// scripts). Everyone asks here rather than spelling the path.
+pub fn private_dir(store_root: &std::path::Path) -> std::path::PathBuf {
+    store_root.join(".lambda-hat")
+}
+
 /// Whether a process of this host with this pid runs (Linux: its /proc entry exists). Used for
 /// the pids the store's records name: incomplete markers and the lock's holder.
 pub fn process_alive(pid: u64) -> bool {

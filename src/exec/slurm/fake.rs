@@ -55,6 +55,8 @@ pub struct Fake {
     pub fail_sbatch_number: Option<(usize, String)>,
     /// The reason squeue gives for pending jobs (`None` prints SLURM's "None").
     pub pending_reason: Option<String>,
+    /// stderr of scancel when it refuses (e.g. someone else's job).
+    pub scancel_failure: Option<String>,
 }
 
 impl Fake {
@@ -74,6 +76,7 @@ impl Fake {
             pending_reason: None,
             no_accounting: false,
             fail_sbatch_number: None,
+            scancel_failure: None,
         }
     }
 
@@ -287,6 +290,13 @@ impl Cluster for Fake {
 
     fn scancel(&mut self, jobs: &[String]) -> io::Result<CmdOutput> {
         self.calls.push("scancel".into());
+        if let Some(stderr) = &self.scancel_failure {
+            return Ok(CmdOutput {
+                success: false,
+                stdout: String::new(),
+                stderr: stderr.clone(),
+            });
+        }
         for j in self.jobs.values_mut() {
             let hit = jobs
                 .iter()

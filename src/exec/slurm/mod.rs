@@ -85,6 +85,8 @@ pub enum SlurmError {
         program: &'static str,
         source: std::io::Error,
     },
+    #[error("{command} failed: {stderr}")]
+    Refused { command: String, stderr: String },
 }
 
 fn program_message(program: &str, source: &std::io::Error) -> String {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::cluster::Cluster;
 use super::fake::{Fake, OutcomeFn};
 use super::parse::JobState;
 use super::script::Templates;
@@ -503,4 +504,82 @@ fn without_accounting_scontrol_is_the_fallback() {
     );
     assert!(fake.count("scontrol") >= 1);
     assert!(max_queries_per_cycle(&fake) <= 2);
+}
+
+/// The state of every job of `plan` per `status`, in plan order.
+fn states(report: &crate::exec::status::SweepStatus) -> Vec<crate::exec::status::JobStatus> {
+    report.jobs.iter().map(|j| j.state).collect()
+}
+
+#[test]
+fn status_asks_the_cluster_about_the_jobs_in_flight_and_cancel_stops_them() {
+    use crate::exec::status::{JobStatus, SweepStatus, cancel};
+    let store = Store::new("status-cancel");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    let mut o = opts(20);
+    o.detach = true;
+    run(&plan, &o, &mut fake);
+    let sbatch = fake.count("sbatch");
+    assert_eq!(sbatch, 2, "the target's job, then one array of its runs");
+
+    // Everything is queued: one squeue (and one sacct) says so.
+    let before = (fake.count("squeue"), fake.count("sacct"));
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    assert_eq!(fake.count("squeue"), before.0 + 1);
+    assert_eq!(fake.count("sacct"), before.1 + 1);
+    assert_eq!(states(&report), vec![JobStatus::Pending; 3]);
+    assert_eq!(report.rules["run_sampler"][&JobStatus::Pending], 2);
+    assert!(report.jobs.iter().all(|j| j.slurm_job_id.is_some()));
+
+    // The target's job starts: status shows it running while its runs wait.
+    fake.sleep(Duration::from_secs(1));
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    assert_eq!(
+        states(&report),
+        vec![JobStatus::Running, JobStatus::Pending, JobStatus::Pending]
+    );
+
+    // cancel: one scancel naming each SLURM job once, recorded in the journal.
+    let done = cancel(&plan, &mut fake).unwrap();
+    assert_eq!(fake.count("scancel"), 1);
+    assert_eq!(done.slurm_ids.len(), 2, "{done:?}");
+    assert_eq!(done.jobs, 3);
+    assert!(fake.jobs.values().all(|j| j.state == JobState::Cancelled));
+    let cancelled = events(&plan)
+        .iter()
+        .filter(|e| e.event == super::history::CANCELLED)
+        .count();
+    assert_eq!(cancelled, 3);
+
+    // Nothing is in flight any more: status does not ask SLURM, and a second cancel has
+    // nothing to do.
+    let asked = fake.count("squeue");
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    assert_eq!(fake.count("squeue"), asked);
+    assert!(states(&report).iter().all(|s| *s != JobStatus::Pending));
+    assert_eq!(cancel(&plan, &mut fake).unwrap().jobs, 0);
+    assert_eq!(fake.count("scancel"), 1);
+}
+
+#[test]
+fn cancel_reports_what_scancel_refused() {
+    let store = Store::new("cancel-refused");
+    let plan = store.plan(1, &["hmc"]);
+    let mut fake = Fake::new(all_complete());
+    let mut o = opts(20);
+    o.detach = true;
+    run(&plan, &o, &mut fake);
+    fake.scancel_failure = Some("scancel: error: Access/permission denied".into());
+    let err = crate::exec::status::cancel(&plan, &mut fake).unwrap_err();
+    assert!(
+        err.to_string().contains("Access/permission denied"),
+        "{err}"
+    );
+    // Nothing recorded as cancelled: the jobs still run.
+    assert!(
+        !events(&plan)
+            .iter()
+            .any(|e| e.event == super::history::CANCELLED)
+    );
 }

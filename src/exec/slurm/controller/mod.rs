@@ -149,7 +149,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         } else {
             cwd.join(&plan.store_root)
         };
-        let slurm_dir = store.join(".lambda-hat").join("slurm");
+        let slurm_dir = crate::store::private_dir(&store).join("slurm");
         super::script::check_log_dir(&slurm_dir.join("logs"))?;
         std::fs::create_dir_all(slurm_dir.join("logs"))
             .map_err(io_err("the SLURM script directory", &slurm_dir))?;

@@ -1,0 +1,349 @@
+//! What a sweep's jobs are doing (`lambda-hat status`) and stopping its SLURM jobs
+//! (`lambda-hat cancel`), with every SLURM command going through the [`Cluster`] trait, so the
+//! simulated cluster tests them as it tests the controller.
+//!
+//! Input: the plan, the store (outputs, incomplete markers, journal) and a [`Cluster`]: when the
+//! journal has SLURM jobs in flight, ONE `squeue` (live state) and at most ONE `sacct` (final
+//! state, elapsed, MaxRSS). Output: a [`SweepStatus`] (per-rule counts, one [`JobRow`] per job,
+//! the health of the finished ones) for the CLI to print, or a [`Cancelled`] summary after one
+//! `scancel` that the journal records. Works for local sweeps too: then SLURM is never asked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use super::slurm::history::{self, JobHistory};
+use super::slurm::parse::{AccountingRecord, JobKey, JobState, parse_sacct, parse_squeue};
+use super::slurm::{Cluster, SlurmError};
+use crate::plan::{OutputStatus, Plan, Rule};
+use crate::store::{Event, IncompleteMarkers, Journal, StoreHealth, StoreStatus};
+
+/// The state of one job as `status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Its completion marker exists and is intact.
+    Done,
+    /// Running: on SLURM, or as a live local worker.
+    Running,
+    /// Queued on SLURM.
+    Pending,
+    /// Its last attempt failed (or SLURM ended it unsuccessfully).
+    Failed,
+    /// An incomplete marker with no live owner: killed; `--rerun-incomplete` redoes it.
+    Incomplete,
+    /// Its completion marker exists but is damaged.
+    Corrupt,
+    /// Never started (or its output was removed).
+    Missing,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Done,
+        JobStatus::Running,
+        JobStatus::Pending,
+        JobStatus::Failed,
+        JobStatus::Incomplete,
+        JobStatus::Corrupt,
+        JobStatus::Missing,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Done => "done",
+            JobStatus::Running => "running",
+            JobStatus::Pending => "pending",
+            JobStatus::Failed => "failed",
+            JobStatus::Incomplete => "incomplete",
+            JobStatus::Corrupt => "corrupt",
+            JobStatus::Missing => "missing",
+        }
+    }
+}
+
+/// One job of the sweep.
+#[derive(Debug, Serialize)]
+pub struct JobRow {
+    pub rule: &'static str,
+    pub job: String,
+    pub output: String,
+    pub state: JobStatus,
+    pub slurm_job_id: Option<String>,
+    pub slurm_state: Option<String>,
+    pub attempts: u32,
+    pub elapsed_secs: Option<u64>,
+    pub max_rss_bytes: Option<u64>,
+    pub log: String,
+    /// A pending job's reason that waiting will not clear, with what to change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stuck: Option<String>,
+}
+
+/// Health of the finished jobs.
+#[derive(Debug, Serialize)]
+pub struct HealthCounts {
+    pub healthy_runs: usize,
+    pub unhealthy_runs: usize,
+    pub targets: usize,
+    pub unconverged_targets: usize,
+    pub convergence_unknown: usize,
+    pub unreadable: usize,
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Serialize)]
+pub struct SweepStatus {
+    pub store_root: String,
+    /// Per rule, how many jobs are in each state (every state present, zeros included).
+    pub rules: BTreeMap<&'static str, BTreeMap<JobStatus, usize>>,
+    pub health: HealthCounts,
+    /// The health line of the table output.
+    #[serde(skip)]
+    pub health_line: String,
+    pub jobs: Vec<JobRow>,
+}
+
+/// What SLURM says about the jobs the journal knows: live state and accounting.
+#[derive(Default)]
+struct Live {
+    queue: HashMap<JobKey, JobState>,
+    acct: HashMap<JobKey, AccountingRecord>,
+}
+
+/// One squeue and, if asked, one sacct for `ids`. A command that cannot run or fails leaves
+/// its part empty: status then falls back on the journal (SLURM is advice here, not truth).
+fn ask_slurm(cluster: &mut impl Cluster, ids: &BTreeSet<u64>, with_accounting: bool) -> Live {
+    let mut live = Live::default();
+    if ids.is_empty() {
+        return live;
+    }
+    let ids: Vec<u64> = ids.iter().copied().collect();
+    if let Ok(out) = cluster.squeue(&ids)
+        && out.success
+    {
+        for e in parse_squeue(&out.stdout).unwrap_or_default() {
+            live.queue.insert(e.job, e.state);
+        }
+    }
+    if with_accounting
+        && let Ok(out) = cluster.sacct(&ids)
+        && out.success
+    {
+        for r in parse_sacct(&out.stdout).unwrap_or_default() {
+            live.acct.insert(r.job, r);
+        }
+    }
+    live
+}
+
+/// The state of a job from what the store, the journal and SLURM say, in that order of trust:
+/// a completion marker wins; an open SLURM submission is what SLURM says; then the markers.
+fn classify(
+    done: bool,
+    corrupt: bool,
+    incomplete: bool,
+    h: Option<&JobHistory>,
+    slurm: Option<(&Option<JobState>, bool)>,
+    local_alive: bool,
+) -> JobStatus {
+    if done {
+        return JobStatus::Done;
+    }
+    if let Some((state, open)) = slurm
+        && open
+    {
+        return match state {
+            Some(JobState::Pending | JobState::Requeued) => JobStatus::Pending,
+            Some(s) if !s.is_terminal() => JobStatus::Running,
+            Some(JobState::Completed) => JobStatus::Running, // ended; output not seen yet
+            Some(_) => JobStatus::Failed,
+            None => JobStatus::Pending,
+        };
+    }
+    if incomplete {
+        return if local_alive {
+            JobStatus::Running
+        } else {
+            JobStatus::Incomplete
+        };
+    }
+    if corrupt {
+        return JobStatus::Corrupt;
+    }
+    match h.and_then(|h| h.last_end.as_deref()) {
+        Some(history::FAILED | history::SUBMIT_FAILED) => JobStatus::Failed,
+        _ => JobStatus::Missing,
+    }
+}
+
+impl SweepStatus {
+    /// The status of every job of `plan`. SLURM is asked (through `cluster`) only about jobs
+    /// the journal has in flight, or, when `detailed`, also about finished ones (for their
+    /// elapsed time and MaxRSS).
+    pub fn observe(
+        plan: &Plan,
+        detailed: bool,
+        cluster: &mut impl Cluster,
+    ) -> std::io::Result<SweepStatus> {
+        let status = StoreStatus::scan(plan);
+        let events = Journal::read_all(&plan.store_root)?;
+        let hist = history::histories(&events);
+        let markers = IncompleteMarkers::new(&plan.store_root);
+        let mut ids = BTreeSet::new();
+        let mut any_open = false;
+        for job in plan.jobs() {
+            if let Some(h) = hist.get(&plan.job_key(job)) {
+                if let Some(k) = h.open.as_ref().and_then(|o| o.slurm) {
+                    ids.insert(k.job_id);
+                    any_open = true;
+                } else if detailed
+                    && let Some(k) = h.slurm_id.as_deref().and_then(|s| s.parse::<JobKey>().ok())
+                {
+                    ids.insert(k.job_id);
+                }
+            }
+        }
+        let live = if any_open || detailed {
+            ask_slurm(cluster, &ids, true)
+        } else {
+            Live::default()
+        };
+        let mut rules: BTreeMap<&'static str, BTreeMap<JobStatus, usize>> = Rule::ALL
+            .iter()
+            .map(|r| (r.name(), JobStatus::ALL.iter().map(|s| (*s, 0)).collect()))
+            .collect();
+        let mut jobs = Vec::new();
+        for job in plan.jobs() {
+            let key = plan.job_key(job);
+            let h = hist.get(&key);
+            let open = h.and_then(|h| h.open.as_ref());
+            let slurm_key = open
+                .and_then(|o| o.slurm)
+                .or_else(|| h.and_then(|h| h.slurm_id.as_deref()?.parse().ok()));
+            let acct = slurm_key.and_then(|k| live.acct.get(&k));
+            let slurm_state = slurm_key
+                .and_then(|k| live.queue.get(&k).cloned())
+                .or_else(|| acct.map(|a| a.state.clone()));
+            let incomplete = status.incomplete(plan, job);
+            let state = classify(
+                status.done(plan, job),
+                status.corrupt(plan, job),
+                incomplete,
+                h,
+                slurm_key.map(|_| (&slurm_state, open.is_some())),
+                incomplete && markers.owner_alive(&key),
+            );
+            if let Some(count) = rules
+                .get_mut(job.rule().name())
+                .and_then(|m| m.get_mut(&state))
+            {
+                *count += 1;
+            }
+            jobs.push(JobRow {
+                rule: job.rule().name(),
+                output: plan.output(job).display().to_string(),
+                state,
+                slurm_job_id: slurm_key.map(|k| k.to_string()),
+                slurm_state: slurm_state
+                    .map(|s| s.to_string())
+                    .or_else(|| h.and_then(|h| h.state.clone())),
+                attempts: h.map_or(0, |h| h.attempts),
+                elapsed_secs: acct
+                    .map(|a| a.elapsed_secs)
+                    .or_else(|| h.and_then(|h| h.elapsed_secs)),
+                max_rss_bytes: acct
+                    .and_then(|a| a.max_rss_bytes)
+                    .or_else(|| h.and_then(|h| h.max_rss_bytes)),
+                log: plan.log_path(job).display().to_string(),
+                stuck: h
+                    .and_then(|h| h.stuck.as_ref())
+                    .filter(|_| state == JobStatus::Pending)
+                    .map(|(reason, advice)| format!("{reason}: {advice}")),
+                job: key,
+            });
+        }
+        let health = StoreHealth::scan(plan, &status);
+        Ok(SweepStatus {
+            store_root: plan.store_root.display().to_string(),
+            rules,
+            health: HealthCounts {
+                healthy_runs: health.healthy_runs(),
+                unhealthy_runs: health.unhealthy.len(),
+                targets: health.targets,
+                unconverged_targets: health.unconverged.len(),
+                convergence_unknown: health.convergence_unknown,
+                unreadable: health.unreadable.len(),
+            },
+            health_line: health.status_line(),
+            jobs,
+        })
+    }
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancelled {
+    /// The SLURM job ids passed to scancel (arrays once), sorted.
+    pub slurm_ids: Vec<String>,
+    /// How many lambda-hat jobs they held.
+    pub jobs: usize,
+}
+
+/// One `scancel` for every SLURM job of the sweep the journal has in flight, each recorded in
+/// the journal as cancelled. `Ok` with no ids when nothing is in flight.
+pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, SlurmError> {
+    let journal_err = |source| SlurmError::Io {
+        what: "the journal",
+        path: Journal::path_in(&plan.store_root),
+        source,
+    };
+    let events = Journal::read_all(&plan.store_root).map_err(journal_err)?;
+    let hist = history::histories(&events);
+    let mut open: Vec<(String, &'static str, JobKey)> = Vec::new();
+    for job in plan.jobs() {
+        let key = plan.job_key(job);
+        if let Some(k) = hist
+            .get(&key)
+            .and_then(|h| h.open.as_ref())
+            .and_then(|o| o.slurm)
+        {
+            open.push((key, job.rule().name(), k));
+        }
+    }
+    if open.is_empty() {
+        return Ok(Cancelled {
+            slurm_ids: Vec::new(),
+            jobs: 0,
+        });
+    }
+    let ids: BTreeSet<String> = open.iter().map(|(_, _, k)| k.job_id.to_string()).collect();
+    let ids: Vec<String> = ids.into_iter().collect();
+    let out = cluster
+        .scancel(&ids)
+        .map_err(|source| SlurmError::Program {
+            program: "scancel",
+            source,
+        })?;
+    if !out.success {
+        return Err(SlurmError::Refused {
+            command: format!("scancel {}", ids.join(" ")),
+            stderr: out.stderr.trim().to_string(),
+        });
+    }
+    let mut journal = Journal::open(&plan.store_root).map_err(journal_err)?;
+    for (key, rule, k) in &open {
+        journal
+            .append(&Event {
+                executor: Some("slurm".into()),
+                slurm_job_id: Some(k.to_string()),
+                detail: Some(serde_json::json!({"reason": "lambda-hat cancel"})),
+                ..Event::new(history::CANCELLED, key, rule)
+            })
+            .map_err(journal_err)?;
+    }
+    Ok(Cancelled {
+        slurm_ids: ids,
+        jobs: open.len(),
+    })
+}
