@@ -6,8 +6,8 @@
 //! It leaves as a [`Scan`]: finished runs with the fields the reports need, and the rest as
 //! [`Unfinished`] entries, so that no run is ever silently dropped from a report.
 //!
-//! Only the fields the reports use are parsed; everything else in the JSON files is ignored,
-//! so newer stores with more fields still read.
+//! The files are read as the worker's own record types (`crate::store::record`), which accept
+//! older stores (missing fields) and newer ones (unknown fields).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,58 +16,18 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::ReportError;
-use crate::store::health::{RunHealthFields, TargetHealthFields};
+use crate::store::record::{RunRecord, TargetRecord};
 
 pub const META_JSON: &str = "meta.json";
 pub const ANALYSIS_JSON: &str = "analysis.json";
 pub const TRACE_NPZ: &str = "trace.npz";
 
-/// The fields of `meta.json` the reports use.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TargetMeta {
-    pub target_id: String,
-    pub seed: u64,
-    pub model_cfg: ModelCfg,
-    pub data_cfg: DataCfg,
-    pub dims: Dims,
-    /// `convergence` and `warnings` (absent in older stores: convergence unknown).
-    #[serde(flatten)]
-    pub health: TargetHealthFields,
-}
+/// `meta.json` as the reports read it (the record type the worker writes).
+pub type TargetMeta = TargetRecord;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ModelCfg {
-    pub depth: u64,
-    pub widths: Vec<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct DataCfg {
-    pub n_data: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Dims {
-    pub p: u64,
-}
-
-/// The fields of `analysis.json` the reports use. Numbers are `Option` because the worker
-/// writes NaN as JSON `null` (e.g. R-hat of a single chain).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Analysis {
-    pub llc_mean: Option<f64>,
-    pub llc_std: Option<f64>,
-    pub llc_sem: Option<f64>,
-    pub ess: Option<f64>,
-    pub r_hat: Option<f64>,
-    pub walltime_sec: Option<f64>,
-    pub grad_evals: Option<u64>,
-    /// RFC 3339; promote picks the newest run by it.
-    pub created_at: Option<String>,
-    /// `healthy` and `warnings` (older stores have no `healthy`: it is derived).
-    #[serde(flatten)]
-    pub health: RunHealthFields,
-}
+/// `analysis.json` as the reports read it (the record type the worker writes). Numbers are
+/// `Option` because the worker writes NaN as JSON `null` (e.g. R-hat of a single chain).
+pub type Analysis = RunRecord;
 
 /// A finished run's health with its target's: healthy, and not on a target known to be
 /// unconverged (unknown convergence, from older stores, does not count against it).

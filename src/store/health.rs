@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::plan::{JobRef, OutputStatus, Plan};
 
@@ -22,11 +22,14 @@ pub const SUMMARY_LINES: usize = 20;
 
 /// `convergence` in meta.json: whether training reached a minimum. Every field is optional so
 /// that a partial or newer object still reads.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Convergence {
     pub converged: Option<bool>,
     pub grad_norm: Option<f64>,
     pub grad_tol: Option<f64>,
+    /// The rest of what training recorded (criterion, steps, the finish), kept as written.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `null` (or an absent key) as an empty list.
@@ -35,7 +38,7 @@ fn null_is_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
 }
 
 /// The health fields of a target's meta.json.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetHealthFields {
     #[serde(default)]
     pub convergence: Option<Convergence>,
@@ -91,7 +94,7 @@ impl TargetHealthFields {
 }
 
 /// The health fields of a run's analysis.json.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunHealthFields {
     /// Absent in stores written before it existed.
     #[serde(default)]

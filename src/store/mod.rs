@@ -10,6 +10,7 @@ pub mod incomplete;
 pub mod integrity;
 pub mod journal;
 pub mod lock;
+pub mod record;
 pub mod status;
 pub mod touch;
 

@@ -12,6 +12,10 @@ use super::files::{read_json, write_json, write_npz};
 use crate::numeric::{Precision, Real};
 use crate::plan::ids::target_id;
 use crate::spec::{TargetSpec, VERSION};
+use crate::store::health::TargetHealthFields;
+use crate::store::record::{
+    LossCurve, ModelRecord, TargetDims, TargetMetrics, TargetRecord, as_record, finite,
+};
 use crate::train::build_target;
 
 /// The arrays a target writes, whose hashes meta.json records under `files`.
@@ -96,43 +100,52 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
         eprintln!("warning: training-loss plot not written: {e}");
     }
 
-    let mut model_cfg = serde_json::to_value(&cfg.model).unwrap_or_default();
-    if let Some(m) = model_cfg.as_object_mut() {
-        // Readers expect `p` next to the architecture too.
-        m.insert("n_params".into(), json!(built.dims.p));
-    }
+    let mut model_cfg: ModelRecord = as_record("model_cfg", &cfg.model)?;
+    // Readers expect `p` next to the architecture too.
+    model_cfg
+        .other
+        .insert("n_params".into(), json!(built.dims.p));
     // Content hashes of the arrays, so a run can tell a file changed or swapped since the build
     // (crate::store::integrity).
-    let mut files = serde_json::Map::new();
+    let mut files = std::collections::BTreeMap::new();
     for name in TARGET_ARRAYS {
         let path = dir.join(name);
         let hash = crate::store::integrity::content_hash(&path)
             .map_err(|source| WorkerError::Read { path, source })?;
-        files.insert(name.to_string(), json!(hash));
+        files.insert(name.to_string(), hash);
     }
-    let meta = json!({
-        "target_id": spec.target_id,
-        "files": files,
-        "seed": cfg.seed,
-        "model_cfg": model_cfg,
-        "data_cfg": cfg.data,
-        "training_cfg": cfg.training,
-        "teacher_cfg": cfg.teacher,
-        "dims": built.dims,
-        "metrics": {
-            "L0": built.l0,
-            "final_train_loss": losses.last().copied().unwrap_or(built.l0),
-            "steps_run": built.steps_run,
-            "stopped_early": built.stopped_early,
+    let meta = TargetRecord {
+        target_id: spec.target_id.clone(),
+        files,
+        seed: cfg.seed,
+        model_cfg,
+        data_cfg: as_record("data_cfg", &cfg.data)?,
+        training_cfg: as_record("training_cfg", &cfg.training)?,
+        teacher_cfg: as_record("teacher_cfg", &cfg.teacher)?,
+        dims: TargetDims {
+            n: built.dims.n as u64,
+            d: built.dims.d as u64,
+            p: built.dims.p as u64,
         },
-        "convergence": built.convergence,
-        "warnings": warnings,
-        "training_loss": { "step": steps, "loss": losses },
-        "precision": cfg.precision.as_str(),
-        "walltime_sec": started.elapsed().as_secs_f64(),
-        "created_at": chrono::Utc::now().to_rfc3339(),
-        "version": VERSION,
-    });
+        metrics: TargetMetrics {
+            l0: finite(built.l0),
+            final_train_loss: finite(losses.last().copied().unwrap_or(built.l0)),
+            steps_run: Some(built.steps_run as u64),
+            stopped_early: Some(built.stopped_early),
+        },
+        health: TargetHealthFields {
+            convergence: Some(as_record("convergence", &built.convergence)?),
+            warnings,
+        },
+        training_loss: LossCurve {
+            step: steps,
+            loss: losses,
+        },
+        precision: Some(cfg.precision.as_str().to_string()),
+        walltime_sec: Some(started.elapsed().as_secs_f64()),
+        created_at: Some(chrono::Utc::now().to_rfc3339()),
+        version: Some(VERSION.to_string()),
+    };
     // meta.json last: its presence means every file above is complete.
     write_json(&dir.join("meta.json"), &meta)
 }

@@ -46,4 +46,6 @@ pub enum WorkerError {
     Nn(#[from] crate::nn::NnError),
     #[error("sampling failed: {0}")]
     Sampler(#[from] crate::samplers::SamplerError),
+    #[error(transparent)]
+    Record(#[from] crate::store::record::RecordError),
 }

@@ -8,8 +8,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::error::WorkerError;
 use super::files::{
     read_json, read_npz_all, read_npz_matrix, rows_to_matrix, write_json, write_trace_npz,
@@ -24,6 +22,7 @@ use crate::report::plots;
 use crate::samplers::{self, SamplerRun};
 use crate::spec::{RunSpec, TargetSpec, VERSION};
 use crate::store::health::TargetHealthFields;
+use crate::store::record::{RunRecord, as_record, finite};
 
 pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
     let started = Instant::now();
@@ -124,26 +123,20 @@ fn sample<F: Real>(
     write_trace(&run_dir.join("trace.npz"), &run)?;
     write_plots(spec, sampler, &run, &analysis, run_dir);
 
-    let mut record = json!({
-        "target_id": spec.target_id,
-        "run_id": spec.run_id,
-        "sampler": sampler.name(),
-        "sampler_cfg": sampler,
-        "posterior_cfg": spec.config.posterior,
-        "n_beta": post.n_beta.f64(),
-        "L0": post.l0.f64(),
-        "precision": spec.config.precision.as_str(),
-    });
-    let analysis_value = serde_json::to_value(&analysis).unwrap_or_default();
-    if let (Some(r), Some(a)) = (record.as_object_mut(), analysis_value.as_object()) {
-        r.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
-        r.insert(
-            "walltime_sec".into(),
-            json!(started.elapsed().as_secs_f64()),
-        );
-        r.insert("created_at".into(), json!(chrono::Utc::now().to_rfc3339()));
-        r.insert("version".into(), json!(VERSION));
-    }
+    let record = RunRecord {
+        target_id: spec.target_id.clone(),
+        run_id: spec.run_id.clone(),
+        sampler: sampler.name().to_string(),
+        sampler_cfg: as_record("sampler_cfg", sampler)?,
+        posterior_cfg: as_record("posterior_cfg", &spec.config.posterior)?,
+        n_beta: finite(post.n_beta.f64()),
+        l0: finite(post.l0.f64()),
+        precision: Some(spec.config.precision.as_str().to_string()),
+        walltime_sec: Some(started.elapsed().as_secs_f64()),
+        created_at: Some(chrono::Utc::now().to_rfc3339()),
+        version: Some(VERSION.to_string()),
+        ..RunRecord::from_analysis(&analysis)
+    };
     eprintln!(
         "llc = {:.4} ± {:.4} (ESS {:.0}, R-hat {:.4}) in {:.1} s",
         analysis.llc_mean,
