@@ -53,7 +53,7 @@ pub use rank::plot_rank;
 pub use trace::plot_trace;
 pub use training::plot_training_loss;
 
-/// File names in `run_…/diagnostics/` (and, for the training loss, the target directory).
+/// File names in `run_…/diagnostics/` (and, for the training loss, `tgt_…/diagnostics/`).
 pub const TRACE_PNG: &str = "trace.png";
 pub const RANK_PNG: &str = "rank.png";
 pub const ENERGY_PNG: &str = "energy.png";

@@ -96,7 +96,12 @@ pub fn plot_trace(
             let ts = (0..chain.len()).step_by(stride);
             let values: Vec<f64> = ts.clone().map(|t| chain[t]).collect();
             let points = finite_points(ts.map(|t| t as f64), &values);
-            chart.draw_series(LineSeries::new(points, color(c).mix(0.6).stroke_width(1)))?;
+            // Thin lines where they are many, so chains stay apart; short traces get more ink.
+            let width = if points.len() > 200 { 1 } else { 2 };
+            chart.draw_series(LineSeries::new(
+                points,
+                color(c).mix(0.6).stroke_width(width),
+            ))?;
         }
         // Explained in the subtitle rather than a legend, which would cover draws.
         if mean.is_finite() {
