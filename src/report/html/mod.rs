@@ -68,7 +68,11 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<PathBuf, ReportErro
         ));
     }
     let page = Page {
-        scope: scope_line(args),
+        store: args.runs_root.display().to_string(),
+        sweep: match (&args.scope, &args.configfile) {
+            (Some(_), Some(file)) => Some(file.display().to_string()),
+            _ => None,
+        },
         generated: format!(
             "Written {} by lambda-hat {}",
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
@@ -101,16 +105,6 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<PathBuf, ReportErro
         source,
     })?;
     Ok(args.output.clone())
-}
-
-fn scope_line(args: &ReportArgs) -> String {
-    let store = args.runs_root.display();
-    match (&args.scope, &args.configfile) {
-        (Some(_), Some(file)) => {
-            format!("Store {store}: the runs of the sweep {}.", file.display())
-        }
-        _ => format!("Store {store}: every run in it."),
-    }
 }
 
 /// `tgt_…/run_…` of a run directory.

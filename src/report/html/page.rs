@@ -20,8 +20,10 @@ use crate::store::benchmark::Benchmark;
 /// Everything the page shows.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
-    /// What the report covers, e.g. "sweep config/experiments.yaml in runs".
-    pub scope: String,
+    /// The store read.
+    pub store: String,
+    /// The experiments file whose sweep the report covers; `None`: every run in the store.
+    pub sweep: Option<String>,
     /// When and by which version it was made.
     pub generated: String,
     /// The experiments file: its path and text, or `None` when it could not be read.
@@ -107,8 +109,9 @@ tr.unhealthy td { background: #fdecea; }
 .ok { color: #2e7d32; }
 ul.warnings li { color: #b00020; }
 .figures span { margin-right: 1.5em; }
-.images { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px; }
+.images { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); grid-auto-flow: dense; gap: 12px; }
 figure { margin: 0; } figure img { width: 100%; border: 1px solid #eee; }
+figure.wide { grid-column: 1 / -1; } figure.wide img { max-width: 1400px; }
 nav a { margin-right: 1em; }
 figcaption { font-size: 0.8em; color: #666; }
 "#;
@@ -155,7 +158,7 @@ pub fn render(page: &Page) -> String {
          <h1>lambda-hat report</h1>\n<p>{}<br>{}</p>\n<nav><a href=\"#results\">Results</a>\
          <a href=\"#config\">Experiments file</a><a href=\"#runs\">Sampler runs</a>\
          <a href=\"#targets\">Targets</a><a href=\"#benchmarks\">Benchmarks</a></nav>\n",
-        escape(&page.scope),
+        scope(page),
         escape(&page.generated)
     );
     summary(&mut h, page);
@@ -168,6 +171,27 @@ pub fn render(page: &Page) -> String {
     let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
     h
 }
+
+/// "Store `runs`: the runs of the sweep `config/experiments.yaml`." (or every run in it).
+fn scope(page: &Page) -> String {
+    let store = format!("<code>{}</code>", escape(&page.store));
+    match &page.sweep {
+        Some(file) => format!(
+            "Store {store}: the runs of the sweep <code>{}</code>.",
+            escape(file)
+        ),
+        None => format!("Store {store}: every run in it."),
+    }
+}
+
+/// The width in pixels a PNG's header declares (bytes 16..20 of its IHDR chunk).
+fn png_width(png: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = png.get(16..20)?.try_into().ok()?;
+    (png.starts_with(b"\x89PNG")).then(|| u32::from_be_bytes(bytes))
+}
+
+/// Plots wider than this (the two-panel ones) get a whole row of the image grid.
+const WIDE_PX: u32 = 1000;
 
 fn summary(h: &mut String, page: &Page) {
     let sick = page.runs.iter().filter(|r| !r.healthy).count();
@@ -297,9 +321,11 @@ fn images(h: &mut String, list: &[Image]) {
     }
     h.push_str("<div class=\"images\">\n");
     for img in list {
+        let wide = png_width(&img.png).is_some_and(|w| w > WIDE_PX);
         let _ = writeln!(
             h,
-            "<figure><img alt=\"{name}\" src=\"data:image/png;base64,{}\"><figcaption>{name}</figcaption></figure>",
+            "<figure{}><img alt=\"{name}\" src=\"data:image/png;base64,{}\"><figcaption>{name}</figcaption></figure>",
+            if wide { " class=\"wide\"" } else { "" },
             base64::encode(&img.png),
             name = escape(&img.name)
         );
@@ -399,7 +425,8 @@ mod tests {
             png: s.as_bytes().to_vec(),
         };
         Page {
-            scope: s.into(),
+            store: s.into(),
+            sweep: Some(s.into()),
             generated: s.into(),
             config: Some((s.into(), s.into())),
             table: Table {
@@ -454,6 +481,18 @@ mod tests {
             rest = &rest[end..];
         }
         out
+    }
+
+    #[test]
+    fn wide_plots_get_a_row_of_their_own() {
+        let mut header = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        header.extend(1400u32.to_be_bytes());
+        header.extend(600u32.to_be_bytes());
+        assert_eq!(png_width(&header), Some(1400));
+        assert_eq!(png_width(b"not a png at all, twenty bytes"), None);
+        let mut page = page_with("x");
+        page.runs[0].images[0].png = header;
+        assert!(render(&page).contains("<figure class=\"wide\">"));
     }
 
     #[test]
