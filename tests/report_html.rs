@@ -100,6 +100,15 @@ fn the_report_opens_in_chromium_with_a_row_per_run_and_every_image_decoded() {
         !html.contains("http://") && !html.contains("https://"),
         "no network references"
     );
+    // Benchmarks of the target's job and of both runs' jobs.
+    assert_eq!(
+        html.matches("<td class=\"text\">build_target</td>").count(),
+        1
+    );
+    assert_eq!(
+        html.matches("<td class=\"text\">run_sampler</td>").count(),
+        2
+    );
     let images = html.matches("<img ").count();
     // Per run trace, rank and convergence; HMC adds energy and adaptation; one training loss.
     assert_eq!(images, 2 * 3 + 2 + 1, "images in the report");

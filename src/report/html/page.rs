@@ -5,8 +5,8 @@
 //! file's own markup, CSS and script. Images are `data:` URLs, the script is inline, and nothing
 //! refers to the network, so the file can be mailed, archived or opened offline.
 //!
-//! The script does two things: sorts the results table when a header is clicked (numbers by
-//! value, from each cell's `data-sort`; text alphabetically; missing values last), and, once
+//! The script does two things: sorts a table when a header is clicked (numbers by value, from
+//! each cell's `data-sort`, then text alphabetically, missing values last), and, once
 //! the page has loaded, counts the images that decoded and sets `data-images-decoded` and
 //! `data-images-failed` on `<body>` (what the headless-browser test reads).
 
@@ -125,16 +125,16 @@ function sortTable(th) {
   const asc = th.dataset.order !== "asc";
   table.querySelectorAll("th").forEach(h => delete h.dataset.order);
   th.dataset.order = asc ? "asc" : "desc";
-  const key = r => r.cells[col].dataset.sort;
-  const numeric = rows.every(r => key(r) !== undefined);
+  // Numbers (data-sort) by value, then text, then missing values, in either direction.
+  const kind = c => c.dataset.sort === undefined ? 1 : (c.dataset.sort === "" ? 2 : 0);
   rows.sort((a, b) => {
-    if (numeric) {
-      const x = key(a), y = key(b);
-      if (x === "" || y === "") return (x === "") - (y === "");
-      return (asc ? 1 : -1) * (parseFloat(x) - parseFloat(y));
-    }
-    const x = a.cells[col].textContent, y = b.cells[col].textContent;
-    return (asc ? 1 : -1) * x.localeCompare(y, undefined, {numeric: true});
+    const x = a.cells[col], y = b.cells[col];
+    if (kind(x) !== kind(y)) return kind(x) - kind(y);
+    if (kind(x) === 2) return 0;
+    const d = kind(x) === 0
+      ? parseFloat(x.dataset.sort) - parseFloat(y.dataset.sort)
+      : x.textContent.localeCompare(y.textContent, undefined, {numeric: true});
+    return asc ? d : -d;
   });
   rows.forEach(r => body.appendChild(r));
 }
@@ -224,17 +224,20 @@ fn results_table(h: &mut String, page: &Page) {
     }
     h.push_str("<p>One row per finished run; click a column header to sort. Unhealthy runs are \
                 marked ⚠ and shaded.</p>\n<div class=\"scroll\"><table class=\"sortable\" id=\"results-table\">\n<thead><tr>");
-    for name in &page.table.header {
-        let _ = write!(h, "<th>{}</th>", escape(name));
+    // The table's last column, the run's name, comes first here: it links to the run's plots
+    // and carries the unhealthy marker, where people look first (the table scrolls sideways).
+    let run_col = page.table.header.len().saturating_sub(1);
+    let order: Vec<usize> = std::iter::once(run_col).chain(0..run_col).collect();
+    for &i in &order {
+        let _ = write!(h, "<th>{}</th>", escape(&page.table.header[i]));
     }
     h.push_str("</tr></thead>\n<tbody>\n");
-    let run_col = page.table.header.len().saturating_sub(1);
     for (row, run) in page.table.rows.iter().zip(&page.runs) {
         let class = if run.healthy { "run" } else { "run unhealthy" };
         let _ = write!(h, "<tr class=\"{class}\">");
-        for (i, cell) in row.iter().enumerate() {
+        for &i in &order {
+            let Some(cell) = row.get(i) else { continue };
             if i == run_col {
-                // The run's name, linking to its plots; the marker where people look first.
                 let marker = if run.healthy {
                     String::new()
                 } else {
