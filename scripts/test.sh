@@ -3,7 +3,8 @@
 # the real-SLURM tests and the pandas compatibility check), and a quick sampler validation.
 #
 # On a fresh Debian machine run as root it installs what the tests need first: the Python
-# packages numpy, pandas and arviz, Debian's graphviz, and a single-node SLURM cluster (scripts/slurm-local.sh start).
+# packages numpy, pandas and arviz, Debian's graphviz and chromium, and a single-node SLURM cluster
+# (scripts/slurm-local.sh start).
 # Without root it uses what is there; the SLURM tests then fail loudly if SLURM is missing and
 # LAMBDA_HAT_REQUIRE_SLURM=1 (CI sets it), and explain themselves otherwise.
 set -euo pipefail
@@ -19,6 +20,11 @@ fi
 if ! command -v dot >/dev/null && [ "$(id -u)" = 0 ]; then
   step "installing graphviz (the --dag and --rulegraph tests render with dot)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+fi
+
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ]; then
+  step "installing chromium (tests/report_html.rs opens the HTML report in headless Chromium)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 if [ "$(id -u)" = 0 ]; then

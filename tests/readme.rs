@@ -11,7 +11,7 @@
 //!   - Sweep commands run for real (the tiny sweep takes about a second), except those that
 //!     would start long or remote work, which get `-n` appended: SLURM (`--profile`,
 //!     `--executor slurm`, `--detach`) and experiments files other than the (tiny) demo.
-//!   - Subcommands (`results`, `promote`, `clean`, `status`, `cancel`, `worker`) run as written,
+//!   - Subcommands (`results`, `report`, `promote`, `clean`, `status`, `cancel`, `worker`) run as written,
 //!     on the finished tiny store. `validate` narrowed with `--cases` runs for real (seconds);
 //!     over all cases it takes tens of seconds, so there it only has to parse: `--help` is
 //!     appended (clap checks every argument before it), and tests/validate.rs runs `--quick`.
@@ -106,7 +106,7 @@ const OTHER_LINES: &[(&str, Other)] = &[
 ];
 
 const SUBCOMMANDS: &[&str] = &[
-    "worker", "results", "promote", "clean", "status", "cancel", "validate", "help",
+    "worker", "results", "report", "promote", "clean", "status", "cancel", "validate", "help",
 ];
 
 // ------------------------------------------------------------------------------------------

@@ -187,6 +187,9 @@ pub enum Command {
     Worker(crate::worker::WorkerCommand),
     /// One row per finished sampler run (table, CSV or JSON), group-by summaries and a plot.
     Results(crate::report::results::ResultsArgs),
+    /// Write one self-contained HTML report of the sweep (config, sortable results, every
+    /// run's plots and warnings, benchmarks), like `snakemake --report`.
+    Report(crate::report::html::ReportArgs),
     /// Copy representative plots into a gallery with a Markdown snippet.
     Promote(crate::report::promote::PromoteArgs),
     /// List (and with --yes delete) store directories the experiments file no longer references.

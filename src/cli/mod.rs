@@ -27,6 +27,20 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             )?;
             Ok(())
         }
+        Some(Command::Report(mut args)) => {
+            args.runs_root = store_root_default(&cli.sweep, args.runs_root);
+            if !args.all {
+                args.scope = sweep_scope(&cli.sweep, &args.runs_root);
+            }
+            args.configfile = Some(
+                cli.sweep
+                    .configfile
+                    .clone()
+                    .unwrap_or_else(|| sweep::DEFAULT_CONFIGFILE.into()),
+            );
+            crate::report::html::run(&args, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
         Some(Command::Promote(mut args)) => {
             if let PromoteCommand::Gallery(g) = &mut args.command {
                 g.runs_root = store_root_default(&cli.sweep, g.runs_root.clone());

@@ -58,9 +58,6 @@ pub enum ReportError {
         valid: String,
     },
 
-    #[error("--plot-x column `{column}` is not numeric; numeric columns: {valid}")]
-    NotNumeric { column: String, valid: String },
-
     #[error(
         "no finished runs of sampler {missing} under `{}`{scope}; samplers with finished runs: \
          {available}. Fix --samplers, or run those samplers first",

@@ -7,18 +7,21 @@
 //! (`clean`, only with `--yes`).
 //!
 //! The store is only ever read here, except by `clean --yes` and by the files `promote` and
-//! `results --out/--plot` are asked to write.
+//! `results --out/--plot` and `report -o` are asked to write.
 //!
 //! * [`results`]: one row per finished sampler run; group-by statistics; CSV/JSON/plot.
 //! * [`promote`]: copy a representative plot per sampler into a gallery plus a Markdown snippet.
 //! * [`clean`]: list and delete directories the current experiments file no longer references.
-//! * [`plots`]: the PNG plots (trace, convergence, adaptation, training loss, LLC vs size).
+//! * [`html`]: `lambda-hat report`, one self-contained HTML page about a sweep.
+//! * [`plots`]: the PNG plots (trace, rank, energy, convergence, adaptation, training loss,
+//!   LLC against a column).
 
 pub mod clean;
 mod config_columns;
 mod error;
 mod files;
 mod group;
+pub mod html;
 pub mod plots;
 pub mod promote;
 pub mod results;

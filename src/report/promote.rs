@@ -738,7 +738,10 @@ mod tests {
         };
         let promoted = single(&args, &mut Vec::new()).unwrap();
         assert_eq!(promoted[0].target_id, "tgt_aaaaaaaaaaaa");
-        crate::report::plots::tests::assert_png(&tmp.path().join("one/sgld.png"), (1000, 600));
+        crate::report::testutil::assert_png(
+            &tmp.path().join("one/sgld.png"),
+            crate::report::style::WIDE,
+        );
         let md = fs::read_to_string(tmp.path().join("one/README.md")).unwrap();
         assert!(md.contains("](sgld.png)"), "{md}");
 

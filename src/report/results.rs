@@ -13,6 +13,9 @@
 //! warnings: their count on the terminal; `n_warnings` and the full list (joined with " | " in
 //! CSV, an array in JSON) for pandas. `--healthy-only` keeps healthy runs on targets not known
 //! to be unconverged.
+//!
+//! `--plot-x` may name any column; [`is_categorical`] decides whether `--plot` draws a quantity
+//! (points and the mean per x) or categories (a strip plot).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,9 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::group::{group_by, group_table};
-use super::plots::{self, LlcPoint, LlcSeries};
+use super::plots::{self, LlcPoint, LlcSeries, XScale};
 use super::scan::{self, FinishedRun, Scope, Status, Unfinished};
-use super::table::{Table, Value};
+use super::table::{self, Table, Value};
 use super::{ReportError, files};
 
 /// A column of the results table, usable in `--group-by` and `--plot-x`.
@@ -104,19 +107,6 @@ impl Column {
         Column::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    pub fn is_numeric(self) -> bool {
-        !matches!(
-            self,
-            Column::TargetId
-                | Column::Widths
-                | Column::Sampler
-                | Column::Healthy
-                | Column::TargetConverged
-                | Column::Warnings
-                | Column::RunDir
-        )
-    }
-
     /// Axis label for plots.
     fn axis_label(self) -> String {
         match self {
@@ -149,10 +139,6 @@ impl Key {
             Key::Column(c) => row.value(*c),
             Key::Config(name) => row.config_value(name),
         }
-    }
-
-    fn number(&self, row: &RunRow) -> Option<f64> {
-        self.value(row).as_f64()
     }
 
     fn axis_label(&self) -> String {
@@ -334,11 +320,13 @@ pub struct ResultsArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// Plot llc_mean ± sem against --plot-x, one series per sampler, to FILE (PNG).
+    /// Plot llc_mean ± sem against --plot-x, one series per sampler, to FILE (PNG): points and
+    /// the mean per x for a quantity, a strip plot for categories (text columns, seeds and
+    /// `*_id` columns, and any column with a single value).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
 
-    /// Numeric column for the x axis of --plot.
+    /// Column for the x axis of --plot (any column of the table).
     #[arg(long, value_name = "COLUMN", default_value = "target_params")]
     pub plot_x: String,
 
@@ -374,26 +362,13 @@ impl ResultsArgs {
     }
 }
 
-/// The fixed columns, then the configuration columns of `rows` that are (with `numeric_only`)
-/// numbers in every run that has them.
-fn valid_columns(rows: &[RunRow], numeric_only: bool) -> String {
-    let fixed = Column::ALL
-        .iter()
-        .filter(|c| !numeric_only || c.is_numeric())
-        .map(|c| c.name().to_string());
-    let config = config_names(rows)
-        .into_iter()
-        .filter(|n| !numeric_only || config_is_numeric(rows, n));
-    fixed.chain(config).collect::<Vec<_>>().join(", ")
-}
-
-/// A configuration column with at least one number and nothing but numbers (or gaps).
-fn config_is_numeric(rows: &[RunRow], name: &str) -> bool {
-    let key = Key::Config(name.to_string());
-    rows.iter().any(|r| key.number(r).is_some())
-        && rows
-            .iter()
-            .all(|r| matches!(key.value(r), Value::Null) || key.number(r).is_some())
+/// The fixed columns, then the configuration columns of `rows`.
+fn valid_columns(rows: &[RunRow]) -> String {
+    let fixed = Column::ALL.iter().map(|c| c.name().to_string());
+    fixed
+        .chain(config_names(rows))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses `--group-by` names against the fixed columns and the runs' configuration columns;
@@ -409,7 +384,7 @@ pub fn parse_columns(names: &[String], rows: &[RunRow]) -> Result<Vec<Key>, Repo
                 return Err(ReportError::UnknownColumn {
                     flag: "--group-by",
                     column: name.to_string(),
-                    valid: valid_columns(rows, false),
+                    valid: valid_columns(rows),
                 });
             }
         };
@@ -420,40 +395,49 @@ pub fn parse_columns(names: &[String], rows: &[RunRow]) -> Result<Vec<Key>, Repo
     Ok(keys)
 }
 
-/// `--plot-x`: a numeric fixed column, or a configuration column whose values are numbers.
-/// Without runs only the fixed columns can be checked (the store is read after the flags).
+/// `--plot-x`: a fixed column, or a configuration column some run has. Without runs only the
+/// fixed columns can be checked (the store is read after the flags).
 fn parse_plot_x(name: &str, rows: Option<&[RunRow]>) -> Result<Option<Key>, ReportError> {
     let name = name.trim();
-    let valid = |rows: &[RunRow]| valid_columns(rows, true);
-    let key = match (Column::parse(name), rows) {
-        (Some(c), _) => Key::Column(c),
-        (None, None) => return Ok(None),
+    match (Column::parse(name), rows) {
+        (Some(c), _) => Ok(Some(Key::Column(c))),
+        (None, None) => Ok(None),
         (None, Some(rows)) if config_names(rows).iter().any(|c| c == name) => {
-            if !config_is_numeric(rows, name) {
-                return Err(ReportError::NotNumeric {
-                    column: name.to_string(),
-                    valid: valid(rows),
-                });
-            }
-            Key::Config(name.to_string())
+            Ok(Some(Key::Config(name.to_string())))
         }
-        (None, Some(rows)) => {
-            return Err(ReportError::UnknownColumn {
-                flag: "--plot-x",
-                column: name.to_string(),
-                valid: valid(rows),
-            });
-        }
-    };
-    if let Key::Column(c) = key
-        && !c.is_numeric()
-    {
-        return Err(ReportError::NotNumeric {
+        (None, Some(rows)) => Err(ReportError::UnknownColumn {
+            flag: "--plot-x",
             column: name.to_string(),
-            valid: valid(rows.unwrap_or_default()),
-        });
+            valid: valid_columns(rows),
+        }),
     }
-    Ok(Some(key))
+}
+
+/// Whether `--plot` treats the column `name` with these values (one per run) as categories
+/// rather than as a quantity. Categorical when
+/// 1. some value is not a number (text such as `sampler`, `activation`, `widths`; booleans), or
+/// 2. the column names an identity, not an amount: `seed`, `*_seed`, `*_id` (seed 42 is not
+///    "more" than seed 7, and a numeric axis would suggest a trend), or
+/// 3. it holds a single distinct value (a numeric axis would squeeze every run into one
+///    vertical smear; as one category they spread out side by side).
+///
+/// Missing values (`Null`) are ignored: those runs are left out of the plot.
+pub fn is_categorical(name: &str, values: &[Value]) -> bool {
+    let present: Vec<&Value> = values.iter().filter(|v| **v != Value::Null).collect();
+    let text = present.iter().any(|v| v.as_f64().is_none());
+    let identity = name == "seed" || name.ends_with("_seed") || name.ends_with("_id");
+    let mut distinct: Vec<f64> = present.iter().filter_map(|v| v.as_f64()).collect();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    text || identity || distinct.len() == 1
+}
+
+/// A category's tick label: text as it is, numbers and booleans as CSV writes them.
+fn category_label(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        other => other.csv(),
+    }
 }
 
 /// The finished runs under `runs_root` as rows, and what is not finished.
@@ -463,7 +447,7 @@ pub fn collect(runs_root: &Path) -> Result<(Vec<RunRow>, Vec<Unfinished>), Repor
 }
 
 /// [`collect`] limited to `scope` (when given), with the number of other sweeps' runs left out.
-fn collect_in(
+pub(crate) fn collect_in(
     runs_root: &Path,
     scope: Option<&Scope>,
 ) -> Result<(Vec<RunRow>, Vec<Unfinished>, usize), ReportError> {
@@ -700,11 +684,30 @@ fn unfinished_json(unfinished: &[Unfinished]) -> serde_json::Value {
         .collect()
 }
 
-/// `--plot`: llc_mean ± sem against `x`, one series per sampler (in name order).
+/// `--plot`: llc_mean ± sem against `x`, one series per sampler (in name order); a strip
+/// plot when [`is_categorical`] says x names categories.
 fn plot(path: &Path, rows: &[RunRow], x: Key) -> Result<(), ReportError> {
+    let values: Vec<Value> = rows.iter().map(|r| x.value(r)).collect();
+    let (scale, xs): (XScale, Vec<Option<f64>>) = if is_categorical(x.name(), &values) {
+        let mut categories: Vec<Value> = values
+            .iter()
+            .filter(|v| **v != Value::Null)
+            .cloned()
+            .collect();
+        categories.sort_by(table::compare);
+        categories.dedup();
+        let index = values
+            .iter()
+            .map(|v| categories.iter().position(|c| c == v).map(|i| i as f64))
+            .collect();
+        let labels = categories.iter().map(category_label).collect();
+        (XScale::Categorical(labels), index)
+    } else {
+        (XScale::Numeric, values.iter().map(Value::as_f64).collect())
+    };
     let mut series: Vec<LlcSeries> = Vec::new();
-    for row in rows {
-        let (Some(xv), Some(llc)) = (x.number(row), row.llc_mean) else {
+    for (row, xv) in rows.iter().zip(xs) {
+        let (Some(xv), Some(llc)) = (xv, row.llc_mean) else {
             continue;
         };
         let point = LlcPoint {
@@ -727,7 +730,7 @@ fn plot(path: &Path, rows: &[RunRow], x: Key) -> Result<(), ReportError> {
         });
     }
     series.sort_by(|a, b| a.name.cmp(&b.name));
-    plots::plot_llc_vs(path, &x.axis_label(), &series)?;
+    plots::plot_llc_vs(path, &x.axis_label(), &scale, &series)?;
     Ok(())
 }
 
@@ -1059,15 +1062,49 @@ mod tests {
     }
 
     #[test]
-    fn plot_x_must_be_numeric() {
+    fn plot_x_may_be_a_category_but_must_exist() {
         let tmp = TempDir::new("results-plotx");
         half_finished_store(&tmp);
         let mut args = ResultsArgs::new(tmp.path());
-        args.plot = Some(tmp.path().join("p.png"));
-        args.plot_x = "sampler".into();
+        let png = tmp.path().join("p.png");
+        args.plot = Some(png.clone());
+        args.plot_x = "colour".into();
         let err = run_to_strings(&args).unwrap_err();
-        assert!(matches!(err, ReportError::NotNumeric { .. }), "{err}");
-        assert!(!tmp.path().join("p.png").exists());
+        assert!(matches!(err, ReportError::UnknownColumn { .. }), "{err}");
+        assert!(!png.exists());
+        for x in ["sampler", "activation", "seed", "n_data"] {
+            args.plot_x = x.into();
+            run_to_strings(&args).unwrap();
+            crate::report::testutil::assert_png(&png, (1000, 600));
+        }
+    }
+
+    #[test]
+    fn categories_are_text_identities_or_a_single_value() {
+        let ints = |xs: &[u64]| xs.iter().map(|&i| Value::Int(i)).collect::<Vec<_>>();
+        assert!(!is_categorical("target_params", &ints(&[120, 600, 120])));
+        assert!(!is_categorical(
+            "step_size",
+            &[Value::Float(1e-4), Value::Float(1e-5)]
+        ));
+        // Text and booleans.
+        assert!(is_categorical("activation", &[Value::Text("tanh".into())]));
+        assert!(is_categorical(
+            "healthy",
+            &[Value::Bool(true), Value::Bool(false)]
+        ));
+        // Identities, however numeric.
+        assert!(is_categorical("seed", &ints(&[1, 2, 3])));
+        assert!(is_categorical("sampler_seed", &ints(&[1, 2])));
+        assert!(is_categorical("teacher_id", &ints(&[1, 2])));
+        assert!(!is_categorical("seeds_per_run", &ints(&[1, 2])));
+        // One value: one category, not a vertical smear; missing values do not count.
+        assert!(is_categorical("n_data", &ints(&[2000, 2000])));
+        assert!(is_categorical("gamma", &[Value::Float(100.0), Value::Null]));
+        assert!(!is_categorical(
+            "gamma",
+            &[Value::Float(1.0), Value::Null, Value::Float(10.0)]
+        ));
     }
 
     #[test]
@@ -1109,6 +1146,6 @@ mod tests {
         let png = tmp.path().join("llc_vs_p.png");
         args.plot = Some(png.clone());
         run_to_strings(&args).unwrap();
-        crate::report::plots::tests::assert_png(&png, (1000, 600));
+        crate::report::testutil::assert_png(&png, (1000, 600));
     }
 }

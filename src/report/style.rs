@@ -31,6 +31,9 @@ pub const LEGEND_PX: u32 = 18;
 /// Canvas of a single-panel plot.
 pub const SIZE: (u32, u32) = (1000, 600);
 
+/// Canvas of a plot with two panels side by side (trace, convergence, energy).
+pub const WIDE: (u32, u32) = (1400, 600);
+
 /// Matplotlib's "tab10" colours: what the users' old plots used, and distinguishable in print.
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),

@@ -50,7 +50,7 @@ impl Value {
 
     /// Rounded like the seed's `.round(3)` so columns stay narrow, except numbers that would
     /// round to 0.000 (an SGLD step size of 1e-6): those keep 4 significant digits.
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         match self {
             Value::Null => "NaN".into(),
             Value::Int(i) => i.to_string(),

@@ -210,3 +210,33 @@ pub fn write_npz(path: &Path, arrays: &[(&str, Vec<Vec<f64>>)]) {
     }
     npz.finish().unwrap();
 }
+
+/// The file is a PNG of the expected size that is not blank and not a single flat colour.
+pub fn assert_png(path: &Path, size: (u32, u32)) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{} is not a readable PNG: {e}", path.display()))
+        .to_rgb8();
+    assert_eq!(img.dimensions(), size, "{}", path.display());
+    let bytes = fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let non_white = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    let share = non_white as f64 / (size.0 * size.1) as f64;
+    // Axes, text and lines cover a few percent; a blank or filled canvas fails.
+    assert!((0.005..0.6).contains(&share), "{}: {share}", path.display());
+}
+
+/// `n_chains` deterministic AR(1)-like chains of `draws` values wiggling around 12.
+pub fn chains(n_chains: usize, draws: usize) -> Vec<Vec<f64>> {
+    (0..n_chains)
+        .map(|c| {
+            let mut x = 10.0 + c as f64;
+            (0..draws)
+                .map(|t| {
+                    let noise = (((t * 7919 + c * 104729) % 1000) as f64 / 1000.0) - 0.5;
+                    x = 12.0 + 0.8 * (x - 12.0) + 1.5 * noise;
+                    x
+                })
+                .collect()
+        })
+        .collect()
+}

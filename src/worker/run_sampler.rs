@@ -2,6 +2,11 @@
 //! posterior, and write `trace.npz`, `diagnostics/*.png` and, last, `analysis.json` (the
 //! completion marker) next to the spec.
 //!
+//! The plots (`report::plots`): trace, rank and convergence for every sampler, energy and
+//! warmup adaptation for HMC and NUTS. The convergence plot's time axis is the wall time of
+//! the sampling call measured here, spread linearly over the draws (no per-draw times are
+//! recorded).
+//!
 //! The target's meta.json is read for its `convergence`: sampling around a w* that is not a
 //! minimum gives a number but not an LLC, so such a run carries a warning and `healthy: false`.
 
@@ -113,7 +118,10 @@ fn sample<F: Real>(
         F::NAME
     );
 
+    // The sampling call alone (not loading or writing): the time axis of the convergence plot.
+    let sampling_started = Instant::now();
     let mut run = samplers::run(sampler, &post, &spec.run_id)?;
+    let sampling_secs = sampling_started.elapsed().as_secs_f64();
     run.warnings
         .extend(target_health(target_dir).run_warning(&spec.target_id));
     let analysis = analyze(&run, &HealthChecks::default());
@@ -121,7 +129,7 @@ fn sample<F: Real>(
         eprintln!("warning: {w}");
     }
     write_trace(&run_dir.join("trace.npz"), &run)?;
-    write_plots(spec, sampler, &run, &analysis, run_dir);
+    write_plots(spec, sampler, &run, &analysis, sampling_secs, run_dir);
 
     let record = RunRecord {
         target_id: spec.target_id.clone(),
@@ -186,11 +194,14 @@ fn write_trace(path: &Path, run: &SamplerRun) -> Result<(), WorkerError> {
     write_trace_npz(path, &floats, &flags)
 }
 
+/// The per-run plots (report::plots) into `run_dir/diagnostics/`: trace, rank and convergence
+/// for every sampler; energy and warmup adaptation for HMC and NUTS, which record them.
 fn write_plots(
     spec: &RunSpec,
     sampler: &SamplerConfig,
     run: &SamplerRun,
     analysis: &crate::analysis::Analysis,
+    sampling_secs: f64,
     run_dir: &Path,
 ) {
     let dir = run_dir.join("diagnostics");
@@ -206,6 +217,12 @@ fn write_plots(
     let draws = (analysis.chains * analysis.draws).max(1) as f64;
     // Cost per recorded draw, warmup and tuning amortized: the x axis of the convergence plot.
     let per_draw = analysis.grad_evals as f64 / draws;
+    let stat = |k: &str| {
+        run.chains
+            .iter()
+            .map(|c| c.stats.get(k).cloned().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
     let mut results = vec![
         plots::plot_trace(
             &dir.join(plots::TRACE_PNG),
@@ -214,15 +231,24 @@ fn write_plots(
             analysis.r_hat,
             analysis.ess,
         ),
-        plots::plot_llc_convergence(&dir.join(plots::CONVERGENCE_PNG), &label, &llc, per_draw),
+        plots::plot_rank(&dir.join(plots::RANK_PNG), &label, &llc),
+        plots::plot_llc_convergence(
+            &dir.join(plots::CONVERGENCE_PNG),
+            &label,
+            &llc,
+            per_draw,
+            Some(sampling_secs),
+        ),
     ];
+    let energy = stat(samplers::stat::ENERGY);
+    if energy.iter().any(|c| !c.is_empty()) {
+        results.push(plots::plot_energy(
+            &dir.join(plots::ENERGY_PNG),
+            &label,
+            &energy,
+        ));
+    }
     if let Some(target) = sampler.target_acceptance() {
-        let stat = |k: &str| {
-            run.chains
-                .iter()
-                .map(|c| c.stats.get(k).cloned().unwrap_or_default())
-                .collect::<Vec<_>>()
-        };
         results.push(plots::plot_adaptation(
             &dir.join(plots::ADAPTATION_PNG),
             &label,
