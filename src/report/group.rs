@@ -9,7 +9,7 @@
 //! a mean over no values is missing. One difference: pandas drops rows whose *key* is NaN; we
 //! keep them as their own group, because a report must not hide runs.
 
-use super::results::{Key, RunRow};
+use super::row::{Key, RunRow};
 use super::table::{Table, Value, compare};
 
 /// Summary of the runs that share one key.

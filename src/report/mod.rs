@@ -25,6 +25,7 @@ pub mod html;
 pub mod plots;
 pub mod promote;
 pub mod results;
+mod row;
 mod scan;
 mod snippet;
 mod style;

@@ -26,9 +26,10 @@ use std::path::{Component, Path, PathBuf};
 use chrono::{DateTime, FixedOffset};
 
 use super::plots::{TRACE_PNG, plot_trace};
-use super::scan::{self, ANALYSIS_JSON, Analysis, TRACE_NPZ, healthy_on_converged};
+use super::scan::{self, ANALYSIS_JSON, TRACE_NPZ, healthy_on_converged};
 use super::{ReportError, files, snippet, trace_npz};
 use crate::store::health::TargetHealthFields;
+use crate::store::record::RunRecord;
 
 /// Flags shared by both subcommands: where the gallery goes.
 #[derive(Debug, Clone, clap::Args)]
@@ -110,7 +111,7 @@ pub struct Promoted {
     pub target_id: String,
     pub run_name: String,
     pub run_dir: PathBuf,
-    pub analysis: Analysis,
+    pub analysis: RunRecord,
     /// Why the run is not sound (its first warning), or `None` when it is healthy.
     pub unhealthy: Option<String>,
     /// `OUTDIR/<sampler>.png`.
@@ -132,11 +133,11 @@ struct Candidate {
     target_id: String,
     run_name: String,
     run_dir: PathBuf,
-    analysis: Analysis,
+    analysis: RunRecord,
     unhealthy: Option<String>,
 }
 
-fn created_at(a: &Analysis) -> Option<DateTime<FixedOffset>> {
+fn created_at(a: &RunRecord) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(a.created_at.as_deref()?).ok()
 }
 
@@ -299,7 +300,7 @@ pub fn single(args: &SingleArgs, out: &mut dyn Write) -> Result<Vec<Promoted>, R
             "it has no analysis.json (the run has not finished)",
         ));
     }
-    let analysis: Analysis = scan::read_json(&analysis_path)?;
+    let analysis: RunRecord = scan::read_json(&analysis_path)?;
     // The target's meta.json is read only for its convergence: an unreadable one is not this
     // run's problem to report here.
     let target_reason = real
@@ -319,7 +320,7 @@ pub fn single(args: &SingleArgs, out: &mut dyn Write) -> Result<Vec<Promoted>, R
 }
 
 /// The run's first warning, else its target's not-converged reason; `None` when healthy.
-fn unhealthy_reason(analysis: &Analysis, target_reason: Option<String>) -> Option<String> {
+fn unhealthy_reason(analysis: &RunRecord, target_reason: Option<String>) -> Option<String> {
     analysis.health.first_warning().or(target_reason)
 }
 

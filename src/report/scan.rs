@@ -22,13 +22,6 @@ pub const META_JSON: &str = "meta.json";
 pub const ANALYSIS_JSON: &str = "analysis.json";
 pub const TRACE_NPZ: &str = "trace.npz";
 
-/// `meta.json` as the reports read it (the record type the worker writes).
-pub type TargetMeta = TargetRecord;
-
-/// `analysis.json` as the reports read it (the record type the worker writes). Numbers are
-/// `Option` because the worker writes NaN as JSON `null` (e.g. R-hat of a single chain).
-pub type Analysis = RunRecord;
-
 /// A finished run's health with its target's: healthy, and not on a target known to be
 /// unconverged (unknown convergence, from older stores, does not count against it).
 pub fn healthy_on_converged(run: &FinishedRun) -> bool {
@@ -38,8 +31,8 @@ pub fn healthy_on_converged(run: &FinishedRun) -> bool {
 /// A sampler run whose `analysis.json` exists and parses, with its target's metadata.
 #[derive(Debug, Clone)]
 pub struct FinishedRun {
-    pub meta: TargetMeta,
-    pub analysis: Analysis,
+    pub meta: TargetRecord,
+    pub analysis: RunRecord,
     /// `<root>/targets/tgt_…/run_…`, as reached from the root the caller passed.
     pub run_dir: PathBuf,
     /// `run_<sampler>_<8hex>`.
@@ -194,9 +187,10 @@ fn scan_target(
     } else {
         Err(format!("target {target_id} has no meta.json"))
     };
-    let meta: Result<TargetMeta, String> = meta_json.as_ref().map_err(Clone::clone).and_then(|v| {
-        serde_json::from_value(v.clone()).map_err(|e| format!("{}: {e}", meta_path.display()))
-    });
+    let meta: Result<TargetRecord, String> =
+        meta_json.as_ref().map_err(Clone::clone).and_then(|v| {
+            serde_json::from_value(v.clone()).map_err(|e| format!("{}: {e}", meta_path.display()))
+        });
     let target_config = meta_json
         .as_ref()
         .map(super::config_columns::target_columns)
@@ -227,7 +221,7 @@ fn scan_target(
         } else {
             match (
                 &meta,
-                read_json::<Analysis>(&analysis_path),
+                read_json::<RunRecord>(&analysis_path),
                 sampler_of(&run_name),
             ) {
                 (Ok(meta), Ok(analysis), Some(sampler)) => {

@@ -1,6 +1,6 @@
 //! What to do about a SLURM job that ended without success, and how long to back off after a
 //! transient error of a SLURM command. Pure: state, signal, log tail and resources in, a
-//! [`Verdict`] or a delay out.
+//! [`RetryVerdict`] or a delay out.
 //!
 //! - out of memory (`OUT_OF_MEMORY`, or `FAILED` + signal 9 + SLURM's "Exceeded job memory
 //!   limit" in the log, as without cgroups): retry with memory × factor;
@@ -18,7 +18,7 @@ use super::parse::{JobState, is_oom_kill};
 use crate::exec::resources::{ResourceMap, ResourceValue};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum RetryVerdict {
     /// Submit again with these resources.
     Retry { resources: ResourceMap, why: String },
     /// Give up on the job.
@@ -95,9 +95,9 @@ pub fn decide(
     failures: u32,
     retries: u32,
     factor: f64,
-) -> Verdict {
+) -> RetryVerdict {
     let what = ending.describe(res);
-    let give_up = |why: String| Verdict::Fail { why };
+    let give_up = |why: String| RetryVerdict::Fail { why };
     if matches!(ending.state, JobState::Cancelled) && !ending.is_oom() {
         return give_up(what);
     }
@@ -132,7 +132,7 @@ pub fn decide(
     } else {
         "retrying as is".into()
     };
-    Verdict::Retry {
+    RetryVerdict::Retry {
         resources: next,
         why: format!("{what}; {change}"),
     }
@@ -197,7 +197,7 @@ mod tests {
         let log = "slurmstepd-vm: error: Exceeded job memory limit\n";
         let e = end(&JobState::Failed, 9, Some(log));
         match decide(&e, &res(), 1, 2, 2.0) {
-            Verdict::Retry { resources, why } => {
+            RetryVerdict::Retry { resources, why } => {
                 assert_eq!(resources["mem_mb"], ResourceValue::Int(200));
                 assert!(
                     why.contains("out of memory") && why.contains("mem_mb=200"),
@@ -210,12 +210,12 @@ mod tests {
         let e = end(&JobState::OutOfMemory, 0, None);
         assert!(matches!(
             decide(&e, &res(), 1, 1, 2.0),
-            Verdict::Retry { .. }
+            RetryVerdict::Retry { .. }
         ));
         // A plain kill -9 is a failure, retried as is.
         let e = end(&JobState::Failed, 9, Some("nothing"));
         match decide(&e, &res(), 1, 1, 2.0) {
-            Verdict::Retry { resources, why } => {
+            RetryVerdict::Retry { resources, why } => {
                 assert_eq!(resources, res());
                 assert!(why.contains("signal 9"), "{why}");
             }
@@ -227,17 +227,19 @@ mod tests {
     fn timeout_doubles_runtime_and_retries_are_bounded() {
         let e = end(&JobState::Timeout, 15, None);
         match decide(&e, &res(), 1, 1, 2.0) {
-            Verdict::Retry { resources, .. } => {
+            RetryVerdict::Retry { resources, .. } => {
                 assert_eq!(resources["runtime"], ResourceValue::Int(2))
             }
             v => panic!("{v:?}"),
         }
         match decide(&e, &res(), 2, 1, 2.0) {
-            Verdict::Fail { why } => assert!(why.contains("TIMEOUT") && why.contains("2 attempts")),
+            RetryVerdict::Fail { why } => {
+                assert!(why.contains("TIMEOUT") && why.contains("2 attempts"))
+            }
             v => panic!("{v:?}"),
         }
         match decide(&e, &res(), 1, 0, 2.0) {
-            Verdict::Fail { why } => assert!(why.contains("--retries"), "{why}"),
+            RetryVerdict::Fail { why } => assert!(why.contains("--retries"), "{why}"),
             v => panic!("{v:?}"),
         }
     }
@@ -246,12 +248,12 @@ mod tests {
     fn infrastructure_resubmits_and_cancel_gives_up() {
         let e = end(&JobState::NodeFail, 0, None);
         assert!(
-            matches!(decide(&e, &res(), 1, 1, 2.0), Verdict::Retry { resources, .. } if resources == res())
+            matches!(decide(&e, &res(), 1, 1, 2.0), RetryVerdict::Retry { resources, .. } if resources == res())
         );
         let e = end(&JobState::Cancelled, 0, None);
         assert!(matches!(
             decide(&e, &res(), 1, 5, 2.0),
-            Verdict::Fail { .. }
+            RetryVerdict::Fail { .. }
         ));
     }
 

@@ -12,18 +12,18 @@ use crate::exec::slurm::SlurmError;
 use crate::exec::slurm::cluster::Cluster;
 use crate::exec::slurm::history;
 use crate::exec::slurm::poll::Final;
-use crate::exec::slurm::retry::Verdict;
+use crate::exec::slurm::retry::RetryVerdict;
 
 impl<'a, C: Cluster> Controller<'a, C> {
     pub(super) fn attempt_failed(
         &mut self,
         i: usize,
-        verdict: Verdict,
+        verdict: RetryVerdict,
         f: &Final,
         killed: bool,
     ) -> Result<(), SlurmError> {
         match verdict {
-            Verdict::Retry { resources, why } => {
+            RetryVerdict::Retry { resources, why } => {
                 let mut ev = self.event(i, history::FAILED);
                 ev.state = Some(f.state.to_string());
                 ev.detail = Some(serde_json::json!({
@@ -49,7 +49,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 self.requeue_children(i);
                 Ok(())
             }
-            Verdict::Fail { why } => self.fail(i, why, killed),
+            RetryVerdict::Fail { why } => self.fail(i, why, killed),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::exec::slurm::parse::{
     parse_squeue, stuck_pending_advice,
 };
 use crate::exec::slurm::poll::{Final, Seen, merge, needs_accounting};
-use crate::exec::slurm::retry::{Ending, Verdict, decide};
+use crate::exec::slurm::retry::{Ending, RetryVerdict, decide};
 
 /// A job SLURM has not heard of for this long (neither squeue nor sacct) is judged by its
 /// output file alone; sacct's lag is 1-2 s, so this only matters without accounting.
@@ -259,11 +259,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     self.opts.retries,
                     self.opts.retry_factor,
                 ) {
-                    Verdict::Retry { resources, .. } => Verdict::Retry {
+                    RetryVerdict::Retry { resources, .. } => RetryVerdict::Retry {
                         resources,
                         why: format!("{missing}; retrying"),
                     },
-                    Verdict::Fail { .. } => Verdict::Fail { why: missing },
+                    RetryVerdict::Fail { .. } => RetryVerdict::Fail { why: missing },
                 };
                 self.attempt_failed(i, verdict, &f, false)?;
             }
