@@ -263,10 +263,13 @@ fn results_table(h: &mut String, page: &Page) {
     h.push_str("</tbody>\n</table></div>\n");
 }
 
-/// A cell: numbers right-aligned with their exact value in `data-sort`, text left-aligned.
+/// A cell: numbers right-aligned with their exact value in `data-sort`, text left-aligned, and
+/// a missing value (a setting the run's sampler does not have, or a NaN) as an empty cell, which
+/// reads better than the terminal's `NaN` in a table of mixed samplers.
 fn cell_html(h: &mut String, cell: &Value) {
     match cell {
-        Value::Int(_) | Value::Float(_) | Value::Null => {
+        Value::Null => h.push_str("<td data-sort=\"\" title=\"not set\"></td>"),
+        Value::Int(_) | Value::Float(_) => {
             let _ = write!(
                 h,
                 "<td data-sort=\"{}\">{}</td>",
