@@ -429,7 +429,8 @@ fn copy_plot(c: &Candidate, plot_name: &str, image: &Path) -> Result<String, Rep
     })
 }
 
-fn plots_in(dir: &Path) -> Vec<String> {
+/// The names of the PNG files in `dir`, sorted (none when it cannot be read).
+pub(super) fn plots_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .into_iter()
         .flatten()

@@ -157,13 +157,7 @@ fn run_section(row: &RunRow) -> RunSection {
 /// The PNGs of a run's `diagnostics/`: the known plots in reading order, then any others by
 /// name. Unreadable files are left out (a report never fails over one picture).
 fn run_images(dir: &Path) -> Vec<Image> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".png"))
-        .collect();
+    let mut names = super::promote::plots_in(dir);
     let rank = |n: &String| {
         RUN_PLOTS
             .iter()
