@@ -389,9 +389,14 @@ fn one_squeue_and_at_most_one_sacct_per_poll_cycle() {
     let path = wrap(&t, "squeue", "");
     wrap(&t, "sacct", "");
     let t = t.env("PATH", &path);
-    t.run_with(&["--profile", "local-slurm", "-j", "16"])
+    let run = t
+        .run_with(&["--profile", "local-slurm", "-j", "16", "-p"])
         .success()
         .stderr_has("16 of 16 jobs done.");
+    // -p prints every job's worker command as it is submitted, as it does locally.
+    let printed = run.stderr().matches(" worker run-sampler ").count()
+        + run.stderr().matches(" worker build-target ").count();
+    assert_eq!(printed, 16, "{}", run.stderr());
     let calls = calls(&t);
     let squeues = calls.iter().filter(|c| c.starts_with("squeue")).count();
     assert!(squeues >= 2, "{calls:?}");

@@ -289,7 +289,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     // collected first.
     let on_slurm = settings.executor == Executor::Slurm;
     let slurm_opts = on_slurm
-        .then(|| slurm_options(&settings, &rule_resources))
+        .then(|| slurm_options(&settings, &rule_resources, args.printshellcmds))
         .transpose()?;
     if let Some(opts) = &slurm_opts {
         slurm::validate(opts).map_err(CliError::from)?;
@@ -447,6 +447,7 @@ fn job_memory(plan: &Plan, job: crate::plan::JobRef) -> crate::plan::memory::Mem
 fn slurm_options(
     settings: &Settings,
     rule_resources: &BTreeMap<Rule, ResourceMap>,
+    print_commands: bool,
 ) -> Result<SlurmOptions, CliError> {
     let p = settings
         .profile
@@ -499,6 +500,7 @@ fn slurm_options(
         poll_min,
         poll_max,
         detach: settings.detach,
+        print_commands,
     })
 }
 

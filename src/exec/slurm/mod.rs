@@ -66,6 +66,8 @@ pub struct SlurmOptions {
     pub poll_max: Duration,
     /// Submit what can go and exit; a later invocation reattaches.
     pub detach: bool,
+    /// `-p`: print each job's worker command as it is submitted (what its script runs).
+    pub print_commands: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,7 @@ fn opts(jobs: usize) -> SlurmOptions {
         poll_min: Duration::from_secs(1),
         poll_max: Duration::from_secs(5),
         detach: false,
+        print_commands: false,
     }
 }
 

@@ -239,6 +239,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 self.describe(i),
                 dep_key.map(|k| format!(", after {k}")).unwrap_or_default()
             ));
+            if self.opts.print_commands {
+                self.progress.command(
+                    &self
+                        .plan
+                        .worker_command_line(self.jobs[i].job, &self.opts.worker_command.join(" ")),
+                );
+            }
         }
         Ok(true)
     }
