@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench-ess.sh — what users feel: bulk ESS of the LLC per second and per gradient, per sampler.
 #
-#   scripts/bench-ess.sh               (or scripts/bench.sh ess; about 4-5 min on 2 idle cores)
+#   scripts/bench-ess.sh               (or scripts/bench.sh ess; about 4 min on 2 idle cores)
 #   QUICK=1 scripts/bench-ess.sh       (smoke run: small budgets, base model in f64 only, ~1 min)
-#   LAMBDA_HAT_BIN=path BENCH_DIR=/tmp/x JOBS=2 scripts/bench-ess.sh
+#   LAMBDA_HAT_BIN=path BENCH_DIR=/tmp/x JOBS=1 scripts/bench-ess.sh   (the defaults but the binary)
 #
 # Runs real sweeps with the release binary in a scratch folder (BENCH_DIR, default
 # /tmp/lh-bench-ess; its store is replaced on every run and kept afterwards, so that
@@ -27,7 +27,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 quick="${QUICK:-0}"
-jobs="${JOBS:-2}"
+# One job at a time by default: each run then has every core for its chains, as the JAX peer
+# (scripts/bench-peers.sh) has, so per-run rates are comparable; -j 2 would halve each job's share.
+jobs="${JOBS:-1}"
 dir="${BENCH_DIR:-/tmp/lh-bench-ess}"
 case "$quick" in 0|1) ;; *) echo "bench-ess: QUICK must be 0 or 1, not '$quick'" >&2; exit 2 ;; esac
 case "$jobs" in ''|*[!0-9]*|0) echo "bench-ess: JOBS must be a positive integer, not '$jobs'" >&2; exit 2 ;; esac
@@ -184,13 +186,17 @@ for meta_path in sorted(glob.glob(os.path.join(store, "targets", "*", "meta.json
 
 order = {"dln": 0, "small": 1, "base": 2}
 samp = {"hmc": 0, "nuts": 1, "mclmc": 2, "sgld": 3}
-runs.sort(key=lambda r: (order.get(r[0], 9), r[1], samp.get(r[3]["sampler"], 9)))
+runs.sort(key=lambda r: (order.get(r[0], 9), r[1] != "f64", samp.get(r[3]["sampler"], 9)))
 head = ("model", "prec", "p", "sampler", "λ̂", "R-hat", "bulk ESS", "grads", "wall s",
         "grads/s", "ESS/s", "ESS/1k grads", "healthy")
+def rhat(r):
+    return f"{r:.3f}" if r < 100 else f"{r:.1e}"
+
+
 rows = []
 for model, prec, p, a in runs:
     g, t, ess = a["grad_evals"], a["walltime_sec"], a["ess_bulk"]
-    rows.append((model, prec, str(p), a["sampler"], f"{a['llc_mean']:.3f}", f"{a['r_hat']:.3f}",
+    rows.append((model, prec, str(p), a["sampler"], f"{a['llc_mean']:.3f}", rhat(a["r_hat"]),
                  f"{ess:.0f}", f"{g:,}", f"{t:.1f}", f"{g / t:,.0f}", f"{ess / t:,.1f}",
                  f"{1000 * ess / g:.3g}" if g else "-", "yes" if a["healthy"] else "no"))
 
@@ -208,7 +214,7 @@ print("\n== sampling: bulk ESS of the LLC draws (4 chains, warmup included in gr
 table(head, rows)
 print("\n== training (meta.json; wall time includes generating the data)")
 trows = []
-targets.sort(key=lambda t: (order.get(t[0], 9), t[1], -t[7]))
+targets.sort(key=lambda t: (order.get(t[0], 9), t[1] != "f64", -t[7]))
 for model, prec, p, n, opt, o_steps, f_steps, steps, wall in targets:
     trows.append((model, prec, str(p), f"{n:,}", f"{opt} {o_steps:,} + lbfgs {f_steps:,}" if f_steps else f"{opt} {o_steps:,}",
                   f"{steps:,}", f"{wall:.2f}", f"{steps / wall:,.0f}"))

@@ -16,7 +16,9 @@
 #    budgets of lambda-hat's own runs, plus a bare jit(vmap(grad)) loop and, on the training
 #    target, optax Adam with lambda-hat's steps and learning rate.
 # 4. Prints one table: model, sampler, metric (gradients/s, ESS/s, training steps/s), ours,
-#    theirs and the ratio ours/theirs.
+#    theirs and the ratio ours/theirs. The peers' figures are kept next to the store
+#    (peers-f64.json, peers-f32.json), so the table can be printed again without rerunning:
+#      /tmp/lh-peers-venv/bin/python scripts/peers/blackjax_llc.py table --store STORE FILE.json…
 # On a machine shared with other work the ratios are indicative only; the load is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,8 +62,7 @@ else
   store="$BENCH_DIR/runs"
 fi
 
-out="$(mktemp -d /tmp/lh-bench-peers.XXXXXX)"
-trap 'rm -rf "$out"' EXIT
+out="$(dirname "$store")"
 precisions=$("$py" -c '
 import glob, json, sys
 seen = {json.load(open(f)).get("precision") for f in glob.glob(sys.argv[1] + "/targets/*/meta.json")}
@@ -72,9 +73,9 @@ for prec in $precisions; do
   start=$(date +%s.%N)
   # JAX's and BlackJAX's UserWarnings (e.g. about x64 and tuning) are not ours to act on.
   PYTHONWARNINGS=ignore TF_CPP_MIN_LOG_LEVEL=2 \
-    "$py" scripts/peers/blackjax_llc.py sample --store "$store" --precision "$prec" --out "$out/$prec.json"
+    "$py" scripts/peers/blackjax_llc.py sample --store "$store" --precision "$prec" --out "$out/peers-$prec.json"
   printf '   %s: %.0f s\n' "$prec" "$(echo "$(date +%s.%N) - $start" | bc)"
-  files+=("$out/$prec.json")
+  files+=("$out/peers-$prec.json")
 done
 echo "   load after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; above 2, other work slowed these figures)"
 "$py" scripts/peers/blackjax_llc.py table --store "$store" "${files[@]}"

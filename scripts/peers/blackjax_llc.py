@@ -23,6 +23,11 @@ adaptation and sampling take exactly num_integration_steps gradients per transit
 at initialization), MCLMC's isokinetic McLachlan integrator two per step, and its tuner runs
 round(frac_tune_k · num_steps) steps in each of its three stages.
 
+For a network affine in its input (a deep linear network) everything runs twice: on all n rows,
+as a JAX user would write it, and on the 2·in_dim moment-matched rows lambda-hat itself uses for
+such networks (same loss and gradient up to rounding; see moment_rows), so that the comparison
+can separate that trick from everything else.
+
 Also: the raw throughput of jit(vmap(grad(log p))) over the run's chains in a compiled loop,
 and, for a target built with `finish: none` (bench-ess.sh's training target), optax's Adam with
 lambda-hat's steps and learning rate, full batch.
@@ -106,7 +111,8 @@ def sample(args):
         return out, time.perf_counter() - t
 
     def make_loss(meta, tdir):
-        """L_n(w, X, Y) on the flat parameter vector, and the data (X, Y, w*).
+        """[(rows, L_n(w, X, Y) on the flat parameter vector, the data (X, Y, w*))]: all rows, and
+        for a network affine in x also its 2·in_dim moment-matched rows (moment_rows).
 
         The arrays are passed to every compiled function as arguments, never closed over: as
         constants XLA would try to fold products with them at compile time (minutes on base)."""
@@ -146,23 +152,30 @@ def sample(args):
                 a = z
             return a
 
-        def loss(w, X, Y):
-            r = forward(w, X) - Y
-            return jnp.mean(jnp.sum(r * r, axis=1))
+        def loss_plus(offset):
+            def loss(w, X, Y):
+                r = forward(w, X) - Y
+                return jnp.mean(jnp.sum(r * r, axis=1)) + offset
 
-        return loss, (X, Y, flat)
+            return loss
 
-    rows = []
+        variants = [("all", loss_plus(0.0), (X, Y, flat))]
+        if m["activation"] == "identity" and X.shape[0] >= 8 * X.shape[1]:
+            Z, T, offset = moment_rows(data["X"], data["Y"])
+            variants.append((f"{Z.shape[0]}", loss_plus(offset), (jnp.asarray(Z.astype(dtype)), jnp.asarray(T.astype(dtype)), flat)))
+        return variants
+
     key = jax.random.key(0)
-    for tdir, meta, runs in load_targets(args.store, args.precision):
-        model = label(meta)
-        tid = meta["target_id"]
-        loss, data = make_loss(meta, tdir)
-        n, p = data[0].shape[0], data[2].shape[0]
+
+    def peer_target(meta, runs, model, tid, n, rows_used, loss, data):
+        """The peer rows of one target, its loss evaluated on `rows_used` rows."""
+        nonlocal key
+        rows = []
+        p = data[2].shape[0]
         l0 = float(jax.jit(loss)(data[2], data[0], data[1]))
-        base = dict(target_id=tid, model=model, precision=args.precision, p=p, n=n)
-        print(f"-- {model} ({args.precision}, p = {p}, n = {n:,}): L0 = {l0:.6e} in JAX, "
-              f"{meta['metrics']['L0']:.6e} in lambda-hat", flush=True)
+        base = dict(target_id=tid, model=model, precision=args.precision, p=p, n=n, rows=rows_used)
+        print(f"-- {model} ({args.precision}, p = {p}, n = {n:,}, loss over {rows_used} rows): "
+              f"L0 = {l0:.6e} in JAX, {meta['metrics']['L0']:.6e} in lambda-hat", flush=True)
 
         training = meta["training_cfg"]
         if training.get("finish") == "none" and training["optimizer"] == "adam":
@@ -215,8 +228,33 @@ def sample(args):
         if runs:
             rows.append(dict(base, **grad_bench(jax, jnp, loss, data, runs, compiled, timed)))
             print(f"   jit(vmap(grad)) x {rows[-1]['chains']} chains: {rows[-1]['grads_per_s']:,.0f} gradients/s", flush=True)
+        return rows
+
+    rows = []
+    for tdir, meta, runs in load_targets(args.store, args.precision):
+        model = label(meta)
+        tid = meta["target_id"]
+        n = meta["dims"]["n"]
+        for rows_used, loss, data in make_loss(meta, tdir):
+            rows.extend(peer_target(meta, runs, model, tid, n, rows_used, loss, data))
 
     json.dump(rows, open(args.out, "w"), indent=1)
+
+
+def moment_rows(X, Y):
+    """2·d rows (Z, T) and a constant K/n such that for every affine f
+    (1/n) Σ_i ‖f(x_i) − y_i‖² = mean_j ‖f(z_j) − t_j‖² + K/n: the construction ARCHITECTURE.md §5
+    describes for lambda-hat's deep linear networks, here with numpy's QR, in f64."""
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    n, d = X.shape
+    xbar, ybar = X.mean(0), Y.mean(0)
+    Q, R = np.linalg.qr(X - xbar)  # X_c = Q R, R is d × d
+    B = Q.T @ (Y - ybar)  # d × out
+    K = float(np.sum((Y - ybar) ** 2) - np.sum(B**2))
+    c = math.sqrt(d / n)  # Σ over the 2d rows of (z − x̄)(z − x̄)ᵀ·n/(2d) = RᵀR = X_cᵀX_c
+    Z = np.concatenate([xbar + c * R, xbar - c * R])
+    T = np.concatenate([ybar + c * B, ybar - c * B])
+    return Z, T, K / n
 
 
 def hmc_peer(jax, blackjax, posterior, data, cfg, keys, compiled, timed):
@@ -391,24 +429,35 @@ def table(args):
     print("\n== BlackJAX runs (same targets, posteriors and budgets as lambda-hat's)")
     head = ("model", "prec", "sampler", "λ̂ ours", "λ̂ theirs", "R-hat", "bulk ESS", "grads", "warmup s", "sample s", "compile s")
     rows = []
-    for r in sorted(peers, key=lambda r: (ORDER.get(r["model"], 9), r["precision"], r["sampler"])):
+    def sampler(r, name=None):
+        name = name or r["sampler"]
+        return name if r.get("rows", "all") == "all" else f"{name}, {r['rows']} rows"
+
+    def rank(r):
+        return (ORDER.get(r["model"], 9), r["precision"] != "f64", r.get("rows", "all") != "all",
+                ["hmc", "mclmc", "grad", "adam"].index(r["sampler"]))
+
+    for r in sorted(peers, key=rank):
         if r["sampler"] not in ("hmc", "mclmc"):
             continue
         o = ours.get((r["model"], r["precision"], r["sampler"]), {})
-        rows.append((r["model"], r["precision"], r["sampler"], f"{o.get('llc_mean', float('nan')):.3f}",
-                     f"{r['llc_mean']:.3f}", f"{r['r_hat']:.3f}", f"{r['ess_bulk']:.0f}", f"{r['grads']:,}",
+        rows.append((r["model"], r["precision"], sampler(r), f"{o.get('llc_mean', float('nan')):.3f}",
+                     f"{r['llc_mean']:.3f}", f"{r['r_hat']:.3f}" if r["r_hat"] < 100 else f"{r['r_hat']:.1e}", f"{r['ess_bulk']:.0f}", f"{r['grads']:,}",
                      f"{r['warmup_s']:.1f}", f"{r['sample_s']:.1f}", f"{r['compile_s']:.1f}"))
     print_table(head, rows)
 
     print("\n== lambda-hat (ours) vs BlackJAX/JAX (theirs); ratio = ours/theirs, above 1 = lambda-hat faster")
-    head = ("model", "prec", "sampler", "metric", "ours", "theirs", "ratio")
+    head = ("model", "prec", "sampler", "metric", "ours", "theirs", "ratio", "note")
     rows = []
-    for r in sorted(peers, key=lambda r: (ORDER.get(r["model"], 9), r["precision"], ["hmc", "mclmc", "grad", "adam"].index(r["sampler"]))):
+    for r in sorted(peers, key=rank):
         key = (r["model"], r["precision"])
+        note = ""
         if r["sampler"] in ("hmc", "mclmc"):
             o = ours.get(key + (r["sampler"],))
             pairs = [("grads/s", o and o["grad_evals"] / o["walltime_sec"], r["grads"] / r["wall_s"]),
                      ("ESS/s", o and o["ess_bulk"] / o["walltime_sec"], r["ess_bulk"] / r["wall_s"])]
+            if o and min(o["ess_bulk"], r["ess_bulk"]) < 100:
+                note = "ESS < 100: rate unreliable"
         elif r["sampler"] == "grad":
             o = ours.get(key + ("hmc",))
             pairs = [("grads/s", o and o["grad_evals"] / o["walltime_sec"], r["grads_per_s"])]
@@ -418,7 +467,8 @@ def table(args):
             pairs = [("train steps/s", o and o["metrics"]["steps_run"] / o["walltime_sec"], r["steps_per_s"])]
         for metric, a, b in pairs:
             ratio = a / b if a and b else None
-            rows.append((r["model"], r["precision"], r["sampler"], metric, fmt(a), fmt(b), f"{ratio:.2f}" if ratio else "-"))
+            rows.append((r["model"], r["precision"], sampler(r), metric, fmt(a), fmt(b), f"{ratio:.2f}" if ratio else "-",
+                         note if metric == "ESS/s" else ""))
     print_table(head, rows)
     print("""
 ours: analysis.json's grad_evals, ess_bulk and walltime_sec (the whole job: loading, warmup,
@@ -427,14 +477,15 @@ generation included). theirs: warmup/tuning + sampling, compiled beforehand (com
 counted). "bare grad": theirs is jit(vmap(grad)) over the chains in a compiled loop, no sampler;
 ours is the gradient rate inside our HMC run. lambda-hat evaluates a deep linear network's
 full-batch loss on 2·in_dim moment-matched rows (ARCHITECTURE.md §5), the same loss and gradient
-as all n rows; the JAX code, as a JAX user writes it, sums over all n rows. The peer runs one
+as all n rows; the JAX code sums over all n rows as a JAX user writes it, and the rows marked
+"…, 2·in_dim rows" give JAX the same moment-matched rows, which isolates the rest. The peer runs one
 window adaptation per chain (BlackJAX's way), lambda-hat's chains share one (adaptation: pooled).
 On a machine shared with other work the ratios are indicative only.""")
 
 
 def print_table(head, rows):
     w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    line = lambda r: "  ".join(str(x).rjust(n) if i >= 3 else str(x).ljust(n) for i, (x, n) in enumerate(zip(r, w)))
+    line = lambda r: "  ".join(str(x).rjust(n) if i >= 3 else str(x).ljust(n) for i, (x, n) in enumerate(zip(r, w))).rstrip()
     print(line(head))
     print("  ".join("-" * n for n in w))
     for r in rows:
