@@ -13,8 +13,8 @@
 # target (training steps per second; wall time includes generating the data).
 #
 # The models (the sizes issue 13 measured):
-#   dln    deep linear network 4 → 3 → 2 (identity, no bias, p = 18), n = 10,000, f64; its
-#          full-rank teacher (seed 12) is validate's trained_dln432, so λ̂ should be near 4
+#   dln    deep linear network 4 → 3 → 2 (identity, no bias, p = 18), n = 10,000, f64, with a
+#          full-rank teacher (the architecture and seed of validate's trained_dln432: λ = 4)
 #   small  4 → 8 → 8 → 1, tanh (p = 121), n = 1,000, f64, trained 4,000 steps as in the demo
 #   base   32 → 62 → 62 → 62 → 1, relu with residual connections (p = 9,921), n = 20,000, f64 and
 #          f32, trained only 200 steps: a gradient costs about 30 ms on 2 cores, so in minutes
@@ -22,7 +22,7 @@
 #          table's R-hat and ESS columns say so). No NUTS: a depth-10 tree is 1,023 gradients.
 # All use the default posterior (β = 1/ln n, γ = 1) and 4 chains. Sampler budgets are the
 # presets' where they fit in minutes, else the demo's (see the sweep files written below).
-# Training: the dln target's 40,000 Adam steps (lr 1e-3, full batch, no L-BFGS finish).
+# Training: 40,000 Adam steps (lr 1e-3, full batch, no L-BFGS finish) of a second dln target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -42,6 +42,11 @@ else
 fi
 [ -x "$bin" ] || { echo "bench-ess: no lambda-hat binary at $bin" >&2; exit 2; }
 
+# The store is replaced, so make sure it is one: never delete a folder lambda-hat did not write.
+if [ -e "$dir/runs" ] && [ ! -d "$dir/runs/.lambda-hat" ]; then
+  echo "bench-ess: $dir/runs exists and is not a lambda-hat store; choose another BENCH_DIR" >&2
+  exit 2
+fi
 mkdir -p "$dir/config"
 rm -rf "$dir/runs"
 
