@@ -18,10 +18,11 @@ use std::path::Path;
 /// Rooms from the bottom up; a room may use only rooms of earlier layers.
 const LAYERS: &[&[&str]] = &[
     &["numeric", "terminal", "exit_code"],
+    &["posterior", "diagnostics", "invalid"],
+    &["samplers"],
     &["config"],
-    &["posterior", "diagnostics"],
     &["nn"],
-    &["data", "samplers"],
+    &["data"],
     &["train", "analysis"],
     &["validate", "plan"],
     &["store"],
