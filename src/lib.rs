@@ -3,7 +3,7 @@
 //! See ARCHITECTURE.md in the repository root for the contract between the parts.
 //!
 //! The layering rule: imports follow the data downwards. From the bottom up: `numeric`,
-//! `terminal`, `exit_code` < `posterior`, `diagnostics`, `invalid` < `samplers` < `config` <
+//! `terminal`, `exit_code`, `invalid` < `posterior`, `diagnostics` < `samplers` < `config` <
 //! `nn` < `data` < `train`, `analysis` < `plan`, `validate` < `store` < `spec`, `report` <
 //! `exec`, `worker` < `cli`. (The samplers sit below config because each sampler defines its own
 //! settings type, which config reads into the sweep.) A module uses only modules of lower layers, never its own layer or above, and no two

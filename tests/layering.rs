@@ -17,8 +17,8 @@ use std::path::Path;
 
 /// Rooms from the bottom up; a room may use only rooms of earlier layers.
 const LAYERS: &[&[&str]] = &[
-    &["numeric", "terminal", "exit_code"],
-    &["posterior", "diagnostics", "invalid"],
+    &["numeric", "terminal", "exit_code", "invalid"],
+    &["posterior", "diagnostics"],
     &["samplers"],
     &["config"],
     &["nn"],

@@ -7,7 +7,6 @@
 
 mod data;
 mod model;
-mod posterior;
 mod spec;
 mod teacher;
 mod training;
@@ -15,9 +14,10 @@ mod training;
 pub use crate::invalid::Invalid;
 pub use data::{DataConfig, NoiseModel, XDist};
 pub use model::{Activation, Init, MAX_DEPTH, MAX_DIM, MAX_TARGET_PARAMS, ModelConfig};
-pub use posterior::{BetaMode, PosteriorConfig};
-// The samplers' settings are defined next to their samplers (`crate::samplers`, which sits
-// below config) and are part of the schema of experiments files and spec.json.
+// The posterior's and the samplers' settings are defined next to what they configure
+// (`crate::posterior`, `crate::samplers`, both below config); they are part of the schema of
+// experiments files and spec.json.
+pub use crate::posterior::{BetaMode, PosteriorConfig};
 pub use crate::samplers::{
     Adaptation, HmcConfig, IntegrationSteps, Integrator, MAX_TREE_DEPTH_LIMIT, MclmcConfig,
     NutsConfig, Precond, SamplerConfig, SamplerKind, SgldConfig, StepSize,

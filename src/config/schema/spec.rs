@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::data::DataConfig;
 use super::model::ModelConfig;
-use super::posterior::PosteriorConfig;
 use super::teacher::ResolvedTeacher;
 use super::training::TrainingConfig;
+use crate::posterior::PosteriorConfig;
 use crate::samplers::SamplerConfig;
 
 /// Everything `worker build-target` needs: the fully resolved target. Its canonical JSON (without
