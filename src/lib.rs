@@ -3,9 +3,10 @@
 //! See ARCHITECTURE.md in the repository root for the contract between the parts.
 //!
 //! The layering rule: imports follow the data downwards. From the bottom up: `numeric`,
-//! `terminal`, `exit_code` < `config` < `posterior`, `diagnostics` < `nn` < `data`, `samplers` <
-//! `train`, `analysis` < `plan`, `validate` < `store` < `spec`, `report` < `exec`, `worker` <
-//! `cli`. A module uses only modules of lower layers, never its own layer or above, and no two
+//! `terminal`, `exit_code`, `invalid` < `posterior`, `diagnostics` < `samplers` < `config` <
+//! `nn` < `data` < `train`, `analysis` < `plan`, `validate` < `store` < `spec`, `report` <
+//! `exec`, `worker` < `cli`. (The samplers sit below config because each sampler defines its own
+//! settings type, which config reads into the sweep.) A module uses only modules of lower layers, never its own layer or above, and no two
 //! modules import each other; `tests/layering.rs` fails when an import breaks this.
 
 pub mod analysis;
@@ -15,6 +16,7 @@ pub mod data;
 pub mod diagnostics;
 pub mod exec;
 pub mod exit_code;
+pub mod invalid;
 pub mod nn;
 pub mod numeric;
 pub mod plan;

@@ -5,8 +5,67 @@
 //! through this module: they ask for the loss and its gradient (full batch, or a minibatch for
 //! SGLD) and turn a recorded loss into an LLC draw with [`Posterior::llc`].
 //! Nothing here allocates per call: callers own the gradient buffer and a workspace.
+//!
+//! Its settings, [`PosteriorConfig`] (β, γ: the `posterior:` key of experiments files and
+//! spec.json), are defined here, below `config`, which re-exports them.
 
+use serde::{Deserialize, Serialize};
+
+use crate::invalid::{Invalid, positive};
 use crate::numeric::Real;
+
+/// How β is chosen: from n (WBIC) or as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum BetaMode {
+    /// β = beta0 / ln n (the WBIC temperature).
+    #[default]
+    #[serde(rename = "1_over_log_n")]
+    OneOverLogN,
+    /// β = beta0.
+    #[serde(rename = "fixed")]
+    Fixed,
+}
+
+fn d_one() -> f64 {
+    1.0
+}
+
+/// The localized, tempered posterior: log p(w) = −nβ L_n(w) − (γ/2)‖w − w*‖².
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PosteriorConfig {
+    #[serde(default)]
+    pub beta_mode: BetaMode,
+    #[serde(default = "d_one")]
+    pub beta0: f64,
+    #[serde(default = "d_one")]
+    pub gamma: f64,
+}
+
+impl Default for PosteriorConfig {
+    fn default() -> Self {
+        PosteriorConfig {
+            beta_mode: BetaMode::OneOverLogN,
+            beta0: 1.0,
+            gamma: 1.0,
+        }
+    }
+}
+
+impl PosteriorConfig {
+    pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
+        positive(out, &format!("{prefix}.beta0"), self.beta0);
+        positive(out, &format!("{prefix}.gamma"), self.gamma);
+    }
+
+    /// The inverse temperature β for n data points.
+    pub fn beta(&self, n: usize) -> f64 {
+        match self.beta_mode {
+            BetaMode::OneOverLogN => self.beta0 / (n.max(2) as f64).ln(),
+            BetaMode::Fixed => self.beta0,
+        }
+    }
+}
 
 /// Which data rows a loss evaluation uses.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +118,7 @@ pub struct LogpEval<F> {
 
 impl<'m, F: Real, M: LossModel<F>> Posterior<'m, F, M> {
     /// Builds the posterior with β from `cfg` and L0 evaluated at `w_star` on the full data.
-    pub fn new(model: &'m M, w_star: Vec<F>, cfg: &crate::config::schema::PosteriorConfig) -> Self {
+    pub fn new(model: &'m M, w_star: Vec<F>, cfg: &PosteriorConfig) -> Self {
         let n = model.n_data();
         let mut ws = model.workspace(n);
         let l0 = model.loss(&w_star, Rows::All, &mut ws);

@@ -17,11 +17,12 @@ use std::path::Path;
 
 /// Rooms from the bottom up; a room may use only rooms of earlier layers.
 const LAYERS: &[&[&str]] = &[
-    &["numeric", "terminal", "exit_code"],
-    &["config"],
+    &["numeric", "terminal", "exit_code", "invalid"],
     &["posterior", "diagnostics"],
+    &["samplers"],
+    &["config"],
     &["nn"],
-    &["data", "samplers"],
+    &["data"],
     &["train", "analysis"],
     &["validate", "plan"],
     &["store"],

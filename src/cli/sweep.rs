@@ -17,7 +17,7 @@ use crate::exec::local::{self, LocalOptions};
 use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
 use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
 use crate::exec::{Outcome, default_worker_command};
-use crate::plan::select::{schedule, selected_jobs};
+use crate::plan::select::schedule;
 use crate::plan::{Plan, Request, Rule, Schedule, graph, text};
 use crate::store::health::SUMMARY_LINES;
 use crate::store::status::modified_string;
@@ -252,8 +252,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             ..request
         };
         let sched = schedule(&plan, &status, &request)?;
-        let selected = selected_jobs(&plan, &request)?;
-        return write_stdout(&graph::dag_dot(&plan, &selected, &sched));
+        return write_stdout(&graph::dag_dot(&plan, &sched));
     }
     if args.touch {
         return touch_outputs(&plan, &status, request, args.dry_run);
@@ -271,11 +270,10 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             ..request
         };
         let sched = schedule(&plan, &status, &request)?;
-        let selected = selected_jobs(&plan, &request)?;
         let worker = default_worker_command().join(" ");
         let input = text::SummaryInput {
             status: &status,
-            wanted: &|j| selected[job_index(&plan, j)],
+            wanted: &|j| sched.selected[job_index(&plan, j)],
             modified: &|j| modified_string(&plan.output(j)),
             worker_command: &worker,
             detailed: args.detailed_summary,

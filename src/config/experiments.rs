@@ -328,14 +328,29 @@ fn typed<T: DeserializeOwned>(
     prefix: &str,
     value: Value,
 ) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
+    typed_by(ctx, entry, prefix, value, |d| T::deserialize(d))
+}
+
+/// [`typed`] with the deserializing function given: a sampler's settings type is chosen by the
+/// entry's `name` ([`SamplerConfig::deserialize_as`]). An error names the key it is about.
+fn typed_by<T>(
+    ctx: &Ctx,
+    entry: &str,
+    prefix: &str,
+    value: Value,
+    deserialize: impl FnOnce(
+        serde_path_to_error::Deserializer<'_, '_, Value>,
+    ) -> Result<T, serde_yaml::Error>,
+) -> Result<T, ConfigError> {
+    let mut track = serde_path_to_error::Track::new();
+    deserialize(serde_path_to_error::Deserializer::new(value, &mut track)).map_err(|e| {
+        let inner = track.path().to_string();
         let key = if inner == "." || inner.is_empty() {
             prefix.to_string()
         } else {
             format!("{prefix}.{inner}")
         };
-        ctx.invalid(entry, &key, e.into_inner().to_string())
+        ctx.invalid(entry, &key, e.to_string())
     })
 }
 
@@ -670,12 +685,9 @@ fn resolve_sampler(
             ));
         }
     }
-    let cfg = match kind {
-        SamplerKind::Hmc => SamplerConfig::Hmc(typed(ctx, &label, "overrides", value)?),
-        SamplerKind::Nuts => SamplerConfig::Nuts(typed(ctx, &label, "overrides", value)?),
-        SamplerKind::Sgld => SamplerConfig::Sgld(typed(ctx, &label, "overrides", value)?),
-        SamplerKind::Mclmc => SamplerConfig::Mclmc(typed(ctx, &label, "overrides", value)?),
-    };
+    let cfg = typed_by(ctx, &label, "overrides", value, |d| {
+        SamplerConfig::deserialize_as(kind, d)
+    })?;
     let mut issues = Vec::new();
     cfg.validate("overrides", &mut issues);
     first_invalid(ctx, &label, issues)?;

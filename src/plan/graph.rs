@@ -22,15 +22,15 @@ fn color(rule: Rule) -> String {
     format!("{:.2} 0.6 0.85", i as f64 / Rule::ALL.len() as f64)
 }
 
-/// The DAG of the `selected` jobs (`Plan::jobs()` order); those in `schedule` run (solid).
-pub fn dag_dot(plan: &Plan, selected: &[bool], schedule: &Schedule) -> String {
+/// The DAG of the jobs `schedule` selected; those it runs are solid.
+pub fn dag_dot(plan: &Plan, schedule: &Schedule) -> String {
     let runs: std::collections::HashSet<JobRef> = schedule.jobs.iter().map(|(j, _)| *j).collect();
     let mut out = String::from("digraph snakemake_dag {\n");
     out.push_str(HEADER);
     let jobs: Vec<(usize, JobRef)> = plan
         .jobs()
         .enumerate()
-        .filter(|(i, _)| selected[*i])
+        .filter(|(i, _)| schedule.selected[*i])
         .collect();
     for (i, job) in &jobs {
         let label = match job {

@@ -14,8 +14,8 @@
 //!   backward);
 //! - the recorded trace: per chain and recorded draw the LLC, the loss and up to
 //!   [`TRACE_STATS`] statistics, f64, twice (in memory and in the `.npz` being written), plus
-//!   the warmup's per-step statistics and MCLMC's stage-3 ESS buffer (steps × at most
-//!   `MAX_ESS_COORDS` coordinates);
+//!   the warmup's per-step statistics, and what each sampler says it keeps besides
+//!   (`Sampler::footprint`: NUTS's tree, MCLMC's stage-3 ESS buffer, SGLD's row permutation);
 //! - [`BASE_BYTES`] for the binary, the thread stacks and the allocator.
 //!
 //! Measured against it: the demo's MCLMC run (p = 79, n = 2,000, 4 chains × 4,000 draws)
@@ -25,7 +25,6 @@ use crate::config::experiments::param_count;
 use crate::config::schema::{SamplerConfig, TargetConfig};
 use crate::nn::mlp::CHUNK_ROWS;
 use crate::numeric::Precision;
-use crate::samplers::mclmc_tuning::MAX_ESS_COORDS;
 
 /// Parameter-sized f64 vectors a chain holds (see the module doc).
 pub const PARAM_VECTORS: f64 = 16.0;
@@ -129,30 +128,9 @@ pub fn run_job(t: &TargetConfig, s: &SamplerConfig) -> MemoryEstimate {
     let (_, p, width_sum, b) = sizes(t);
     let chains = s.chains() as f64;
     let per_chain = PARAM_VECTORS * p * 8.0 + 4.0 * CHUNK_ROWS as f64 * width_sum * b;
-    let (draws, warmup_steps, extra) = match s {
-        SamplerConfig::Hmc(h) => (h.draws as f64, h.warmup as f64, 0.0),
-        SamplerConfig::Nuts(n) => (
-            n.draws as f64,
-            n.warmup as f64,
-            // The checkpoints of a tree: a few vectors per doubling.
-            4.0 * n.max_tree_depth as f64 * p * 8.0,
-        ),
-        SamplerConfig::Sgld(g) => (
-            (g.steps / g.eval_every.max(1)) as f64,
-            0.0,
-            // The row permutation minibatches are drawn from.
-            t.data.n_data as f64 * 8.0,
-        ),
-        SamplerConfig::Mclmc(m) => {
-            let stage3 = m.frac_tune3.max(0.0) * m.num_tuning_steps as f64;
-            let coords = p.min(MAX_ESS_COORDS as f64);
-            (
-                m.draws as f64,
-                m.num_tuning_steps as f64,
-                stage3 * coords * 8.0,
-            )
-        }
-    };
+    // What each sampler keeps besides its vectors is its own to say (`Sampler::footprint`).
+    let f = s.footprint(p, t.data.n_data as f64);
+    let (draws, warmup_steps, extra) = (f.draws, f.warmup_steps, f.extra_bytes);
     let trace = 2.0 * chains * draws * (2.0 + TRACE_STATS) * 8.0;
     let warmup = chains * warmup_steps * 2.0 * 8.0;
     MemoryEstimate::from_parts(vec![

@@ -70,8 +70,9 @@ impl Reason {
 #[derive(Debug, Clone, Default)]
 pub struct Schedule {
     pub jobs: Vec<(JobRef, Reason)>,
-    /// How many jobs the request covers (run or not), for "Nothing to be done".
-    pub wanted: usize,
+    /// Which jobs the request covers (run or not), by position in [`Plan::jobs`]: the
+    /// selection of globs and `--until`, computed once here for `--dag` and `--summary` too.
+    pub selected: Vec<bool>,
 }
 
 impl Schedule {
@@ -150,7 +151,7 @@ pub fn wanted_jobs(plan: &Plan, globs: &[String]) -> Result<Option<Vec<bool>>, P
 
 /// Which jobs the request covers, in `Plan::jobs()` order: those the globs select (with their
 /// upstream), minus those `--until` leaves out.
-pub fn selected_jobs(plan: &Plan, request: &Request) -> Result<Vec<bool>, PlanError> {
+fn selected_jobs(plan: &Plan, request: &Request) -> Result<Vec<bool>, PlanError> {
     let wanted = wanted_jobs(plan, &request.globs)?;
     Ok(plan
         .jobs()
@@ -176,17 +177,15 @@ pub fn schedule(
     request: &Request,
 ) -> Result<Schedule, PlanError> {
     let selected = selected_jobs(plan, request)?;
-    let is_wanted = |i: usize| selected[i];
     let forced = |rule: Rule| request.forceall || request.forcerun.contains(&rule);
 
     let mut target_runs = vec![false; plan.targets.len()];
     let mut out = Schedule::default();
     let mut incomplete = Vec::new();
     for (i, job) in plan.jobs().enumerate() {
-        if !is_wanted(i) {
+        if !selected[i] {
             continue;
         }
-        out.wanted += 1;
         let parent_runs = plan
             .parent(job)
             .is_some_and(|p| matches!(p, JobRef::Target(t) if target_runs[t as usize]));
@@ -216,6 +215,7 @@ pub fn schedule(
     if !incomplete.is_empty() {
         return Err(PlanError::Incomplete(incomplete));
     }
+    out.selected = selected;
     Ok(out)
 }
 

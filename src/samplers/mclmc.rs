@@ -17,14 +17,113 @@
 //! previous position is kept, a fresh random velocity drawn, and the step counts as a divergence.
 
 use rand::Rng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::mclmc_kernel::Kernel;
-use super::mclmc_tuning::{self, TuningStart};
+use super::mclmc_settings::MclmcConfig;
+use super::mclmc_tuning::{self, MAX_ESS_COORDS, TuningStart};
 use super::stat;
-use super::{ChainTrace, curvature};
-use crate::config::schema::MclmcConfig;
+use super::{ChainTrace, Footprint, Sampler, SamplerError, curvature, independent_chains};
+use crate::invalid::{Invalid, at_least_one, invalid, positive};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
+
+impl Sampler for MclmcConfig {
+    const PRESET: &'static str = include_str!("../../config/sampler/mclmc.yaml");
+    /// 8,000 of the preset's 40,000 draws; tuning stays. Measured over 20 chain seeds (f64),
+    /// relative errors: regular −2.3…−1.7 %, deep linear −6.1…+2.1 % (tolerance 15 %).
+    const QUICK_OVERRIDES: &'static str = "{ draws: 8000 }";
+    const METROPOLIS: bool = false;
+
+    fn chains(&self) -> usize {
+        self.chains
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
+        let p = |k: &str| format!("{prefix}.{k}");
+        at_least_one(out, &p("draws"), self.draws);
+        for (k, f) in [
+            ("frac_tune1", self.frac_tune1),
+            ("frac_tune2", self.frac_tune2),
+            ("frac_tune3", self.frac_tune3),
+        ] {
+            if !(f.is_finite() && (0.0..=1.0).contains(&f)) {
+                out.push(invalid(&p(k), format!("must be in [0, 1], got {f}")));
+            }
+        }
+        positive(out, &p("desired_energy_var"), self.desired_energy_var);
+        positive(out, &p("trust_in_estimate"), self.trust_in_estimate);
+        positive(out, &p("num_effective_samples"), self.num_effective_samples);
+        match (self.l, self.step_size) {
+            (Some(l), Some(s)) => {
+                positive(out, &p("L"), l);
+                positive(out, &p("step_size"), s);
+            }
+            (Some(_), None) => out.push(invalid(
+                &p("L"),
+                "is set without `step_size`: set both to skip tuning, or neither to tune them",
+            )),
+            (None, Some(_)) => out.push(invalid(
+                &p("step_size"),
+                "is set without `L`: set both to skip tuning, or neither to tune them",
+            )),
+            (None, None) => {
+                at_least_one(out, &p("num_tuning_steps"), self.num_tuning_steps);
+                if (self.frac_tune1 + self.frac_tune2) * (self.num_tuning_steps as f64) < 1.0 {
+                    out.push(invalid(
+                        &p("frac_tune1"),
+                        "frac_tune1 + frac_tune2 leave no step-size tuning steps: raise them or \
+                         num_tuning_steps, or give L and step_size",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// MCLMC moves on the unit sphere of velocities, which needs at least 2 dimensions.
+    fn check_model(&self, dim: usize) -> Result<(), SamplerError> {
+        if dim < 2 {
+            return Err(SamplerError::TooFewParameters(dim));
+        }
+        Ok(())
+    }
+
+    fn run_chains<F: Real, M: LossModel<F>>(
+        &self,
+        post: &Posterior<'_, F, M>,
+        rngs: Vec<Xoshiro256PlusPlus>,
+        _run_id: &str,
+    ) -> Result<Vec<ChainTrace>, SamplerError> {
+        Ok(independent_chains(rngs, |rng, c| {
+            run_chain(self, post, rng, c)
+        }))
+    }
+
+    fn fix(&self) -> String {
+        if self.step_size.is_some() {
+            "the given step_size and L are too large: lower them or leave both null to tune them"
+                .into()
+        } else {
+            "the tuned step size is too large for parts of this posterior: lower \
+             desired_energy_var"
+                .into()
+        }
+    }
+
+    fn footprint(&self, params: f64, _n_data: f64) -> Footprint {
+        // Stage 3's ESS buffer: its steps × at most MAX_ESS_COORDS coordinates.
+        let stage3 = self.frac_tune3.max(0.0) * self.num_tuning_steps as f64;
+        Footprint {
+            draws: self.draws as f64,
+            warmup_steps: self.num_tuning_steps as f64,
+            extra_bytes: stage3 * params.min(MAX_ESS_COORDS as f64) * 8.0,
+        }
+    }
+}
 
 /// Runs one MCLMC chain (tuning unless L and step size are given, then draws).
 pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(

@@ -11,8 +11,8 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use super::NonFinite;
+use super::mclmc_settings::Integrator;
 use super::vecops::{all_finite, fill_unit_vector, normalize};
-use crate::config::schema::Integrator;
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 

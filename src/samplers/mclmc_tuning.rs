@@ -27,7 +27,7 @@
 use rand::Rng;
 
 use super::mclmc_kernel::Kernel;
-use crate::config::schema::MclmcConfig;
+use super::mclmc_settings::MclmcConfig;
 use crate::diagnostics::ess_mean;
 use crate::numeric::Real;
 use crate::posterior::LossModel;

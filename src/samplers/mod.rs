@@ -1,4 +1,5 @@
-//! MCMC samplers of the localized posterior: HMC, NUTS, SGLD and MCLMC.
+//! MCMC samplers of the localized posterior: HMC, NUTS, SGLD and MCLMC, and the registry that
+//! makes them known to the rest of lambda-hat.
 //!
 //! Input: a [`SamplerConfig`], a [`Posterior`] and the run ID (which seeds every chain's RNG).
 //! Output: a [`SamplerRun`], one [`ChainTrace`] per chain with the LLC and loss of every recorded
@@ -16,17 +17,29 @@
 //! message names the setting to change; it never becomes an analysis.json. SGLD first tries to
 //! recover by itself ([`sgld`]'s restarts), HMC stops a stuck chain early.
 //!
+//! **The registry.** Each sampler's module holds its settings type (`hmc::HmcConfig`, …) and
+//! implements [`Sampler`] for it: preset, `validate --quick` budget, validation, runner, memory
+//! footprint, the fix to suggest when it fails. One line of the `registry!` call below turns the
+//! list into [`SamplerKind`] and [`SamplerConfig`], the tagged union that experiments files and
+//! spec.json carry. Adding a sampler is three files: `samplers/NAME.rs`, `config/sampler/NAME.yaml`
+//! and this one (`mod NAME;` and its registry line); the trait's required items are what the
+//! compiler asks for (ARCHITECTURE.md §4, "Where to go"). The settings live here, below `config`,
+//! because they are the samplers' own: `config` reads them into the sweep and re-exports them.
+//!
 //! Modules (private; [`run`] is the entry point): `hmc` and `nuts` (+ `window_adaptation`), `mclmc`
-//! (+ `mclmc_tuning`, `curvature`), `sgld` (+ `precond`); `vecops` holds the allocation-free
-//! vector helpers they share. Each module's doc says what it records.
+//! (+ `mclmc_tuning`, `mclmc_kernel`, `curvature`), `sgld` (+ `sgld_step`, `precond`); `vecops`
+//! holds the allocation-free vector helpers they share, `settings` their serde defaults. Each
+//! module's doc says what it records.
 
 mod curvature;
 mod hmc;
 mod mclmc;
 mod mclmc_kernel;
+mod mclmc_settings;
 pub mod mclmc_tuning;
 mod nuts;
 mod precond;
+mod settings;
 mod sgld;
 mod sgld_step;
 mod vecops;
@@ -37,15 +50,237 @@ mod test_models;
 #[cfg(test)]
 mod tests;
 
+pub use hmc::{HmcConfig, IntegrationSteps};
+pub use mclmc_settings::{Integrator, MclmcConfig};
+pub use nuts::{MAX_TREE_DEPTH_LIMIT, NutsConfig};
+pub use precond::Precond;
+pub use sgld::{SgldConfig, StepSize};
+pub use window_adaptation::Adaptation;
+
 use std::collections::BTreeMap;
 
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rayon::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::config::schema::{SamplerConfig, StepSize};
+use crate::invalid::{Invalid, at_least_one};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
+
+/// What the rest of lambda-hat asks of a sampler, implemented by its settings type.
+///
+/// `plan` asks for the [`footprint`](Sampler::footprint), `validate` for the quick budget and
+/// whether the sampler is Metropolis-corrected, `config` for the preset and the validation,
+/// the worker (through [`run`]) for the chains.
+pub trait Sampler: Clone + PartialEq + Serialize + DeserializeOwned {
+    /// The built-in preset, `config/sampler/NAME.yaml` compiled in.
+    const PRESET: &'static str;
+    /// The overrides `lambda-hat validate --quick` lays over the preset (a YAML mapping): less
+    /// work, same tolerances.
+    const QUICK_OVERRIDES: &'static str;
+    /// Whether each transition is accepted or rejected (HMC, NUTS): such a sampler has a
+    /// target acceptance, can get stuck, and is held to the tighter `validate` tolerances.
+    const METROPOLIS: bool;
+
+    fn chains(&self) -> usize;
+
+    /// Part of the run ID, and so of every chain's RNG seed: change it for another replicate.
+    fn seed(&self) -> u64;
+
+    /// The acceptance rate the warmup adapts the step size to (Metropolis samplers only).
+    fn target_acceptance(&self) -> Option<f64> {
+        None
+    }
+
+    /// Pushes every out-of-range setting onto `out`, its key path under `prefix`. `chains` is
+    /// checked by [`SamplerConfig::validate`] for every sampler.
+    fn validate(&self, prefix: &str, out: &mut Vec<Invalid>);
+
+    /// Refuses a model this sampler cannot sample, once the common checks passed.
+    fn check_model(&self, _dim: usize) -> Result<(), SamplerError> {
+        Ok(())
+    }
+
+    /// Runs every chain from w*, `rngs[c]` being chain c's RNG; traces in chain order.
+    fn run_chains<F: Real, M: LossModel<F>>(
+        &self,
+        post: &Posterior<'_, F, M>,
+        rngs: Vec<Xoshiro256PlusPlus>,
+        run_id: &str,
+    ) -> Result<Vec<ChainTrace>, SamplerError>;
+
+    /// The setting to change when a chain of this run explodes or gets stuck.
+    fn fix(&self) -> String;
+
+    /// What a run of `params` parameters on `n_data` rows keeps besides the chains' vectors,
+    /// for `plan`'s memory estimate.
+    fn footprint(&self, params: f64, n_data: f64) -> Footprint;
+}
+
+/// What a run records, for the memory estimate (`plan::memory`), in counts per chain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Footprint {
+    /// Draws recorded in the trace.
+    pub draws: f64,
+    /// Warmup or tuning steps whose statistics are recorded.
+    pub warmup_steps: f64,
+    /// Bytes a chain holds besides [`Footprint::draws`], the warmup statistics and the
+    /// parameter-sized vectors every sampler has (NUTS's tree, MCLMC's tuning buffer, SGLD's
+    /// row permutation).
+    pub extra_bytes: f64,
+}
+
+/// Builds [`SamplerKind`] and [`SamplerConfig`] from the registry's lines, with one exhaustive
+/// `match` per question, so that nothing else in the program lists the samplers.
+macro_rules! registry {
+    ($($variant:ident = $name:literal => $settings:ty),+ $(,)?) => {
+        /// A sampler lambda-hat knows, by kind. A name that is not one of them is an error
+        /// wherever it is read, never a fallback.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum SamplerKind {
+            $($variant),+
+        }
+
+        impl SamplerKind {
+            pub const ALL: [SamplerKind; [$($name),+].len()] = [$(SamplerKind::$variant),+];
+
+            /// The name in experiments files, presets (`sampler/NAME.yaml`), run IDs and reports.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(SamplerKind::$variant => $name),+
+                }
+            }
+
+            /// The sampler called `name`; `None` for a name that is not a sampler.
+            pub fn from_name(name: &str) -> Option<SamplerKind> {
+                SamplerKind::ALL.into_iter().find(|k| k.name() == name)
+            }
+
+            /// The built-in preset, `config/sampler/NAME.yaml` compiled in.
+            pub fn builtin_preset(self) -> &'static str {
+                match self {
+                    $(SamplerKind::$variant => <$settings as Sampler>::PRESET),+
+                }
+            }
+
+            /// What `validate --quick` lays over the preset ([`Sampler::QUICK_OVERRIDES`]).
+            pub fn quick_overrides(self) -> &'static str {
+                match self {
+                    $(SamplerKind::$variant => <$settings as Sampler>::QUICK_OVERRIDES),+
+                }
+            }
+
+            /// See [`Sampler::METROPOLIS`].
+            pub fn is_metropolis(self) -> bool {
+                match self {
+                    $(SamplerKind::$variant => <$settings as Sampler>::METROPOLIS),+
+                }
+            }
+        }
+
+        /// A sampler configuration; `name` selects the algorithm and is the run ID's prefix.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "name")]
+        pub enum SamplerConfig {
+            $(#[serde(rename = $name)] $variant($settings)),+
+        }
+
+        impl SamplerConfig {
+            /// Every sampler's name, in [`SamplerKind::ALL`]'s order (for clap's lists).
+            pub const NAMES: [&'static str; [$($name),+].len()] = [$($name),+];
+
+            pub fn kind(&self) -> SamplerKind {
+                match self {
+                    $(SamplerConfig::$variant(_) => SamplerKind::$variant),+
+                }
+            }
+
+            pub fn name(&self) -> &'static str {
+                self.kind().name()
+            }
+
+            /// Reads the settings of a `kind` sampler (a preset merged with its overrides,
+            /// without the `name` key) from `d`.
+            pub fn deserialize_as<'de, D: serde::Deserializer<'de>>(
+                kind: SamplerKind,
+                d: D,
+            ) -> Result<SamplerConfig, D::Error> {
+                match kind {
+                    $(SamplerKind::$variant => {
+                        <$settings>::deserialize(d).map(SamplerConfig::$variant)
+                    })+
+                }
+            }
+
+            pub fn chains(&self) -> usize {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.chains()),+
+                }
+            }
+
+            /// See [`Sampler::seed`].
+            pub fn seed(&self) -> u64 {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.seed()),+
+                }
+            }
+
+            /// See [`Sampler::target_acceptance`].
+            pub fn target_acceptance(&self) -> Option<f64> {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.target_acceptance()),+
+                }
+            }
+
+            /// Pushes every out-of-range setting onto `out`, key paths under `prefix`.
+            pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
+                at_least_one(out, &format!("{prefix}.chains"), self.chains());
+                match self {
+                    $(SamplerConfig::$variant(s) => s.validate(prefix, out)),+
+                }
+            }
+
+            /// See [`Sampler::footprint`].
+            pub fn footprint(&self, params: f64, n_data: f64) -> Footprint {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.footprint(params, n_data)),+
+                }
+            }
+
+            fn check_model(&self, dim: usize) -> Result<(), SamplerError> {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.check_model(dim)),+
+                }
+            }
+
+            fn fix(&self) -> String {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.fix()),+
+                }
+            }
+
+            fn run_chains<F: Real, M: LossModel<F>>(
+                &self,
+                post: &Posterior<'_, F, M>,
+                rngs: Vec<Xoshiro256PlusPlus>,
+                run_id: &str,
+            ) -> Result<Vec<ChainTrace>, SamplerError> {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.run_chains(post, rngs, run_id)),+
+                }
+            }
+        }
+    };
+}
+// The samplers lambda-hat knows: variant, name (in experiments files, presets, run IDs and
+// reports) and settings type. One line each; see the module doc.
+registry! {
+    Hmc = "hmc" => HmcConfig,
+    Nuts = "nuts" => NutsConfig,
+    Sgld = "sgld" => SgldConfig,
+    Mclmc = "mclmc" => MclmcConfig,
+}
 
 /// The names of the per-draw statistics in [`ChainTrace::stats`] (and so in trace.npz), one
 /// constant each so that the samplers that write them and the worker and reports that read them
@@ -157,7 +392,7 @@ pub fn chain_rng(run_id: &str, chain: usize) -> Xoshiro256PlusPlus {
 }
 
 /// The RNG of a run's own calibration (SGLD's automatic step size): shared by the chains.
-fn calibration_rng(run_id: &str) -> Xoshiro256PlusPlus {
+pub(crate) fn calibration_rng(run_id: &str) -> Xoshiro256PlusPlus {
     let seed = xxhash_rust::xxh3::xxh3_64(format!("{run_id}/calibration").as_bytes());
     Xoshiro256PlusPlus::seed_from_u64(seed)
 }
@@ -181,40 +416,7 @@ pub fn run<F: Real, M: LossModel<F>>(
 ) -> Result<SamplerRun, SamplerError> {
     check(cfg, post)?;
     let rngs: Vec<_> = (0..cfg.chains()).map(|c| chain_rng(run_id, c)).collect();
-    let chains = match cfg {
-        // HMC's and NUTS's warmup may move its chains in lockstep (pooled adaptation), so it drives them.
-        SamplerConfig::Hmc(h) => hmc::run_chains(h, post, rngs),
-        SamplerConfig::Nuts(n) => nuts::run_chains(n, post, rngs),
-        SamplerConfig::Sgld(s) => {
-            let (eps, auto) = match s.step_size {
-                StepSize::Fixed(eps) => (eps, None),
-                StepSize::Auto => {
-                    let auto = sgld_step::auto_step_size(post, &mut calibration_rng(run_id));
-                    (auto.step_size, Some(auto))
-                }
-            };
-            let mut chains: Vec<ChainTrace> = rngs
-                .into_par_iter()
-                .enumerate()
-                .map(|(c, mut rng)| sgld::run_chain(s, post, eps, &mut rng, c))
-                .collect::<Result<_, _>>()?;
-            if let Some(auto) = auto {
-                for (i, c) in chains.iter_mut().enumerate() {
-                    // The calibration is the run's, not a chain's: its cost goes to chain 0 so
-                    // the run's total counts it once.
-                    if i == 0 {
-                        c.grad_evals += auto.grad_evals;
-                    }
-                    c.tuned.insert("auto_step_size".into(), auto.step_size);
-                    c.tuned.insert("hessian_max_eig".into(), auto.lambda_max);
-                }
-            }
-            chains
-        }
-        SamplerConfig::Mclmc(m) => {
-            independent_chains(rngs, |rng, c| mclmc::run_chain(m, post, rng, c))
-        }
-    };
+    let chains = cfg.run_chains(post, rngs, run_id)?;
     guard(cfg, post.dim(), &chains)?;
     Ok(SamplerRun {
         chains,
@@ -223,44 +425,15 @@ pub fn run<F: Real, M: LossModel<F>>(
 }
 
 /// Runs one independent chain per RNG in parallel; traces come back in chain order.
-fn independent_chains<R: Send>(
+pub(crate) fn independent_chains<R: Send>(
     rngs: Vec<R>,
     run_chain: impl Fn(&mut R, usize) -> ChainTrace + Sync,
 ) -> Vec<ChainTrace> {
+    use rayon::prelude::*;
     rngs.into_par_iter()
         .enumerate()
         .map(|(c, mut rng)| run_chain(&mut rng, c))
         .collect()
-}
-
-/// The setting to change when a chain of `cfg` explodes or gets stuck.
-fn fix_for(cfg: &SamplerConfig) -> String {
-    match cfg {
-        SamplerConfig::Hmc(h) if !h.adapt_step_size => format!(
-            "step_size {:.3e} is fixed (adapt_step_size: false) and too large for this \
-             posterior: lower it, or set adapt_step_size: true",
-            h.step_size
-        ),
-        SamplerConfig::Hmc(_) => "the adapted step size is too large for parts of this \
-             posterior: raise target_acceptance (e.g. 0.95) or posterior.gamma, or use name: nuts"
-            .into(),
-        SamplerConfig::Nuts(n) if !n.adapt_step_size => format!(
-            "step_size {:.3e} is fixed (adapt_step_size: false) and too large for this \
-             posterior: lower it, or set adapt_step_size: true",
-            n.step_size
-        ),
-        SamplerConfig::Nuts(_) => "the adapted step size is too large for parts of this \
-             posterior: raise target_acceptance (e.g. 0.95) or posterior.gamma"
-            .into(),
-        SamplerConfig::Sgld(_) => "lower sgld step_size or use step_size: auto".into(),
-        SamplerConfig::Mclmc(m) if m.step_size.is_some() => {
-            "the given step_size and L are too large: lower them or leave both null to tune them"
-                .into()
-        }
-        SamplerConfig::Mclmc(_) => "the tuned step size is too large for parts of this \
-             posterior: lower desired_energy_var"
-            .into(),
-    }
 }
 
 /// Draws a Metropolis chain must have made before it can be called stuck: enough that a
@@ -283,7 +456,7 @@ fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), S
                 sampler: cfg.name(),
                 chain: c,
                 what: format!("an LLC draw was {bad:.3e}, above the limit {limit:.0}"),
-                fix: fix_for(cfg),
+                fix: cfg.fix(),
             });
         }
         // Metropolis samplers: one transition per draw, each divergent or not.
@@ -296,7 +469,7 @@ fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), S
                 diverged: trace.divergences,
                 transitions,
                 step_size: trace.tuned.get("step_size").copied().unwrap_or(f64::NAN),
-                fix: fix_for(cfg),
+                fix: cfg.fix(),
             });
         }
     }
@@ -327,9 +500,7 @@ fn check<F: Real, M: LossModel<F>>(
     if post.model.n_data() == 0 {
         return Err(SamplerError::NoData);
     }
-    if matches!(cfg, SamplerConfig::Mclmc(_)) && dim < 2 {
-        return Err(SamplerError::TooFewParameters(dim));
-    }
+    cfg.check_model(dim)?;
     let scalars = [
         ("L0", post.l0.f64()),
         ("nβ", post.n_beta.f64()),
@@ -380,5 +551,90 @@ impl NonFinite {
             "chain {chain}: {} of {} {what} were not finite (first at #{first}); {consequence}",
             self.count, self.seen
         ))
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// Every preset, typed as its sampler's settings (`name` added as an experiments file has it).
+    fn preset_config(kind: SamplerKind) -> SamplerConfig {
+        let mut value: serde_yaml::Value = serde_yaml::from_str(kind.builtin_preset()).unwrap();
+        value
+            .as_mapping_mut()
+            .unwrap()
+            .insert("name".into(), kind.name().into());
+        serde_yaml::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_registry_names_every_sampler_once_and_round_trips() {
+        let names: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, SamplerConfig::NAMES);
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for kind in SamplerKind::ALL {
+            assert_eq!(SamplerKind::from_name(kind.name()), Some(kind));
+            let preset: serde_yaml::Value = serde_yaml::from_str(kind.builtin_preset()).unwrap();
+            assert!(preset.is_mapping(), "{}: {preset:?}", kind.name());
+        }
+        assert_eq!(SamplerKind::from_name("HMC"), None);
+        assert_eq!(SamplerKind::from_name("mclmc2"), None);
+    }
+
+    #[test]
+    fn a_config_knows_its_kind_and_writes_its_name() {
+        for kind in SamplerKind::ALL {
+            let cfg = preset_config(kind);
+            assert_eq!(cfg.kind(), kind);
+            assert_eq!(cfg.target_acceptance().is_some(), kind.is_metropolis());
+            let json = serde_json::to_value(&cfg).unwrap();
+            assert_eq!(json["name"], kind.name(), "{json}");
+            let mut problems = Vec::new();
+            cfg.validate("sampler", &mut problems);
+            assert!(problems.is_empty(), "{}: {problems:?}", kind.name());
+        }
+    }
+
+    #[test]
+    fn deserialize_as_reads_the_settings_of_the_kind_it_is_given() {
+        for kind in SamplerKind::ALL {
+            let value: serde_yaml::Value = serde_yaml::from_str(kind.builtin_preset()).unwrap();
+            let cfg = SamplerConfig::deserialize_as(kind, value).unwrap();
+            assert_eq!(cfg, preset_config(kind));
+        }
+        // HMC's preset is not NUTS's settings: `num_integration_steps` is refused.
+        let hmc: serde_yaml::Value =
+            serde_yaml::from_str(SamplerKind::Hmc.builtin_preset()).unwrap();
+        let err = SamplerConfig::deserialize_as(SamplerKind::Nuts, hmc).unwrap_err();
+        assert!(err.to_string().contains("num_integration_steps"), "{err}");
+    }
+
+    #[test]
+    fn every_sampler_has_quick_overrides_that_lower_its_budget() {
+        for kind in SamplerKind::ALL {
+            let quick: serde_yaml::Value = serde_yaml::from_str(kind.quick_overrides()).unwrap();
+            let map = quick.as_mapping().expect("a mapping");
+            assert!(!map.is_empty(), "{kind:?}: {quick:?}");
+            let preset: serde_yaml::Value = serde_yaml::from_str(kind.builtin_preset()).unwrap();
+            for (key, value) in map {
+                let full = preset.get(key).and_then(|v| v.as_u64());
+                let quick = value.as_u64();
+                assert!(
+                    matches!((full, quick), (Some(f), Some(q)) if q < f),
+                    "{kind:?}: {key:?} quick {quick:?} vs preset {full:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_footprint_grows_with_the_draws() {
+        for kind in SamplerKind::ALL {
+            let small = preset_config(kind).footprint(100.0, 1000.0);
+            assert!(small.draws >= 1.0, "{kind:?}: {small:?}");
+            assert!(small.extra_bytes >= 0.0 && small.warmup_steps >= 0.0);
+        }
     }
 }

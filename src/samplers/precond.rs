@@ -8,8 +8,19 @@
 //! the drift uses ĝ. Moments start at 0 and are bias-corrected as in Adam, so the first steps
 //! are not inflated by an empty average.
 
-use crate::config::schema::Precond;
+use serde::{Deserialize, Serialize};
+
 use crate::numeric::Real;
+
+/// SGLD's preconditioner (`precond`): none, RMSprop's or Adam's diagonal scaling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precond {
+    #[default]
+    None,
+    Rmsprop,
+    Adam,
+}
 
 /// Preconditioner state for one chain (buffers allocated once).
 #[derive(Debug, Clone)]

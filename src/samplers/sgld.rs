@@ -31,13 +31,181 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use super::precond::Preconditioner;
-use super::stat;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::precond::{Precond, Preconditioner};
+use super::settings::{d_chains, number_or_auto};
 use super::vecops::all_finite;
-use super::{ChainTrace, NonFinite, SamplerError, exploded_llc_limit};
-use crate::config::schema::SgldConfig;
+use super::{
+    ChainTrace, Footprint, NonFinite, Sampler, SamplerError, calibration_rng, exploded_llc_limit,
+    sgld_step, stat,
+};
+use crate::invalid::{Invalid, at_least_one, fraction, invalid, positive};
 use crate::numeric::Real;
 use crate::posterior::{LogpEval, LossModel, Posterior, Rows};
+
+/// SGLD's settings: a `name: sgld` entry of an experiments file, over `config/sampler/sgld.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SgldConfig {
+    #[serde(default = "d_chains")]
+    pub chains: usize,
+    /// `auto` (the preset's default): chosen per run from the posterior's curvature; or a
+    /// number, used as given.
+    pub step_size: StepSize,
+    /// Minibatch size; `null` uses the full batch.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Burn-in steps, discarded.
+    pub warmup: usize,
+    /// Steps after warmup.
+    pub steps: usize,
+    /// The full-batch loss (one LLC draw) is recorded every this many steps.
+    pub eval_every: usize,
+    #[serde(default)]
+    pub precond: Precond,
+    /// rmsprop/adam second-moment decay.
+    #[serde(default = "d_precond_decay")]
+    pub precond_decay: f64,
+    /// adam first-moment decay.
+    #[serde(default = "d_precond_beta1")]
+    pub precond_beta1: f64,
+    #[serde(default = "d_precond_eps")]
+    pub precond_eps: f64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// RMSprop's and Adam's usual constants.
+fn d_precond_decay() -> f64 {
+    0.99
+}
+fn d_precond_beta1() -> f64 {
+    0.9
+}
+fn d_precond_eps() -> f64 {
+    1e-8
+}
+
+/// A step size that is either given or chosen by the sampler (`auto`).
+///
+/// Serialized as the number itself or the string `"auto"`, so configs that give a number keep
+/// the run IDs they had before `auto` existed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepSize {
+    Auto,
+    Fixed(f64),
+}
+
+impl Serialize for StepSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StepSize::Auto => s.serialize_str("auto"),
+            StepSize::Fixed(x) => s.serialize_f64(*x),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StepSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(number_or_auto::<D, f64>(d, "a positive number")?
+            .map_or(StepSize::Auto, StepSize::Fixed))
+    }
+}
+
+impl Sampler for SgldConfig {
+    const PRESET: &'static str = include_str!("../../config/sampler/sgld.yaml");
+    /// 100,000 of the preset's 200,000 steps; warmup stays. Measured over 20 chain seeds
+    /// (f64), relative errors: regular −1.9…+2.5 %, deep linear −0.8…+8.9 % (tolerance 15 %).
+    const QUICK_OVERRIDES: &'static str = "{ steps: 100000 }";
+    const METROPOLIS: bool = false;
+
+    fn chains(&self) -> usize {
+        self.chains
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
+        let p = |k: &str| format!("{prefix}.{k}");
+        match self.step_size {
+            StepSize::Fixed(x) => positive(out, &p("step_size"), x),
+            // The automatic step bounds the bias of plain SGLD; a preconditioner rescales
+            // every direction by its own factor, which that bound ignores.
+            StepSize::Auto if self.precond != Precond::None => out.push(invalid(
+                &p("step_size"),
+                "`auto` works with `precond: none` only: give a number with a preconditioner",
+            )),
+            StepSize::Auto => {}
+        }
+        at_least_one(out, &p("steps"), self.steps);
+        at_least_one(out, &p("eval_every"), self.eval_every);
+        if self.eval_every > 0 && self.steps > 0 && self.steps < self.eval_every {
+            out.push(invalid(
+                &p("steps"),
+                format!(
+                    "must be at least eval_every ({}) to record one draw",
+                    self.eval_every
+                ),
+            ));
+        }
+        if let Some(b) = self.batch_size {
+            at_least_one(out, &p("batch_size"), b);
+        }
+        fraction(out, &p("precond_decay"), self.precond_decay, true);
+        fraction(out, &p("precond_beta1"), self.precond_beta1, false);
+        positive(out, &p("precond_eps"), self.precond_eps);
+    }
+
+    fn run_chains<F: Real, M: LossModel<F>>(
+        &self,
+        post: &Posterior<'_, F, M>,
+        rngs: Vec<Xoshiro256PlusPlus>,
+        run_id: &str,
+    ) -> Result<Vec<ChainTrace>, SamplerError> {
+        let (eps, auto) = match self.step_size {
+            StepSize::Fixed(eps) => (eps, None),
+            StepSize::Auto => {
+                let auto = sgld_step::auto_step_size(post, &mut calibration_rng(run_id));
+                (auto.step_size, Some(auto))
+            }
+        };
+        let mut chains: Vec<ChainTrace> = rngs
+            .into_par_iter()
+            .enumerate()
+            .map(|(c, mut rng)| run_chain(self, post, eps, &mut rng, c))
+            .collect::<Result<_, _>>()?;
+        if let Some(auto) = auto {
+            for (i, c) in chains.iter_mut().enumerate() {
+                // The calibration is the run's, not a chain's: its cost goes to chain 0 so
+                // the run's total counts it once.
+                if i == 0 {
+                    c.grad_evals += auto.grad_evals;
+                }
+                c.tuned.insert("auto_step_size".into(), auto.step_size);
+                c.tuned.insert("hessian_max_eig".into(), auto.lambda_max);
+            }
+        }
+        Ok(chains)
+    }
+
+    fn fix(&self) -> String {
+        "lower sgld step_size or use step_size: auto".into()
+    }
+
+    fn footprint(&self, _params: f64, n_data: f64) -> Footprint {
+        Footprint {
+            draws: (self.steps / self.eval_every.max(1)) as f64,
+            warmup_steps: 0.0,
+            // The row permutation minibatches are drawn from.
+            extra_bytes: n_data * 8.0,
+        }
+    }
+}
 
 /// At most this many recorded steps per chain get the (2 full-batch gradients) MALA check:
 /// enough for a mean acceptance to ±0.05, cheap next to the sampling itself.

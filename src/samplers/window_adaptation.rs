@@ -22,7 +22,27 @@
 
 use rayon::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
 use crate::numeric::Real;
+
+/// How HMC's (and NUTS's) warmup adapts the step size and inverse mass matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Adaptation {
+    /// All chains warm up in lockstep and share what they learn: dual averaging sees their
+    /// mean acceptance, the variances all their positions.
+    #[default]
+    Pooled,
+    /// Each chain adapts alone, as in Stan.
+    PerChain,
+}
+
+impl Adaptation {
+    pub(super) fn is_default(&self) -> bool {
+        *self == Adaptation::default()
+    }
+}
 
 /// One chain as the warmup driver sees it. HMC's and NUTS's walkers implement it.
 pub trait WarmupWalker<F: Real>: Send {

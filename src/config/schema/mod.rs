@@ -5,20 +5,20 @@
 //! then [`validate`](ModelConfig::validate)d. Their canonical JSON is what target and run IDs hash,
 //! so renaming a field or changing a default changes every ID: the ID tests pin that.
 
-mod check;
 mod data;
 mod model;
-mod posterior;
-mod sampler;
 mod spec;
 mod teacher;
 mod training;
 
-pub use check::Invalid;
+pub use crate::invalid::Invalid;
 pub use data::{DataConfig, NoiseModel, XDist};
 pub use model::{Activation, Init, MAX_DEPTH, MAX_DIM, MAX_TARGET_PARAMS, ModelConfig};
-pub use posterior::{BetaMode, PosteriorConfig};
-pub use sampler::{
+// The posterior's and the samplers' settings are defined next to what they configure
+// (`crate::posterior`, `crate::samplers`, both below config); they are part of the schema of
+// experiments files and spec.json.
+pub use crate::posterior::{BetaMode, PosteriorConfig};
+pub use crate::samplers::{
     Adaptation, HmcConfig, IntegrationSteps, Integrator, MAX_TREE_DEPTH_LIMIT, MclmcConfig,
     NutsConfig, Precond, SamplerConfig, SamplerKind, SgldConfig, StepSize,
 };

@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::data::DataConfig;
 use super::model::ModelConfig;
-use super::posterior::PosteriorConfig;
-use super::sampler::SamplerConfig;
 use super::teacher::ResolvedTeacher;
 use super::training::TrainingConfig;
+use crate::posterior::PosteriorConfig;
+use crate::samplers::SamplerConfig;
 
 /// Everything `worker build-target` needs: the fully resolved target. Its canonical JSON (without
 /// `target_id`) is what the target ID hashes.
