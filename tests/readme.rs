@@ -71,6 +71,11 @@ const SCRIPT_LINES: &[(&str, &str)] = &[
     ("scripts/bench.sh plan", "benchmark, never run by tests"),
     ("scripts/bench.sh gradient", "benchmark, never run by tests"),
     ("scripts/bench.sh slurm", "benchmark, never run by tests"),
+    ("scripts/bench.sh ess", "benchmark, never run by tests"),
+    (
+        "scripts/bench-peers.sh",
+        "benchmark against JAX/BlackJAX, never run by tests",
+    ),
 ];
 
 /// How a line that is neither lambda-hat nor a script is exercised.
