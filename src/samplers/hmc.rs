@@ -69,9 +69,11 @@ use super::settings::{
 };
 use super::stat;
 use super::vecops::{all_finite, fill_normal, weighted_norm_sq};
-use super::window_adaptation::{Adaptation, WarmupSettings, WarmupWalker, windowed_warmup};
+use super::window_adaptation::{
+    Adaptation, MetropolisSettings, WarmupSettings, WarmupWalker, step_size_fix, windowed_warmup,
+};
 use super::{ChainTrace, Footprint, NonFinite, Sampler, SamplerError, is_stuck};
-use crate::invalid::{Invalid, at_least_one, fraction, positive};
+use crate::invalid::{Invalid, at_least_one};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
@@ -129,14 +131,16 @@ impl Sampler for HmcConfig {
     }
 
     fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
-        let p = |k: &str| format!("{prefix}.{k}");
-        at_least_one(out, &p("draws"), self.draws);
-        if let IntegrationSteps::Fixed(n) = self.num_integration_steps {
-            at_least_one(out, &p("num_integration_steps"), n);
+        MetropolisSettings {
+            draws: self.draws,
+            step_size: self.step_size,
+            target_acceptance: self.target_acceptance,
+            max_energy_error: self.max_energy_error,
         }
-        positive(out, &p("step_size"), self.step_size);
-        fraction(out, &p("target_acceptance"), self.target_acceptance, true);
-        positive(out, &p("max_energy_error"), self.max_energy_error);
+        .validate(prefix, out);
+        if let IntegrationSteps::Fixed(n) = self.num_integration_steps {
+            at_least_one(out, &format!("{prefix}.num_integration_steps"), n);
+        }
     }
 
     fn run_chains<F: Real, M: LossModel<F>>(
@@ -150,17 +154,7 @@ impl Sampler for HmcConfig {
     }
 
     fn fix(&self) -> String {
-        if self.adapt_step_size {
-            "the adapted step size is too large for parts of this posterior: raise \
-             target_acceptance (e.g. 0.95) or posterior.gamma, or use name: nuts"
-                .into()
-        } else {
-            format!(
-                "step_size {:.3e} is fixed (adapt_step_size: false) and too large for this \
-                 posterior: lower it, or set adapt_step_size: true",
-                self.step_size
-            )
-        }
+        step_size_fix(self.adapt_step_size, self.step_size, ", or use name: nuts")
     }
 
     fn footprint(&self, _params: f64, _n_data: f64) -> Footprint {

@@ -52,9 +52,11 @@ use serde::{Deserialize, Serialize};
 use super::settings::{d_chains, d_max_energy_error, d_target_acceptance, default_true};
 use super::stat;
 use super::vecops::{fill_normal, weighted_norm_sq};
-use super::window_adaptation::{Adaptation, WarmupSettings, WarmupWalker, windowed_warmup};
+use super::window_adaptation::{
+    Adaptation, MetropolisSettings, WarmupSettings, WarmupWalker, step_size_fix, windowed_warmup,
+};
 use super::{ChainTrace, Footprint, NonFinite, Sampler, SamplerError};
-use crate::invalid::{Invalid, at_least_one, fraction, invalid, positive};
+use crate::invalid::{Invalid, invalid};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
@@ -122,14 +124,16 @@ impl Sampler for NutsConfig {
     }
 
     fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
-        let p = |k: &str| format!("{prefix}.{k}");
-        at_least_one(out, &p("draws"), self.draws);
-        positive(out, &p("step_size"), self.step_size);
-        fraction(out, &p("target_acceptance"), self.target_acceptance, true);
-        positive(out, &p("max_energy_error"), self.max_energy_error);
+        MetropolisSettings {
+            draws: self.draws,
+            step_size: self.step_size,
+            target_acceptance: self.target_acceptance,
+            max_energy_error: self.max_energy_error,
+        }
+        .validate(prefix, out);
         if !(1..=MAX_TREE_DEPTH_LIMIT).contains(&self.max_tree_depth) {
             out.push(invalid(
-                &p("max_tree_depth"),
+                &format!("{prefix}.max_tree_depth"),
                 format!(
                     "must be in 1..={MAX_TREE_DEPTH_LIMIT}, got {}",
                     self.max_tree_depth
@@ -148,17 +152,7 @@ impl Sampler for NutsConfig {
     }
 
     fn fix(&self) -> String {
-        if self.adapt_step_size {
-            "the adapted step size is too large for parts of this posterior: raise \
-             target_acceptance (e.g. 0.95) or posterior.gamma"
-                .into()
-        } else {
-            format!(
-                "step_size {:.3e} is fixed (adapt_step_size: false) and too large for this \
-                 posterior: lower it, or set adapt_step_size: true",
-                self.step_size
-            )
-        }
+        step_size_fix(self.adapt_step_size, self.step_size, "")
     }
 
     fn footprint(&self, params: f64, _n_data: f64) -> Footprint {

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
+use crate::invalid::{Invalid, at_least_one, fraction, positive};
 use crate::numeric::Real;
 
 /// How HMC's (and NUTS's) warmup adapts the step size and inverse mass matrix.
@@ -41,6 +42,41 @@ pub enum Adaptation {
 impl Adaptation {
     pub(super) fn is_default(&self) -> bool {
         *self == Adaptation::default()
+    }
+}
+
+/// The settings HMC and NUTS share, as their `validate` checks them.
+pub(super) struct MetropolisSettings {
+    pub draws: usize,
+    pub step_size: f64,
+    pub target_acceptance: f64,
+    pub max_energy_error: f64,
+}
+
+impl MetropolisSettings {
+    pub(super) fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
+        let p = |k: &str| format!("{prefix}.{k}");
+        at_least_one(out, &p("draws"), self.draws);
+        positive(out, &p("step_size"), self.step_size);
+        fraction(out, &p("target_acceptance"), self.target_acceptance, true);
+        positive(out, &p("max_energy_error"), self.max_energy_error);
+    }
+}
+
+/// What to change when an HMC or NUTS chain explodes or gets stuck: a fixed step size is too
+/// large; an adapted one meets regions stiffer than where it was adapted. `alternative` is
+/// appended to the advice for the adapted case (HMC suggests NUTS).
+pub(super) fn step_size_fix(adapt_step_size: bool, step_size: f64, alternative: &str) -> String {
+    if adapt_step_size {
+        format!(
+            "the adapted step size is too large for parts of this posterior: raise \
+             target_acceptance (e.g. 0.95) or posterior.gamma{alternative}"
+        )
+    } else {
+        format!(
+            "step_size {step_size:.3e} is fixed (adapt_step_size: false) and too large for this \
+             posterior: lower it, or set adapt_step_size: true"
+        )
     }
 }
 
