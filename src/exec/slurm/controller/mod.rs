@@ -83,8 +83,14 @@ struct Job {
     ended: Option<Final>,
     /// When the current submission went out (its wall time when sacct has no elapsed yet).
     submitted_at: Option<Instant>,
-    /// `logs/<rule>/<key>.log`: SLURM's output file, or for array tasks a link to it.
+    /// `logs/<rule>/<key>.log`: SLURM's output file, or for array tasks a link to it; a bundle
+    /// member's worker writes it directly.
     log: PathBuf,
+    /// The bundle's own SLURM log when the current attempt runs in a bundle of several jobs
+    /// (where SLURM writes why it killed the bundle); `None` for a job on its own.
+    bundle_log: Option<PathBuf>,
+    /// Expected seconds of a run_sampler job, for `bundle-size: auto` (`bundle::expected_secs`).
+    expected_secs: f64,
 }
 
 /// How the controller ended.
@@ -177,6 +183,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     ended: None,
                     submitted_at: None,
                     log: cwd.join(plan.log_path(*job)),
+                    bundle_log: None,
+                    expected_secs: match job {
+                        JobRef::Run(r) => super::bundle::expected_secs(
+                            &plan.targets[plan.run_target(*r) as usize].config,
+                            plan.run_sampler(*r),
+                        ),
+                        JobRef::Target(_) => 0.0,
+                    },
                 }
             })
             .collect();
