@@ -23,8 +23,8 @@ pub const AUTO_TARGET_SECS: f64 = 60.0;
 pub fn is_full(size: BundleSize, members: usize, expected_secs: f64) -> bool {
     match size {
         BundleSize::Fixed(k) => members >= k.get(),
-        // NaN or infinite estimates (they cannot come from `expected_secs`) close at once.
-        BundleSize::Auto => !(expected_secs < AUTO_TARGET_SECS),
+        // A NaN estimate (it cannot come from `expected_secs`) closes the bundle at once.
+        BundleSize::Auto => expected_secs >= AUTO_TARGET_SECS || expected_secs.is_nan(),
     }
 }
 
