@@ -17,6 +17,9 @@
 # job; `auto` runs each target's three samplers in one (README, "Bundling tiny jobs").
 # WORKER=real runs the real worker instead of the stand-in, on the sweep of tests/slurm.rs
 # (200 rows, 50 training steps, 2 chains of 100-200 draws: each job takes well under a second).
+# Measured on the 2-CPU local cluster (debug binary, other builds running): real worker 10.6 s
+# (bundle-size 1, 40 SLURM jobs and array tasks) vs 6.3 s (auto, 20); stand-in worker 10.2 s vs
+# 4.8 s (BUNDLE=3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"

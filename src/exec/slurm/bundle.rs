@@ -9,6 +9,11 @@
 //!
 //! The members run one after another (not side by side): the allocation's CPUs all go to the
 //! running member's threads, and a bundle's runtime is simply the sum of its members'.
+//!
+//! Measured (`scripts/bench-slurm.sh`, local 2-CPU cluster, 10 targets × 3 tiny samplers,
+//! `-j 40`, median of 3): 10.6 s without bundling and 6.3 s with `auto` (40 → 20 SLURM jobs and
+//! array tasks, 1.7×); 18.4 s and 10.1 s (1.8×) under heavier load from other builds; with a
+//! stand-in worker that only writes files, 10.2 s and 4.8 s (2.1×) at bundle-size 3.
 
 use crate::config::experiments::param_count;
 use crate::config::profile::BundleSize;
