@@ -14,10 +14,16 @@
 //!                        └── retries used up ─▶ Failed ─▶ children: cancelled, Skipped
 //! ```
 //!
+//! The members of a bundle (`bundle-size`, `super::bundle`) share one SLURM job but move
+//! through these states each on its own: whatever state the bundle ends in, each member goes to
+//! Verifying and is done when its own marker appears; a member without one is judged by the
+//! bundle's state and retried alone.
+//!
 //! Rules the loop keeps:
 //! - the journal line is written and flushed BEFORE the action it records (`submitting` before
 //!   `sbatch`, so a controller killed mid-submit can find the job by its unique name later);
-//! - at most `jobs` SLURM jobs (array tasks counted one by one) are queued or running;
+//! - at most `jobs` SLURM jobs (array tasks counted one by one, a bundle once) are queued or
+//!   running;
 //! - a child depends (`afterok`) only on a parent that the last poll (or our own `sbatch` a
 //!   moment ago) showed in the queue: SLURM treats a dependency on a purged job as satisfied;
 //! - one `squeue` and at most one `sacct` (or `scontrol`) per cycle, whatever the job count;

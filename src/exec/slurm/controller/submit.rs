@@ -62,7 +62,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
         // becomes one SLURM job or array task.
         let mut groups: Vec<(Option<usize>, Vec<Vec<usize>>)> = Vec::new();
         let mut index: HashMap<(Rule, Option<usize>, String), usize> = HashMap::new();
+        let bundling = self.opts.bundle_size != BundleSize::default();
         for i in 0..self.jobs.len() {
+            // Without bundles nothing can go once the budget is spent (and the scan of a
+            // million-job schedule stops here).
+            if budget == 0 && !bundling {
+                break;
+            }
             if self.jobs[i].st != St::Waiting {
                 continue;
             }
@@ -98,7 +104,9 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 }
             }
             if budget == 0 {
-                continue;
+                // The schedule lists a target's runs together (entry by entry), so the jobs after
+                // this one would need new SLURM jobs too; stopping keeps the scan short.
+                break;
             }
             budget -= 1;
             match index.get(&group_key) {
