@@ -807,3 +807,25 @@ fn a_member_that_fails_for_good_does_not_take_its_bundle_down() {
         );
     }
 }
+
+/// A later invocation that reattaches to a bundle still judges its members one by one: the
+/// member that failed fails, the others are done (the journal says they ran in a bundle).
+#[test]
+fn reattached_bundle_members_are_judged_by_their_own_outputs() {
+    let store = Store::new("bundle-reattach");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
+    let mut fake = Fake::new(all_complete());
+    fake.member_fails = Box::new(|spec: &Path| spec.to_string_lossy().contains("run_hmc_"));
+    let mut o = bundled(20, 3);
+    o.keep_going = true;
+    o.detach = true;
+    let first = run(&plan, &o, &mut fake);
+    assert_eq!(first.detached, Some((4, 0)));
+    let submitted = fake.count("sbatch");
+    o.detach = false;
+    let second = run(&plan, &o, &mut fake);
+    assert_eq!(fake.count("sbatch"), submitted, "nothing submitted twice");
+    assert_eq!(second.outcome.succeeded, 3, "{:?}", second.outcome.failed);
+    assert_eq!(second.outcome.failed.len(), 1);
+    assert!(second.outcome.failed[0].output.contains("run_hmc_"));
+}
