@@ -383,3 +383,23 @@ fn an_unknown_executor_is_refused_with_the_valid_ones() {
         .failure(exit_code::USAGE)
         .clear_error(&["slurmx", "local", "slurm"]);
 }
+
+#[test]
+fn a_bad_bundle_size_is_refused_naming_the_key_and_the_file() {
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("profiles/p/config.yaml", "bundle-size: lots\n");
+    t.run_with(&["-n", "--profile", "profiles/p"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["bundle-size", "lots", "profiles/p/config.yaml", "`auto`"]);
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-n", "--bundle-size", "0"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["--bundle-size", "positive integer or `auto`"]);
+    // Valid values plan as usual (the command line wins over the profile's).
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("profiles/p/config.yaml", "bundle-size: auto\n");
+    t.run_with(&["-n", "--profile", "profiles/p", "--bundle-size", "4"])
+        .success();
+}

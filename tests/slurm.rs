@@ -817,3 +817,167 @@ fn ctrl_c_cancels_the_sweeps_jobs_with_one_scancel() {
         "{rows:?}"
     );
 }
+
+/// Bundles on the real cluster: `--bundle-size auto` runs each target's three tiny samplers in
+/// one SLURM job (at most one SLURM job per target and rule), each member with its own log,
+/// benchmark and journal lines. Every hmc member fails the first time it runs
+/// (LAMBDA_HAT_TEST_FAIL_ONCE): it alone is resubmitted and succeeds, while the sgld and mclmc
+/// members of its bundle keep their results and run once.
+#[test]
+fn bundled_sweep_runs_one_slurm_job_per_target_and_retries_a_failed_member_alone() {
+    let Some(_lock) =
+        cluster("bundled_sweep_runs_one_slurm_job_per_target_and_retries_a_failed_member_alone")
+    else {
+        return;
+    };
+    let targets = 3;
+    let t = slurm_test(targets).env("LAMBDA_HAT_TEST_FAIL_ONCE", "run_hmc_");
+    let run = t
+        .run_with(&[
+            "--profile",
+            "local-slurm",
+            "-j",
+            "10",
+            "--bundle-size",
+            "auto",
+            "--retries",
+            "1",
+        ])
+        .success()
+        .stderr_has("12 of 12 jobs done.");
+    assert!(run.stderr().contains("bundle of 3"), "{}", run.stderr());
+
+    let j = journal(&t.store());
+    let runs: Vec<&serde_json::Value> = events(&j, "submitted")
+        .into_iter()
+        .filter(|e| e["rule"] == "run_sampler")
+        .collect();
+    let first: Vec<_> = runs.iter().filter(|e| e["attempt"] == 1).collect();
+    assert_eq!(first.len(), 3 * targets, "{first:?}");
+    // First attempts: one SLURM job (or array task) per target for the 9 sampler runs.
+    let bundle_ids: BTreeSet<&str> = first
+        .iter()
+        .map(|e| e["slurm_job_id"].as_str().unwrap())
+        .collect();
+    assert!(bundle_ids.len() <= targets, "{bundle_ids:?}");
+    for id in &bundle_ids {
+        let members: BTreeSet<&str> = first
+            .iter()
+            .filter(|e| e["slurm_job_id"] == *id)
+            .map(|e| e["job"].as_str().unwrap().split('.').next().unwrap())
+            .collect();
+        assert_eq!(
+            members.len(),
+            1,
+            "a bundle holds one target's jobs: {members:?}"
+        );
+    }
+    // The hmc runs failed inside their bundles and were resubmitted alone; nothing else was.
+    let retries: Vec<_> = runs.iter().filter(|e| e["attempt"] == 2).collect();
+    assert_eq!(retries.len(), targets, "{retries:?}");
+    for e in &retries {
+        let key = e["job"].as_str().unwrap();
+        assert!(key.contains("run_hmc_"), "{e}");
+        let id = e["slurm_job_id"].as_str().unwrap();
+        let sharing = runs.iter().filter(|r| r["slurm_job_id"] == id).count();
+        assert_eq!(
+            sharing, 1,
+            "the retry of {key} runs alone in SLURM job {id}"
+        );
+    }
+    for e in events(&j, "failed") {
+        assert!(e["job"].as_str().unwrap().contains("run_hmc_"), "{e}");
+        assert_eq!(e["detail"]["retry"], true, "{e}");
+    }
+    for e in events(&j, "finished") {
+        if e["rule"] == "run_sampler" {
+            assert_eq!(
+                events(&j, "finished")
+                    .iter()
+                    .filter(|f| f["job"] == e["job"])
+                    .count(),
+                1,
+                "{e}"
+            );
+        }
+    }
+    // SLURM saw the first bundles fail (their hmc member), yet their other members are done.
+    let ids: BTreeSet<String> = bundle_ids
+        .iter()
+        .map(|id| id.split('_').next().unwrap().to_string())
+        .collect();
+    let rows = sacct_until(&ids, "JobID,State", |r| {
+        r.len() >= bundle_ids.len() && r.iter().all(|row| row[1] == "FAILED")
+    });
+    assert!(
+        rows.len() >= bundle_ids.len() && rows.iter().all(|r| r[1] == "FAILED"),
+        "{rows:?}"
+    );
+
+    // Every output, and every member's own log and benchmark.
+    let store = t.store();
+    let mut analyses = 0;
+    for target in std::fs::read_dir(store.join("targets")).unwrap() {
+        for run_dir in std::fs::read_dir(target.unwrap().path()).unwrap() {
+            let run_dir = run_dir.unwrap().path();
+            if run_dir.is_dir()
+                && run_dir
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("run_")
+            {
+                assert!(
+                    run_dir.join("analysis.json").is_file(),
+                    "{}",
+                    run_dir.display()
+                );
+                analyses += 1;
+            }
+        }
+    }
+    assert_eq!(analyses, 3 * targets);
+    for e in &first {
+        let key = e["job"].as_str().unwrap();
+        let log = store.join("logs/run_sampler").join(format!("{key}.log"));
+        let meta = std::fs::symlink_metadata(&log).unwrap_or_else(|_| panic!("{}", log.display()));
+        assert!(
+            meta.file_type().is_file(),
+            "a member's own log, not a link: {}",
+            log.display()
+        );
+        let bench = store
+            .join("benchmarks/run_sampler")
+            .join(format!("{key}.tsv"));
+        let text =
+            std::fs::read_to_string(&bench).unwrap_or_else(|_| panic!("{}", bench.display()));
+        assert!(text.starts_with("s\th:m:s\tmax_rss\t"), "{text}");
+    }
+    // The bundle's own logs say which members ran.
+    let bundle_logs = std::fs::read_dir(store.join(".lambda-hat/slurm/logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .filter(|text| text.contains("a bundle"))
+        .collect::<Vec<_>>();
+    assert_eq!(bundle_logs.len(), bundle_ids.len());
+    for text in &bundle_logs {
+        assert_eq!(
+            text.matches("member ").count() - text.matches("failed with").count(),
+            3,
+            "{text}"
+        );
+        assert!(text.contains("1 of 3 member(s) failed"), "{text}");
+    }
+
+    // Nothing is left to do.
+    t.run_with(&[
+        "--profile",
+        "local-slurm",
+        "-j",
+        "10",
+        "--bundle-size",
+        "auto",
+    ])
+    .success()
+    .stdout_has("Nothing to be done");
+}

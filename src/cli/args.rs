@@ -178,6 +178,12 @@ pub struct SweepArgs {
         value_name = "SECONDS"
     )]
     pub latency_wait: Option<u64>,
+
+    /// SLURM: run up to K run_sampler jobs of one target inside one SLURM job or array task, one
+    /// after another (like Snakemake's job groups); `auto` picks K so a bundle lasts about a
+    /// minute. Default 1: one SLURM job or array task per job.
+    #[arg(long = "bundle-size", value_name = "K|auto")]
+    pub bundle_size: Option<crate::config::profile::BundleSize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use super::args::SweepArgs;
 use super::error::CliError;
 use crate::config::experiments::load_sweep_with;
-use crate::config::profile::{Executor, LoadedProfile, ResourceList, load_profile};
+use crate::config::profile::{BundleSize, Executor, LoadedProfile, ResourceList, load_profile};
 use crate::exec::local::{self, LocalOptions};
 use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
 use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
@@ -39,6 +39,8 @@ pub struct Settings {
     pub retries: u32,
     pub latency_wait: u64,
     pub detach: bool,
+    /// `--bundle-size`, else the profile's `bundle-size`, else 1.
+    pub bundle_size: BundleSize,
     /// `--config KEY=VALUE` assignments laid over the experiments file.
     pub config: Vec<String>,
 }
@@ -164,6 +166,7 @@ impl Settings {
             retries: args.retries.or(p.retries).unwrap_or(0),
             latency_wait: args.latency_wait.or(p.latency_wait).unwrap_or(5),
             detach: args.detach,
+            bundle_size: args.bundle_size.or(p.bundle_size).unwrap_or_default(),
             config: args.config.clone(),
             profile,
         })
@@ -457,6 +460,7 @@ fn slurm_options(
         dir,
         p.sbatch_template.as_deref(),
         p.sbatch_array_template.as_deref(),
+        p.sbatch_bundle_template.as_deref(),
     )
     .map_err(SlurmError::from)?;
     let slurm_extra = match &p.slurm_extra {
@@ -499,6 +503,7 @@ fn slurm_options(
         poll_max,
         detach: settings.detach,
         print_commands,
+        bundle_size: settings.bundle_size,
     })
 }
 

@@ -61,6 +61,63 @@ pub struct Profile {
     pub slurm_extra: Option<String>,
     /// Multiply memory (OUT_OF_MEMORY) or runtime (TIMEOUT) by this on retry (default 2).
     pub retry_factor: Option<f64>,
+    /// Most run_sampler jobs of one target run inside one SLURM job or array task.
+    pub bundle_size: Option<BundleSize>,
+    /// Tera template for bundles of run_sampler jobs.
+    pub sbatch_bundle_template: Option<PathBuf>,
+}
+
+/// `bundle-size`: how many run_sampler jobs of one target one SLURM job (or array task) runs,
+/// one after another. `auto` chooses from the jobs' expected durations so a bundle lasts about
+/// a minute (`exec::slurm::bundle`). Written as a positive integer or `auto`, in the profile
+/// and after `--bundle-size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleSize {
+    /// At most this many jobs per bundle; 1 is no bundling.
+    Fixed(std::num::NonZeroUsize),
+    Auto,
+}
+
+impl Default for BundleSize {
+    fn default() -> Self {
+        BundleSize::Fixed(std::num::NonZeroUsize::MIN)
+    }
+}
+
+impl std::str::FromStr for BundleSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "auto" {
+            return Ok(BundleSize::Auto);
+        }
+        s.parse::<std::num::NonZeroUsize>()
+            .map(BundleSize::Fixed)
+            .map_err(|_| {
+                // {:?} escapes control characters, so the text is safe on a terminal.
+                format!("bundle-size must be a positive integer or `auto`, not {s:?}")
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for BundleSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // An integer or a string: `bundle-size: 4`, `bundle-size: auto`, `bundle-size: "4"`.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("bundle-size must be a positive integer or `auto`")
+        })? {
+            Raw::Int(i) => i.to_string(),
+            Raw::Text(t) => t,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Resources written either as a map or as a list of `NAME=VALUE` strings.
@@ -134,4 +191,38 @@ pub fn load_profile(name: &str) -> Result<LoadedProfile, ConfigError> {
                 .join(", ")
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Profile, String> {
+        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bundle_size_is_a_positive_integer_or_auto() {
+        let k = |n: usize| BundleSize::Fixed(std::num::NonZeroUsize::new(n).unwrap());
+        assert_eq!(parse("bundle-size: 4").unwrap().bundle_size, Some(k(4)));
+        assert_eq!(parse("bundle-size: \"4\"").unwrap().bundle_size, Some(k(4)));
+        assert_eq!(
+            parse("bundle-size: auto").unwrap().bundle_size,
+            Some(BundleSize::Auto)
+        );
+        assert_eq!(parse("jobs: 2").unwrap().bundle_size, None);
+        assert_eq!(BundleSize::default(), k(1));
+        assert_eq!("auto".parse::<BundleSize>(), Ok(BundleSize::Auto));
+        assert_eq!("7".parse::<BundleSize>(), Ok(k(7)));
+        for bad in ["0", "-1", "2.5", "many", "[1]", "\"\\e[31m\""] {
+            let e = parse(&format!("bundle-size: {bad}")).unwrap_err();
+            assert!(
+                e.contains("bundle-size must be a positive integer or `auto`"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains('\u{1b}'), "{e}");
+        }
+        let e = "lots".parse::<BundleSize>().unwrap_err();
+        assert!(e.contains("\"lots\""), "{e}");
+    }
 }

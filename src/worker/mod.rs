@@ -41,7 +41,9 @@ pub struct JobFailed {
 pub fn run(cmd: WorkerCommand) -> Result<(), JobFailed> {
     let started = std::time::Instant::now();
     orphan::watch_parent_if_asked();
-    apply_test_hooks();
+    apply_test_hooks(match &cmd {
+        WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => spec,
+    });
     // The global pool can only be built once per process; a worker process runs one job.
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(job_threads())
@@ -93,9 +95,11 @@ fn job_threads() -> usize {
 
 /// Test-only behaviour switched on by environment variables, so executor tests can make real
 /// jobs exceed their memory or time limits: `LAMBDA_HAT_TEST_ALLOCATE_MB=N` allocates and
-/// touches N MiB before working, `LAMBDA_HAT_TEST_SLEEP_SEC=S` sleeps S seconds first.
+/// touches N MiB before working, `LAMBDA_HAT_TEST_SLEEP_SEC=S` sleeps S seconds first, and
+/// `LAMBDA_HAT_TEST_FAIL_ONCE=TEXT` makes a job whose spec path contains TEXT fail (exit 1) the
+/// first time it runs, leaving `test-failed-once` beside its spec, and work when run again.
 /// Unset (as for every user), they do nothing.
-fn apply_test_hooks() {
+fn apply_test_hooks(spec: &std::path::Path) {
     let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     if let Some(mb) = var("LAMBDA_HAT_TEST_ALLOCATE_MB") {
         let mut block = vec![0u8; (mb as usize) << 20];
@@ -109,5 +113,19 @@ fn apply_test_hooks() {
     }
     if let Some(secs) = var("LAMBDA_HAT_TEST_SLEEP_SEC") {
         std::thread::sleep(std::time::Duration::from_secs(secs));
+    }
+    if let Ok(text) = std::env::var("LAMBDA_HAT_TEST_FAIL_ONCE")
+        && !text.is_empty()
+        && spec.to_string_lossy().contains(&text)
+    {
+        let flag = spec.with_file_name("test-failed-once");
+        if !flag.exists() {
+            let _ = std::fs::write(&flag, "");
+            eprintln!(
+                "LAMBDA_HAT_TEST_FAIL_ONCE: {} fails this once",
+                spec.display()
+            );
+            std::process::exit(1);
+        }
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! Each job is PENDING for one tick (longer while its `afterok` parent has not completed),
 //! RUNNING for one tick, then ends with the state the test's `outcome` closure chose; a
-//! COMPLETED job writes its completion marker next to its spec. Ended jobs are purged from
-//! squeue two ticks later, so sacct has to be asked.
+//! COMPLETED job writes its completion marker next to its spec. A bundle (a script with a
+//! bundle list) writes the marker of each member the test's `member_fails` lets succeed, and
+//! ends FAILED when any member failed. Ended jobs are purged from squeue two ticks later, so
+//! sacct has to be asked.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -29,6 +31,8 @@ pub struct FakeJob {
     pub signal: u32,
     /// Ticks since it started (running) or ended.
     pub ticks: u32,
+    /// The members' specs when it runs a bundle (`spec` is the first), else empty.
+    pub members: Vec<PathBuf>,
 }
 
 pub struct Fake {
@@ -57,6 +61,8 @@ pub struct Fake {
     pub pending_reason: Option<String>,
     /// stderr of scancel when it refuses (e.g. someone else's job).
     pub scancel_failure: Option<String>,
+    /// Which bundle members fail (write no marker) when their bundle runs.
+    pub member_fails: Box<dyn FnMut(&Path) -> bool>,
 }
 
 impl Fake {
@@ -77,6 +83,7 @@ impl Fake {
             no_accounting: false,
             fail_sbatch_number: None,
             scancel_failure: None,
+            member_fails: Box::new(|_| false),
         }
     }
 
@@ -105,23 +112,22 @@ impl Fake {
                     }
                 }
                 JobState::Running => {
-                    let (state, signal, log) = (self.outcome)(&job);
+                    let (mut state, signal, log) = (self.outcome)(&job);
                     if !log.is_empty() {
                         let _ = std::fs::create_dir_all(job.log.parent().unwrap());
                         let _ = std::fs::write(&job.log, log);
                     }
                     if state == JobState::Completed && self.write_markers {
-                        let in_run_dir = job
-                            .spec
-                            .parent()
-                            .and_then(|p| p.file_name())
-                            .is_some_and(|n| n.to_string_lossy().starts_with("run_"));
-                        let marker = if in_run_dir {
-                            "analysis.json"
-                        } else {
-                            "meta.json"
-                        };
-                        std::fs::write(job.spec.with_file_name(marker), "{}").unwrap();
+                        if job.members.is_empty() {
+                            write_marker(&job.spec);
+                        }
+                        for spec in &job.members {
+                            if (self.member_fails)(spec) {
+                                state = JobState::Failed;
+                            } else {
+                                write_marker(spec);
+                            }
+                        }
                     }
                     let j = self.jobs.get_mut(&k).unwrap();
                     j.state = state;
@@ -138,6 +144,20 @@ impl Fake {
             .count();
         self.max_queued = self.max_queued.max(queued);
     }
+}
+
+/// The completion marker next to `spec`, as the worker writes it last.
+fn write_marker(spec: &Path) {
+    let in_run_dir = spec
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n.to_string_lossy().starts_with("run_"));
+    let marker = if in_run_dir {
+        "analysis.json"
+    } else {
+        "meta.json"
+    };
+    std::fs::write(spec.with_file_name(marker), "{}").unwrap();
 }
 
 fn ok(stdout: String) -> io::Result<CmdOutput> {
@@ -181,24 +201,46 @@ impl Cluster for Fake {
             .map(|d| d.parse::<JobKey>().unwrap());
         let id = self.next_id;
         self.next_id += 1;
-        let specs: Vec<(JobKey, PathBuf, PathBuf)> = match line("task_list=").and_then(last_quoted)
-        {
-            Some(list) => std::fs::read_to_string(list)?
-                .lines()
-                .enumerate()
-                .map(|(t, spec)| {
+        let is_array = line("#SBATCH --array=").is_some();
+        let mut specs: Vec<(JobKey, PathBuf, PathBuf, Vec<PathBuf>)> = Vec::new();
+        if let Some(list) = line("bundle_list=").and_then(last_quoted) {
+            // TASK<TAB>LOG<TAB>BENCHMARK<TAB>SPEC: one fake job per task, with its members.
+            let mut tasks: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
+            for l in std::fs::read_to_string(list)?.lines() {
+                let fields: Vec<&str> = l.split('\t').collect();
+                tasks
+                    .entry(fields[0].parse().unwrap())
+                    .or_default()
+                    .push(fields[3].into());
+            }
+            for (t, members) in tasks {
+                let (key, log) = if is_array {
                     let log = log
                         .replace("%A", &id.to_string())
                         .replace("%a", &t.to_string());
-                    (JobKey::task(id, t as u32), spec.into(), log.into())
-                })
-                .collect(),
-            None => {
-                let spec = line("exec ").and_then(last_quoted).unwrap();
-                vec![(JobKey::job(id), spec.into(), log.into())]
+                    (JobKey::task(id, t), log)
+                } else {
+                    (JobKey::job(id), log.replace("%j", &id.to_string()))
+                };
+                specs.push((key, members[0].clone(), log.into(), members));
             }
-        };
-        for (key, spec, log) in specs {
+        } else if let Some(list) = line("task_list=").and_then(last_quoted) {
+            for (t, spec) in std::fs::read_to_string(list)?.lines().enumerate() {
+                let log = log
+                    .replace("%A", &id.to_string())
+                    .replace("%a", &t.to_string());
+                specs.push((
+                    JobKey::task(id, t as u32),
+                    spec.into(),
+                    log.into(),
+                    Vec::new(),
+                ));
+            }
+        } else {
+            let spec = line("exec ").and_then(last_quoted).unwrap();
+            specs.push((JobKey::job(id), spec.into(), log.into(), Vec::new()));
+        }
+        for (key, spec, log, members) in specs {
             self.jobs.insert(
                 key,
                 FakeJob {
@@ -210,6 +252,7 @@ impl Cluster for Fake {
                     state: JobState::Pending,
                     signal: 0,
                     ticks: 0,
+                    members,
                 },
             );
         }

@@ -38,6 +38,9 @@ pub struct Open {
     pub since: String,
     /// Resources the submission asked for (retries may have raised them).
     pub resources: Option<ResourceMap>,
+    /// The job runs in a bundle (`bundle-size`): judged by its own output, whatever the
+    /// SLURM job's state.
+    pub bundled: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -85,6 +88,7 @@ pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
                         .as_ref()
                         .and_then(|d| d.get("resources"))
                         .and_then(|r| serde_json::from_value(r.clone()).ok()),
+                    bundled: e.detail.as_ref().is_some_and(|d| d.get("bundle").is_some()),
                 });
                 h.log = detail_str(e, "log").or(h.log.take());
                 h.stuck = None;

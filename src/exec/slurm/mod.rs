@@ -9,6 +9,7 @@
 //! |----------------|-----------------------------------------------------------------------|
 //! | [`flags`]      | resources → validated, quoted `#SBATCH` flags (plan time)             |
 //! | [`script`]     | Tera templates → scripts and array task lists under `.lambda-hat/slurm/` |
+//! | [`bundle`]     | which run_sampler jobs share one SLURM job (`bundle-size`), its resources |
 //! | [`cluster`]    | the [`Cluster`] trait: the only place SLURM commands run               |
 //! | [`parse`]      | SLURM's text → typed states and records                               |
 //! | [`poll`]       | one cycle's squeue + sacct merged; the adaptive polling interval      |
@@ -16,6 +17,7 @@
 //! | [`history`]    | the journal folded per job (reattach, `status`)                       |
 //! | [`controller`] | the state machine tying them together                                 |
 
+pub mod bundle;
 pub mod cluster;
 pub mod controller;
 pub mod flags;
@@ -68,6 +70,8 @@ pub struct SlurmOptions {
     pub detach: bool,
     /// `-p`: print each job's worker command as it is submitted (what its script runs).
     pub print_commands: bool,
+    /// `--bundle-size`: most run_sampler jobs of one target per SLURM job or array task.
+    pub bundle_size: crate::config::profile::BundleSize,
 }
 
 #[derive(Debug, thiserror::Error)]

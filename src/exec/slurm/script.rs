@@ -1,9 +1,10 @@
 //! sbatch scripts: rendered from the Tera templates (`templates/*.tera`, or the profile's
-//! `sbatch-template` / `sbatch-array-template`) and saved under `<store>/.lambda-hat/slurm/`,
-//! so a user can read exactly what was submitted and `sbatch` it again by hand.
+//! `sbatch-template` / `sbatch-array-template` / `sbatch-bundle-template`) and saved under
+//! `<store>/.lambda-hat/slurm/`, so a user can read exactly what was submitted and `sbatch` it
+//! again by hand.
 //!
-//! Input: a [`Script`] (job name, log path, validated flags, worker command, spec path or task
-//! list). Output: the script text ([`Templates::render`]) and files on disk ([`save`]). Every
+//! Input: a [`Script`] (job name, log path, validated flags, worker command, spec path, task
+//! list or bundle list). Output: the script text ([`Templates::render`]) and files on disk ([`save`]). Every
 //! value is shell-quoted here or validated in [`super::flags`]; the templates insert them
 //! verbatim (autoescape off, since HTML escaping would corrupt shell text).
 
@@ -14,6 +15,7 @@ use super::flags::shell_quote;
 /// The built-in templates, compiled into the binary so it works from any directory.
 pub const SINGLE_TEMPLATE: &str = include_str!("../../../templates/sbatch.sh.tera");
 pub const ARRAY_TEMPLATE: &str = include_str!("../../../templates/sbatch-array.sh.tera");
+pub const BUNDLE_TEMPLATE: &str = include_str!("../../../templates/sbatch-bundle.sh.tera");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
@@ -30,6 +32,10 @@ pub enum ScriptError {
         "path {0:?} contains a newline; lambda-hat cannot pass it to a SLURM array task list. Use a store_root without newlines."
     )]
     Newline(String),
+    #[error(
+        "path {0:?} contains a tab or another control character; lambda-hat cannot pass it to a SLURM bundle list. Use a store_root without control characters."
+    )]
+    ControlCharacter(String),
     #[error(
         "the SLURM log directory {path:?} contains {what}, which {why}.\n  Move the store (store_root) to a path without it; the path is absolute, so the working directory counts too."
     )]
@@ -72,14 +78,16 @@ pub fn check_log_dir(dir: &Path) -> Result<(), ScriptError> {
     Ok(())
 }
 
-/// Template sources for single jobs and arrays.
+/// Template sources for single jobs, arrays and bundles.
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub single: String,
     pub array: String,
+    pub bundle: String,
     /// Names for messages (file paths or "built-in").
     pub single_name: String,
     pub array_name: String,
+    pub bundle_name: String,
 }
 
 impl Default for Templates {
@@ -87,13 +95,16 @@ impl Default for Templates {
         Templates {
             single: SINGLE_TEMPLATE.into(),
             array: ARRAY_TEMPLATE.into(),
+            bundle: BUNDLE_TEMPLATE.into(),
             single_name: "sbatch.sh.tera (built-in)".into(),
             array_name: "sbatch-array.sh.tera (built-in)".into(),
+            bundle_name: "sbatch-bundle.sh.tera (built-in)".into(),
         }
     }
 }
 
-/// What one sbatch submission runs: one job, or an array whose task i runs task_list line i+1.
+/// What one sbatch submission runs: one job, an array whose task i runs task_list line i+1, or
+/// bundles (one per array task, or one alone) whose members the bundle list names.
 #[derive(Debug, Clone)]
 pub struct Script<'a> {
     pub job_name: &'a str,
@@ -116,6 +127,11 @@ pub enum Body<'a> {
         task_list: &'a Path,
         array_spec: &'a str,
     },
+    /// `array_spec` is `None` for a single SLURM job running one bundle (task 0 of the list).
+    Bundle {
+        bundle_list: &'a Path,
+        array_spec: Option<&'a str>,
+    },
 }
 
 fn q(p: &Path) -> String {
@@ -128,6 +144,7 @@ impl Templates {
         profile_dir: Option<&Path>,
         single: Option<&Path>,
         array: Option<&Path>,
+        bundle: Option<&Path>,
     ) -> Result<Templates, ScriptError> {
         let mut t = Templates::default();
         let read = |p: &Path| -> Result<(String, String), ScriptError> {
@@ -147,10 +164,13 @@ impl Templates {
         if let Some(p) = array {
             (t.array, t.array_name) = read(p)?;
         }
+        if let Some(p) = bundle {
+            (t.bundle, t.bundle_name) = read(p)?;
+        }
         Ok(t)
     }
 
-    /// Renders `script` with the single or the array template.
+    /// Renders `script` with the single, the array or the bundle template.
     pub fn render(&self, script: &Script) -> Result<String, ScriptError> {
         let mut ctx = tera::Context::new();
         ctx.insert("job_name", &shell_quote(script.job_name));
@@ -176,6 +196,14 @@ impl Templates {
                 ctx.insert("array_spec", array_spec);
                 (&self.array, &self.array_name)
             }
+            Body::Bundle {
+                bundle_list,
+                array_spec,
+            } => {
+                ctx.insert("bundle_list_path", &q(bundle_list));
+                ctx.insert("array_spec", array_spec.unwrap_or(""));
+                (&self.bundle, &self.bundle_name)
+            }
         };
         tera::Tera::one_off(template, &ctx, false).map_err(|e| ScriptError::Render {
             which: which.clone(),
@@ -183,7 +211,7 @@ impl Templates {
         })
     }
 
-    /// Renders both templates with sample values, so a broken custom template is reported at
+    /// Renders every template with sample values, so a broken custom template is reported at
     /// plan time, before anything is submitted.
     pub fn check(&self) -> Result<(), ScriptError> {
         let p = Path::new("/x");
@@ -201,8 +229,18 @@ impl Templates {
                 task_list: p,
                 array_spec: "0-1%1",
             },
-            ..base
+            ..base.clone()
         })?;
+        for array_spec in [None, Some("0-1%1")] {
+            self.render(&Script {
+                subcommand: "run-sampler",
+                body: Body::Bundle {
+                    bundle_list: p,
+                    array_spec,
+                },
+                ..base.clone()
+            })?;
+        }
         Ok(())
     }
 }
@@ -228,6 +266,39 @@ pub fn task_list(specs: &[PathBuf]) -> Result<String, ScriptError> {
         }
         out.push_str(&s);
         out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One member of a bundle list: the array task that runs it (0 for a single SLURM job), its
+/// log file, its benchmark file (the worker measures itself into it) and its spec.json.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub task: usize,
+    pub log: PathBuf,
+    pub benchmark: PathBuf,
+    pub spec: PathBuf,
+}
+
+/// The bundle list: one member per line, `TASK<TAB>LOG<TAB>BENCHMARK<TAB>SPEC`, in the order
+/// they run. bash's
+/// `read` splits the line at tabs and a newline ends it, so a path holding a tab, a newline or
+/// any other control character is refused rather than encoded (the store's log directory is
+/// refused for them anyway, [`check_log_dir`]).
+pub fn bundle_list(members: &[Member]) -> Result<String, ScriptError> {
+    let mut out = String::new();
+    for m in members {
+        let (log, bench, spec) = (
+            m.log.to_string_lossy(),
+            m.benchmark.to_string_lossy(),
+            m.spec.to_string_lossy(),
+        );
+        for p in [&log, &bench, &spec] {
+            if p.chars().any(char::is_control) {
+                return Err(ScriptError::ControlCharacter(p.to_string()));
+            }
+        }
+        out.push_str(&format!("{}\t{log}\t{bench}\t{spec}\n", m.task));
     }
     Ok(out)
 }
@@ -479,7 +550,101 @@ mod tests {
             proptest::prop_assert!(ok, "{}", stderr);
             proptest::prop_assert_eq!(argv, vec![worker[0].clone(), "worker".into(), "run-sampler".into(), spec_line]);
             proptest::prop_assert_eq!(stderr.lines().count(), 1, "{}", stderr);
+
+            // The bundle script, single and array: the member paths come from the bundle list
+            // (refused when they hold a control character), each member runs the worker with
+            // exactly its spec, its benchmark path in the environment and its output in its log.
+            let members: Vec<Member> = (0..2)
+                .map(|m| Member {
+                    task: 1,
+                    // A file name made of the hostile text, in a directory that exists.
+                    log: tasks_dir.path().join(format!(
+                        "{}.{m}.log",
+                        store.replace('/', "_").chars().take(40).collect::<String>()
+                    )),
+                    benchmark: Path::new("/store").join(&store).join(format!("b{m}.tsv")),
+                    spec: spec.join(m.to_string()),
+                })
+                .collect();
+            let Ok(list) = bundle_list(&members) else {
+                let any_control = members.iter().any(|m| {
+                    [&m.log, &m.benchmark, &m.spec]
+                        .iter()
+                        .any(|p| p.to_string_lossy().chars().any(char::is_control))
+                });
+                proptest::prop_assert!(any_control);
+                return Ok(());
+            };
+            let list_path = tasks_dir.path().join("b.bundles");
+            std::fs::write(&list_path, format!("0\t/nowhere/x.log\t/nowhere/b.tsv\t/nowhere/spec.json\n{list}")).unwrap();
+            for array_spec in [None, Some("0-1%1")] {
+                let text = Templates::default()
+                    .render(&Script {
+                        log_path: &logs.join("%A_%a.log"),
+                        body: Body::Bundle { bundle_list: &list_path, array_spec },
+                        ..script.clone()
+                    })
+                    .unwrap();
+                let n = if array_spec.is_some() { 4 } else { 3 };
+                proptest::prop_assert_eq!(directives(&text).len(), n, "{}", text);
+                if array_spec.is_none() {
+                    // The same body as the array's, run below (bash costs most of the time).
+                    continue;
+                }
+                let (ok, calls, stderr) = run_bundle_with_bash(&text, "1");
+                proptest::prop_assert!(ok, "{}", stderr);
+                let expected: Vec<Vec<String>> = members
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.benchmark.to_string_lossy().into_owned(),
+                            worker[0].clone(),
+                            "worker".into(),
+                            "run-sampler".into(),
+                            m.spec.to_string_lossy().into_owned(),
+                        ]
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(&calls, &expected);
+                for (m, call) in members.iter().zip(&calls) {
+                    // What the worker printed went to its own log.
+                    let log = std::fs::read_to_string(&m.log).unwrap();
+                    proptest::prop_assert_eq!(&log, &format!("ran {}\n", call[4]));
+                }
+                // The bundle's line and one per member: nothing else ran and failed.
+                proptest::prop_assert_eq!(stderr.lines().count(), 3, "{}", stderr);
+            }
         }
+    }
+
+    /// Runs a bundle script as task `task` with bash, `exec` replaced by a function that
+    /// records `$LAMBDA_HAT_BENCHMARK` and its arguments in a file and prints one line (to the
+    /// member's log); returns (status ok, one argv per worker run, stderr).
+    fn run_bundle_with_bash(script: &str, task: &str) -> (bool, Vec<Vec<String>>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.sh");
+        let record = dir.path().join("calls");
+        std::fs::write(&path, script).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(
+                "exec() { { printf '%s\\0' \"$LAMBDA_HAT_BENCHMARK\" \"$@\"; printf '\\n'; } >>\"$LH_RECORD\"; echo \"ran ${@: -1}\"; }; source \"$0\"",
+            )
+            .arg(&path)
+            .env("LH_RECORD", &record)
+            .env("SLURM_ARRAY_TASK_ID", task)
+            .output()
+            .unwrap();
+        let calls = std::fs::read(&record).unwrap_or_default();
+        let calls = String::from_utf8_lossy(&calls)
+            .split_terminator("\0\n")
+            .map(|c| c.split('\0').map(String::from).collect())
+            .collect();
+        (
+            out.status.success(),
+            calls,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn opts(jobs: usize) -> SlurmOptions {
         poll_max: Duration::from_secs(5),
         detach: false,
         print_commands: false,
+        bundle_size: Default::default(),
     }
 }
 
@@ -583,4 +584,248 @@ fn cancel_reports_what_scancel_refused() {
             .iter()
             .any(|e| e.event == super::history::CANCELLED)
     );
+}
+
+fn bundled(jobs: usize, size: usize) -> SlurmOptions {
+    SlurmOptions {
+        bundle_size: crate::config::profile::BundleSize::Fixed(
+            std::num::NonZeroUsize::new(size).unwrap(),
+        ),
+        ..opts(jobs)
+    }
+}
+
+/// The fake jobs that ran bundles, with how many members each had.
+fn bundle_sizes(fake: &Fake) -> Vec<usize> {
+    fake.jobs
+        .values()
+        .filter(|j| !j.members.is_empty())
+        .map(|j| j.members.len())
+        .collect()
+}
+
+#[test]
+fn bundles_put_a_targets_samplers_in_one_slurm_job() {
+    let store = Store::new("bundle-shape");
+    let plan = store.plan(2, &["hmc", "sgld", "mclmc"]);
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &bundled(20, 3), &mut fake);
+    assert_eq!(out.outcome.succeeded, 8, "{:?}", out.outcome.failed);
+    // 2 build jobs + one SLURM job per target running its 3 samplers.
+    assert_eq!(fake.count("sbatch"), 4);
+    assert_eq!(fake.jobs.len(), 4);
+    assert_eq!(bundle_sizes(&fake), vec![3, 3]);
+    for j in fake.jobs.values().filter(|j| !j.members.is_empty()) {
+        assert!(j.key.array_task.is_none(), "one bundle: a single SLURM job");
+        assert!(j.dependency.is_some(), "a bundle waits on its target");
+    }
+    // Every member has its own journal lines, sharing the bundle's SLURM id.
+    let ev = events(&plan);
+    for r in 0..plan.runs.len() as u32 {
+        let key = plan.job_key(crate::plan::JobRef::Run(r));
+        let of = |name: &str| {
+            ev.iter()
+                .filter(|e| e.job == key && e.event == name)
+                .count()
+        };
+        assert_eq!(
+            (of("submitting"), of("submitted"), of("finished")),
+            (1, 1, 1)
+        );
+        let sub = ev
+            .iter()
+            .find(|e| e.job == key && e.event == "submitting")
+            .unwrap();
+        assert_eq!(
+            sub.detail.as_ref().unwrap()["bundle"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+    // The bundle asks for the sum of its members' runtimes (3 × 120 min) and one's memory.
+    let script = std::fs::read_dir(store.dir.join(".lambda-hat/slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "sh")
+                && std::fs::read_to_string(p).unwrap().contains("bundle_list=")
+        })
+        .expect("a bundle script");
+    let text = std::fs::read_to_string(script).unwrap();
+    assert!(text.contains("#SBATCH -t '360'"), "{text}");
+    assert!(text.contains("#SBATCH --mem '1000'"), "{text}");
+}
+
+#[test]
+fn bundles_of_one_target_go_out_as_an_array_of_bundles() {
+    let store = Store::new("bundle-array");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc", "nuts"]);
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &bundled(20, 3), &mut fake);
+    assert_eq!(out.outcome.succeeded, 5, "{:?}", out.outcome.failed);
+    assert_eq!(fake.count("sbatch"), 2);
+    // 4 samplers in bundles of at most 3: an array of two tasks.
+    assert_eq!(bundle_sizes(&fake), vec![3, 1]);
+    assert!(
+        fake.jobs
+            .values()
+            .filter(|j| !j.members.is_empty())
+            .all(|j| j.key.array_task.is_some())
+    );
+}
+
+#[test]
+fn a_bundle_counts_once_against_the_jobs_limit() {
+    let store = Store::new("bundle-budget");
+    let plan = store.plan(3, &["hmc", "sgld", "mclmc"]);
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &bundled(1, 3), &mut fake);
+    assert_eq!(out.outcome.succeeded, 12, "{:?}", out.outcome.failed);
+    assert!(fake.max_queued <= 1, "max queued {}", fake.max_queued);
+    // -j 1 still fills each bundle: 3 builds + 3 bundles.
+    assert_eq!(bundle_sizes(&fake), vec![3, 3, 3]);
+}
+
+#[test]
+fn auto_bundles_a_targets_tiny_jobs_together() {
+    let store = Store::new("bundle-auto");
+    let plan = store.plan(2, &["hmc", "sgld"]);
+    let mut o = opts(20);
+    o.bundle_size = crate::config::profile::BundleSize::Auto;
+    // Make the jobs tiny for the estimate, as in the SLURM tests' sweep.
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 6, "{:?}", out.outcome.failed);
+    let expected: Vec<f64> = (0..plan.runs.len() as u32)
+        .map(|r| {
+            super::bundle::expected_secs(
+                &plan.targets[plan.run_target(r) as usize].config,
+                plan.run_sampler(r),
+            )
+        })
+        .collect();
+    // What auto chose agrees with the pure planner on each target's jobs.
+    let per_target: Vec<usize> = (0..2u32)
+        .map(|t| {
+            let secs: Vec<f64> = (0..plan.runs.len() as u32)
+                .filter(|&r| plan.run_target(r) == t)
+                .map(|r| expected[r as usize])
+                .collect();
+            super::bundle::plan(&secs, o.bundle_size).len()
+        })
+        .collect();
+    let slurm_jobs_for_runs = fake.jobs.len() - 2;
+    assert_eq!(slurm_jobs_for_runs, per_target.iter().sum::<usize>());
+}
+
+/// One member of each bundle fails: it alone is retried (as a bundle of one), counts its own
+/// attempt, and the members that succeeded keep their results and are not run again.
+#[test]
+fn a_member_that_fails_is_retried_alone_and_the_others_keep_their_results() {
+    let store = Store::new("bundle-retry");
+    let plan = store.plan(2, &["hmc", "sgld", "mclmc"]);
+    let mut o = bundled(20, 3);
+    o.retries = 1;
+    let mut fake = Fake::new(all_complete());
+    // Each sgld member fails the first time it runs.
+    let mut failed_once = std::collections::BTreeSet::new();
+    fake.member_fails = Box::new(move |spec: &Path| {
+        let sgld = spec.to_string_lossy().contains("run_sgld_");
+        sgld && failed_once.insert(spec.to_path_buf())
+    });
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 8, "{:?}", out.outcome.failed);
+    assert!(out.outcome.failed.is_empty());
+    // 2 builds, 2 bundles of 3 (FAILED: one member each), then 2 retries of the sgld runs on
+    // their own.
+    assert_eq!(bundle_sizes(&fake), vec![3, 3]);
+    let bundles_failed = fake
+        .jobs
+        .values()
+        .filter(|j| j.members.len() == 3 && j.state == JobState::Failed)
+        .count();
+    assert_eq!(bundles_failed, 2);
+    let retries: Vec<_> = fake
+        .jobs
+        .values()
+        .filter(|j| j.members.is_empty() && j.spec.to_string_lossy().contains("run_"))
+        .collect();
+    assert_eq!(retries.len(), 2, "{:?}", fake.jobs.keys());
+    assert!(
+        retries
+            .iter()
+            .all(|j| j.spec.to_string_lossy().contains("run_sgld_"))
+    );
+    // Attempts per job, from the journal: 2 for each sgld run, 1 for the others.
+    let ev = events(&plan);
+    for r in 0..plan.runs.len() as u32 {
+        let key = plan.job_key(crate::plan::JobRef::Run(r));
+        let attempts = ev
+            .iter()
+            .filter(|e| e.job == key && e.event == "submitted")
+            .count();
+        let retried = ev
+            .iter()
+            .filter(|e| e.job == key && e.event == "failed")
+            .count();
+        let sgld = key.contains("run_sgld_");
+        assert_eq!(attempts, if sgld { 2 } else { 1 }, "{key}");
+        assert_eq!(retried, usize::from(sgld), "{key}");
+        assert_eq!(
+            ev.iter()
+                .filter(|e| e.job == key && e.event == "finished")
+                .count(),
+            1
+        );
+    }
+}
+
+/// Without retries left, the failed member fails for good and the rest of its bundle is done.
+#[test]
+fn a_member_that_fails_for_good_does_not_take_its_bundle_down() {
+    let store = Store::new("bundle-fail");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
+    let mut o = bundled(20, 3);
+    o.keep_going = true;
+    let mut fake = Fake::new(all_complete());
+    fake.member_fails = Box::new(|spec: &Path| spec.to_string_lossy().contains("run_hmc_"));
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    assert_eq!(out.outcome.failed.len(), 1);
+    let f = &out.outcome.failed[0];
+    assert!(f.output.contains("run_hmc_"), "{f:?}");
+    assert!(f.reason.contains("FAILED"), "{}", f.reason);
+    for r in 0..plan.runs.len() as u32 {
+        let job = crate::plan::JobRef::Run(r);
+        let key = plan.job_key(job);
+        assert_eq!(
+            plan.output(job).is_file(),
+            !key.contains("run_hmc_"),
+            "{key}"
+        );
+    }
+}
+
+/// A later invocation that reattaches to a bundle still judges its members one by one: the
+/// member that failed fails, the others are done (the journal says they ran in a bundle).
+#[test]
+fn reattached_bundle_members_are_judged_by_their_own_outputs() {
+    let store = Store::new("bundle-reattach");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
+    let mut fake = Fake::new(all_complete());
+    fake.member_fails = Box::new(|spec: &Path| spec.to_string_lossy().contains("run_hmc_"));
+    let mut o = bundled(20, 3);
+    o.keep_going = true;
+    o.detach = true;
+    let first = run(&plan, &o, &mut fake);
+    assert_eq!(first.detached, Some((4, 0)));
+    let submitted = fake.count("sbatch");
+    o.detach = false;
+    let second = run(&plan, &o, &mut fake);
+    assert_eq!(fake.count("sbatch"), submitted, "nothing submitted twice");
+    assert_eq!(second.outcome.succeeded, 3, "{:?}", second.outcome.failed);
+    assert_eq!(second.outcome.failed.len(), 1);
+    assert!(second.outcome.failed[0].output.contains("run_hmc_"));
 }

@@ -128,7 +128,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
         j.st = St::Queued;
         j.slurm = Some(key);
         j.in_flight = false; // until a poll shows it in the queue
-        if let (Some(_), Some(task)) = (open.task, key.array_task) {
+        if open.bundled {
+            // The bundle's own log (`<id>.log`, `<id>_<task>.log`), as submit_bundles names it.
+            j.bundle_log = Some(self.slurm_dir.join("logs").join(format!("{key}.log")));
+        } else if let (Some(_), Some(task)) = (open.task, key.array_task) {
             // The earlier controller may have died before linking the log.
             let target = self
                 .slurm_dir

@@ -14,10 +14,16 @@
 //!                        └── retries used up ─▶ Failed ─▶ children: cancelled, Skipped
 //! ```
 //!
+//! The members of a bundle (`bundle-size`, `super::bundle`) share one SLURM job but move
+//! through these states each on its own: whatever state the bundle ends in, each member goes to
+//! Verifying and is done when its own marker appears; a member without one is judged by the
+//! bundle's state and retried alone.
+//!
 //! Rules the loop keeps:
 //! - the journal line is written and flushed BEFORE the action it records (`submitting` before
 //!   `sbatch`, so a controller killed mid-submit can find the job by its unique name later);
-//! - at most `jobs` SLURM jobs (array tasks counted one by one) are queued or running;
+//! - at most `jobs` SLURM jobs (array tasks counted one by one, a bundle once) are queued or
+//!   running;
 //! - a child depends (`afterok`) only on a parent that the last poll (or our own `sbatch` a
 //!   moment ago) showed in the queue: SLURM treats a dependency on a purged job as satisfied;
 //! - one `squeue` and at most one `sacct` (or `scontrol`) per cycle, whatever the job count;
@@ -83,8 +89,14 @@ struct Job {
     ended: Option<Final>,
     /// When the current submission went out (its wall time when sacct has no elapsed yet).
     submitted_at: Option<Instant>,
-    /// `logs/<rule>/<key>.log`: SLURM's output file, or for array tasks a link to it.
+    /// `logs/<rule>/<key>.log`: SLURM's output file, or for array tasks a link to it; a bundle
+    /// member's worker writes it directly.
     log: PathBuf,
+    /// The bundle's own SLURM log when the current attempt runs in a bundle of several jobs
+    /// (where SLURM writes why it killed the bundle); `None` for a job on its own.
+    bundle_log: Option<PathBuf>,
+    /// Expected seconds of a run_sampler job, for `bundle-size: auto` (`bundle::expected_secs`).
+    expected_secs: f64,
 }
 
 /// How the controller ended.
@@ -177,6 +189,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     ended: None,
                     submitted_at: None,
                     log: cwd.join(plan.log_path(*job)),
+                    bundle_log: None,
+                    expected_secs: match job {
+                        JobRef::Run(r) => super::bundle::expected_secs(
+                            &plan.targets[plan.run_target(*r) as usize].config,
+                            plan.run_sampler(*r),
+                        ),
+                        JobRef::Target(_) => 0.0,
+                    },
                 }
             })
             .collect();

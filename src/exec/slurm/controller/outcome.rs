@@ -26,12 +26,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
             RetryVerdict::Retry { resources, why } => {
                 let mut ev = self.event(i, history::FAILED);
                 ev.state = Some(f.state.to_string());
-                ev.detail = Some(serde_json::json!({
+                let mut detail = serde_json::json!({
                     "reason": why,
                     "retry": true,
                     "elapsed_secs": f.elapsed_secs,
                     "max_rss_bytes": f.max_rss_bytes,
-                }));
+                });
+                self.member_usage(i, &mut detail);
+                ev.detail = Some(detail);
                 self.append(ev)?;
                 self.progress.message(&format!(
                     "[retry] {} (SLURM job {}): {why}",
@@ -63,10 +65,32 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
     }
 
+    /// A bundle member's own usage, which its worker measured into its benchmark file (sacct
+    /// only knows the bundle as a whole), replaces the bundle's in a journal event's `detail`.
+    fn member_usage(&self, i: usize, detail: &mut serde_json::Value) -> Option<f64> {
+        use crate::store::benchmark;
+        self.jobs[i].bundle_log.as_ref()?;
+        let path = benchmark::path(
+            &self.plan.store_root,
+            self.jobs[i].job.rule().name(),
+            &self.jobs[i].key,
+        );
+        let bench = benchmark::read(&path)?;
+        if let Some(d) = detail.as_object_mut() {
+            d.remove("max_rss_bytes");
+            d.extend(bench.journal_fields());
+        }
+        Some(bench.wall.as_secs_f64())
+    }
+
     /// The job's benchmark TSV from what sacct reported (crate::store::benchmark): wall time
-    /// and MaxRSS; nothing when sacct gave no elapsed time. A report, so errors are ignored.
+    /// and MaxRSS; nothing when sacct gave no elapsed time, or for a bundle member (its worker
+    /// wrote its own). A report, so errors are ignored.
     fn write_benchmark(&self, i: usize) {
         use crate::store::benchmark::{self, Benchmark};
+        if self.jobs[i].bundle_log.is_some() {
+            return;
+        }
         let Some(f) = self.jobs[i].ended.as_ref() else {
             return;
         };
@@ -91,17 +115,24 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let mut ev = self.event(i, history::FINISHED);
         ev.state = Some("COMPLETED".into());
         let output = self.plan.output(self.jobs[i].job);
-        ev.detail = Some(serde_json::json!({
+        let mut detail = serde_json::json!({
             "elapsed_secs": f.as_ref().and_then(|f| f.elapsed_secs),
             "max_rss_bytes": f.as_ref().and_then(|f| f.max_rss_bytes),
             crate::store::integrity::OUTPUT_HASH_KEY: crate::store::integrity::output_hash(&output),
-        }));
+        });
+        let member_secs = self.member_usage(i, &mut detail);
+        ev.detail = Some(detail);
         self.append(ev)?;
         self.outcome.succeeded += 1;
-        let secs = match (f.and_then(|f| f.elapsed_secs), self.jobs[i].submitted_at) {
-            (Some(s), _) => s as f64,
-            (None, Some(t)) => self.cluster.now().duration_since(t).as_secs_f64(),
-            (None, None) => 0.0,
+        let secs = match (
+            member_secs,
+            f.and_then(|f| f.elapsed_secs),
+            self.jobs[i].submitted_at,
+        ) {
+            (Some(s), _, _) => s,
+            (None, Some(s), _) => s as f64,
+            (None, None, Some(t)) => self.cluster.now().duration_since(t).as_secs_f64(),
+            (None, None, None) => 0.0,
         };
         self.progress.finished(&self.describe(i), secs);
         Ok(())
@@ -117,12 +148,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
         let mut ev = self.event(i, history::FAILED);
         ev.state = self.jobs[i].ended.as_ref().map(|f| f.state.to_string());
-        ev.detail = Some(serde_json::json!({
+        let mut detail = serde_json::json!({
             "reason": why,
             "retry": false,
             "elapsed_secs": self.jobs[i].ended.as_ref().and_then(|f| f.elapsed_secs),
             "max_rss_bytes": self.jobs[i].ended.as_ref().and_then(|f| f.max_rss_bytes),
-        }));
+        });
+        self.member_usage(i, &mut detail);
+        ev.detail = Some(detail);
         self.append(ev)?;
         let log = self.jobs[i].log.clone();
         self.progress.failed(

@@ -192,15 +192,29 @@ impl<'a, C: Cluster> Controller<'a, C> {
         Ok(false)
     }
 
-    /// A job left the queue with final state `f`.
+    /// A job left the queue with final state `f`. A bundle member is judged by its own output
+    /// whatever the bundle's state (a bundle fails when any member does): it waits for its
+    /// marker like a completed job, and only a member without one counts as failed (`verify`).
     fn ended(&mut self, i: usize, f: Final) -> Result<(), SlurmError> {
-        if f.state == JobState::Completed {
+        if f.state == JobState::Completed || self.jobs[i].bundle_log.is_some() {
             self.jobs[i].st = St::Verifying;
             self.jobs[i].verify_deadline = Some(self.cluster.now() + self.opts.latency_wait);
             self.jobs[i].ended = Some(f);
             return Ok(());
         }
-        let tail = log_tail(&self.jobs[i].log);
+        self.attempt_ended_badly(i, f)
+    }
+
+    /// The attempt ended in state `f` (not COMPLETED) without the job's output: retried as the
+    /// state and the log say, or failed for good.
+    fn attempt_ended_badly(&mut self, i: usize, f: Final) -> Result<(), SlurmError> {
+        // SLURM writes why it killed a job into the job's own log: the bundle's for a member.
+        let tail = log_tail(
+            self.jobs[i]
+                .bundle_log
+                .as_ref()
+                .unwrap_or(&self.jobs[i].log),
+        );
         let ending = Ending {
             state: &f.state,
             exit_code: f.exit_code,
@@ -233,6 +247,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 changed = true;
             } else if self.jobs[i].verify_deadline.is_some_and(|d| now >= d) {
                 changed = true;
+                // A member of a bundle that did not complete: this member is the one that
+                // failed (or never ran); judged by the bundle's state, alone.
+                if let Some(f) = self.jobs[i].ended.clone()
+                    && f.state != JobState::Completed
+                {
+                    self.attempt_ended_badly(i, f)?;
+                    continue;
+                }
                 let f = self.jobs[i].ended.clone().unwrap_or(Final {
                     state: JobState::Completed,
                     exit_code: 0,

@@ -1,32 +1,44 @@
 //! Submission: which waiting jobs may go now, grouped into as few `sbatch` calls as possible
-//! (arrays of run_sampler jobs sharing a parent), and what a refused `sbatch` means.
+//! (arrays of run_sampler jobs sharing a parent; with `bundle-size` > 1, bundles of them in one
+//! SLURM job or array task), and what a refused `sbatch` means.
 //!
-//! Input: jobs in `Waiting` whose parent is done or in the queue, the `jobs` budget, the
-//! rendered script. Output: spec.json files, incomplete markers, the script (and array task
-//! list), `submitting`/`submitted` journal lines, and the jobs set to `Queued` with their SLURM
-//! ids; or, when sbatch fails, a back-off, a dependency to drop, or the jobs failed for good.
+//! Input: jobs in `Waiting` whose parent is done or in the queue, the `jobs` budget (a bundle
+//! counts once), the rendered script. Output: spec.json files, incomplete markers, the script
+//! (and array task list or bundle list), `submitting`/`submitted` journal lines for every job,
+//! and the jobs set to `Queued` with their SLURM ids (a bundle's members share one); or, when
+//! sbatch fails, a back-off, a dependency to drop, or the jobs failed for good.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use super::{Controller, St, first_line, io_err, link_log};
+use crate::config::profile::BundleSize;
 use crate::exec::slurm::SlurmError;
+use crate::exec::slurm::bundle;
 use crate::exec::slurm::cluster::Cluster;
 use crate::exec::slurm::flags::sbatch_flags;
 use crate::exec::slurm::history;
 use crate::exec::slurm::parse::{
     JobKey, SubmitError, classify_sbatch_failure, parse_sbatch_parsable,
 };
-use crate::exec::slurm::script::{self, Body, Script};
+use crate::exec::slurm::script::{self, Body, Member, Script};
 use crate::plan::{JobRef, Rule};
 use crate::spec::write_spec;
+use crate::store::benchmark;
 
 /// Give up submitting after this many transient sbatch failures in a row (~10 minutes).
 const MAX_SUBMIT_FAILURES: u32 = 14;
 
 impl<'a, C: Cluster> Controller<'a, C> {
+    /// SLURM jobs (array tasks counted one by one) queued or running: the members of a bundle
+    /// share one.
     fn queued(&self) -> usize {
-        self.jobs.iter().filter(|j| j.st == St::Queued).count()
+        self.jobs
+            .iter()
+            .filter(|j| j.st == St::Queued)
+            .map(|j| j.slurm)
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 
     pub(super) fn parent_slot(&self, i: usize) -> Option<usize> {
@@ -45,11 +57,16 @@ impl<'a, C: Cluster> Controller<'a, C> {
             self.submit_after = None;
         }
         let mut budget = self.opts.jobs.saturating_sub(self.queued());
-        // Groups of jobs that go out as one sbatch: same rule, same parent, same resources.
-        let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+        // Groups of jobs that go out as one sbatch: same rule, same parent, same resources. A
+        // group is a list of bundles (one job each unless `bundle-size` > 1), each of which
+        // becomes one SLURM job or array task.
+        let mut groups: Vec<(Option<usize>, Vec<Vec<usize>>)> = Vec::new();
         let mut index: HashMap<(Rule, Option<usize>, String), usize> = HashMap::new();
+        let bundling = self.opts.bundle_size != BundleSize::default();
         for i in 0..self.jobs.len() {
-            if budget == 0 {
+            // Without bundles nothing can go once the budget is spent (and the scan of a
+            // million-job schedule stops here).
+            if budget == 0 && !bundling {
                 break;
             }
             if self.jobs[i].st != St::Waiting {
@@ -71,25 +88,47 @@ impl<'a, C: Cluster> Controller<'a, C> {
             };
             let rule = self.jobs[i].job.rule();
             let arrays = self.opts.use_arrays && rule == Rule::RunSampler;
+            let size = match rule {
+                Rule::RunSampler => self.opts.bundle_size,
+                Rule::BuildTarget => BundleSize::default(),
+            };
             let res_key = serde_json::to_string(&self.jobs[i].resources).unwrap_or_default();
             let group_key = (rule, parent, res_key);
+            if let Some(&g) = index.get(&group_key) {
+                // Joins the group's open bundle while it has room: no new SLURM job.
+                let open = groups[g].1.last_mut().expect("a group has a bundle");
+                let secs = open.iter().map(|&m| self.jobs[m].expected_secs).sum();
+                if !bundle::is_full(size, open.len(), secs) {
+                    open.push(i);
+                    continue;
+                }
+            }
+            if budget == 0 {
+                // The schedule lists a target's runs together (entry by entry), so the jobs after
+                // this one would need new SLURM jobs too; stopping keeps the scan short.
+                break;
+            }
+            budget -= 1;
             match index.get(&group_key) {
                 Some(&g) if arrays && groups[g].1.len() < self.opts.max_array_size.max(1) => {
-                    groups[g].1.push(i)
+                    groups[g].1.push(vec![i])
                 }
                 _ => {
                     index.insert(group_key, groups.len());
-                    groups.push((dep, vec![i]));
+                    groups.push((dep, vec![vec![i]]));
                 }
             }
-            budget -= 1;
         }
         let mut any = false;
-        for (dep, slots) in groups {
+        for (dep, bundles) in groups {
             if self.submit_after.is_some() || self.stop_launching {
                 break;
             }
-            any |= self.submit(&slots, dep)?;
+            any |= if bundles.iter().all(|b| b.len() == 1) {
+                self.submit(&bundles.concat(), dep)?
+            } else {
+                self.submit_bundles(&bundles, dep)?
+            };
         }
         Ok(any)
     }
@@ -180,38 +219,9 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }));
             self.append(ev)?;
         }
-        let args: Vec<String> = dep_key
-            .map(|k| vec![format!("--dependency=afterok:{k}")])
-            .unwrap_or_default();
-        let out = match self.cluster.sbatch(&script_path, &args) {
-            Ok(out) => out,
-            Err(source) => {
-                self.submit_failed(slots, &format!("cannot run sbatch: {source}"))?;
-                return Err(SlurmError::Program {
-                    program: "sbatch",
-                    source,
-                });
-            }
+        let Some(id) = self.sbatch(slots, dep, &script_path)? else {
+            return Ok(false);
         };
-        let id = if out.success {
-            parse_sbatch_parsable(&out.stdout).map_err(|e| e.to_string())
-        } else {
-            Err(String::new())
-        };
-        let id = match id {
-            Ok(id) => id,
-            Err(parse_problem) => {
-                let failure = if parse_problem.is_empty() {
-                    classify_sbatch_failure(&out.stderr)
-                } else {
-                    SubmitError::Rejected {
-                        message: parse_problem,
-                    }
-                };
-                return self.submit_refused(slots, dep, &script_path, failure);
-            }
-        };
-        self.submit_backoff.succeed();
         for (t, &i) in slots.iter().enumerate() {
             let key = if is_array {
                 JobKey::task(id, t as u32)
@@ -225,6 +235,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             j.unknown_since = None;
             j.ended = None;
             j.submitted_at = Some(self.cluster.now());
+            j.bundle_log = None;
             if is_array {
                 // Keep logs/<rule>/<key>.log the place to look, as with the local executor.
                 let target = self.slurm_dir.join("logs").join(format!("{id}_{t}.log"));
@@ -245,6 +256,197 @@ impl<'a, C: Cluster> Controller<'a, C> {
                         .plan
                         .worker_command_line(self.jobs[i].job, &self.opts.worker_command.join(" ")),
                 );
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs sbatch for `script` (with afterok on `dep`'s SLURM job) on behalf of `slots`.
+    /// Returns the SLURM job id, or `None` when sbatch refused (already handled: back-off,
+    /// dependency dropped or the jobs failed).
+    fn sbatch(
+        &mut self,
+        slots: &[usize],
+        dep: Option<usize>,
+        script_path: &Path,
+    ) -> Result<Option<u64>, SlurmError> {
+        let dep_key = dep.and_then(|p| self.jobs[p].slurm);
+        let args: Vec<String> = dep_key
+            .map(|k| vec![format!("--dependency=afterok:{k}")])
+            .unwrap_or_default();
+        let out = match self.cluster.sbatch(script_path, &args) {
+            Ok(out) => out,
+            Err(source) => {
+                self.submit_failed(slots, &format!("cannot run sbatch: {source}"))?;
+                return Err(SlurmError::Program {
+                    program: "sbatch",
+                    source,
+                });
+            }
+        };
+        let id = if out.success {
+            parse_sbatch_parsable(&out.stdout).map_err(|e| e.to_string())
+        } else {
+            Err(String::new())
+        };
+        match id {
+            Ok(id) => {
+                self.submit_backoff.succeed();
+                Ok(Some(id))
+            }
+            Err(parse_problem) => {
+                let failure = if parse_problem.is_empty() {
+                    classify_sbatch_failure(&out.stderr)
+                } else {
+                    SubmitError::Rejected {
+                        message: parse_problem,
+                    }
+                };
+                self.submit_refused(slots, dep, script_path, failure)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// One sbatch for `bundles` of run_sampler jobs sharing a parent and resources: one SLURM
+    /// job for one bundle, an array with one task per bundle for several. Each member keeps its
+    /// own spec, marker, log, benchmark and journal lines; the bundle's own SLURM log is
+    /// `.lambda-hat/slurm/logs/<id>.log` (`<array id>_<task>.log` in an array).
+    fn submit_bundles(
+        &mut self,
+        bundles: &[Vec<usize>],
+        dep: Option<usize>,
+    ) -> Result<bool, SlurmError> {
+        let slots: Vec<usize> = bundles.concat();
+        let rule = self.jobs[slots[0]].job.rule();
+        let name = format!("lh-{}-{}", rule.name(), self.token());
+        let script_path = self.slurm_dir.join(format!("{name}.sh"));
+        let list_path = self.slurm_dir.join(format!("{name}.bundles"));
+        let is_array = bundles.len() > 1;
+
+        let mut members = Vec::new();
+        for (t, bundle) in bundles.iter().enumerate() {
+            for &i in bundle {
+                let job = self.jobs[i].job;
+                let spec = write_spec(self.plan, job)
+                    .map_err(io_err("spec.json", &self.plan.spec_path(job)))?;
+                self.markers
+                    .mark(&self.jobs[i].key, &self.plan.output(job))
+                    .map_err(io_err("the incomplete marker", &self.plan.store_root))?;
+                let log = self.jobs[i].log.clone();
+                // The worker writes the log itself: an earlier attempt's log (or a link to an
+                // array task's file) must not receive this one's output.
+                let _ = std::fs::remove_file(&log);
+                if let Some(dir) = log.parent() {
+                    std::fs::create_dir_all(dir).map_err(io_err("the log directory", dir))?;
+                }
+                let bench = self.abs(&benchmark::path(
+                    &self.plan.store_root,
+                    rule.name(),
+                    &self.jobs[i].key,
+                ));
+                let _ = std::fs::remove_file(&bench);
+                members.push(Member {
+                    task: t,
+                    log,
+                    benchmark: bench,
+                    spec: self.abs(&spec),
+                });
+            }
+        }
+        let list = script::bundle_list(&members)?;
+        script::save(&list_path, &list).map_err(io_err("the bundle list", &list_path))?;
+
+        // Every bundle of the array asks for what the longest one needs.
+        let longest = bundles.iter().max_by_key(|b| b.len()).expect("a bundle");
+        let res = bundle::resources(
+            &longest
+                .iter()
+                .map(|&i| &self.jobs[i].resources)
+                .collect::<Vec<_>>(),
+        );
+        let mut flags = sbatch_flags(rule, &res, &self.opts.slurm_extra)?;
+        flags.push(("--no-requeue".into(), String::new()));
+        let throttle = self
+            .opts
+            .array_throttle
+            .unwrap_or(self.opts.jobs)
+            .clamp(1, bundles.len());
+        let array_spec = format!("0-{}%{throttle}", bundles.len() - 1);
+        let logs = self.slurm_dir.join("logs");
+        let log_pattern = logs.join(if is_array { "%A_%a.log" } else { "%j.log" });
+        let text = self.opts.templates.render(&Script {
+            job_name: &name,
+            log_path: &log_pattern,
+            flags: &flags,
+            worker_command: &self.opts.worker_command,
+            subcommand: rule.worker_subcommand(),
+            body: Body::Bundle {
+                bundle_list: &list_path,
+                array_spec: is_array.then_some(array_spec.as_str()),
+            },
+        })?;
+        script::save(&script_path, &text).map_err(io_err("the sbatch script", &script_path))?;
+
+        let dep_key = dep.and_then(|p| self.jobs[p].slurm);
+        for (t, bundle) in bundles.iter().enumerate() {
+            for &i in bundle {
+                let mut ev = self.event(i, history::SUBMITTING);
+                ev.slurm_job_id = None;
+                ev.attempt = Some(self.jobs[i].failures + 1);
+                ev.detail = Some(serde_json::json!({
+                    "name": name,
+                    "task": if is_array { Some(t) } else { None },
+                    "bundle": bundle.iter().map(|&m| self.jobs[m].key.as_str()).collect::<Vec<_>>(),
+                    "script": script_path.display().to_string(),
+                    "resources": self.jobs[i].resources,
+                    "bundle_resources": res,
+                    "log": self.jobs[i].log.display().to_string(),
+                    "dependency": dep_key.map(|k| k.to_string()),
+                }));
+                self.append(ev)?;
+            }
+        }
+        let Some(id) = self.sbatch(&slots, dep, &script_path)? else {
+            return Ok(false);
+        };
+        for (t, bundle) in bundles.iter().enumerate() {
+            let (key, bundle_log): (JobKey, PathBuf) = if is_array {
+                (
+                    JobKey::task(id, t as u32),
+                    logs.join(format!("{id}_{t}.log")),
+                )
+            } else {
+                (JobKey::job(id), logs.join(format!("{id}.log")))
+            };
+            for &i in bundle {
+                let j = &mut self.jobs[i];
+                j.slurm = Some(key);
+                j.st = St::Queued;
+                j.in_flight = true;
+                j.unknown_since = None;
+                j.ended = None;
+                j.submitted_at = Some(self.cluster.now());
+                j.bundle_log = Some(bundle_log.clone());
+                let mut ev = self.event(i, history::SUBMITTED);
+                ev.attempt = Some(self.jobs[i].failures + 1);
+                ev.detail = Some(serde_json::json!({
+                    "name": name,
+                    "bundle_log": bundle_log.display().to_string(),
+                }));
+                self.append(ev)?;
+                self.progress.started(&format!(
+                    "{} (SLURM job {key}, bundle of {}{})",
+                    self.describe(i),
+                    bundle.len(),
+                    dep_key.map(|k| format!(", after {k}")).unwrap_or_default()
+                ));
+                if self.opts.print_commands {
+                    self.progress.command(&self.plan.worker_command_line(
+                        self.jobs[i].job,
+                        &self.opts.worker_command.join(" "),
+                    ));
+                }
             }
         }
         Ok(true)
