@@ -72,7 +72,9 @@ use super::vecops::{all_finite, fill_normal, weighted_norm_sq};
 use super::window_adaptation::{
     Adaptation, MetropolisSettings, WarmupSettings, WarmupWalker, step_size_fix, windowed_warmup,
 };
-use super::{ChainTrace, Footprint, NonFinite, Sampler, SamplerError, is_stuck};
+use super::{
+    ChainTrace, Footprint, NonFinite, OPEN_TRAJECTORY_STEPS, Sampler, SamplerError, is_stuck,
+};
 use crate::invalid::{Invalid, at_least_one};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
@@ -155,6 +157,14 @@ impl Sampler for HmcConfig {
 
     fn fix(&self) -> String {
         step_size_fix(self.adapt_step_size, self.step_size, ", or use name: nuts")
+    }
+
+    fn gradients_per_chain(&self, _n_data: f64) -> f64 {
+        let steps = match self.num_integration_steps {
+            IntegrationSteps::Fixed(l) => l as f64,
+            IntegrationSteps::Auto => OPEN_TRAJECTORY_STEPS,
+        };
+        (self.warmup + self.draws) as f64 * steps
     }
 
     fn footprint(&self, _params: f64, _n_data: f64) -> Footprint {

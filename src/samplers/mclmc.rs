@@ -20,7 +20,7 @@ use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::mclmc_kernel::Kernel;
-use super::mclmc_settings::MclmcConfig;
+use super::mclmc_settings::{Integrator, MclmcConfig};
 use super::mclmc_tuning::{self, MAX_ESS_COORDS, TuningStart};
 use super::stat;
 use super::{ChainTrace, Footprint, Sampler, SamplerError, curvature, independent_chains};
@@ -112,6 +112,14 @@ impl Sampler for MclmcConfig {
              desired_energy_var"
                 .into()
         }
+    }
+
+    fn gradients_per_chain(&self, _n_data: f64) -> f64 {
+        let per_step = match self.integrator {
+            Integrator::IsokineticMclachlan => 2.0,
+            Integrator::IsokineticLeapfrog => 1.0,
+        };
+        (self.num_tuning_steps + self.draws) as f64 * per_step
     }
 
     fn footprint(&self, params: f64, _n_data: f64) -> Footprint {

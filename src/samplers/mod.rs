@@ -116,7 +116,17 @@ pub trait Sampler: Clone + PartialEq + Serialize + DeserializeOwned {
     /// What a run of `params` parameters on `n_data` rows keeps besides the chains' vectors,
     /// for `plan`'s memory estimate.
     fn footprint(&self, params: f64, n_data: f64) -> Footprint;
+
+    /// Roughly how many full-batch gradient evaluations one chain spends on `n_data` rows,
+    /// warmup and tuning included: what `bundle-size: auto` plans SLURM bundles by
+    /// (`exec::slurm::bundle`). An order of magnitude is enough; trajectory lengths the config
+    /// leaves open count as [`OPEN_TRAJECTORY_STEPS`].
+    fn gradients_per_chain(&self, n_data: f64) -> f64;
 }
+
+/// Gradient evaluations assumed per transition where the config leaves the trajectory open
+/// (HMC's `num_integration_steps: auto`, NUTS's trees), for [`Sampler::gradients_per_chain`].
+pub(crate) const OPEN_TRAJECTORY_STEPS: f64 = 32.0;
 
 /// What a run records, for the memory estimate (`plan::memory`), in counts per chain.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -238,6 +248,13 @@ macro_rules! registry {
                 at_least_one(out, &format!("{prefix}.chains"), self.chains());
                 match self {
                     $(SamplerConfig::$variant(s) => s.validate(prefix, out)),+
+                }
+            }
+
+            /// See [`Sampler::gradients_per_chain`].
+            pub fn gradients_per_chain(&self, n_data: f64) -> f64 {
+                match self {
+                    $(SamplerConfig::$variant(s) => s.gradients_per_chain(n_data)),+
                 }
             }
 

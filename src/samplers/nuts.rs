@@ -55,7 +55,7 @@ use super::vecops::{fill_normal, weighted_norm_sq};
 use super::window_adaptation::{
     Adaptation, MetropolisSettings, WarmupSettings, WarmupWalker, step_size_fix, windowed_warmup,
 };
-use super::{ChainTrace, Footprint, NonFinite, Sampler, SamplerError};
+use super::{ChainTrace, Footprint, NonFinite, OPEN_TRAJECTORY_STEPS, Sampler, SamplerError};
 use crate::invalid::{Invalid, invalid};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
@@ -153,6 +153,12 @@ impl Sampler for NutsConfig {
 
     fn fix(&self) -> String {
         step_size_fix(self.adapt_step_size, self.step_size, "")
+    }
+
+    fn gradients_per_chain(&self, _n_data: f64) -> f64 {
+        // A tree of depth d costs up to 2^d − 1 gradients; adapted trees rarely go deep.
+        let tree = 2f64.powi(self.max_tree_depth.min(5) as i32);
+        (self.warmup + self.draws) as f64 * tree.min(OPEN_TRAJECTORY_STEPS)
     }
 
     fn footprint(&self, params: f64, _n_data: f64) -> Footprint {

@@ -197,6 +197,13 @@ impl Sampler for SgldConfig {
         "lower sgld step_size or use step_size: auto".into()
     }
 
+    fn gradients_per_chain(&self, n_data: f64) -> f64 {
+        // Minibatch gradients count b/n of a full one; each recorded draw is one full loss.
+        let batch = self.batch_size.map_or(n_data, |b| (b as f64).min(n_data));
+        let draws = self.steps as f64 / self.eval_every.max(1) as f64;
+        (self.warmup + self.steps) as f64 * batch / n_data.max(1.0) + draws
+    }
+
     fn footprint(&self, _params: f64, n_data: f64) -> Footprint {
         Footprint {
             draws: (self.steps / self.eval_every.max(1)) as f64,

@@ -17,7 +17,7 @@
 
 use crate::config::experiments::param_count;
 use crate::config::profile::BundleSize;
-use crate::config::schema::{IntegrationSteps, Integrator, SamplerConfig, TargetConfig};
+use crate::config::schema::{SamplerConfig, TargetConfig};
 use crate::exec::resources::{ResourceMap, ResourceValue};
 
 /// `auto` closes a bundle once its members are expected to take this long together: a minute
@@ -87,10 +87,6 @@ const FIXED_SECS: f64 = 0.5;
 /// order of magnitude is all `auto` needs: it decides between bundling a few jobs or none.
 const SECS_PER_ROW_PARAM: f64 = 6e-9;
 
-/// Gradient evaluations per step of samplers whose step count the config leaves open: HMC with
-/// `num_integration_steps: auto`, NUTS trees (a tree of depth d costs up to 2^d).
-const AUTO_LEAPFROG_STEPS: f64 = 32.0;
-
 /// The expected wall time of a run_sampler job in seconds, from its gradient budget: full-batch
 /// gradient equivalents of every chain × rows × parameters, plus [`FIXED_SECS`]. A rough
 /// estimate that only `bundle-size: auto` uses; it never limits a job (`runtime` does).
@@ -98,31 +94,8 @@ pub fn expected_secs(target: &TargetConfig, sampler: &SamplerConfig) -> f64 {
     let m = &target.model;
     let p = param_count(m.in_dim, m.out_dim, m.hidden_widths(), m.bias) as f64;
     let n = target.data.n_data as f64;
-    let per_chain = match sampler {
-        SamplerConfig::Hmc(h) => {
-            let steps = match h.num_integration_steps {
-                IntegrationSteps::Fixed(l) => l as f64,
-                IntegrationSteps::Auto => AUTO_LEAPFROG_STEPS,
-            };
-            (h.warmup + h.draws) as f64 * steps
-        }
-        SamplerConfig::Nuts(u) => {
-            let tree = 2f64.powi(u.max_tree_depth.min(5) as i32);
-            (u.warmup + u.draws) as f64 * tree.min(AUTO_LEAPFROG_STEPS)
-        }
-        SamplerConfig::Sgld(g) => {
-            let batch = g.batch_size.map_or(n, |b| (b as f64).min(n));
-            let evals = g.steps as f64 / g.eval_every.max(1) as f64;
-            (g.warmup + g.steps) as f64 * batch / n.max(1.0) + evals
-        }
-        SamplerConfig::Mclmc(c) => {
-            let grads = match c.integrator {
-                Integrator::IsokineticMclachlan => 2.0,
-                Integrator::IsokineticLeapfrog => 1.0,
-            };
-            (c.num_tuning_steps + c.draws) as f64 * grads
-        }
-    };
+    // Each sampler says what its budget costs (`Sampler::gradients_per_chain`).
+    let per_chain = sampler.gradients_per_chain(n);
     FIXED_SECS + sampler.chains() as f64 * per_chain * n * p * SECS_PER_ROW_PARAM
 }
 
