@@ -24,7 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use lambda_hat::config::schema::{Activation, Init};
-use lambda_hat::nn::{Mlp, MlpLoss};
+use lambda_hat::nn::{KernelChoice, Mlp, MlpLoss};
 use lambda_hat::numeric::Real;
 use lambda_hat::posterior::{LossModel, Rows};
 use ndarray::Array2;
@@ -36,6 +36,8 @@ struct Case {
     name: &'static str,
     in_dim: usize,
     hidden: &'static [usize],
+    out_dim: usize,
+    bias: bool,
     activation: Activation,
     n: usize,
     /// Rows per evaluation: `None` for the full batch, or a minibatch size.
@@ -46,10 +48,12 @@ struct Case {
     moments: bool,
 }
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 11] = [
     Case {
         name: "base",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Relu,
         n: 20_000,
@@ -60,6 +64,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "small",
         in_dim: 3,
+        out_dim: 1,
+        bias: true,
         hidden: &[6, 6],
         activation: Activation::Relu,
         n: 1_000,
@@ -70,6 +76,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "base-tanh",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Tanh,
         n: 20_000,
@@ -80,6 +88,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "base-minibatch1000",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Relu,
         n: 20_000,
@@ -90,6 +100,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "base-loss-only",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Relu,
         n: 20_000,
@@ -100,6 +112,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "dln",
         in_dim: 4,
+        out_dim: 1,
+        bias: true,
         hidden: &[3, 3, 3],
         activation: Activation::Identity,
         n: 10_000,
@@ -110,12 +124,63 @@ const CASES: [Case; 7] = [
     Case {
         name: "dln-all-rows",
         in_dim: 4,
+        out_dim: 1,
+        bias: true,
         hidden: &[3, 3, 3],
         activation: Activation::Identity,
         n: 10_000,
         batch: None,
         grad: true,
         moments: false,
+    },
+    // The sizes of issue 13 ("kernels that fit skinny shapes").
+    Case {
+        name: "small8",
+        in_dim: 4,
+        out_dim: 1,
+        bias: true,
+        hidden: &[8, 8],
+        activation: Activation::Relu,
+        n: 1_000,
+        batch: None,
+        grad: true,
+        moments: true,
+    },
+    Case {
+        name: "dln432",
+        in_dim: 4,
+        out_dim: 2,
+        bias: false,
+        hidden: &[3],
+        activation: Activation::Identity,
+        n: 10_000,
+        batch: None,
+        grad: true,
+        moments: true,
+    },
+    Case {
+        name: "dln432-all-rows",
+        in_dim: 4,
+        out_dim: 2,
+        bias: false,
+        hidden: &[3],
+        activation: Activation::Identity,
+        n: 10_000,
+        batch: None,
+        grad: true,
+        moments: false,
+    },
+    Case {
+        name: "base62",
+        in_dim: 32,
+        out_dim: 1,
+        bias: true,
+        hidden: &[62, 62, 62],
+        activation: Activation::Relu,
+        n: 20_000,
+        batch: None,
+        grad: true,
+        moments: true,
     },
 ];
 
@@ -125,6 +190,13 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // BENCH_KERNELS=gemm|narrow times every layer on one kernel (default: by size, as users get).
+    let kernels = match std::env::var("BENCH_KERNELS").as_deref() {
+        Ok("gemm") => KernelChoice::AllGemm,
+        Ok("narrow") => KernelChoice::AllNarrow,
+        _ => KernelChoice::BySize,
+    };
+    println!("kernels: {kernels:?}");
     // The machine may be shared: print its load so a slow figure can be told from a busy box.
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average before: {}", load.trim());
@@ -138,18 +210,28 @@ fn main() {
             continue;
         }
         for threads in [1, cores] {
-            bench::<f64>(case, threads);
-            bench::<f32>(case, threads);
+            bench::<f64>(case, threads, kernels);
+            bench::<f32>(case, threads, kernels);
         }
     }
 }
 
-fn bench<F: Real>(case: &Case, threads: usize) {
-    let mlp = Mlp::from_parts(case.in_dim, case.hidden, 1, case.activation, true, false)
-        .expect("valid architecture");
+fn bench<F: Real>(case: &Case, threads: usize, kernels: KernelChoice) {
+    let mlp = Mlp::from_parts(
+        case.in_dim,
+        case.hidden,
+        case.out_dim,
+        case.activation,
+        case.bias,
+        false,
+    )
+    .expect("valid architecture")
+    .with_kernels(kernels);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
     let x = Array2::from_shape_fn((case.n, case.in_dim), |_| F::of(rng.sample(StandardNormal)));
-    let y = Array2::from_shape_fn((case.n, 1), |_| F::of(rng.sample(StandardNormal)));
+    let y = Array2::from_shape_fn((case.n, case.out_dim), |_| {
+        F::of(rng.sample(StandardNormal))
+    });
     let w: Vec<F> = mlp.init_params(Init::He, 1.0, &mut rng);
     let p = mlp.n_params();
     let loss = MlpLoss::new(mlp, x, y).expect("consistent shapes");
