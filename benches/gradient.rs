@@ -10,8 +10,12 @@
 //! - `base` with tanh, a 1,000-row minibatch, and the loss alone,
 //! - `dln`: a deep linear network 4 → [3, 3, 3] → 1, p = 40, n = 10,000, whose full batch is
 //!   evaluated on 8 moment-matched rows, and `dln-all-rows`, the same on all 10,000 rows,
+//! - the sizes of issue 13: `small8` (4 → [8, 8] → 1, relu, p = 121, n = 1,000), `dln432`
+//!   (4 → [3] → 2, identity, no bias, p = 18, n = 10,000, moment-matched) and
+//!   `dln432-all-rows`, and `base62` (32 → [62, 62, 62] → 1, relu, p = 9,921, n = 20,000),
 //!
-//! each in a rayon pool of 1 thread and of all cores. `cpu ms` is the process's CPU time per
+//! each in a rayon pool of 1 thread and of all cores. `BENCH_KERNELS=gemm` or `=narrow` runs
+//! every layer on that kernel instead of choosing by width (`nn::KernelChoice`). `cpu ms` is the process's CPU time per
 //! evaluation, all threads together: on a busy machine it stays near the true cost while wall
 //! times grow.
 //!
@@ -19,6 +23,13 @@
 //! batch on 2 threads: base 6.6 ms f64 / 3.9 ms f32 (≈ 177 / 304 GFLOP/s), 13.5 / 7.3 ms on one
 //! thread; base-tanh 8.2 / 5.5 ms; small 0.05 ms. ndarray's default matrixmultiply backend
 //! took 11.7 / 6.2 ms on 2 threads (23.1 / 12.1 on one) for base.
+//!
+//! Narrow-layer kernels (`nn/narrow.rs`), measured on the same machine while it was shared
+//! (load average 5–8), CPU ms per gradient on one thread, f64 / f32, before → after:
+//! small8 0.057 / 0.062 → 0.032 / 0.017; small 0.076 / 0.062 → 0.018 / 0.017;
+//! dln432-all-rows 0.340 / 0.323 → 0.042 / 0.056; dln432 (moments) ≈ 0.3 µs both before and
+//! after; base62 17.5 / 9.7 → 16.8 / 9.8 (gemm both times); base 23 / 10 → 14.5 / 8.6 (gemm
+//! both times; the "before" figure was taken at a higher load).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -287,7 +298,7 @@ fn bench<F: Real>(case: &Case, threads: usize, kernels: KernelChoice) {
     });
     let flops = if case.grad { 6.0 } else { 2.0 } * n_rows as f64 * p as f64;
     println!(
-        "{:<20} {:>4} {:>6} {:>7} {:>9.3} {:>9.3} {:>9.1} {:>9.3}",
+        "{:<20} {:>4} {:>6} {:>7} {:>9.4} {:>9.4} {:>9.1} {:>9.4}",
         case.name,
         F::NAME,
         p,
