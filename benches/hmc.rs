@@ -1,5 +1,6 @@
-//! Wall time of whole HMC runs: the `small` preset target (p = 79, n = 1,000) and the `base`
-//! preset target (p ≈ 10,000, n = 20,000), f64 and f32, chains in parallel on every core.
+//! Wall time of whole HMC runs: the `small` preset target (p = 79, n = 1,000), issue 13's
+//! `small8` (4 → [8, 8] → 1, p = 121, n = 1,000, 4 chains) and the `base` preset target
+//! (p ≈ 10,000, n = 20,000), f64 and f32, chains in parallel on every core.
 //!
 //! Run with `cargo bench --bench hmc`. The targets are built by the real `build_target` (data,
 //! teacher, training) and sampled by the real sampler, as a sweep job does; only training is
@@ -23,6 +24,12 @@ const CASES: &[(&str, &str, &str)] = &[
         "small",
         "{ model: small, data: small, seed: 1, overrides: { data: { n_data: 1000 } } }",
         "{ name: hmc, overrides: { chains: 2, warmup: 500, draws: 2000 } }",
+    ),
+    (
+        // Issue 13's small model: 4 → [8, 8] → 1, n = 1,000, 4 chains.
+        "small8",
+        "{ model: small, data: small, seed: 1, overrides: { model: { widths: [8, 8], target_params: null }, data: { n_data: 1000 } } }",
+        "{ name: hmc, overrides: { chains: 4, warmup: 500, draws: 2000, num_integration_steps: 10 } }",
     ),
     (
         "base",
@@ -82,11 +89,12 @@ fn bench<F: Real>(
         unreachable!("the bench samples with HMC")
     };
     println!(
-        "{name:<6} {:<3} p={p:<6} n={n:<6} chains={chains} warmup={} draws={draws} L={}: {secs:8.2} s wall, {grads} gradients, {:.2} ms/gradient/chain, {:.1} GFLOP/s",
+        "{name:<6} {:<3} p={p:<6} n={n:<6} chains={chains} warmup={} draws={draws} L={}: {secs:8.2} s wall, {grads} gradients, {:.2} ms/gradient/chain, {:.0} gradients/s, {:.1} GFLOP/s",
         F::NAME,
         h.warmup,
         h.num_integration_steps,
         secs * 1e3 * chains as f64 / grads as f64,
+        grads as f64 / secs,
         6.0 * n as f64 * p as f64 * grads as f64 / secs / 1e9
     );
 }
