@@ -24,12 +24,11 @@
 //! thread; base-tanh 8.2 / 5.5 ms; small 0.05 ms. ndarray's default matrixmultiply backend
 //! took 11.7 / 6.2 ms on 2 threads (23.1 / 12.1 on one) for base.
 //!
-//! Narrow-layer kernels (`nn/narrow.rs`), measured on the same machine while it was shared
-//! (load average 5–8), CPU ms per gradient on one thread, f64 / f32, before → after:
-//! small8 0.057 / 0.062 → 0.032 / 0.017; small 0.076 / 0.062 → 0.018 / 0.017;
-//! dln432-all-rows 0.340 / 0.323 → 0.042 / 0.056; dln432 (moments) ≈ 0.3 µs both before and
-//! after; base62 17.5 / 9.7 → 16.8 / 9.8 (gemm both times); base 23 / 10 → 14.5 / 8.6 (gemm
-//! both times; the "before" figure was taken at a higher load).
+//! Narrow-layer kernels (`nn/narrow.rs`), same machine, load average 1–1.5, best ms per
+//! gradient on one thread, f64 / f32, before → after: small8 0.0450 / 0.0488 → 0.0323 / 0.0178;
+//! small 0.0521 / 0.0528 → 0.0180 / 0.0137; dln432 (moments) 0.0011 → 0.0003 in both;
+//! dln432-all-rows 0.257 / 0.247 → 0.037 / 0.050; base62 14.5 / 7.72 → 14.8 / 7.85 (gemm both
+//! times; 7.54 / 4.10 → 7.61 / 3.85 on 2 threads); base 15.2 / 8.88 → 13.2 / 7.11.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -7,6 +7,9 @@
 //! shortened for the base target (w*'s quality does not change the cost of a gradient).
 //! The HMC settings are printed with each figure; the default preset's 2,500 transitions × 10
 //! leapfrog steps per chain would take minutes at the base size.
+//!
+//! small8 on the 2-core Zen 5 VM (load ≈ 1, best of 3): 38,300 gradients/s f64 and 33,900 f32
+//! with gemm for every layer (48c7c4e); 63,400 and 97,000 with the narrow-layer kernels.
 
 use std::path::Path;
 use std::time::Instant;

@@ -335,7 +335,7 @@ impl Mlp {
                     );
                     if let (_, Some(db)) = weight_and_bias_mut(grad, shape) {
                         for (d, col) in db.iter_mut().zip(g.buf.chunks_exact(m)) {
-                            *d += col.iter().copied().sum::<F>();
+                            *d += narrow::sum(col);
                         }
                     }
                 }

@@ -22,25 +22,33 @@
 //! Which layers use these kernels is decided in [`super::mlp`] from the layer's shape
 //! (`NARROW_MAX`).
 //!
-//! Measured with `cargo bench --bench gradient` (2-core AMD EPYC Zen 5 VM with AVX-512, shared
-//! with other agents' builds, load average 5–8 throughout, so CPU ms per gradient is the figure
-//! to trust; one thread, best of 15 samples), before (main at 48c7c4e: row-major buffers, gemm
-//! for every layer) → after (feature-major buffers, narrow kernels by size), f64 / f32:
+//! Measured with `cargo bench --bench gradient` on a 2-core AMD EPYC Zen 5 VM with AVX-512
+//! (load average 1–1.5 while measuring; best of 15 samples, ms per full-batch gradient on one
+//! thread), before (main at 48c7c4e: row-major buffers, gemm for every layer) → after
+//! (feature-major buffers, narrow kernels by width), f64 / f32:
 //!
 //! ```text
-//! case                                   before CPU ms     after CPU ms     speed-up
-//! small8  4→[8,8]→1 relu, n = 1,000      0.057 / 0.062     0.032 / 0.017    1.8× / 3.6×
-//! small   3→[6,6]→1 relu, n = 1,000      0.076 / 0.062     0.018 / 0.017    4.2× / 3.6×
-//! dln432  4→[3]→2 linear, all 10,000     0.340 / 0.323     0.042 / 0.056    8.1× / 5.8×
-//! base62  32→[62,62,62]→1, n = 20,000    17.5  / 9.67      16.8  / 9.75     (gemm both times)
+//! case                                   before ms         after ms          speed-up
+//! small8  4→[8,8]→1 relu, n = 1,000      0.0450 / 0.0488   0.0323 / 0.0178   1.4× / 2.7×
+//! small   3→[6,6]→1 relu, n = 1,000      0.0521 / 0.0528   0.0180 / 0.0137   2.9× / 3.9×
+//! dln432  4→[3]→2 linear, moments        0.0011 / 0.0011   0.0003 / 0.0003   3.7× / 3.7×
+//! dln432  the same on all 10,000 rows    0.257  / 0.247    0.037  / 0.050    7.0× / 4.9×
+//! base62  32→[62,62,62]→1, n = 20,000    14.5   / 7.72     14.8   / 7.85     (gemm both times)
 //! ```
 //!
-//! Forcing one kernel everywhere (`BENCH_KERNELS`): on small8 the gemm crate on the
-//! feature-major buffers is as fast as these kernels in f64 (0.029 ms) and slightly slower in f32
-//! (0.021–0.026 ms), and on dln432 it is slower in f64 (0.066 ms) but faster in f32 (0.048 ms:
-//! with widths 3 and 2 the sums over rows here are single chains of f32 additions); most of the
-//! gain on these sizes comes from the feature-major layout and block-aligned chunks, which both
-//! paths share. On base62 these kernels take 43.7 / 25.2 ms, so wide layers stay on gemm.
+//! In HMC (`benches/hmc.rs`, small8, 4 chains on 2 cores, best of 3): 38,300 → 63,400
+//! gradients/s in f64 and 33,900 → 97,000 in f32.
+//!
+//! Forcing one kernel everywhere (`BENCH_KERNELS`, measured under load 5–8): on small8 the gemm
+//! crate on the feature-major buffers is about as fast as these kernels in f64 and slower in
+//! f32, and on dln432-all-rows slower in f64 and faster in f32 (with widths 3 and 2 the sums
+//! over rows here are single chains of f32 additions, latency-bound); much of the gain on these
+//! sizes comes from the feature-major layout and block-aligned chunks, which both paths share.
+//! On base62 these kernels take 2.6× gemm's time, so wide layers stay on gemm.
+
+// The loops write `a = a + b·c`, not `a += b·c`: through the generic `AddAssign` bound the
+// compound form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
+#![allow(clippy::assign_op_pattern)]
 
 use crate::numeric::Real;
 
@@ -165,7 +173,7 @@ fn affine_loops<F: Real>(w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]
                 let wij = w[i * h + j];
                 let x: &[F; BLOCK] = a.col(i)[r..r + BLOCK].try_into().expect("one block");
                 for t in 0..BLOCK {
-                    acc[t] += wij * x[t];
+                    acc[t] = acc[t] + wij * x[t];
                 }
             }
             z.copy_from_slice(&acc);
@@ -174,7 +182,7 @@ fn affine_loops<F: Real>(w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]
         for (t, z) in blocks.into_remainder().iter_mut().enumerate() {
             let mut acc = bj;
             for i in 0..k {
-                acc += w[i * h + j] * a.col(i)[start + t];
+                acc = acc + w[i * h + j] * a.col(i)[start + t];
             }
             *z = acc;
         }
@@ -196,8 +204,9 @@ fn weight_grad_loops<F: Real>(a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: 
             dwi[j..j + 4].iter_mut().zip(s).for_each(|(d, s)| *d += s);
             j += 4;
         }
-        for (q, d) in dwi.iter_mut().enumerate().skip(j) {
-            *d += dots::<F, 1>(ai, [g.col(q)])[0];
+        while j < h {
+            dwi[j] += dots::<F, 1>(ai, [g.col(j)])[0];
+            j += 1;
         }
     }
     if let Some(db) = db {
@@ -227,12 +236,12 @@ fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F],
             for (j, &wij) in wi.iter().enumerate() {
                 let x: &[F; BLOCK] = g.col(j)[r..r + BLOCK].try_into().expect("one block");
                 for t in 0..BLOCK {
-                    acc[t] += wij * x[t];
+                    acc[t] = acc[t] + wij * x[t];
                 }
             }
             bb.copy_from_slice(&acc);
             for t in 0..BLOCK {
-                dd[t] *= acc[t];
+                dd[t] = dd[t] * acc[t];
             }
         }
         let start = m - m % BLOCK;
@@ -243,10 +252,10 @@ fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F],
         for (t, (b, d)) in tails.enumerate() {
             let mut acc = if skip { *b } else { F::zero() };
             for (j, &wij) in wi.iter().enumerate() {
-                acc += wij * g.col(j)[start + t];
+                acc = acc + wij * g.col(j)[start + t];
             }
             *b = acc;
-            *d *= acc;
+            *d = *d * acc;
         }
     }
 }
@@ -264,31 +273,33 @@ fn dots<F: Real, const J: usize>(x: &[F], y: [&[F]; J]) -> [F; J] {
         for q in 0..J {
             let ys: &[F; BLOCK] = y[q][r..r + BLOCK].try_into().expect("one block");
             for t in 0..BLOCK {
-                acc[q][t] += xs[t] * ys[t];
+                acc[q][t] = acc[q][t] + xs[t] * ys[t];
             }
         }
         r += BLOCK;
     }
     for q in 0..J {
         for (t, (&a, &b)) in x[full..].iter().zip(&y[q][full..m]).enumerate() {
-            acc[q][t] += a * b;
+            acc[q][t] = acc[q][t] + a * b;
         }
     }
     acc.map(pairwise)
 }
 
-/// Σ_r x[r], summed as [`dot`] sums.
+/// Σ_r x[r], summed as [`dots`] sums: `BLOCK` independent partial sums, so the additions do
+/// not wait on one another (a plain left-to-right sum is one chain of dependent additions, which
+/// cost the gemm path's bias gradients ~8 % of a base62 gradient).
 #[inline(always)]
-fn sum<F: Real>(x: &[F]) -> F {
+pub(crate) fn sum<F: Real>(x: &[F]) -> F {
     let mut acc = [F::zero(); BLOCK];
     let mut xb = x.chunks_exact(BLOCK);
     for xs in &mut xb {
         for t in 0..BLOCK {
-            acc[t] += xs[t];
+            acc[t] = acc[t] + xs[t];
         }
     }
     for (t, &a) in xb.remainder().iter().enumerate() {
-        acc[t] += a;
+        acc[t] = acc[t] + a;
     }
     pairwise(acc)
 }
@@ -299,7 +310,7 @@ fn pairwise<F: Real>(mut acc: [F; BLOCK]) -> F {
     let mut half = BLOCK / 2;
     while half > 0 {
         for t in 0..half {
-            acc[t] += acc[t + half];
+            acc[t] = acc[t] + acc[t + half];
         }
         half /= 2;
     }
