@@ -9,7 +9,8 @@
 //! leapfrog steps per chain would take minutes at the base size.
 //!
 //! small8 on the 2-core Zen 5 VM (load ≈ 1, best of 3): 38,300 gradients/s f64 and 33,900 f32
-//! with gemm for every layer (48c7c4e); 63,400 and 97,000 with the narrow-layer kernels.
+//! with gemm for every layer (48c7c4e); 61,700–63,400 and 93,300–97,000 with the narrow-layer
+//! kernels (two series of 3 runs).
 
 use std::path::Path;
 use std::time::Instant;
