@@ -36,9 +36,8 @@
 //! base62  32→[62,62,62]→1, n = 20,000    14.5   / 7.72     14.8   / 7.85     (gemm both times)
 //! ```
 //!
-//! In HMC (`benches/hmc.rs`, small8, 4 chains on 2 cores, best of 3; two series of 3 runs):
-//! 38,300 → 61,700–63,400
-//! gradients/s in f64 and 33,900 → 93,300–97,000 in f32.
+//! In HMC (`benches/hmc.rs`, small8, 4 chains on 2 cores, best of 3 in each of two series):
+//! 38,300 → 61,700–63,400 gradients/s in f64 and 33,900 → 93,300–97,000 in f32.
 //!
 //! Forcing one kernel everywhere (`BENCH_KERNELS`, measured under load 5–8): on small8 the gemm
 //! crate on the feature-major buffers is about as fast as these kernels in f64 and slower in
