@@ -10,8 +10,12 @@
 //! - `base` with tanh, a 1,000-row minibatch, and the loss alone,
 //! - `dln`: a deep linear network 4 → [3, 3, 3] → 1, p = 40, n = 10,000, whose full batch is
 //!   evaluated on 8 moment-matched rows, and `dln-all-rows`, the same on all 10,000 rows,
+//! - the sizes of issue 13: `small8` (4 → [8, 8] → 1, relu, p = 121, n = 1,000), `dln432`
+//!   (4 → [3] → 2, identity, no bias, p = 18, n = 10,000, moment-matched) and
+//!   `dln432-all-rows`, and `base62` (32 → [62, 62, 62] → 1, relu, p = 9,921, n = 20,000),
 //!
-//! each in a rayon pool of 1 thread and of all cores. `cpu ms` is the process's CPU time per
+//! each in a rayon pool of 1 thread and of all cores. `BENCH_KERNELS=gemm` or `=narrow` runs
+//! every layer on that kernel instead of choosing by width (`nn::KernelChoice`). `cpu ms` is the process's CPU time per
 //! evaluation, all threads together: on a busy machine it stays near the true cost while wall
 //! times grow.
 //!
@@ -19,12 +23,18 @@
 //! batch on 2 threads: base 6.6 ms f64 / 3.9 ms f32 (≈ 177 / 304 GFLOP/s), 13.5 / 7.3 ms on one
 //! thread; base-tanh 8.2 / 5.5 ms; small 0.05 ms. ndarray's default matrixmultiply backend
 //! took 11.7 / 6.2 ms on 2 threads (23.1 / 12.1 on one) for base.
+//!
+//! Narrow-layer kernels (`nn/narrow.rs`), same machine, load average 1–1.5, best ms per
+//! gradient on one thread, f64 / f32, before → after: small8 0.0450 / 0.0488 → 0.0323 / 0.0178;
+//! small 0.0521 / 0.0528 → 0.0180 / 0.0137; dln432 (moments) 0.0011 → 0.0003 in both;
+//! dln432-all-rows 0.257 / 0.247 → 0.037 / 0.050; base62 14.5 / 7.72 → 14.8 / 7.85 (gemm both
+//! times; 7.54 / 4.10 → 7.61 / 3.85 on 2 threads); base 15.2 / 8.88 → 13.2 / 7.11.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use lambda_hat::config::schema::{Activation, Init};
-use lambda_hat::nn::{Mlp, MlpLoss};
+use lambda_hat::nn::{KernelChoice, Mlp, MlpLoss};
 use lambda_hat::numeric::Real;
 use lambda_hat::posterior::{LossModel, Rows};
 use ndarray::Array2;
@@ -36,6 +46,8 @@ struct Case {
     name: &'static str,
     in_dim: usize,
     hidden: &'static [usize],
+    out_dim: usize,
+    bias: bool,
     activation: Activation,
     n: usize,
     /// Rows per evaluation: `None` for the full batch, or a minibatch size.
@@ -46,10 +58,12 @@ struct Case {
     moments: bool,
 }
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 11] = [
     Case {
         name: "base",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Relu,
         n: 20_000,
@@ -60,6 +74,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "small",
         in_dim: 3,
+        out_dim: 1,
+        bias: true,
         hidden: &[6, 6],
         activation: Activation::Relu,
         n: 1_000,
@@ -70,6 +86,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "base-tanh",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Tanh,
         n: 20_000,
@@ -80,6 +98,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "base-minibatch1000",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Relu,
         n: 20_000,
@@ -90,6 +110,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "base-loss-only",
         in_dim: 64,
+        out_dim: 1,
+        bias: true,
         hidden: &[71, 71],
         activation: Activation::Relu,
         n: 20_000,
@@ -100,6 +122,8 @@ const CASES: [Case; 7] = [
     Case {
         name: "dln",
         in_dim: 4,
+        out_dim: 1,
+        bias: true,
         hidden: &[3, 3, 3],
         activation: Activation::Identity,
         n: 10_000,
@@ -110,12 +134,63 @@ const CASES: [Case; 7] = [
     Case {
         name: "dln-all-rows",
         in_dim: 4,
+        out_dim: 1,
+        bias: true,
         hidden: &[3, 3, 3],
         activation: Activation::Identity,
         n: 10_000,
         batch: None,
         grad: true,
         moments: false,
+    },
+    // The sizes of issue 13 ("kernels that fit skinny shapes").
+    Case {
+        name: "small8",
+        in_dim: 4,
+        out_dim: 1,
+        bias: true,
+        hidden: &[8, 8],
+        activation: Activation::Relu,
+        n: 1_000,
+        batch: None,
+        grad: true,
+        moments: true,
+    },
+    Case {
+        name: "dln432",
+        in_dim: 4,
+        out_dim: 2,
+        bias: false,
+        hidden: &[3],
+        activation: Activation::Identity,
+        n: 10_000,
+        batch: None,
+        grad: true,
+        moments: true,
+    },
+    Case {
+        name: "dln432-all-rows",
+        in_dim: 4,
+        out_dim: 2,
+        bias: false,
+        hidden: &[3],
+        activation: Activation::Identity,
+        n: 10_000,
+        batch: None,
+        grad: true,
+        moments: false,
+    },
+    Case {
+        name: "base62",
+        in_dim: 32,
+        out_dim: 1,
+        bias: true,
+        hidden: &[62, 62, 62],
+        activation: Activation::Relu,
+        n: 20_000,
+        batch: None,
+        grad: true,
+        moments: true,
     },
 ];
 
@@ -125,6 +200,13 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // BENCH_KERNELS=gemm|narrow times every layer on one kernel (default: by size, as users get).
+    let kernels = match std::env::var("BENCH_KERNELS").as_deref() {
+        Ok("gemm") => KernelChoice::AllGemm,
+        Ok("narrow") => KernelChoice::AllNarrow,
+        _ => KernelChoice::BySize,
+    };
+    println!("kernels: {kernels:?}");
     // The machine may be shared: print its load so a slow figure can be told from a busy box.
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average before: {}", load.trim());
@@ -138,18 +220,28 @@ fn main() {
             continue;
         }
         for threads in [1, cores] {
-            bench::<f64>(case, threads);
-            bench::<f32>(case, threads);
+            bench::<f64>(case, threads, kernels);
+            bench::<f32>(case, threads, kernels);
         }
     }
 }
 
-fn bench<F: Real>(case: &Case, threads: usize) {
-    let mlp = Mlp::from_parts(case.in_dim, case.hidden, 1, case.activation, true, false)
-        .expect("valid architecture");
+fn bench<F: Real>(case: &Case, threads: usize, kernels: KernelChoice) {
+    let mlp = Mlp::from_parts(
+        case.in_dim,
+        case.hidden,
+        case.out_dim,
+        case.activation,
+        case.bias,
+        false,
+    )
+    .expect("valid architecture")
+    .with_kernels(kernels);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
     let x = Array2::from_shape_fn((case.n, case.in_dim), |_| F::of(rng.sample(StandardNormal)));
-    let y = Array2::from_shape_fn((case.n, 1), |_| F::of(rng.sample(StandardNormal)));
+    let y = Array2::from_shape_fn((case.n, case.out_dim), |_| {
+        F::of(rng.sample(StandardNormal))
+    });
     let w: Vec<F> = mlp.init_params(Init::He, 1.0, &mut rng);
     let p = mlp.n_params();
     let loss = MlpLoss::new(mlp, x, y).expect("consistent shapes");
@@ -205,7 +297,7 @@ fn bench<F: Real>(case: &Case, threads: usize) {
     });
     let flops = if case.grad { 6.0 } else { 2.0 } * n_rows as f64 * p as f64;
     println!(
-        "{:<20} {:>4} {:>6} {:>7} {:>9.3} {:>9.3} {:>9.1} {:>9.3}",
+        "{:<20} {:>4} {:>6} {:>7} {:>9.4} {:>9.4} {:>9.1} {:>9.4}",
         case.name,
         F::NAME,
         p,

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{Mlp, MlpLoss};
+use super::{KernelChoice, Mlp, MlpLoss};
 use crate::config::schema::{Activation, Init};
 use crate::posterior::{LossModel, Rows};
 
@@ -113,12 +113,20 @@ fn central_differences(loss: &MlpLoss<f64>, w: &[f64], rows: Rows<'_>, h: f64) -
         .collect()
 }
 
+/// Every way of assigning kernels to layers: by size (what users get), and each kernel alone.
+const CHOICES: [KernelChoice; 3] = [
+    KernelChoice::BySize,
+    KernelChoice::AllGemm,
+    KernelChoice::AllNarrow,
+];
+
 /// Every architecture variant the gradient must handle.
 fn architectures() -> Vec<Mlp> {
     let mut out = Vec::new();
     // Depth 0 (linear model), depth 1, depth 3 with equal widths (two residuals when skipping),
-    // and depth 3 with unequal widths (a residual only where widths match).
-    let shapes: [&[usize]; 4] = [&[], &[5], &[4, 4, 4], &[5, 3, 3]];
+    // depth 3 with unequal widths (a residual only where widths match), and layers wider than
+    // `NARROW_MAX` after or before narrow ones, so that by size a network mixes both kernels.
+    let shapes: [&[usize]; 6] = [&[], &[5], &[4, 4, 4], &[5, 3, 3], &[18, 4], &[4, 18]];
     for act in ACTIVATIONS {
         for hidden in shapes {
             for bias in [true, false] {
@@ -154,7 +162,10 @@ fn smooth_problem(mlp: &Mlp, n: usize, subset: &[usize], margin: f64) -> (MlpLos
 fn loss_matches_the_naive_forward_pass() {
     // Both sum the same ~10 products per value in different orders: relative agreement to
     // ~1e-13 (a few hundred ulps over n = 300 rows) is what rounding allows; 1e-12 is the bound.
-    for mlp in architectures() {
+    for mlp in architectures()
+        .into_iter()
+        .flat_map(|m| CHOICES.map(|c| m.clone().with_kernels(c)))
+    {
         let (loss, w) = problem(&mlp, 300, 1);
         let mut ws = loss.workspace(300);
         let all: Vec<usize> = (0..300).collect();
@@ -176,8 +187,13 @@ fn gradient_matches_finite_differences() {
     // Step h = 1e-6: central differences have truncation error ~h²·|L'''| ≈ 1e-12 and rounding
     // error ~ε·|L|/h ≈ 1e-10 relative to a gradient of norm O(0.1–1), far below the 1e-6 bound.
     let h = 1e-6;
-    for mlp in architectures() {
-        let (loss, w) = smooth_problem(&mlp, n, &subset, 1e-4);
+    for mlp in architectures()
+        .into_iter()
+        .flat_map(|m| CHOICES.map(|c| m.clone().with_kernels(c)))
+    {
+        // 2e-5: four times the ≲ 5e-6 a perturbation can move a pre-activation (see
+        // `smooth_problem`); a larger margin is rarely met by the width-18 layers' 10⁴ values.
+        let (loss, w) = smooth_problem(&mlp, n, &subset, 2e-5);
         let mut ws = loss.workspace(n);
         let mut grad = vec![0.0; w.len()];
         for rows in [Rows::All, Rows::Subset(&subset)] {
@@ -264,7 +280,10 @@ fn f32_agrees_with_f64() {
     // normwise relative gradient error (the worst-case K·u bound, 1e-4, would hide real bugs such
     // as a sum done in lower precision). The loss is accumulated in f64 and inherits only the
     // forward pass's error (sums of ≤ 6 terms per layer, ≲ 6u·4 layers ≈ 1.5e-6): 1e-5 again.
-    for mlp in architectures() {
+    for mlp in architectures()
+        .into_iter()
+        .flat_map(|m| CHOICES.map(|c| m.clone().with_kernels(c)))
+    {
         let (loss64, w64) = problem(&mlp, 600, 5);
         let x32 = loss64.x().mapv(|v| v as f32);
         let y32 = loss64.y().mapv(|v| v as f32);
@@ -292,8 +311,16 @@ fn parallel_evaluation_is_bit_identical_across_thread_counts() {
     // 3000 rows → 12 chunks in 8 lanes (so some lanes accumulate two chunks), and rows × p is
     // above the parallel threshold, so the lanes really run on several threads in the 2- and
     // 3-thread pools.
-    let mlp = Mlp::from_parts(8, &[16, 16], 2, Activation::Gelu, true, true).unwrap();
-    let (loss, w) = problem(&mlp, 3000, 8);
+    for choice in [KernelChoice::AllNarrow, KernelChoice::AllGemm] {
+        let mlp = Mlp::from_parts(8, &[16, 16], 2, Activation::Gelu, true, true)
+            .unwrap()
+            .with_kernels(choice);
+        bit_identical_across_thread_counts(&mlp);
+    }
+}
+
+fn bit_identical_across_thread_counts(mlp: &Mlp) {
+    let (loss, w) = problem(mlp, 3000, 8);
     let subset: Vec<usize> = (0..2000).map(|i| (i * 13) % 3000).collect();
     let run = |threads: usize, rows: Rows<'_>| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -327,4 +354,59 @@ fn workspace_grows_when_given_more_rows_than_announced() {
         loss.loss(&w, Rows::All, &mut small).to_bits(),
         loss.loss(&w, Rows::All, &mut big).to_bits()
     );
+}
+
+#[test]
+fn narrow_kernels_agree_with_the_general_product() {
+    // The two paths compute the same sums in different orders (narrow: per output, bias first
+    // and then the inputs in order, and over rows 16 interleaved partial sums added pairwise;
+    // gemm: its own blocking). For a sum of K terms each order is within γ_K ≈ K·u of the exact
+    // value *relative to Σ|terms|*, so two orders differ by at most 2K·u·Σ|terms|. The longest
+    // sums are the weight gradients' sums over a chunk (K ≤ 256 rows), compounded over ≤ 4
+    // layers: 2·256·4·u ≈ 2,000u relative to the sum of magnitudes, which on this random data is
+    // within 10× of the gradient's norm. So the normwise bound is 2·10⁴·u: 2.2e-12 in f64 (u =
+    // 1.1e-16) and 1.2e-3 in f32 (u = 6e-8); the loss, a forward pass summed in f64, gets the
+    // same bound. Any indexing mistake shows as an O(1) difference.
+    for mlp in architectures().into_iter().chain([
+        Mlp::from_parts(8, &[17, 17, 3], 2, Activation::Tanh, true, true).unwrap(),
+        Mlp::from_parts(4, &[8, 8], 1, Activation::Relu, true, false).unwrap(),
+    ]) {
+        let (loss64, w64) = problem(&mlp, 700, 4);
+        let eval64 = |choice: KernelChoice| {
+            let m = mlp.clone().with_kernels(choice);
+            let l = MlpLoss::new(m, loss64.x().clone(), loss64.y().clone()).unwrap();
+            let mut g = vec![0.0; w64.len()];
+            let v = l.loss_grad(&w64, Rows::All, &mut g, &mut l.workspace(700));
+            (v, g)
+        };
+        let (ln, gn) = eval64(KernelChoice::AllNarrow);
+        let (lg, gg) = eval64(KernelChoice::AllGemm);
+        let tol64 = 2e4 * f64::EPSILON / 2.0;
+        assert!((ln - lg).abs() <= tol64 * lg, "{mlp:?}: loss {ln} vs {lg}");
+        let err = rel_err(&gn, &gg);
+        assert!(err <= tol64, "{mlp:?}: f64 gradient relative error {err}");
+
+        let x32 = loss64.x().mapv(|v| v as f32);
+        let y32 = loss64.y().mapv(|v| v as f32);
+        let w32: Vec<f32> = w64.iter().map(|&v| v as f32).collect();
+        let eval32 = |choice: KernelChoice| {
+            let m = mlp.clone().with_kernels(choice);
+            let l = MlpLoss::new(m, x32.clone(), y32.clone()).unwrap();
+            let mut g = vec![0.0f32; w32.len()];
+            let v = l.loss_grad(&w32, Rows::All, &mut g, &mut l.workspace(700));
+            (
+                f64::from(v),
+                g.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>(),
+            )
+        };
+        let (ln, gn) = eval32(KernelChoice::AllNarrow);
+        let (lg, gg) = eval32(KernelChoice::AllGemm);
+        let tol32 = 2e4 * f64::from(f32::EPSILON) / 2.0;
+        assert!(
+            (ln - lg).abs() <= tol32 * lg,
+            "{mlp:?}: f32 loss {ln} vs {lg}"
+        );
+        let err = rel_err(&gn, &gg);
+        assert!(err <= tol32, "{mlp:?}: f32 gradient relative error {err}");
+    }
 }

@@ -21,7 +21,8 @@ use rayon::prelude::*;
 
 use super::NnError;
 use super::mlp::{CHUNK_ROWS, Mlp, Scratch};
-use super::moments::{self, MomentData};
+use super::moments;
+use super::narrow::{BLOCK, Cols};
 use crate::config::schema::Activation;
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Rows};
@@ -42,8 +43,30 @@ pub struct MlpLoss<F> {
     mlp: Mlp,
     x: Array2<F>,
     y: Array2<F>,
-    /// For affine networks: the small data set the full-batch loss is evaluated on.
-    moments: Option<MomentData<F>>,
+    /// X and Y again, feature-major, as the kernels read them.
+    cols: Columns<F>,
+    /// For affine networks: the small data set the full-batch loss is evaluated on, and the
+    /// constant its mean squared error misses (see [`moments`]).
+    moments: Option<(Columns<F>, f64)>,
+}
+
+/// A data set stored feature-major: column i of X is `x[i·n .. (i + 1)·n]`, likewise for Y.
+#[derive(Debug, Clone)]
+struct Columns<F> {
+    x: Vec<F>,
+    y: Vec<F>,
+    n: usize,
+}
+
+impl<F: Real> Columns<F> {
+    fn of(x: ArrayView2<'_, F>, y: ArrayView2<'_, F>) -> Self {
+        let t = |a: ArrayView2<'_, F>| a.t().iter().copied().collect::<Vec<F>>();
+        Columns {
+            x: t(x),
+            y: t(y),
+            n: x.nrows(),
+        }
+    }
 }
 
 impl<F: Real> MlpLoss<F> {
@@ -82,8 +105,18 @@ impl<F: Real> MlpLoss<F> {
         };
         let moments = (mlp.activation() == Activation::Identity
             && moments::worth_compressing(x.nrows(), mlp.in_dim()))
-        .then(|| moments::compress(x.view(), y.view()));
-        Ok(MlpLoss { mlp, x, y, moments })
+        .then(|| {
+            let m = moments::compress(x.view(), y.view());
+            (Columns::of(m.x.view(), m.y.view()), m.offset)
+        });
+        let cols = Columns::of(x.view(), y.view());
+        Ok(MlpLoss {
+            mlp,
+            x,
+            y,
+            cols,
+            moments,
+        })
     }
 
     /// The same loss, always evaluated on the real rows: the reference the moment-matched
@@ -129,12 +162,12 @@ impl<F: Real> MlpLoss<F> {
             "parameter buffer has the wrong length"
         );
         // Full batch of an affine network: the moment-matched rows, plus the constant part.
-        let (x, y, offset) = match (rows, &self.moments) {
-            (Rows::All, Some(m)) => (m.x.view(), m.y.view(), m.offset),
-            _ => (self.x.view(), self.y.view(), 0.0),
+        let (data, offset) = match (rows, &self.moments) {
+            (Rows::All, Some((m, offset))) => (m, *offset),
+            _ => (&self.cols, 0.0),
         };
         let n_rows = match rows {
-            Rows::All => x.nrows(),
+            Rows::All => data.n,
             Rows::Subset(idx) => idx.len(),
         };
         if n_rows == 0 {
@@ -150,7 +183,7 @@ impl<F: Real> MlpLoss<F> {
         // dL/dŷ = (2/N)(ŷ − y): the mean's 1/N is applied once, at the top of the backward pass.
         let scale = F::of(2.0 / n_rows as f64);
         let run = |(k, lane): (usize, &mut Lane<F>)| {
-            self.run_lane(&plan, k, (x, y), w, rows, with_grad, scale, lane)
+            self.run_lane(&plan, k, data, w, rows, with_grad, scale, lane)
         };
         let lanes = &mut ws.lanes[..plan.lanes];
         if plan.lanes > 1 && n_rows.saturating_mul(self.mlp.n_params()) >= PARALLEL_MIN_WORK {
@@ -175,7 +208,7 @@ impl<F: Real> MlpLoss<F> {
         &self,
         plan: &LanePlan,
         k: usize,
-        (x_all, y_all): (ArrayView2<'_, F>, ArrayView2<'_, F>),
+        data: &Columns<F>,
         w: &[F],
         rows: Rows<'_>,
         with_grad: bool,
@@ -184,6 +217,7 @@ impl<F: Real> MlpLoss<F> {
     ) {
         let in_dim = self.mlp.in_dim();
         let od = self.mlp.out_dim();
+        let n = data.n;
         lane.sse = 0.0;
         if with_grad {
             lane.grad.fill(F::zero());
@@ -191,39 +225,102 @@ impl<F: Real> MlpLoss<F> {
         for c in plan.chunks_of_lane(k) {
             let (start, end) = plan.chunk_rows(c);
             let m = end - start;
-            let x: ArrayView2<'_, F> = match rows {
-                Rows::All => x_all.slice_move(ndarray::s![start..end, ..]),
+            // The chunk's inputs and targets, feature-major: columns of the data in place, or a
+            // minibatch's rows gathered into the lane's own buffers.
+            let (x, y) = match rows {
+                Rows::All => (
+                    Cols {
+                        buf: &data.x[start..],
+                        stride: n,
+                        rows: m,
+                        width: in_dim,
+                    },
+                    Cols {
+                        buf: &data.y[start..],
+                        stride: n,
+                        rows: m,
+                        width: od,
+                    },
+                ),
                 Rows::Subset(idx) => {
-                    // Gather the minibatch's rows into the lane's own buffer.
-                    for (dst, &r) in lane.x.chunks_exact_mut(in_dim).zip(&idx[start..end]) {
-                        dst.copy_from_slice(x_all.row(r).as_slice().expect("X is row-major"));
-                    }
-                    ArrayView2::from_shape((m, in_dim), &lane.x[..m * in_dim])
-                        .expect("gather buffer fits a chunk")
+                    let idx = &idx[start..end];
+                    // From the row-major copies: one cache line per row, not one per feature.
+                    let (xs, ys) = (row_major(&self.x), row_major(&self.y));
+                    gather(xs, in_dim, idx, &mut lane.x[..in_dim * m]);
+                    gather(ys, od, idx, &mut lane.y[..od * m]);
+                    (
+                        Cols {
+                            buf: &lane.x,
+                            stride: m,
+                            rows: m,
+                            width: in_dim,
+                        },
+                        Cols {
+                            buf: &lane.y,
+                            stride: m,
+                            rows: m,
+                            width: od,
+                        },
+                    )
                 }
             };
-            self.mlp.forward(w, &x, &mut lane.scratch, with_grad);
+            self.mlp.forward(w, x, &mut lane.scratch, with_grad);
             // Residuals against the chunk's targets; ŷ is overwritten by dL/dŷ.
             let out = lane.scratch.out_mut(m * od);
-            for (i, pred) in out.chunks_exact_mut(od).enumerate() {
-                let r = match rows {
-                    Rows::All => start + i,
-                    Rows::Subset(idx) => idx[start + i],
-                };
-                let target = y_all.row(r);
-                for (p, &t) in pred.iter_mut().zip(target.iter()) {
-                    let e = *p - t;
-                    // Squared errors are summed in f64: in f32 a sum over 10⁵ rows would lose
-                    // digits that LLC = nβ(L − L0) needs.
-                    lane.sse += (e * e).f64();
-                    *p = scale * e;
-                }
+            for (j, pred) in out.chunks_exact_mut(m).enumerate() {
+                lane.sse += residuals(pred, y.col(j), scale);
             }
             if with_grad {
-                self.mlp.backward(w, &x, &mut lane.scratch, &mut lane.grad);
+                self.mlp.backward(w, x, &mut lane.scratch, &mut lane.grad);
             }
         }
     }
+}
+
+/// Copies rows `idx` of a row-major matrix of `width` columns into `dst`, feature-major and
+/// packed (feature i of the k-th chosen row at `i·idx.len() + k`).
+fn gather<F: Copy>(src: &[F], width: usize, idx: &[usize], dst: &mut [F]) {
+    let m = idx.len();
+    for (k, &r) in idx.iter().enumerate() {
+        for (i, &v) in src[r * width..(r + 1) * width].iter().enumerate() {
+            dst[i * m + k] = v;
+        }
+    }
+}
+
+/// The elements of a standard-layout array, row by row.
+fn row_major<F>(a: &Array2<F>) -> &[F] {
+    a.as_slice()
+        .expect("MlpLoss keeps X and Y in standard layout")
+}
+
+/// Σ (ŷ − y)² over one output column, and ŷ replaced by `scale`·(ŷ − y).
+///
+/// Squared errors are summed in f64, in `BLOCK` interleaved partial sums (added in order at
+/// the end) so the loop vectorizes: in f32 a sum over 10⁵ rows would lose digits that
+/// LLC = nβ(L − L0) needs.
+fn residuals<F: Real>(pred: &mut [F], target: &[F], scale: F) -> f64 {
+    let mut acc = [0.0f64; BLOCK];
+    let mut pb = pred.chunks_exact_mut(BLOCK);
+    let mut tb = target.chunks_exact(BLOCK);
+    for (ps, ts) in (&mut pb).zip(&mut tb) {
+        for t in 0..BLOCK {
+            let e = ps[t] - ts[t];
+            acc[t] += (e * e).f64();
+            ps[t] = scale * e;
+        }
+    }
+    for (t, (p, &y)) in pb
+        .into_remainder()
+        .iter_mut()
+        .zip(tb.remainder())
+        .enumerate()
+    {
+        let e = *p - y;
+        acc[t] += (e * e).f64();
+        *p = scale * e;
+    }
+    acc.iter().sum()
 }
 
 impl<F: Real> LossModel<F> for MlpLoss<F> {
@@ -276,8 +373,9 @@ impl<F: Real> MlpWorkspace<F> {
 
 #[derive(Debug, Clone)]
 struct Lane<F> {
-    /// Gathered input rows of a minibatch chunk (CHUNK_ROWS × in_dim).
+    /// Gathered inputs and targets of a minibatch chunk (in_dim and out_dim × CHUNK_ROWS).
     x: Vec<F>,
+    y: Vec<F>,
     scratch: Scratch<F>,
     /// This lane's gradient sum (p).
     grad: Vec<F>,
@@ -291,6 +389,7 @@ impl<F: Real> Lane<F> {
         debug_assert_eq!(scratch.rows(), CHUNK_ROWS);
         Lane {
             x: vec![F::zero(); CHUNK_ROWS * mlp.in_dim()],
+            y: vec![F::zero(); CHUNK_ROWS * mlp.out_dim()],
             scratch,
             grad: vec![F::zero(); mlp.n_params()],
             sse: 0.0,
@@ -308,7 +407,9 @@ struct LanePlan {
 
 impl LanePlan {
     fn new(rows: usize) -> Self {
-        let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+        // Chunks of at most CHUNK_ROWS − BLOCK rows on average, so that rounding their
+        // boundaries down to whole register blocks (below) keeps every chunk within CHUNK_ROWS.
+        let chunks = rows.div_ceil(CHUNK_ROWS - BLOCK).max(1);
         LanePlan {
             rows,
             chunks,
@@ -316,12 +417,18 @@ impl LanePlan {
         }
     }
 
-    /// Row range of chunk `c`: chunks are balanced (sizes differ by at most one row).
+    /// Row range of chunk `c`: chunks are balanced (sizes differ by at most one block), and
+    /// every chunk but the last is a whole number of register blocks (`narrow::BLOCK` rows), so
+    /// the narrow kernels run their row-at-a-time tails once per evaluation, not once per chunk.
     fn chunk_rows(&self, c: usize) -> (usize, usize) {
-        (
-            c * self.rows / self.chunks,
-            (c + 1) * self.rows / self.chunks,
-        )
+        let boundary = |c: usize| {
+            if c == self.chunks {
+                self.rows
+            } else {
+                c * self.rows / self.chunks / BLOCK * BLOCK
+            }
+        };
+        (boundary(c), boundary(c + 1))
     }
 
     /// Chunks of lane `k`: a balanced run of consecutive chunks.
@@ -347,6 +454,7 @@ mod tests {
                         b > a && b - a <= CHUNK_ROWS,
                         "n = {n}: chunk {c} is {a}..{b}"
                     );
+                    assert!(b == n || b % BLOCK == 0, "n = {n}: chunk {c} ends at {b}");
                     next = b;
                 }
             }

@@ -18,22 +18,33 @@
 //! first layer (from x) and the output layer never skip, even when their widths happen to match.
 //!
 //! The kernels work on a [`Scratch`], preallocated for a fixed number of rows; they never
-//! allocate. Rows are samples, so every layer is one matrix product over the whole chunk.
+//! allocate. Rows are samples, and every buffer is *feature-major* (feature j of row r at
+//! `j·m + r`), so that the loops of the narrow kernels run over rows. Each layer's products are
+//! one pass over the chunk: the narrow kernels ([`narrow`]) for layers of at most
+//! [`NARROW_MAX`] inputs and outputs, a general matrix product (on strided views of the same
+//! buffers) for wider ones; which one is fixed when the model is built ([`KernelChoice`]).
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::NnError;
 use super::activation::activate;
-use super::layout::Layout;
+use super::layout::{LayerShape, Layout};
 use super::matmul::gemm;
+use super::narrow::{self, Cols, Isa};
 use crate::config::schema::{Activation, Init, ModelConfig};
 use crate::numeric::Real;
 
 /// Rows per chunk. Measured in `benches/gradient.rs`: 256 keeps a chunk's activations of a
 /// width-~70 network within L2 while making the weight-gradient products long enough.
 pub const CHUNK_ROWS: usize = 256;
+
+/// Layers with at most this many inputs and outputs use the narrow kernels ([`narrow`]); wider
+/// ones the general matrix product. Measured at the two ends (`narrow.rs`'s figures): at widths
+/// ≤ 8 the narrow kernels are as fast or faster, at width 62 gemm is 2.6× faster; widths between
+/// 16 and 62 have not been measured, so 16 is a conservative boundary.
+pub const NARROW_MAX: usize = 16;
 
 /// An MLP architecture (no parameters: those live in a flat buffer the caller owns).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +53,10 @@ pub struct Mlp {
     activation: Activation,
     /// `skip[l]`: layer `l` adds its input to its activated output.
     skip: Vec<bool>,
+    /// `kernels[l]`: the code that computes layer `l`'s products, chosen from its shape.
+    kernels: Vec<Kernel>,
+    /// The instruction set the narrow kernels are compiled for, detected once here.
+    isa: Isa,
 }
 
 impl Mlp {
@@ -85,11 +100,27 @@ impl Mlp {
             .enumerate()
             .map(|(l, s)| skip_connections && l >= 1 && l < depth && s.fan_in == s.fan_out)
             .collect();
-        Ok(Mlp {
+        let mut mlp = Mlp {
             layout,
             activation,
             skip,
-        })
+            kernels: Vec::new(),
+            isa: Isa::detect(),
+        };
+        mlp = mlp.with_kernels(KernelChoice::BySize);
+        Ok(mlp)
+    }
+
+    /// The same network with its layers' kernels assigned as `choice` says. Every choice
+    /// computes the same function; results differ only in rounding (summation order).
+    pub fn with_kernels(mut self, choice: KernelChoice) -> Self {
+        self.kernels = self
+            .layout
+            .layers()
+            .iter()
+            .map(|s| choice.kernel(s.fan_in, s.fan_out))
+            .collect();
+        self
     }
 
     pub fn layout(&self) -> &Layout {
@@ -169,57 +200,84 @@ impl Mlp {
         let n = x.nrows();
         let od = self.out_dim();
         let mut y = Array2::zeros((n, od));
+        // The kernels read the data feature-major: one row of xt per input feature.
+        let xt = x.t().as_standard_layout().into_owned();
+        let xt = xt
+            .as_slice()
+            .expect("a standard-layout array is contiguous");
         let rows = n.clamp(1, CHUNK_ROWS);
         let mut s = Scratch::new(self, rows);
         let mut start = 0;
         while start < n {
             let m = rows.min(n - start);
-            let xs = x.slice(ndarray::s![start..start + m, ..]);
-            self.forward(w, &xs, &mut s, false);
-            y.slice_mut(ndarray::s![start..start + m, ..])
-                .assign(&s.out_view(m, od));
+            let input = Cols {
+                buf: &xt[start..],
+                stride: n,
+                rows: m,
+                width: self.in_dim(),
+            };
+            self.forward(w, input, &mut s, false);
+            for (j, col) in s.out[..od * m].chunks_exact(m).enumerate() {
+                for (r, &v) in col.iter().enumerate() {
+                    y[(start + r, j)] = v;
+                }
+            }
             start += m;
         }
         Ok(y)
     }
 
-    /// Forward pass over the rows of `x` (at most the scratch's capacity). Leaves ŷ in
-    /// `s.out`, the hidden activations in `s.hidden` and, when `with_deriv`, φ'(Z) in `s.deriv`.
+    /// Forward pass over the rows of `x` (at most the scratch's capacity), feature-major.
+    /// Leaves ŷ in `s.out` (`out_dim × m`), the hidden activations in `s.hidden` and, when
+    /// `with_deriv`, φ'(Z) in `s.deriv`, all feature-major and packed (stride m).
     pub(crate) fn forward<F: Real>(
         &self,
         w: &[F],
-        x: &ArrayView2<'_, F>,
+        x: Cols<'_, F>,
         s: &mut Scratch<F>,
         with_deriv: bool,
     ) {
-        let m = x.nrows();
-        debug_assert!(m <= s.rows);
+        let m = x.rows;
+        debug_assert!(m <= s.rows && x.width == self.in_dim());
         let depth = self.depth();
         for (l, shape) in self.layout.layers().iter().enumerate() {
             let (fi, fo) = (shape.fan_in, shape.fan_out);
             let (before, after) = s.hidden.split_at_mut(l.min(depth));
             let input = if l == 0 {
-                x.view()
+                x
             } else {
-                view(&before[l - 1], m, fi)
+                packed(&before[l - 1], m, fi)
             };
             let out: &mut [F] = if l < depth {
                 &mut after[0][..m * fo]
             } else {
                 &mut s.out[..m * fo]
             };
-            // Z = b (broadcast over rows) + A·W, or A·W alone without biases.
-            let beta = match shape.b_offset {
-                Some(b) => {
-                    let bias = &w[b..b + fo];
-                    out.chunks_exact_mut(fo)
-                        .for_each(|row| row.copy_from_slice(bias));
-                    F::one()
+            let wl = &w[shape.w_offset..shape.w_offset + fi * fo];
+            let bias = shape.b_offset.map(|b| &w[b..b + fo]);
+            match self.kernels[l] {
+                Kernel::Narrow => narrow::affine(self.isa, wl, bias, input, out),
+                Kernel::Gemm => {
+                    // Z = b (broadcast over rows) + A·W, or A·W alone without biases.
+                    let beta = match bias {
+                        Some(b) => {
+                            out.chunks_exact_mut(m)
+                                .zip(b)
+                                .for_each(|(col, &bj)| col.fill(bj));
+                            F::one()
+                        }
+                        None => F::zero(),
+                    };
+                    let mut z = rows_view_mut(out, m, fo);
+                    gemm(
+                        F::one(),
+                        &rows_view(input),
+                        &self.layout.weight(w, l),
+                        beta,
+                        &mut z,
+                    );
                 }
-                None => F::zero(),
-            };
-            let mut z = view_mut(out, m, fo);
-            gemm(F::one(), &input, &self.layout.weight(w, l), beta, &mut z);
+            }
             if l < depth {
                 let d = with_deriv.then(|| &mut s.deriv[l][..m * fo]);
                 activate(self.activation, out, d);
@@ -233,82 +291,142 @@ impl Mlp {
 
     /// Backward pass after [`forward`](Self::forward) with derivatives, on the same `x`.
     ///
-    /// On entry `s.out` holds dL/dŷ for the chunk's rows; the gradient with respect to the
-    /// parameters is *added* to `grad`, so one buffer can accumulate many chunks. Destroys the
-    /// scratch's contents.
+    /// On entry `s.out` holds dL/dŷ for the chunk's rows (feature-major); the gradient with
+    /// respect to the parameters is *added* to `grad`, so one buffer can accumulate many chunks.
+    /// Destroys the scratch's contents.
     pub(crate) fn backward<F: Real>(
         &self,
         w: &[F],
-        x: &ArrayView2<'_, F>,
+        x: Cols<'_, F>,
         s: &mut Scratch<F>,
         grad: &mut [F],
     ) {
-        let m = x.nrows();
+        let m = x.rows;
         let depth = self.depth();
         for l in (0..=depth).rev() {
             let shape = &self.layout.layers()[l];
             let (fi, fo) = (shape.fan_in, shape.fan_out);
             // G_l = dL/dZ_l: the output gradient, or what the previous step left in deriv[l].
+            let (below, rest) = s.deriv.split_at_mut(l.min(depth));
             let g: &[F] = if l == depth {
                 &s.out[..m * fo]
             } else {
-                &s.deriv[l][..m * fo]
+                &rest[0][..m * fo]
             };
-            let gv = view(g, m, fo);
+            let g = packed(g, m, fo);
             let input = if l == 0 {
-                x.view()
+                x
             } else {
-                view(&s.hidden[l - 1], m, fi)
+                packed(&s.hidden[l - 1], m, fi)
             };
-            gemm(
-                F::one(),
-                &input.t(),
-                &gv,
-                F::one(),
-                &mut self.layout.weight_mut(grad, l),
-            );
-            if let Some(mut db) = self.layout.bias_mut(grad, l) {
-                let db = db
-                    .as_slice_mut()
-                    .expect("bias views of the flat buffer are contiguous");
-                for row in g.chunks_exact(fo) {
-                    db.iter_mut().zip(row).for_each(|(d, &gi)| *d += gi);
+            let wl = &w[shape.w_offset..shape.w_offset + fi * fo];
+            match self.kernels[l] {
+                Kernel::Narrow => {
+                    let (dw, db) = weight_and_bias_mut(grad, shape);
+                    narrow::weight_grad(self.isa, input, g, dw, db);
+                }
+                Kernel::Gemm => {
+                    gemm(
+                        F::one(),
+                        &rows_view(input).t(),
+                        &rows_view(g),
+                        F::one(),
+                        &mut self.layout.weight_mut(grad, l),
+                    );
+                    if let (_, Some(db)) = weight_and_bias_mut(grad, shape) {
+                        for (d, col) in db.iter_mut().zip(g.buf.chunks_exact(m)) {
+                            *d += narrow::sum(col);
+                        }
+                    }
                 }
             }
             if l == 0 {
                 break; // nobody needs dL/dx
             }
-            // dL/dA_l = G_l·W_lᵀ, plus dL/dA_{l+1} (already in `back`) through the residual.
-            let beta = if self.skip[l] { F::one() } else { F::zero() };
-            let mut back = view_mut(&mut s.back[..m * fi], m, fi);
-            gemm(
-                F::one(),
-                &gv,
-                &self.layout.weight(w, l).t(),
-                beta,
-                &mut back,
-            );
-            // G_{l-1} = dL/dA_l ⊙ φ'(Z_{l-1}), in place of φ'.
-            let back = &s.back[..m * fi];
-            s.deriv[l - 1][..m * fi]
-                .iter_mut()
-                .zip(back)
-                .for_each(|(d, &b)| *d *= b);
+            // dL/dA_l = G_l·W_lᵀ, plus dL/dA_{l+1} (already in `back`) through the residual;
+            // then G_{l-1} = dL/dA_l ⊙ φ'(Z_{l-1}), in place of φ'.
+            let back = &mut s.back[..m * fi];
+            let deriv = &mut below[l - 1][..m * fi];
+            match self.kernels[l] {
+                Kernel::Narrow => narrow::back_prop(self.isa, wl, g, self.skip[l], back, deriv),
+                Kernel::Gemm => {
+                    let beta = if self.skip[l] { F::one() } else { F::zero() };
+                    gemm(
+                        F::one(),
+                        &rows_view(g),
+                        &self.layout.weight(w, l).t(),
+                        beta,
+                        &mut rows_view_mut(back, m, fi),
+                    );
+                    deriv
+                        .iter_mut()
+                        .zip(back.iter())
+                        .for_each(|(d, &b)| *d *= b);
+                }
+            }
         }
     }
 }
 
-/// Preallocated buffers for evaluating up to `rows` rows of one MLP.
+/// Which code computes a layer's products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// The row-loop kernels of [`narrow`].
+    Narrow,
+    /// The general matrix product of [`gemm`].
+    Gemm,
+}
+
+/// How [`Mlp::with_kernels`] assigns kernels to layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// By the layer's shape (the default; see [`NARROW_MAX`]).
+    BySize,
+    /// The general matrix product for every layer (the reference for tests and benchmarks).
+    AllGemm,
+    /// The narrow-layer kernels for every layer, whatever its width.
+    AllNarrow,
+}
+
+impl KernelChoice {
+    fn kernel(self, fan_in: usize, fan_out: usize) -> Kernel {
+        let narrow = match self {
+            KernelChoice::BySize => fan_in.max(fan_out) <= NARROW_MAX,
+            KernelChoice::AllGemm => false,
+            KernelChoice::AllNarrow => true,
+        };
+        if narrow { Kernel::Narrow } else { Kernel::Gemm }
+    }
+}
+
+/// W_l and b_l of a gradient buffer, as plain slices.
+fn weight_and_bias_mut<'a, F>(
+    grad: &'a mut [F],
+    shape: &LayerShape,
+) -> (&'a mut [F], Option<&'a mut [F]>) {
+    let w_len = shape.fan_in * shape.fan_out;
+    let rest = &mut grad[shape.w_offset..];
+    let (dw, rest) = rest.split_at_mut(w_len);
+    // The layout puts b_l right after W_l.
+    let db = shape.b_offset.map(|b| {
+        debug_assert_eq!(b, shape.w_offset + w_len);
+        &mut rest[..shape.fan_out]
+    });
+    (dw, db)
+}
+
+/// Preallocated buffers for evaluating up to `rows` rows of one MLP. Every buffer is
+/// feature-major and packed for the current chunk of m rows: feature j of row r at `j·m + r`.
 #[derive(Debug, Clone)]
 pub(crate) struct Scratch<F> {
     rows: usize,
-    /// Per hidden layer, rows × width: Z_l, then A_{l+1} after the activation.
+    /// Per hidden layer, width × rows: Z_l, then A_{l+1} after the activation.
     hidden: Vec<Vec<F>>,
-    /// Per hidden layer, rows × width: φ'(Z_l), then G_l during the backward pass.
+    /// Per hidden layer, width × rows: φ'(Z_l), then G_l during the backward pass.
     deriv: Vec<Vec<F>>,
-    /// rows × out_dim: ŷ, then dL/dŷ.
+    /// out_dim × rows: ŷ, then dL/dŷ.
     out: Vec<F>,
-    /// rows × (widest hidden layer): dL/dA of the layer being back-propagated.
+    /// (widest hidden layer) × rows: dL/dA of the layer being back-propagated.
     back: Vec<F>,
 }
 
@@ -333,25 +451,37 @@ impl<F: Real> Scratch<F> {
         self.rows
     }
 
-    /// ŷ (or dL/dŷ) of the first `m` rows as an `m × out_dim` view.
-    pub(crate) fn out_view(&self, m: usize, out_dim: usize) -> ArrayView2<'_, F> {
-        view(&self.out[..m * out_dim], m, out_dim)
-    }
-
-    /// The first `m × out_dim` entries of the output buffer, row-major.
+    /// The first `len` entries of the output buffer: ŷ (or dL/dŷ) of the chunk's m rows,
+    /// feature-major (output j of row r at `j·m + r`).
     pub(crate) fn out_mut(&mut self, len: usize) -> &mut [F] {
         &mut self.out[..len]
     }
 }
 
-/// A row-major `m × k` view of the start of a buffer.
-fn view<F>(buf: &[F], m: usize, k: usize) -> ArrayView2<'_, F> {
-    ArrayView2::from_shape((m, k), &buf[..m * k])
+/// A packed feature-major block: `width` features of `m` rows, stride m.
+fn packed<F>(buf: &[F], m: usize, width: usize) -> Cols<'_, F> {
+    Cols {
+        buf: &buf[..m * width],
+        stride: m,
+        rows: m,
+        width,
+    }
+}
+
+/// A feature-major block as the `rows × width` matrix it stores (row stride 1).
+fn rows_view<F>(c: Cols<'_, F>) -> ArrayView2<'_, F> {
+    let len = if c.width == 0 {
+        0
+    } else {
+        (c.width - 1) * c.stride + c.rows
+    };
+    ArrayView2::from_shape((c.rows, c.width).strides((1, c.stride)), &c.buf[..len])
         .expect("scratch buffers are sized for their views")
 }
 
-fn view_mut<F>(buf: &mut [F], m: usize, k: usize) -> ArrayViewMut2<'_, F> {
-    ArrayViewMut2::from_shape((m, k), &mut buf[..m * k])
+/// A packed feature-major buffer as a mutable `m × width` matrix.
+fn rows_view_mut<F>(buf: &mut [F], m: usize, width: usize) -> ArrayViewMut2<'_, F> {
+    ArrayViewMut2::from_shape((m, width).strides((1, m)), &mut buf[..m * width])
         .expect("scratch buffers are sized for their views")
 }
 

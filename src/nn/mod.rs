@@ -11,8 +11,9 @@
 //! - [`mlp`]: the architecture, initialization, forward/backward on one chunk of rows.
 //! - [`loss`]: the mean squared error over all rows or a minibatch, chunked and parallel.
 //! - `moments`: a moment-matched small data set for the full-batch loss of affine networks.
+//! - `narrow`: row-loop kernels for narrow layers (fused passes, no general matrix product).
 //! - `activation`, `tanh`, `matmul`: elementwise activations (with a vectorizable tanh) and the
-//!   single matrix-product backend.
+//!   general matrix-product backend of wide layers.
 
 mod activation;
 pub mod layout;
@@ -20,6 +21,7 @@ pub mod loss;
 mod matmul;
 pub mod mlp;
 mod moments;
+mod narrow;
 mod tanh;
 
 #[cfg(test)]
@@ -27,7 +29,7 @@ mod gradient_tests;
 
 pub use layout::{LayerShape, Layout};
 pub use loss::{MlpLoss, MlpWorkspace};
-pub use mlp::Mlp;
+pub use mlp::{KernelChoice, Mlp};
 
 /// What can be wrong with a model, its parameters or its data.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,0 +1,451 @@
+//! Kernels for narrow layers: one pass over a chunk's rows per layer, forward and backward,
+//! instead of a general matrix product with an inner dimension of 2 to 16.
+//!
+//! Most LLC sweeps are many small networks over many data rows; there a layer's product has an
+//! inner dimension of a few units, and a general GEMM (packing, blocking, per-call set-up) spends
+//! more time organizing the work than doing it. These kernels work on the *feature-major*
+//! buffers of [`super::mlp`] (feature j of row r at `j·stride + r`), so every loop runs over rows:
+//! a block of [`BLOCK`] rows of one output is accumulated in a small array the compiler keeps in
+//! vector registers, and the loops are compiled for AVX-512 or AVX2 when the CPU has them
+//! (chosen once, when the model is built: [`Isa::detect`]).
+//!
+//! Input: a layer's weights (row-major `fan_in × fan_out`, as the flat buffer holds them), its
+//! bias, and feature-major blocks of rows. Output: pre-activations (forward), the weight and bias
+//! gradient added into a flat buffer, and dL/dA of the layer's input (backward). Nothing
+//! allocates. The loops use no fused multiply-add, so every instruction set gives the same bits.
+//!
+//! Sums run in a different order than in the GEMM path (per row, bias first, then inputs in
+//! order; over rows, `BLOCK` interleaved partial sums added pairwise), so results differ from it
+//! in the last bits: by at most ~k·ε·Σ|terms| for a sum of k terms (`gradient_tests` checks the
+//! two paths against each other with that bound).
+//!
+//! Which layers use these kernels is decided in [`super::mlp`] from the layer's shape
+//! (`NARROW_MAX`).
+//!
+//! Measured with `cargo bench --bench gradient` on a 2-core AMD EPYC Zen 5 VM with AVX-512
+//! (load average 1–1.5 while measuring; best of 15 samples, ms per full-batch gradient on one
+//! thread), before (main at 48c7c4e: row-major buffers, gemm for every layer) → after
+//! (feature-major buffers, narrow kernels by width), f64 / f32:
+//!
+//! ```text
+//! case                                   before ms         after ms          speed-up
+//! small8  4→[8,8]→1 relu, n = 1,000      0.0450 / 0.0488   0.0323 / 0.0178   1.4× / 2.7×
+//! small   3→[6,6]→1 relu, n = 1,000      0.0521 / 0.0528   0.0180 / 0.0137   2.9× / 3.9×
+//! dln432  4→[3]→2 linear, moments        0.0011 / 0.0011   0.0003 / 0.0003   3.7× / 3.7×
+//! dln432  the same on all 10,000 rows    0.257  / 0.247    0.037  / 0.050    7.0× / 4.9×
+//! base62  32→[62,62,62]→1, n = 20,000    14.5   / 7.72     14.8   / 7.85     (gemm both times)
+//! ```
+//!
+//! In HMC (`benches/hmc.rs`, small8, 4 chains on 2 cores, best of 3 in each of two series):
+//! 38,300 → 61,700–63,400 gradients/s in f64 and 33,900 → 93,300–97,000 in f32.
+//!
+//! Forcing one kernel everywhere (`BENCH_KERNELS`, measured under load 5–8): on small8 the gemm
+//! crate on the feature-major buffers is about as fast as these kernels in f64 and slower in
+//! f32, and on dln432-all-rows slower in f64 and faster in f32 (with widths 3 and 2 the sums
+//! over rows here are single chains of f32 additions, latency-bound); much of the gain on these
+//! sizes comes from the feature-major layout and block-aligned chunks, which both paths share.
+//! On base62 these kernels take 2.6× gemm's time, so wide layers stay on gemm.
+
+// The loops write `a = a + b·c`, not `a += b·c`: through the generic `AddAssign` bound the
+// compound form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
+#![allow(clippy::assign_op_pattern)]
+
+use crate::numeric::Real;
+
+/// Rows per register block: 16 values are one AVX-512 register of f32 or two of f64.
+pub(crate) const BLOCK: usize = 16;
+
+/// The widest SIMD instruction set the CPU offers to these loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+impl Isa {
+    /// The best one this CPU has (checked once, when a model is built).
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+}
+
+/// A feature-major block of `rows` rows and `width` features: feature i is
+/// `buf[i·stride .. i·stride + rows]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cols<'a, F> {
+    pub buf: &'a [F],
+    pub stride: usize,
+    pub rows: usize,
+    pub width: usize,
+}
+
+impl<'a, F> Cols<'a, F> {
+    /// Feature `i` of every row.
+    #[inline(always)]
+    pub(crate) fn col(&self, i: usize) -> &'a [F] {
+        &self.buf[i * self.stride..i * self.stride + self.rows]
+    }
+}
+
+/// Calls `$loops(args…)` compiled for the instruction set `$isa`.
+macro_rules! dispatch {
+    ($isa:expr, $avx512:ident, $avx2:ident, $loops:ident ($($arg:expr),*)) => {
+        match $isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx512` is only ever the result of detecting AVX-512F on this CPU.
+            Isa::Avx512 => unsafe { $avx512($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` is only ever the result of detecting AVX2 on this CPU.
+            Isa::Avx2 => unsafe { $avx2($($arg),*) },
+            _ => $loops($($arg),*),
+        }
+    };
+}
+
+/// Defines `$name` (dispatching) and its AVX-512 and AVX2 copies of the `#[inline(always)]`
+/// loop function `$loops`, all with the same signature.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident / $avx512:ident / $avx2:ident = $loops:ident
+        ($($arg:ident : $ty:ty),*)) => {
+        $(#[$doc])*
+        pub(crate) fn $name<F: Real>(isa: Isa, $($arg: $ty),*) {
+            dispatch!(isa, $avx512, $avx2, $loops($($arg),*))
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn $avx512<F: Real>($($arg: $ty),*) {
+            $loops($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2<F: Real>($($arg: $ty),*) {
+            $loops($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// Forward: `out_j[r] = b_j + Σ_i W[i, j]·a_i[r]` for every output j (`out` is
+    /// `fan_out × rows`, packed), with `w` row-major `a.width × fan_out`.
+    fn affine / affine_avx512 / affine_avx2 = affine_loops
+        (w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F])
+}
+
+multiversion! {
+    /// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`.
+    fn weight_grad / weight_grad_avx512 / weight_grad_avx2 = weight_grad_loops
+        (a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
+}
+
+multiversion! {
+    /// Backward, data: `back_i[r] = Σ_j W[i, j]·g_j[r]` (plus the old `back_i[r]` when the layer
+    /// has a residual connection), then `deriv_i[r] *= back_i[r]`: dL/dA of the layer's input
+    /// times φ' of the layer below, which is that layer's dL/dZ. `back` and `deriv` are
+    /// `fan_in × rows`, packed.
+    fn back_prop / back_prop_avx512 / back_prop_avx2 = back_prop_loops
+        (w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F])
+}
+
+#[inline(always)]
+fn affine_loops<F: Real>(w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]) {
+    let (k, m) = (a.width, a.rows);
+    let h = out.len() / m.max(1);
+    debug_assert_eq!(w.len(), k * h);
+    for (j, zj) in out.chunks_exact_mut(m).enumerate() {
+        let bj = b.map_or(F::zero(), |b| b[j]);
+        let mut blocks = zj.chunks_exact_mut(BLOCK);
+        for (blk, z) in (&mut blocks).enumerate() {
+            let r = blk * BLOCK;
+            let mut acc = [bj; BLOCK];
+            for i in 0..k {
+                let wij = w[i * h + j];
+                let x: &[F; BLOCK] = a.col(i)[r..r + BLOCK].try_into().expect("one block");
+                for t in 0..BLOCK {
+                    acc[t] = acc[t] + wij * x[t];
+                }
+            }
+            z.copy_from_slice(&acc);
+        }
+        let start = m - m % BLOCK;
+        for (t, z) in blocks.into_remainder().iter_mut().enumerate() {
+            let mut acc = bj;
+            for i in 0..k {
+                acc = acc + w[i * h + j] * a.col(i)[start + t];
+            }
+            *z = acc;
+        }
+    }
+}
+
+#[inline(always)]
+fn weight_grad_loops<F: Real>(a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>) {
+    let (k, h) = (a.width, g.width);
+    debug_assert_eq!(dw.len(), k * h);
+    for i in 0..k {
+        let ai = a.col(i);
+        let dwi = &mut dw[i * h..(i + 1) * h];
+        // Four outputs at a time: four independent sums share each load of a_i, and hide the
+        // latency of the additions from one another.
+        let mut j = 0;
+        while j + 4 <= h {
+            let s = dots::<F, 4>(ai, [g.col(j), g.col(j + 1), g.col(j + 2), g.col(j + 3)]);
+            dwi[j..j + 4].iter_mut().zip(s).for_each(|(d, s)| *d += s);
+            j += 4;
+        }
+        while j < h {
+            dwi[j] += dots::<F, 1>(ai, [g.col(j)])[0];
+            j += 1;
+        }
+    }
+    if let Some(db) = db {
+        for (j, d) in db.iter_mut().enumerate() {
+            *d += sum(g.col(j));
+        }
+    }
+}
+
+#[inline(always)]
+fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F]) {
+    let (h, m) = (g.width, g.rows);
+    for (i, (bi, di)) in back
+        .chunks_exact_mut(m)
+        .zip(deriv.chunks_exact_mut(m))
+        .enumerate()
+    {
+        let wi = &w[i * h..(i + 1) * h];
+        let mut b_blocks = bi.chunks_exact_mut(BLOCK);
+        let mut d_blocks = di.chunks_exact_mut(BLOCK);
+        for (blk, (bb, dd)) in (&mut b_blocks).zip(&mut d_blocks).enumerate() {
+            let r = blk * BLOCK;
+            let mut acc = [F::zero(); BLOCK];
+            if skip {
+                acc.copy_from_slice(bb);
+            }
+            for (j, &wij) in wi.iter().enumerate() {
+                let x: &[F; BLOCK] = g.col(j)[r..r + BLOCK].try_into().expect("one block");
+                for t in 0..BLOCK {
+                    acc[t] = acc[t] + wij * x[t];
+                }
+            }
+            bb.copy_from_slice(&acc);
+            for t in 0..BLOCK {
+                dd[t] = dd[t] * acc[t];
+            }
+        }
+        let start = m - m % BLOCK;
+        let tails = b_blocks
+            .into_remainder()
+            .iter_mut()
+            .zip(d_blocks.into_remainder());
+        for (t, (b, d)) in tails.enumerate() {
+            let mut acc = if skip { *b } else { F::zero() };
+            for (j, &wij) in wi.iter().enumerate() {
+                acc = acc + wij * g.col(j)[start + t];
+            }
+            *b = acc;
+            *d = *d * acc;
+        }
+    }
+}
+
+/// Σ_r x[r]·y_q[r] for each of the J vectors y_q, each in `BLOCK` interleaved partial sums
+/// added pairwise at the end (the same order whatever J).
+#[inline(always)]
+fn dots<F: Real, const J: usize>(x: &[F], y: [&[F]; J]) -> [F; J] {
+    let m = x.len();
+    let full = m - m % BLOCK;
+    let mut acc = [[F::zero(); BLOCK]; J];
+    let mut r = 0;
+    while r < full {
+        let xs: &[F; BLOCK] = x[r..r + BLOCK].try_into().expect("one block");
+        for q in 0..J {
+            let ys: &[F; BLOCK] = y[q][r..r + BLOCK].try_into().expect("one block");
+            for t in 0..BLOCK {
+                acc[q][t] = acc[q][t] + xs[t] * ys[t];
+            }
+        }
+        r += BLOCK;
+    }
+    for q in 0..J {
+        for (t, (&a, &b)) in x[full..].iter().zip(&y[q][full..m]).enumerate() {
+            acc[q][t] = acc[q][t] + a * b;
+        }
+    }
+    acc.map(pairwise)
+}
+
+/// Σ_r x[r], summed as [`dots`] sums: `BLOCK` independent partial sums, so the additions do
+/// not wait on one another (a plain left-to-right sum is one chain of dependent additions, which
+/// cost the gemm path's bias gradients ~8 % of a base62 gradient).
+#[inline(always)]
+pub(crate) fn sum<F: Real>(x: &[F]) -> F {
+    let mut acc = [F::zero(); BLOCK];
+    let mut xb = x.chunks_exact(BLOCK);
+    for xs in &mut xb {
+        for t in 0..BLOCK {
+            acc[t] = acc[t] + xs[t];
+        }
+    }
+    for (t, &a) in xb.remainder().iter().enumerate() {
+        acc[t] = acc[t] + a;
+    }
+    pairwise(acc)
+}
+
+/// The sum of the partial sums, as a balanced tree (a fixed order).
+#[inline(always)]
+fn pairwise<F: Real>(mut acc: [F; BLOCK]) -> F {
+    let mut half = BLOCK / 2;
+    while half > 0 {
+        for t in 0..half {
+            acc[t] = acc[t] + acc[t + half];
+        }
+        half /= 2;
+    }
+    acc[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feature-major data with small integer values: every product and sum below is exact in
+    /// f64 (|values| ≤ 2^10 ≪ 2^53), so kernels and loops must agree exactly whatever the order.
+    fn ints(len: usize, seed: usize) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i * 7 + seed * 13) % 11) as f64 - 5.0)
+            .collect()
+    }
+
+    /// Every instruction set this CPU runs, so each compiled copy is tested.
+    fn isas() -> Vec<Isa> {
+        let mut out = vec![Isa::Baseline];
+        match Isa::detect() {
+            Isa::Avx512 => out.extend([Isa::Avx2, Isa::Avx512]),
+            Isa::Avx2 => out.push(Isa::Avx2),
+            Isa::Baseline => {}
+        }
+        out
+    }
+
+    #[test]
+    fn kernels_match_plain_loops_for_every_row_count() {
+        // Row counts below, at and between block multiples, so both the blocks and the tails run;
+        // an input stride larger than the row count, as for a chunk of the data's columns.
+        for isa in isas() {
+            for m in [1, 5, 16, 17, 40, 48] {
+                for (k, h) in [(3, 2), (4, 8), (1, 1), (5, 5)] {
+                    let stride = m + 3;
+                    let x = ints(k * stride, 1);
+                    let a = Cols {
+                        buf: &x,
+                        stride,
+                        rows: m,
+                        width: k,
+                    };
+                    let w = ints(k * h, 2);
+                    let b = ints(h, 3);
+                    let mut z = vec![f64::NAN; h * m];
+                    affine(isa, &w, Some(&b), a, &mut z);
+                    for j in 0..h {
+                        for r in 0..m {
+                            let want: f64 = b[j]
+                                + (0..k)
+                                    .map(|i| w[i * h + j] * x[i * stride + r])
+                                    .sum::<f64>();
+                            assert_eq!(z[j * m + r], want, "{isa:?} m={m} k={k} h={h}");
+                        }
+                    }
+
+                    let gbuf = ints(h * m, 4);
+                    let g = Cols {
+                        buf: &gbuf,
+                        stride: m,
+                        rows: m,
+                        width: h,
+                    };
+                    let mut dw = vec![1.0; k * h];
+                    let mut db = vec![2.0; h];
+                    weight_grad(isa, a, g, &mut dw, Some(&mut db));
+                    for i in 0..k {
+                        for j in 0..h {
+                            let want: f64 = 1.0
+                                + (0..m)
+                                    .map(|r| x[i * stride + r] * gbuf[j * m + r])
+                                    .sum::<f64>();
+                            assert_eq!(dw[i * h + j], want);
+                        }
+                    }
+                    for j in 0..h {
+                        assert_eq!(db[j], 2.0 + gbuf[j * m..(j + 1) * m].iter().sum::<f64>());
+                    }
+
+                    for skip in [false, true] {
+                        let old = ints(k * m, 5);
+                        let mut back = old.clone();
+                        let d0 = ints(k * m, 6);
+                        let mut deriv = d0.clone();
+                        back_prop(isa, &w, g, skip, &mut back, &mut deriv);
+                        for i in 0..k {
+                            for r in 0..m {
+                                let mut want: f64 =
+                                    (0..h).map(|j| w[i * h + j] * gbuf[j * m + r]).sum();
+                                if skip {
+                                    want += old[i * m + r];
+                                }
+                                assert_eq!(back[i * m + r], want, "{isa:?} skip={skip}");
+                                assert_eq!(deriv[i * m + r], d0[i * m + r] * want);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // Non-integer data, where rounding happens: the copies share one loop body without
+        // fused multiply-adds, so they must still agree to the bit.
+        let (k, h, m) = (4, 8, 37);
+        let x: Vec<f32> = (0..k * m).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..k * h).map(|i| (i as f32 * 1.3).cos()).collect();
+        let a = Cols {
+            buf: &x,
+            stride: m,
+            rows: m,
+            width: k,
+        };
+        let run = |isa: Isa| {
+            let mut z = vec![0.0f32; h * m];
+            affine(isa, &w, None, a, &mut z);
+            let g = Cols {
+                buf: &z,
+                stride: m,
+                rows: m,
+                width: h,
+            };
+            let mut dw = vec![0.0f32; k * h];
+            weight_grad(isa, a, g, &mut dw, None);
+            let (mut back, mut deriv) = (vec![0.0f32; k * m], vec![1.0f32; k * m]);
+            back_prop(isa, &w, g, false, &mut back, &mut deriv);
+            (z, dw, back)
+        };
+        let reference = run(Isa::Baseline);
+        for isa in isas() {
+            assert_eq!(run(isa), reference, "{isa:?}");
+        }
+    }
+}
