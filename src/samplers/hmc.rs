@@ -119,6 +119,16 @@ impl Sampler for HmcConfig {
     /// −2.0…+2.7 % (10 %).
     const QUICK_OVERRIDES: &'static str = "{ draws: 1500 }";
     const METROPOLIS: bool = true;
+    const STATS: &'static [&'static str] = &[
+        stat::ACCEPTANCE,
+        stat::ENERGY,
+        stat::ENERGY_ERROR,
+        stat::STEP_SIZE,
+        stat::DIVERGING,
+        stat::WARMUP_STEP_SIZE,
+        stat::WARMUP_ACCEPTANCE,
+        stat::WARMUP_DIVERGING,
+    ];
 
     fn chains(&self) -> usize {
         self.chains

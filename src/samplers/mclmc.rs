@@ -34,6 +34,8 @@ impl Sampler for MclmcConfig {
     /// relative errors: regular −2.3…−1.7 %, deep linear −6.1…+2.1 % (tolerance 15 %).
     const QUICK_OVERRIDES: &'static str = "{ draws: 8000 }";
     const METROPOLIS: bool = false;
+    /// `tuning_step_size` only when it tunes (`L` and `step_size` not both given).
+    const STATS: &'static [&'static str] = &[stat::ENERGY_CHANGE, stat::TUNING_STEP_SIZE];
 
     fn chains(&self) -> usize {
         self.chains
@@ -166,7 +168,7 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
             let tuned = mclmc_tuning::tune(&mut k, cfg, start, rng);
             trace
                 .stats
-                .insert("tuning_step_size".into(), tuned.step_size_trace);
+                .insert(stat::TUNING_STEP_SIZE.into(), tuned.step_size_trace);
             (tuned.l, tuned.step_size)
         }
     };

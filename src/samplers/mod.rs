@@ -82,6 +82,10 @@ pub trait Sampler: Clone + PartialEq + Serialize + DeserializeOwned {
     /// Whether each transition is accepted or rejected (HMC, NUTS): such a sampler has a
     /// target acceptance, can get stuck, and is held to the tighter `validate` tolerances.
     const METROPOLIS: bool;
+    /// The per-draw statistics its traces carry ([`ChainTrace::stats`], names from [`stat`]):
+    /// what trace.npz holds besides `llc` and `loss`. A statistic of a stage the settings skip
+    /// (MCLMC's tuning when `L` and `step_size` are given) is left out of that run's trace.
+    const STATS: &'static [&'static str];
 
     fn chains(&self) -> usize;
 
@@ -178,6 +182,13 @@ macro_rules! registry {
             pub fn quick_overrides(self) -> &'static str {
                 match self {
                     $(SamplerKind::$variant => <$settings as Sampler>::QUICK_OVERRIDES),+
+                }
+            }
+
+            /// See [`Sampler::STATS`].
+            pub fn stats(self) -> &'static [&'static str] {
+                match self {
+                    $(SamplerKind::$variant => <$settings as Sampler>::STATS),+
                 }
             }
 
@@ -320,6 +331,8 @@ pub mod stat {
     pub const WARMUP_DIVERGING: &str = "warmup_diverging";
     /// Kinetic minus log-density change of an MCLMC step (its tuning targets the variance).
     pub const ENERGY_CHANGE: &str = "energy_change";
+    /// MCLMC's step size through its tuning stages, one per tuning step.
+    pub const TUNING_STEP_SIZE: &str = "tuning_step_size";
     /// SGLD's MALA-style acceptance diagnostic (nothing is rejected).
     pub const MALA_ACCEPTANCE: &str = "mala_acceptance";
     /// Statistics that are flags (0/1), stored as booleans.

@@ -110,6 +110,18 @@ impl Sampler for NutsConfig {
     /// ESS 635–986, R-hat ≤ 1.0081.
     const QUICK_OVERRIDES: &'static str = "{ draws: 500 }";
     const METROPOLIS: bool = true;
+    const STATS: &'static [&'static str] = &[
+        stat::ACCEPTANCE,
+        stat::ENERGY,
+        stat::ENERGY_ERROR,
+        stat::STEP_SIZE,
+        stat::DIVERGING,
+        stat::TREE_DEPTH,
+        stat::N_LEAPFROG,
+        stat::WARMUP_STEP_SIZE,
+        stat::WARMUP_ACCEPTANCE,
+        stat::WARMUP_DIVERGING,
+    ];
 
     fn chains(&self) -> usize {
         self.chains

@@ -121,6 +121,7 @@ impl Sampler for SgldConfig {
     /// (f64), relative errors: regular −1.9…+2.5 %, deep linear −0.8…+8.9 % (tolerance 15 %).
     const QUICK_OVERRIDES: &'static str = "{ steps: 100000 }";
     const METROPOLIS: bool = false;
+    const STATS: &'static [&'static str] = &[stat::MALA_ACCEPTANCE];
 
     fn chains(&self) -> usize {
         self.chains

@@ -427,6 +427,26 @@ fn check_reproducible<F: Real>() {
     }
 }
 
+/// The small configs run every stage (warmup, tuning), so their traces carry every statistic.
+#[test]
+fn each_sampler_records_the_statistics_its_registry_entry_names() {
+    let prob = LinReg::<f64>::problem(100, 5, 0.5, 5);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    for cfg in small_configs() {
+        let run = run_in_pool(2, &cfg, &post, "run_stats");
+        let want: std::collections::BTreeSet<&str> = cfg.kind().stats().iter().copied().collect();
+        for chain in &run.chains {
+            let got: std::collections::BTreeSet<&str> =
+                chain.stats.keys().map(String::as_str).collect();
+            assert_eq!(got, want, "{}", cfg.name());
+        }
+    }
+}
+
 #[test]
 fn traces_are_bit_identical_whatever_the_thread_count_f64() {
     check_reproducible::<f64>();
