@@ -228,18 +228,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
             } else {
                 JobKey::job(id)
             };
-            let j = &mut self.jobs[i];
-            j.slurm = Some(key);
-            j.st = St::Queued;
-            j.in_flight = true;
-            j.unknown_since = None;
-            j.ended = None;
-            j.submitted_at = Some(self.cluster.now());
-            j.bundle_log = None;
+            self.mark_queued(i, key, None);
             if is_array {
                 // Keep logs/<rule>/<key>.log the place to look, as with the local executor.
                 let target = self.slurm_dir.join("logs").join(format!("{id}_{t}.log"));
-                link_log(&j.log, &target);
+                link_log(&self.jobs[i].log, &target);
             }
             let mut ev = self.event(i, history::SUBMITTED);
             ev.attempt = Some(self.jobs[i].failures + 1);
@@ -420,14 +413,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 (JobKey::job(id), logs.join(format!("{id}.log")))
             };
             for &i in bundle {
-                let j = &mut self.jobs[i];
-                j.slurm = Some(key);
-                j.st = St::Queued;
-                j.in_flight = true;
-                j.unknown_since = None;
-                j.ended = None;
-                j.submitted_at = Some(self.cluster.now());
-                j.bundle_log = Some(bundle_log.clone());
+                self.mark_queued(i, key, Some(bundle_log.clone()));
                 let mut ev = self.event(i, history::SUBMITTED);
                 ev.attempt = Some(self.jobs[i].failures + 1);
                 ev.detail = Some(serde_json::json!({
@@ -450,6 +436,20 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }
         }
         Ok(true)
+    }
+
+    /// Job `i` was just submitted as SLURM job (or task) `key`; `bundle_log` is the log of the
+    /// bundle it runs in, if it is a bundle member.
+    fn mark_queued(&mut self, i: usize, key: JobKey, bundle_log: Option<PathBuf>) {
+        let now = self.cluster.now();
+        let j = &mut self.jobs[i];
+        j.slurm = Some(key);
+        j.st = St::Queued;
+        j.in_flight = true;
+        j.unknown_since = None;
+        j.ended = None;
+        j.submitted_at = Some(now);
+        j.bundle_log = bundle_log;
     }
 
     fn submit_failed(&mut self, slots: &[usize], reason: &str) -> Result<(), SlurmError> {
