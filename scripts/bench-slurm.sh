@@ -14,12 +14,13 @@
 # trivial jobs on this kind of machine.
 #
 # Each `BUNDLE` value is timed separately (`--bundle-size`): 1 is one SLURM job or array task per
-# job; `auto` runs each target's three samplers in one (README, "Bundling tiny jobs").
+# job; 3 runs each target's build and three samplers in one; `auto` packs the tiny targets into
+# bundles of about a minute (README, "Bundling tiny jobs").
 # WORKER=real runs the real worker instead of the stand-in, on the sweep of tests/slurm.rs
 # (200 rows, 50 training steps, 2 chains of 100-200 draws: each job takes well under a second).
-# Measured on the 2-CPU local cluster (debug binary, other builds running): real worker 10.6 s
-# (bundle-size 1, 40 SLURM jobs and array tasks) vs 6.3 s (auto, 20); stand-in worker 10.2 s vs
-# 4.8 s (BUNDLE=3).
+# Measured on the idle 2-CPU local cluster (release binary, median of 3-5 interleaved runs): real
+# worker 9.9-18.7 s (bundle-size 1, 40 SLURM jobs and array tasks), 5.1-5.3 s (3, 10 array
+# tasks), 3.1-3.2 s (auto, 1 SLURM job); stand-in worker 10.0 s vs 2.7 s (BUNDLE=3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -81,9 +82,11 @@ esac
   fi
 } >"$work/experiments.yaml"
 
-for bundle in $bundles; do
-  times=()
-  for r in $(seq 1 "$runs"); do
+# Rounds interleave the bundle sizes (1, auto, 1, auto, …), so a cluster that slows down over
+# the benchmark (job records piling up in slurmctld until MinJobAge purges them) slows all alike.
+declare -A times
+for r in $(seq 1 "$runs"); do
+  for bundle in $bundles; do
     rm -rf "$work/runs"
     start=$(date +%s.%N)
     (cd "$work" && "$bin" --configfile experiments.yaml --profile bench -j 40 -q --bundle-size "$bundle") 2>"$work/log"
@@ -93,8 +96,10 @@ for bundle in $bundles; do
     slurm_jobs=$(grep '"event":"submitted"' "$work/runs/.lambda-hat/journal.jsonl" \
       | grep -o '"slurm_job_id":"[^"]*"' | sort -u | wc -l)
     t=$(echo "$end - $start" | bc)
-    times+=("$t")
+    times[$bundle]="${times[$bundle]:-} $t"
     printf 'bundle-size %s, run %d: %.1f s, %d SLURM jobs or array tasks\n' "$bundle" "$r" "$t" "$slurm_jobs"
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk -v b="$bundle" -v w="$worker" '{a[NR]=$1} END {printf "bundle-size %s (%s worker): median of %d runs: %.1f s (40 jobs, -j 40; Snakemake SLURM plugin: ~160 s)\n", b, w, NR, a[int((NR+1)/2)]}'
+done
+for bundle in $bundles; do
+  printf '%s\n' ${times[$bundle]} | sort -n | awk -v b="$bundle" -v w="$worker" '{a[NR]=$1} END {printf "bundle-size %s (%s worker): median of %d runs: %.1f s (40 jobs, -j 40; Snakemake SLURM plugin: ~160 s)\n", b, w, NR, a[int((NR+1)/2)]}'
 done

@@ -434,6 +434,8 @@ pub struct BuiltTarget<F> {
     pub steps_run: usize,
     pub stopped_early: bool,
     pub convergence: Convergence,
+    /// Seconds in `train` alone (optimizer and finish; not data generation).
+    pub training_secs: f64,
 }
 
 /// Generates the data, initializes and trains the student: the whole of `build_target`.
@@ -473,12 +475,14 @@ pub fn build_target<F: Real>(cfg: &TargetConfig) -> Result<BuiltTarget<F>, Train
         1.0,
         &mut stream_rng(cfg.seed, streams::STUDENT_INIT),
     );
+    let training_started = std::time::Instant::now();
     let trained = train(
         &loss,
         w0,
         &cfg.training,
         &mut stream_rng(cfg.seed, streams::TRAIN_BATCHES),
     )?;
+    let training_secs = training_started.elapsed().as_secs_f64();
     let l0 = loss
         .loss(&trained.w, Rows::All, &mut loss.workspace(loss.n_data()))
         .f64();
@@ -503,6 +507,7 @@ pub fn build_target<F: Real>(cfg: &TargetConfig) -> Result<BuiltTarget<F>, Train
         steps_run: trained.steps_run,
         stopped_early: trained.stopped_early,
         convergence: trained.convergence,
+        training_secs,
     })
 }
 

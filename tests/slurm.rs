@@ -818,15 +818,85 @@ fn ctrl_c_cancels_the_sweeps_jobs_with_one_scancel() {
     );
 }
 
-/// Bundles on the real cluster: `--bundle-size auto` runs each target's three tiny samplers in
-/// one SLURM job (at most one SLURM job per target and rule), each member with its own log,
-/// benchmark and journal lines. Every hmc member fails the first time it runs
-/// (LAMBDA_HAT_TEST_FAIL_ONCE): it alone is resubmitted and succeeds, while the sgld and mclmc
-/// members of its bundle keep their results and run once.
+/// A build that fails inside a bundle on the real cluster: the bundle script skips that
+/// target's samplers (they would fail for want of the target), they are not counted as
+/// failures, and they go out again with the build's retry; the other target's jobs in the same
+/// bundle are done and run once.
 #[test]
-fn bundled_sweep_runs_one_slurm_job_per_target_and_retries_a_failed_member_alone() {
-    let Some(_lock) =
-        cluster("bundled_sweep_runs_one_slurm_job_per_target_and_retries_a_failed_member_alone")
+fn a_build_that_fails_in_a_bundle_takes_its_samplers_to_its_retry() {
+    let Some(_lock) = cluster("a_build_that_fails_in_a_bundle_takes_its_samplers_to_its_retry")
+    else {
+        return;
+    };
+    let t = slurm_test(2);
+    // The first target's build spec, as `-n -p` prints it: `… worker build-target PATH`.
+    let dry = t.run_with(&["-n", "-p"]).success();
+    let failing = dry
+        .stdout()
+        .lines()
+        .find_map(|l| {
+            l.split_once(" worker build-target ")?
+                .1
+                .split("targets/")
+                .nth(1)
+        })
+        .expect("a build_target command")
+        .to_string();
+    let tid = failing.split('/').next().unwrap().to_string();
+    let t = t.env("LAMBDA_HAT_TEST_FAIL_ONCE", &failing);
+    let run = t
+        .run_with(&[
+            "--profile",
+            "local-slurm",
+            "--bundle-size",
+            "auto",
+            "--retries",
+            "1",
+        ])
+        .success()
+        .stderr_has("8 of 8 jobs done.");
+    assert!(run.stderr().contains("bundle of 8"), "{}", run.stderr());
+
+    let j = journal(&t.store());
+    let of = |job: &str, event: &str| {
+        j.iter()
+            .filter(|e| e["event"] == event && e["job"].as_str().unwrap().starts_with(job))
+            .count()
+    };
+    // The build failed once and was retried; its 3 samplers waited for it, uncounted.
+    assert_eq!(of(&tid, "failed"), 1, "only the build failed");
+    assert_eq!(of(&format!("{tid}."), "cancelled"), 3);
+    assert_eq!(
+        of(&tid, "submitted"),
+        8,
+        "build and samplers went out twice"
+    );
+    assert_eq!(of(&tid, "finished"), 4);
+    for e in events(&j, "finished") {
+        let job = &e["job"];
+        let times = events(&j, "finished")
+            .iter()
+            .filter(|f| f["job"] == *job)
+            .count();
+        assert_eq!(times, 1, "{job}");
+    }
+    // The other target ran once, in the first bundle.
+    let others: Vec<_> = events(&j, "submitted")
+        .into_iter()
+        .filter(|e| !e["job"].as_str().unwrap().starts_with(&tid))
+        .collect();
+    assert_eq!(others.len(), 4, "{others:?}");
+    assert!(others.iter().all(|e| e["attempt"] == 1));
+}
+
+/// Bundles on the real cluster: `--bundle-size auto` packs the tiny targets, each its build and
+/// its three samplers, into one SLURM job (at most one SLURM job per target and rule), each
+/// member with its own log, benchmark and journal lines. Every hmc member fails the first time
+/// it runs (LAMBDA_HAT_TEST_FAIL_ONCE): it alone is resubmitted and succeeds, while the builds
+/// and the sgld and mclmc members of the bundle keep their results and run once.
+#[test]
+fn bundled_sweep_packs_tiny_targets_and_retries_a_failed_member_alone() {
+    let Some(_lock) = cluster("bundled_sweep_packs_tiny_targets_and_retries_a_failed_member_alone")
     else {
         return;
     };
@@ -845,34 +915,25 @@ fn bundled_sweep_runs_one_slurm_job_per_target_and_retries_a_failed_member_alone
         ])
         .success()
         .stderr_has("12 of 12 jobs done.");
-    assert!(run.stderr().contains("bundle of 3"), "{}", run.stderr());
+    assert!(run.stderr().contains("bundle of 12"), "{}", run.stderr());
 
     let j = journal(&t.store());
-    let runs: Vec<&serde_json::Value> = events(&j, "submitted")
-        .into_iter()
+    let submitted = events(&j, "submitted");
+    let runs: Vec<&serde_json::Value> = submitted
+        .iter()
+        .copied()
         .filter(|e| e["rule"] == "run_sampler")
         .collect();
     let first: Vec<_> = runs.iter().filter(|e| e["attempt"] == 1).collect();
     assert_eq!(first.len(), 3 * targets, "{first:?}");
-    // First attempts: one SLURM job (or array task) per target for the 9 sampler runs.
-    let bundle_ids: BTreeSet<&str> = first
+    // First attempts: the 3 builds and 9 sampler runs in one SLURM job.
+    let bundle_ids: BTreeSet<&str> = submitted
         .iter()
+        .filter(|e| e["attempt"] == 1)
         .map(|e| e["slurm_job_id"].as_str().unwrap())
         .collect();
-    assert!(bundle_ids.len() <= targets, "{bundle_ids:?}");
-    for id in &bundle_ids {
-        let members: BTreeSet<&str> = first
-            .iter()
-            .filter(|e| e["slurm_job_id"] == *id)
-            .map(|e| e["job"].as_str().unwrap().split('.').next().unwrap())
-            .collect();
-        assert_eq!(
-            members.len(),
-            1,
-            "a bundle holds one target's jobs: {members:?}"
-        );
-    }
-    // The hmc runs failed inside their bundles and were resubmitted alone; nothing else was.
+    assert_eq!(bundle_ids.len(), 1, "{bundle_ids:?}");
+    // The hmc runs failed inside the bundle and were resubmitted alone; nothing else was.
     let retries: Vec<_> = runs.iter().filter(|e| e["attempt"] == 2).collect();
     assert_eq!(retries.len(), targets, "{retries:?}");
     for e in &retries {
@@ -890,18 +951,16 @@ fn bundled_sweep_runs_one_slurm_job_per_target_and_retries_a_failed_member_alone
         assert_eq!(e["detail"]["retry"], true, "{e}");
     }
     for e in events(&j, "finished") {
-        if e["rule"] == "run_sampler" {
-            assert_eq!(
-                events(&j, "finished")
-                    .iter()
-                    .filter(|f| f["job"] == e["job"])
-                    .count(),
-                1,
-                "{e}"
-            );
-        }
+        assert_eq!(
+            events(&j, "finished")
+                .iter()
+                .filter(|f| f["job"] == e["job"])
+                .count(),
+            1,
+            "{e}"
+        );
     }
-    // SLURM saw the first bundles fail (their hmc member), yet their other members are done.
+    // SLURM saw the bundle fail (its hmc members), yet its other members are done.
     let ids: BTreeSet<String> = bundle_ids
         .iter()
         .map(|id| id.split('_').next().unwrap().to_string())
@@ -953,21 +1012,34 @@ fn bundled_sweep_runs_one_slurm_job_per_target_and_retries_a_failed_member_alone
             std::fs::read_to_string(&bench).unwrap_or_else(|_| panic!("{}", bench.display()));
         assert!(text.starts_with("s\th:m:s\tmax_rss\t"), "{text}");
     }
-    // The bundle's own logs say which members ran.
+    // The bundle's own log says which members ran: target after target, each build first.
     let bundle_logs = std::fs::read_dir(store.join(".lambda-hat/slurm/logs"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
         .filter(|text| text.contains("a bundle"))
         .collect::<Vec<_>>();
-    assert_eq!(bundle_logs.len(), bundle_ids.len());
-    for text in &bundle_logs {
-        assert_eq!(
-            text.matches("member ").count() - text.matches("failed with").count(),
-            3,
-            "{text}"
-        );
-        assert!(text.contains("1 of 3 member(s) failed"), "{text}");
+    assert_eq!(bundle_logs.len(), 1);
+    let ran: Vec<&str> = bundle_logs[0]
+        .lines()
+        .filter_map(|l| {
+            l.split_once(": member ")?
+                .1
+                .split_once(": ")?
+                .1
+                .split(' ')
+                .next()
+        })
+        .collect();
+    assert_eq!(ran.len(), 12, "{}", bundle_logs[0]);
+    for chunk in ran.chunks(4) {
+        assert_eq!(chunk[0], "build-target", "{ran:?}");
+        assert!(chunk[1..].iter().all(|s| *s == "run-sampler"), "{ran:?}");
     }
+    assert!(
+        bundle_logs[0].contains("3 of 12 member(s) failed"),
+        "{}",
+        bundle_logs[0]
+    );
 
     // Nothing is left to do.
     t.run_with(&[

@@ -449,32 +449,39 @@ def table(args):
     print("\n== lambda-hat (ours) vs BlackJAX/JAX (theirs); ratio = ours/theirs, above 1 = lambda-hat faster")
     head = ("model", "prec", "sampler", "metric", "ours", "theirs", "ratio", "note")
     rows = []
+    def secs(o, loop, whole):
+        """The seconds in our sampler or optimizer loop; older stores recorded only the whole job."""
+        return (o.get(loop) or o[whole]) if o else None
+
     for r in sorted(peers, key=rank):
         key = (r["model"], r["precision"])
         note = ""
         if r["sampler"] in ("hmc", "mclmc"):
             o = ours.get(key + (r["sampler"],))
-            pairs = [("grads/s", o and o["grad_evals"] / o["walltime_sec"], r["grads"] / r["wall_s"]),
-                     ("ESS/s", o and o["ess_bulk"] / o["walltime_sec"], r["ess_bulk"] / r["wall_s"])]
+            t = secs(o, "sampling_sec", "walltime_sec")
+            pairs = [("grads/s", o and o["grad_evals"] / t, r["grads"] / r["wall_s"]),
+                     ("ESS/s", o and o["ess_bulk"] / t, r["ess_bulk"] / r["wall_s"])]
             if o and min(o["ess_bulk"], r["ess_bulk"]) < 100:
                 note = "ESS < 100: rate unreliable"
         elif r["sampler"] == "grad":
             o = ours.get(key + ("hmc",))
-            pairs = [("grads/s", o and o["grad_evals"] / o["walltime_sec"], r["grads_per_s"])]
+            pairs = [("grads/s", o and o["grad_evals"] / secs(o, "sampling_sec", "walltime_sec"), r["grads_per_s"])]
             r = dict(r, sampler="bare grad")
         else:
             o = ours.get(key + ("adam",))
-            pairs = [("train steps/s", o and o["metrics"]["steps_run"] / o["walltime_sec"], r["steps_per_s"])]
+            t = o and (o["metrics"].get("training_sec") or o["walltime_sec"])
+            pairs = [("train steps/s", o and o["metrics"]["steps_run"] / t, r["steps_per_s"])]
         for metric, a, b in pairs:
             ratio = a / b if a and b else None
             rows.append((r["model"], r["precision"], sampler(r), metric, fmt(a), fmt(b), f"{ratio:.2f}" if ratio else "-",
                          note if metric == "ESS/s" else ""))
     print_table(head, rows)
     print("""
-ours: analysis.json's grad_evals, ess_bulk and walltime_sec (the whole job: loading, warmup,
-sampling, writing the trace and the plots); training: meta.json's steps over its wall time (data
-generation included). theirs: warmup/tuning + sampling, compiled beforehand (compile time not
-counted). "bare grad": theirs is jit(vmap(grad)) over the chains in a compiled loop, no sampler;
+ours: analysis.json's grad_evals and ess_bulk over its sampling_sec (warmup/tuning + sampling,
+all chains; not loading, trace or plots); training: meta.json's steps_run over its
+metrics.training_sec (the optimizer and its finish, not data generation). Stores written before
+those fields existed fall back to the whole job's walltime_sec. theirs: warmup/tuning + sampling,
+compiled beforehand (compile time not counted). "bare grad": theirs is jit(vmap(grad)) over the chains in a compiled loop, no sampler;
 ours is the gradient rate inside our HMC run. lambda-hat evaluates a deep linear network's
 full-batch loss on 2·in_dim moment-matched rows (ARCHITECTURE.md §5), the same loss and gradient
 as all n rows; the JAX code sums over all n rows as a JAX user writes it, and the rows marked

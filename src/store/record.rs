@@ -93,6 +93,9 @@ pub struct TargetMetrics {
     pub final_train_loss: Option<f64>,
     pub steps_run: Option<u64>,
     pub stopped_early: Option<bool>,
+    /// Seconds in the optimizer and L-BFGS alone (no data generation, no file writing): what
+    /// training-speed comparisons divide `steps_run` by. Absent in older stores.
+    pub training_sec: Option<f64>,
 }
 
 /// The training loss curve.
@@ -143,6 +146,10 @@ pub struct RunRecord {
     #[serde(flatten)]
     pub health: RunHealthFields,
     pub walltime_sec: Option<f64>,
+    /// Seconds in the sampler alone (warmup or tuning and sampling, all chains; no loading,
+    /// trace or plots): what sampler-speed comparisons divide `grad_evals` by. Absent in older
+    /// stores.
+    pub sampling_sec: Option<f64>,
     /// RFC 3339; promote picks the newest run by it.
     pub created_at: Option<String>,
     pub version: Option<String>,

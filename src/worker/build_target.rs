@@ -132,6 +132,7 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
             final_train_loss: finite(losses.last().copied().unwrap_or(built.l0)),
             steps_run: Some(built.steps_run as u64),
             stopped_early: Some(built.stopped_early),
+            training_sec: Some(built.training_secs),
         },
         health: TargetHealthFields {
             convergence: Some(as_record("convergence", &built.convergence)?),

@@ -141,6 +141,7 @@ fn sample<F: Real>(
         l0: finite(post.l0.f64()),
         precision: Some(spec.config.precision.as_str().to_string()),
         walltime_sec: Some(started.elapsed().as_secs_f64()),
+        sampling_sec: Some(sampling_secs),
         created_at: Some(chrono::Utc::now().to_rfc3339()),
         version: Some(VERSION.to_string()),
         ..RunRecord::from_analysis(&analysis)

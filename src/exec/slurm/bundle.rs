@@ -1,19 +1,24 @@
-//! Bundles: several run_sampler jobs of one target run inside one SLURM job (or array task), one
-//! after another, so a sweep of jobs that take seconds does not pay SLURM's per-job cost (queue,
+//! Bundles: several jobs of one target run inside one SLURM job (or array task), one after
+//! another, so a sweep of jobs that take seconds does not pay SLURM's per-job cost (queue,
 //! scheduling cycle, job start, accounting) for each of them (ARCHITECTURE.md §6, glossary).
+//! A bundle holds run_sampler jobs of one target and, when the target is not built yet, its
+//! build_target job first: as Snakemake's job groups span rules, a target that is built and
+//! sampled in one bundle costs one SLURM job instead of two, and its runs do not wait a
+//! scheduling cycle for the build's `afterok`.
 //!
-//! Input: the `bundle-size` setting, each job's expected duration ([`expected_secs`]) and the
-//! members' resources. Output: which jobs share a bundle ([`is_full`], [`plan`]) and the
-//! resources the bundle's SLURM job asks for ([`resources`]). Pure functions: the controller
-//! (`controller/submit.rs`) calls them while it groups the jobs that may go now.
+//! Input: the `bundle-size` setting, each job's expected duration ([`expected_secs`],
+//! [`expected_build_secs`]) and the members' resources. Output: which jobs share a bundle
+//! ([`is_full`], [`plan`]) and the resources the bundle's SLURM job asks for ([`resources`]).
+//! Pure functions: the controller (`controller/submit.rs`) calls them while it groups the jobs
+//! that may go now.
 //!
 //! The members run one after another (not side by side): the allocation's CPUs all go to the
 //! running member's threads, and a bundle's runtime is simply the sum of its members'.
 //!
-//! Measured (`scripts/bench-slurm.sh`, local 2-CPU cluster, 10 targets × 3 tiny samplers,
-//! `-j 40`, median of 3): 10.6 s without bundling and 6.3 s with `auto` (40 → 20 SLURM jobs and
-//! array tasks, 1.7×); 18.4 s and 10.1 s (1.8×) under heavier load from other builds; with a
-//! stand-in worker that only writes files, 10.2 s and 4.8 s (2.1×) at bundle-size 3.
+//! Why the build joins its runs: on the local 2-CPU cluster every SLURM job or array task holds
+//! its CPU for about a second whatever it runs (10 jobs of `sleep 0.3` take 5.0 s, as an array
+//! or as single jobs), so a sweep of tiny jobs costs about half a second per SLURM job. Bundling
+//! only the runs left 10 build jobs and 10 bundles (40 → 20); with the builds inside, 10.
 
 use crate::config::experiments::param_count;
 use crate::config::profile::BundleSize;
@@ -54,7 +59,7 @@ pub fn plan(expected_secs: &[f64], size: BundleSize) -> Vec<Vec<usize>> {
 
 /// The bundle's resources: its members run one after another, so its `runtime` is the sum of
 /// theirs and its memory (`mem_mb`, `mem_mb_per_cpu`) the largest of theirs; every other
-/// resource is the first member's (the controller only bundles jobs with equal resources). One
+/// resource is the first member's (the controller only bundles [`compatible`] jobs). One
 /// member: its resources unchanged, so the sbatch flags are those of an unbundled job.
 pub fn resources(members: &[&ResourceMap]) -> ResourceMap {
     let Some((first, rest)) = members.split_first() else {
@@ -72,6 +77,42 @@ pub fn resources(members: &[&ResourceMap]) -> ResourceMap {
                 _ => continue,
             };
             out.insert(name.clone(), ResourceValue::Int(combined));
+        }
+    }
+    out
+}
+
+/// The resources a bundle combines instead of requiring them equal: its runtime is the sum of its
+/// members', its memory the largest.
+const COMBINED: [&str; 3] = ["runtime", "mem_mb", "mem_mb_per_cpu"];
+
+/// Whether jobs with resources `a` and `b` may share a bundle: equal in everything but what a
+/// bundle combines ([`COMBINED`]), so a build (an hour by default) and its runs (two) can.
+pub fn compatible(a: &ResourceMap, b: &ResourceMap) -> bool {
+    let rest = |m: &ResourceMap| {
+        m.iter()
+            .filter(|(name, _)| !COMBINED.contains(&name.as_str()))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    rest(a) == rest(b)
+}
+
+/// What every task of an array of bundles asks for: the largest runtime and memory of the
+/// bundles' own resources (from [`resources`]), everything else the first's.
+pub fn widest(bundles: &[ResourceMap]) -> ResourceMap {
+    let Some((first, rest)) = bundles.split_first() else {
+        return ResourceMap::new();
+    };
+    let mut out = first.clone();
+    for m in rest {
+        for name in COMBINED {
+            if let (Some(ResourceValue::Int(v)), Some(ResourceValue::Int(acc))) =
+                (m.get(name), out.get(name))
+            {
+                let wider = (*acc).max(*v);
+                out.insert(name.to_string(), ResourceValue::Int(wider));
+            }
         }
     }
     out
@@ -97,6 +138,16 @@ pub fn expected_secs(target: &TargetConfig, sampler: &SamplerConfig) -> f64 {
     // Each sampler says what its budget costs (`Sampler::gradients_per_chain`).
     let per_chain = sampler.gradients_per_chain(n);
     FIXED_SECS + sampler.chains() as f64 * per_chain * n * p * SECS_PER_ROW_PARAM
+}
+
+/// The expected wall time of a build_target job in seconds: every training step counted as a
+/// full-batch gradient (an upper bound: minibatch steps cost less), plus [`FIXED_SECS`]. Like
+/// [`expected_secs`], only for `bundle-size: auto`.
+pub fn expected_build_secs(target: &TargetConfig) -> f64 {
+    let m = &target.model;
+    let p = param_count(m.in_dim, m.out_dim, m.hidden_widths(), m.bias) as f64;
+    let n = target.data.n_data as f64;
+    FIXED_SECS + target.training.steps as f64 * n * p * SECS_PER_ROW_PARAM
 }
 
 #[cfg(test)]
@@ -179,6 +230,30 @@ mod tests {
     }
 
     #[test]
+    fn a_build_and_its_runs_are_compatible_when_only_time_and_memory_differ() {
+        let build = res(&[("runtime", 60), ("mem_mb", 1000), ("cpus_per_task", 1)]);
+        let run = res(&[("runtime", 120), ("mem_mb", 500), ("cpus_per_task", 1)]);
+        assert!(compatible(&build, &run) && compatible(&run, &build));
+        let wide = res(&[("runtime", 120), ("mem_mb", 500), ("cpus_per_task", 4)]);
+        assert!(!compatible(&build, &wide), "CPUs must agree");
+        let mut gpu = run.clone();
+        gpu.insert("slurm_partition".into(), ResourceValue::Text("gpu".into()));
+        assert!(!compatible(&run, &gpu), "so must the partition");
+    }
+
+    #[test]
+    fn an_array_of_bundles_asks_for_the_longest_and_largest() {
+        let a = res(&[("runtime", 180), ("mem_mb", 1000), ("cpus_per_task", 2)]);
+        let b = res(&[("runtime", 300), ("mem_mb", 800), ("cpus_per_task", 2)]);
+        let out = widest(&[a.clone(), b]);
+        assert_eq!(out["runtime"], ResourceValue::Int(300));
+        assert_eq!(out["mem_mb"], ResourceValue::Int(1000));
+        assert_eq!(out["cpus_per_task"], ResourceValue::Int(2));
+        assert_eq!(widest(std::slice::from_ref(&a)), a);
+        assert!(widest(&[]).is_empty());
+    }
+
+    #[test]
     fn expected_duration_grows_with_the_gradient_budget() {
         use crate::config::parse_sweep;
         use crate::config::presets::PresetDirs;
@@ -201,5 +276,13 @@ mod tests {
                 s.name()
             );
         }
+        // A build: the preset's training on 200 rows is bundled whole by `auto`, on 2,000
+        // rows it costs more, and both are finite.
+        let (tiny_build, big_build) = (expected_build_secs(tiny_t), expected_build_secs(big_t));
+        assert!((FIXED_SECS..AUTO_TARGET_SECS / 3.0).contains(&tiny_build));
+        assert!(
+            big_build.is_finite() && big_build > tiny_build,
+            "{big_build}"
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! RUNNING for one tick, then ends with the state the test's `outcome` closure chose; a
 //! COMPLETED job writes its completion marker next to its spec. A bundle (a script with a
 //! bundle list) writes the marker of each member the test's `member_fails` lets succeed, and
-//! ends FAILED when any member failed. Ended jobs are purged from squeue two ticks later, so
+//! ends FAILED when any member failed; as the bundle script does, a build member that fails
+//! skips the members after it up to the next build. Ended jobs are purged from squeue two ticks later, so
 //! sacct has to be asked.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -31,8 +32,16 @@ pub struct FakeJob {
     pub signal: u32,
     /// Ticks since it started (running) or ended.
     pub ticks: u32,
-    /// The members' specs when it runs a bundle (`spec` is the first), else empty.
-    pub members: Vec<PathBuf>,
+    /// The members when it runs a bundle (`spec` is the first's), else empty.
+    pub members: Vec<FakeMember>,
+}
+
+/// One member of a fake bundle: its spec, and whether it builds a target (a failed build skips
+/// the members after it).
+#[derive(Debug, Clone)]
+pub struct FakeMember {
+    pub spec: PathBuf,
+    pub build: bool,
 }
 
 pub struct Fake {
@@ -121,11 +130,19 @@ impl Fake {
                         if job.members.is_empty() {
                             write_marker(&job.spec);
                         }
-                        for spec in &job.members {
-                            if (self.member_fails)(spec) {
+                        // As the bundle script: a failed build skips its target's runs, the
+                        // members up to the next build.
+                        let mut build_failed = false;
+                        for m in &job.members {
+                            build_failed &= !m.build;
+                            if build_failed {
+                                continue;
+                            }
+                            if (self.member_fails)(&m.spec) {
                                 state = JobState::Failed;
+                                build_failed = m.build;
                             } else {
-                                write_marker(spec);
+                                write_marker(&m.spec);
                             }
                         }
                     }
@@ -202,16 +219,20 @@ impl Cluster for Fake {
         let id = self.next_id;
         self.next_id += 1;
         let is_array = line("#SBATCH --array=").is_some();
-        let mut specs: Vec<(JobKey, PathBuf, PathBuf, Vec<PathBuf>)> = Vec::new();
+        let mut specs: Vec<(JobKey, PathBuf, PathBuf, Vec<FakeMember>)> = Vec::new();
         if let Some(list) = line("bundle_list=").and_then(last_quoted) {
-            // TASK<TAB>LOG<TAB>BENCHMARK<TAB>SPEC: one fake job per task, with its members.
-            let mut tasks: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
+            // TASK<TAB>SUBCOMMAND<TAB>LOG<TAB>BENCHMARK<TAB>SPEC: one fake job per task, with
+            // its members.
+            let mut tasks: BTreeMap<u32, Vec<FakeMember>> = BTreeMap::new();
             for l in std::fs::read_to_string(list)?.lines() {
                 let fields: Vec<&str> = l.split('\t').collect();
                 tasks
                     .entry(fields[0].parse().unwrap())
                     .or_default()
-                    .push(fields[3].into());
+                    .push(FakeMember {
+                        spec: fields[4].into(),
+                        build: fields[1] == "build-target",
+                    });
             }
             for (t, members) in tasks {
                 let (key, log) = if is_array {
@@ -222,7 +243,7 @@ impl Cluster for Fake {
                 } else {
                     (JobKey::job(id), log.replace("%j", &id.to_string()))
                 };
-                specs.push((key, members[0].clone(), log.into(), members));
+                specs.push((key, members[0].spec.clone(), log.into(), members));
             }
         } else if let Some(list) = line("task_list=").and_then(last_quoted) {
             for (t, spec) in std::fs::read_to_string(list)?.lines().enumerate() {

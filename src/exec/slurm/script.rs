@@ -270,18 +270,22 @@ pub fn task_list(specs: &[PathBuf]) -> Result<String, ScriptError> {
     Ok(out)
 }
 
-/// One member of a bundle list: the array task that runs it (0 for a single SLURM job), its
-/// log file, its benchmark file (the worker measures itself into it) and its spec.json.
+/// One member of a bundle list: the array task that runs it (0 for a single SLURM job), the
+/// worker subcommand it runs, its log file, its benchmark file (the worker measures itself into
+/// it) and its spec.json.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     pub task: usize,
+    /// `build-target` or `run-sampler` ([`crate::plan::Rule::worker_subcommand`]): a bundle
+    /// may start with its target's build.
+    pub subcommand: &'static str,
     pub log: PathBuf,
     pub benchmark: PathBuf,
     pub spec: PathBuf,
 }
 
-/// The bundle list: one member per line, `TASK<TAB>LOG<TAB>BENCHMARK<TAB>SPEC`, in the order
-/// they run. bash's
+/// The bundle list: one member per line, `TASK<TAB>SUBCOMMAND<TAB>LOG<TAB>BENCHMARK<TAB>SPEC`,
+/// in the order they run. bash's
 /// `read` splits the line at tabs and a newline ends it, so a path holding a tab, a newline or
 /// any other control character is refused rather than encoded (the store's log directory is
 /// refused for them anyway, [`check_log_dir`]).
@@ -298,7 +302,10 @@ pub fn bundle_list(members: &[Member]) -> Result<String, ScriptError> {
                 return Err(ScriptError::ControlCharacter(p.to_string()));
             }
         }
-        out.push_str(&format!("{}\t{log}\t{bench}\t{spec}\n", m.task));
+        out.push_str(&format!(
+            "{}\t{}\t{log}\t{bench}\t{spec}\n",
+            m.task, m.subcommand
+        ));
     }
     Ok(out)
 }
@@ -557,6 +564,7 @@ mod tests {
             let members: Vec<Member> = (0..2)
                 .map(|m| Member {
                     task: 1,
+                    subcommand: "run-sampler",
                     // A file name made of the hostile text, in a directory that exists.
                     log: tasks_dir.path().join(format!(
                         "{}.{m}.log",
@@ -576,7 +584,7 @@ mod tests {
                 return Ok(());
             };
             let list_path = tasks_dir.path().join("b.bundles");
-            std::fs::write(&list_path, format!("0\t/nowhere/x.log\t/nowhere/b.tsv\t/nowhere/spec.json\n{list}")).unwrap();
+            std::fs::write(&list_path, format!("0\trun-sampler\t/nowhere/x.log\t/nowhere/b.tsv\t/nowhere/spec.json\n{list}")).unwrap();
             for array_spec in [None, Some("0-1%1")] {
                 let text = Templates::default()
                     .render(&Script {
@@ -645,6 +653,114 @@ mod tests {
             calls,
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Renders the built-in bundle script for a list of (subcommand, spec) members of task 0
+    /// and runs it with bash, `exec` replaced by a function that prints its arguments and fails
+    /// for specs named `fail*`. Returns (exit status, the workers' output, stderr).
+    fn run_bundle(members: &[(&str, &str)]) -> (Option<i32>, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut list = String::new();
+        for (m, (sub, spec)) in members.iter().enumerate() {
+            let log = dir.path().join(format!("{m}.log"));
+            list.push_str(&format!("0\t{sub}\t{}\t/b{m}.tsv\t{spec}\n", log.display()));
+        }
+        let list_path = dir.path().join("x.bundles");
+        std::fs::write(&list_path, list).unwrap();
+        let text = Templates::default()
+            .render(&Script {
+                job_name: "j",
+                log_path: &dir.path().join("%j.log"),
+                flags: &[],
+                worker_command: &["lh".to_string()],
+                subcommand: "build-target",
+                body: Body::Bundle {
+                    bundle_list: &list_path,
+                    array_spec: None,
+                },
+            })
+            .unwrap();
+        let path = dir.path().join("job.sh");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(r#"exec() { echo "$@" >>"$LH_RAN"; [[ "${@: -1}" != fail* ]]; }; source "$0""#)
+            .arg(&path)
+            .env("LH_RAN", dir.path().join("ran"))
+            .output()
+            .unwrap();
+        let ran = std::fs::read_to_string(dir.path().join("ran")).unwrap_or_default();
+        (
+            out.status.code(),
+            ran,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn a_bundle_runs_each_member_with_its_own_subcommand() {
+        let (status, ran, stderr) = run_bundle(&[
+            ("build-target", "t.json"),
+            ("run-sampler", "fail-r1.json"),
+            ("run-sampler", "r2.json"),
+        ]);
+        assert_eq!(
+            ran,
+            "lh worker build-target t.json\nlh worker run-sampler fail-r1.json\nlh worker run-sampler r2.json\n"
+        );
+        // A failed run does not stop the others; the bundle reports it.
+        assert_eq!(status, Some(1), "{stderr}");
+        assert!(stderr.contains("1 of 3 member(s) failed"), "{stderr}");
+    }
+
+    #[test]
+    fn a_failed_build_skips_the_rest_of_its_bundle() {
+        let (status, ran, stderr) = run_bundle(&[
+            ("build-target", "fail-t.json"),
+            ("run-sampler", "r1.json"),
+            ("run-sampler", "r2.json"),
+        ]);
+        assert_eq!(ran, "lh worker build-target fail-t.json\n");
+        assert_eq!(status, Some(1), "{stderr}");
+        assert_eq!(
+            stderr.matches("not run: its target's build failed").count(),
+            2,
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_failed_build_skips_only_its_own_targets_runs() {
+        let (status, ran, stderr) = run_bundle(&[
+            ("build-target", "fail-t1.json"),
+            ("run-sampler", "t1-r1.json"),
+            ("build-target", "t2.json"),
+            ("run-sampler", "t2-r1.json"),
+        ]);
+        assert_eq!(
+            ran,
+            "lh worker build-target fail-t1.json\nlh worker build-target t2.json\nlh worker run-sampler t2-r1.json\n"
+        );
+        assert_eq!(status, Some(1), "{stderr}");
+        assert_eq!(
+            stderr.matches("not run: its target's build failed").count(),
+            1,
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_bundle_list_with_an_unknown_subcommand_runs_nothing_after_it() {
+        let (status, ran, stderr) = run_bundle(&[
+            ("run-sampler; rm -rf /", "r1.json"),
+            ("run-sampler", "r2.json"),
+        ]);
+        assert_eq!(ran, "");
+        assert_eq!(status, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("not build-target or run-sampler"),
+            "{stderr}"
+        );
     }
 
     #[test]

@@ -30,13 +30,23 @@ impl Store {
     }
 
     fn plan(&self, targets: usize, samplers: &[&str]) -> Plan {
+        let samplers: Vec<String> = samplers.iter().map(|s| format!("name: {s}")).collect();
+        let samplers: Vec<&str> = samplers.iter().map(String::as_str).collect();
+        self.plan_with(targets, "", &samplers)
+    }
+
+    /// `targets` small targets with `overrides` (YAML flow mapping content, may be empty) and
+    /// one sampler per entry of `samplers` (YAML flow mapping content).
+    fn plan_with(&self, targets: usize, overrides: &str, samplers: &[&str]) -> Plan {
         let mut yaml = format!("store_root: \"{}\"\ntargets:\n", self.dir.display());
         for t in 0..targets {
-            yaml.push_str(&format!("  - {{ model: small, data: small, seed: {t} }}\n"));
+            yaml.push_str(&format!(
+                "  - {{ model: small, data: small, seed: {t}, overrides: {{ {overrides} }} }}\n"
+            ));
         }
         yaml.push_str("samplers:\n");
         for s in samplers {
-            yaml.push_str(&format!("  - {{ name: {s} }}\n"));
+            yaml.push_str(&format!("  - {{ {s} }}\n"));
         }
         let path = Path::new("/nonexistent/experiments.yaml");
         let sweep = parse_sweep(path, &yaml, &PresetDirs::for_experiments_file(path)).unwrap();
@@ -604,25 +614,42 @@ fn bundle_sizes(fake: &Fake) -> Vec<usize> {
         .collect()
 }
 
+/// The scripts lambda-hat wrote for bundles.
+fn bundle_scripts(store: &Store) -> Vec<String> {
+    std::fs::read_dir(store.dir.join(".lambda-hat/slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .filter(|text| text.contains("bundle_list="))
+        .collect()
+}
+
 #[test]
-fn bundles_put_a_targets_samplers_in_one_slurm_job() {
+fn a_target_not_built_yet_goes_out_with_its_samplers_in_one_bundle() {
     let store = Store::new("bundle-shape");
     let plan = store.plan(2, &["hmc", "sgld", "mclmc"]);
     let mut fake = Fake::new(all_complete());
     let out = run(&plan, &bundled(20, 3), &mut fake);
     assert_eq!(out.outcome.succeeded, 8, "{:?}", out.outcome.failed);
-    // 2 build jobs + one SLURM job per target running its 3 samplers.
-    assert_eq!(fake.count("sbatch"), 4);
-    assert_eq!(fake.jobs.len(), 4);
-    assert_eq!(bundle_sizes(&fake), vec![3, 3]);
-    for j in fake.jobs.values().filter(|j| !j.members.is_empty()) {
-        assert!(j.key.array_task.is_none(), "one bundle: a single SLURM job");
-        assert!(j.dependency.is_some(), "a bundle waits on its target");
+    // One sbatch: an array with one task per target, each its build and its 3 samplers.
+    assert_eq!(fake.count("sbatch"), 1);
+    assert_eq!(bundle_sizes(&fake), vec![4, 4]);
+    for j in fake.jobs.values() {
+        assert!(j.key.array_task.is_some(), "one array of bundles");
+        assert!(
+            j.dependency.is_none(),
+            "nothing to wait for: the build is inside"
+        );
+        assert!(j.members[0].build && j.members[1..].iter().all(|m| !m.build));
     }
     // Every member has its own journal lines, sharing the bundle's SLURM id.
     let ev = events(&plan);
-    for r in 0..plan.runs.len() as u32 {
-        let key = plan.job_key(crate::plan::JobRef::Run(r));
+    let jobs = (0..plan.targets.len() as u32)
+        .map(crate::plan::JobRef::Target)
+        .chain((0..plan.runs.len() as u32).map(crate::plan::JobRef::Run));
+    for job in jobs {
+        let key = plan.job_key(job);
         let of = |name: &str| {
             ev.iter()
                 .filter(|e| e.job == key && e.event == name)
@@ -630,7 +657,8 @@ fn bundles_put_a_targets_samplers_in_one_slurm_job() {
         };
         assert_eq!(
             (of("submitting"), of("submitted"), of("finished")),
-            (1, 1, 1)
+            (1, 1, 1),
+            "{key}"
         );
         let sub = ev
             .iter()
@@ -641,39 +669,33 @@ fn bundles_put_a_targets_samplers_in_one_slurm_job() {
                 .as_array()
                 .unwrap()
                 .len(),
-            3
+            4
         );
     }
-    // The bundle asks for the sum of its members' runtimes (3 × 120 min) and one's memory.
-    let script = std::fs::read_dir(store.dir.join(".lambda-hat/slurm"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.extension().is_some_and(|x| x == "sh")
-                && std::fs::read_to_string(p).unwrap().contains("bundle_list=")
-        })
-        .expect("a bundle script");
-    let text = std::fs::read_to_string(script).unwrap();
-    assert!(text.contains("#SBATCH -t '360'"), "{text}");
-    assert!(text.contains("#SBATCH --mem '1000'"), "{text}");
+    // The bundle asks for the sum of its members' runtimes (60 min for the build, 3 × 120 for
+    // the samplers) and the largest memory.
+    let scripts = bundle_scripts(&store);
+    assert_eq!(scripts.len(), 1);
+    assert!(scripts[0].contains("#SBATCH -t '420'"), "{}", scripts[0]);
+    assert!(
+        scripts[0].contains("#SBATCH --mem '1000'"),
+        "{}",
+        scripts[0]
+    );
 }
 
 #[test]
-fn bundles_of_one_target_go_out_as_an_array_of_bundles() {
+fn samplers_that_do_not_fit_the_builds_bundle_go_once_it_is_done() {
     let store = Store::new("bundle-array");
     let plan = store.plan(1, &["hmc", "sgld", "mclmc", "nuts"]);
     let mut fake = Fake::new(all_complete());
     let out = run(&plan, &bundled(20, 3), &mut fake);
     assert_eq!(out.outcome.succeeded, 5, "{:?}", out.outcome.failed);
+    // The build with 3 samplers, then the 4th sampler alone: a bundle's exit status is not
+    // the build's own, so nothing depends on it with afterok; the sampler waits for the build.
     assert_eq!(fake.count("sbatch"), 2);
-    // 4 samplers in bundles of at most 3: an array of two tasks.
-    assert_eq!(bundle_sizes(&fake), vec![3, 1]);
-    assert!(
-        fake.jobs
-            .values()
-            .filter(|j| !j.members.is_empty())
-            .all(|j| j.key.array_task.is_some())
-    );
+    assert_eq!(bundle_sizes(&fake), vec![4]);
+    assert!(fake.jobs.values().all(|j| j.dependency.is_none()));
 }
 
 #[test]
@@ -684,8 +706,8 @@ fn a_bundle_counts_once_against_the_jobs_limit() {
     let out = run(&plan, &bundled(1, 3), &mut fake);
     assert_eq!(out.outcome.succeeded, 12, "{:?}", out.outcome.failed);
     assert!(fake.max_queued <= 1, "max queued {}", fake.max_queued);
-    // -j 1 still fills each bundle: 3 builds + 3 bundles.
-    assert_eq!(bundle_sizes(&fake), vec![3, 3, 3]);
+    // -j 1 still fills each bundle: one per target, its build and its 3 samplers.
+    assert_eq!(bundle_sizes(&fake), vec![4, 4, 4]);
 }
 
 #[test]
@@ -698,26 +720,81 @@ fn auto_bundles_a_targets_tiny_jobs_together() {
     let mut fake = Fake::new(all_complete());
     let out = run(&plan, &o, &mut fake);
     assert_eq!(out.outcome.succeeded, 6, "{:?}", out.outcome.failed);
-    let expected: Vec<f64> = (0..plan.runs.len() as u32)
-        .map(|r| {
-            super::bundle::expected_secs(
-                &plan.targets[plan.run_target(r) as usize].config,
-                plan.run_sampler(r),
-            )
-        })
-        .collect();
-    // What auto chose agrees with the pure planner on each target's jobs.
+    // What auto chose agrees with the pure planner on each target's jobs, its build first.
     let per_target: Vec<usize> = (0..2u32)
         .map(|t| {
-            let secs: Vec<f64> = (0..plan.runs.len() as u32)
-                .filter(|&r| plan.run_target(r) == t)
-                .map(|r| expected[r as usize])
+            let config = &plan.targets[t as usize].config;
+            let secs: Vec<f64> = std::iter::once(super::bundle::expected_build_secs(config))
+                .chain(
+                    (0..plan.runs.len() as u32)
+                        .filter(|&r| plan.run_target(r) == t)
+                        .map(|r| super::bundle::expected_secs(config, plan.run_sampler(r))),
+                )
                 .collect();
             super::bundle::plan(&secs, o.bundle_size).len()
         })
         .collect();
-    let slurm_jobs_for_runs = fake.jobs.len() - 2;
-    assert_eq!(slurm_jobs_for_runs, per_target.iter().sum::<usize>());
+    assert_eq!(fake.jobs.len(), per_target.iter().sum::<usize>());
+}
+
+/// With `auto`, tiny targets share a bundle: their builds and runs, target after target, in
+/// one SLURM job until it is expected to last a minute.
+#[test]
+fn auto_packs_tiny_targets_into_one_bundle() {
+    let store = Store::new("bundle-auto-pack");
+    // The budgets of the SLURM integration tests: each job takes well under a second.
+    let plan = store.plan_with(
+        4,
+        "data: { n_data: 200 }, training: { steps: 50 }",
+        &[
+            "name: hmc, overrides: { chains: 2, warmup: 50, draws: 100, num_integration_steps: 5 }",
+            "name: mclmc, overrides: { chains: 2, draws: 100, num_tuning_steps: 100 }",
+        ],
+    );
+    let mut o = opts(20);
+    o.bundle_size = crate::config::profile::BundleSize::Auto;
+    let mut fake = Fake::new(all_complete());
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 12, "{:?}", out.outcome.failed);
+    assert_eq!(fake.count("sbatch"), 1);
+    assert_eq!(bundle_sizes(&fake), vec![12]);
+    // Target after target: each build is followed by its own runs.
+    let members = &fake.jobs.values().next().unwrap().members;
+    let builds: Vec<usize> = (0..12).filter(|&m| members[m].build).collect();
+    assert_eq!(builds, vec![0, 3, 6, 9]);
+    for &b in &builds {
+        let target_dir = members[b].spec.parent().unwrap();
+        assert!(
+            members[b + 1..b + 3]
+                .iter()
+                .all(|m| m.spec.starts_with(target_dir))
+        );
+    }
+}
+
+/// A failed build in a bundle of several targets costs only its own target's runs.
+#[test]
+fn a_failed_build_in_a_packed_bundle_leaves_the_other_targets_done() {
+    let store = Store::new("bundle-auto-pack-fail");
+    let plan = store.plan_with(
+        3,
+        "data: { n_data: 200 }, training: { steps: 50 }",
+        &["name: hmc, overrides: { chains: 2, warmup: 50, draws: 100, num_integration_steps: 5 }"],
+    );
+    let mut o = opts(20);
+    o.bundle_size = crate::config::profile::BundleSize::Auto;
+    o.keep_going = true;
+    let mut fake = Fake::new(all_complete());
+    let middle = plan.targets[1].id.clone();
+    fake.member_fails = Box::new(move |spec: &Path| {
+        let s = spec.to_string_lossy();
+        !s.contains("run_") && s.contains(&middle)
+    });
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(bundle_sizes(&fake), vec![6]);
+    assert_eq!(out.outcome.failed.len(), 1, "{:?}", out.outcome.failed);
+    assert_eq!(out.outcome.skipped, 1);
+    assert_eq!(out.outcome.succeeded, 4);
 }
 
 /// One member of each bundle fails: it alone is retried (as a bundle of one), counts its own
@@ -738,13 +815,13 @@ fn a_member_that_fails_is_retried_alone_and_the_others_keep_their_results() {
     let out = run(&plan, &o, &mut fake);
     assert_eq!(out.outcome.succeeded, 8, "{:?}", out.outcome.failed);
     assert!(out.outcome.failed.is_empty());
-    // 2 builds, 2 bundles of 3 (FAILED: one member each), then 2 retries of the sgld runs on
-    // their own.
-    assert_eq!(bundle_sizes(&fake), vec![3, 3]);
+    // 2 bundles of a build and 3 samplers (FAILED: one member each), then 2 retries of the
+    // sgld runs on their own.
+    assert_eq!(bundle_sizes(&fake), vec![4, 4]);
     let bundles_failed = fake
         .jobs
         .values()
-        .filter(|j| j.members.len() == 3 && j.state == JobState::Failed)
+        .filter(|j| j.members.len() == 4 && j.state == JobState::Failed)
         .count();
     assert_eq!(bundles_failed, 2);
     let retries: Vec<_> = fake
@@ -828,4 +905,68 @@ fn reattached_bundle_members_are_judged_by_their_own_outputs() {
     assert_eq!(second.outcome.succeeded, 3, "{:?}", second.outcome.failed);
     assert_eq!(second.outcome.failed.len(), 1);
     assert!(second.outcome.failed[0].output.contains("run_hmc_"));
+}
+
+/// A build that fails inside its bundle: the samplers after it are not run and not counted as
+/// failures; they go out again with the build's next attempt.
+#[test]
+fn a_build_that_fails_in_its_bundle_takes_its_samplers_to_its_next_attempt() {
+    let store = Store::new("bundle-build-retry");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
+    let mut o = bundled(20, 3);
+    o.retries = 1;
+    let mut fake = Fake::new(all_complete());
+    let mut failed_once = false;
+    fake.member_fails = Box::new(move |spec: &Path| {
+        let build = !spec.to_string_lossy().contains("run_");
+        let fail = build && !failed_once;
+        failed_once |= fail;
+        fail
+    });
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 4, "{:?}", out.outcome.failed);
+    assert_eq!(
+        bundle_sizes(&fake),
+        vec![4, 4],
+        "both attempts bundle all four"
+    );
+    let ev = events(&plan);
+    let count = |key: &str, name: &str| {
+        ev.iter()
+            .filter(|e| e.job == key && e.event == name)
+            .count()
+    };
+    let build = plan.job_key(crate::plan::JobRef::Target(0));
+    assert_eq!(count(&build, "failed"), 1);
+    assert_eq!(count(&build, "submitted"), 2);
+    for r in 0..plan.runs.len() as u32 {
+        let key = plan.job_key(crate::plan::JobRef::Run(r));
+        assert_eq!(count(&key, "failed"), 0, "{key}: not its failure");
+        assert_eq!(count(&key, "cancelled"), 1, "{key}");
+        assert_eq!(count(&key, "submitted"), 2, "{key}");
+        assert_eq!(count(&key, "finished"), 1, "{key}");
+    }
+}
+
+/// A build that fails for good inside its bundle: its samplers are skipped, not failed.
+#[test]
+fn a_build_that_fails_for_good_in_its_bundle_skips_its_samplers() {
+    let store = Store::new("bundle-build-fail");
+    let plan = store.plan(2, &["hmc", "sgld"]);
+    let mut o = bundled(20, 3);
+    o.keep_going = true;
+    let mut fake = Fake::new(all_complete());
+    let first_target = plan.targets[0].id.clone();
+    fake.member_fails = Box::new(move |spec: &Path| {
+        let s = spec.to_string_lossy();
+        !s.contains("run_") && s.contains(&first_target)
+    });
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.failed.len(), 1, "{:?}", out.outcome.failed);
+    assert!(out.outcome.failed[0].output.contains(&plan.targets[0].id));
+    assert_eq!(out.outcome.skipped, 2);
+    assert_eq!(
+        out.outcome.succeeded, 3,
+        "the other target and its samplers"
+    );
 }

@@ -17,7 +17,9 @@
 //! The members of a bundle (`bundle-size`, `super::bundle`) share one SLURM job but move
 //! through these states each on its own: whatever state the bundle ends in, each member goes to
 //! Verifying and is done when its own marker appears; a member without one is judged by the
-//! bundle's state and retried alone.
+//! bundle's state and retried alone. A bundle may start with its target's build: if that build
+//! leaves no target, the bundle's runs never ran, so they go back to Waiting for the build's
+//! next attempt without counting a failure (or are skipped when the build failed for good).
 //!
 //! Rules the loop keeps:
 //! - the journal line is written and flushed BEFORE the action it records (`submitting` before
@@ -95,7 +97,8 @@ struct Job {
     /// The bundle's own SLURM log when the current attempt runs in a bundle of several jobs
     /// (where SLURM writes why it killed the bundle); `None` for a job on its own.
     bundle_log: Option<PathBuf>,
-    /// Expected seconds of a run_sampler job, for `bundle-size: auto` (`bundle::expected_secs`).
+    /// Expected seconds of the job, for `bundle-size: auto` (`bundle::expected_secs`,
+    /// `bundle::expected_build_secs`).
     expected_secs: f64,
 }
 
@@ -195,7 +198,9 @@ impl<'a, C: Cluster> Controller<'a, C> {
                             &plan.targets[plan.run_target(*r) as usize].config,
                             plan.run_sampler(*r),
                         ),
-                        JobRef::Target(_) => 0.0,
+                        JobRef::Target(t) => {
+                            super::bundle::expected_build_secs(&plan.targets[*t as usize].config)
+                        }
                     },
                 }
             })

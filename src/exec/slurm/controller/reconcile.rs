@@ -247,6 +247,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 changed = true;
             } else if self.jobs[i].verify_deadline.is_some_and(|d| now >= d) {
                 changed = true;
+                if self.ran_without_its_target(i) {
+                    self.back_to_its_build(i)?;
+                    continue;
+                }
                 // A member of a bundle that did not complete: this member is the one that
                 // failed (or never ran); judged by the bundle's state, alone.
                 if let Some(f) = self.jobs[i].ended.clone()
@@ -291,6 +295,43 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }
         }
         Ok(changed)
+    }
+}
+
+impl<'a, C: Cluster> Controller<'a, C> {
+    /// A bundle member whose target is not built: its build ran in the same bundle and left no
+    /// target, so the bundle script did not run it (or it failed for want of the target).
+    fn ran_without_its_target(&self, i: usize) -> bool {
+        self.jobs[i].bundle_log.is_some()
+            && self
+                .parent_slot(i)
+                .is_some_and(|p| !self.plan.output(self.jobs[p].job).is_file())
+    }
+
+    /// A member that [`ran_without_its_target`](Self::ran_without_its_target): not a failure of
+    /// its own, so no retry is counted. It waits for the build's next attempt, or is skipped
+    /// when the build failed for good.
+    fn back_to_its_build(&mut self, i: usize) -> Result<(), SlurmError> {
+        let build_failed = self
+            .parent_slot(i)
+            .is_some_and(|p| matches!(self.jobs[p].st, St::Failed | St::Skipped));
+        if build_failed {
+            return self.skip(i, "the job it depends on failed");
+        }
+        let mut ev = self.event(i, history::CANCELLED);
+        ev.detail = Some(serde_json::json!({
+            "reason": "its target's build in the same bundle failed; it runs after the build's next attempt"
+        }));
+        self.append(ev)?;
+        // It never started (the bundle skips the members after a failed build), so it left
+        // no partial files.
+        let _ = self.markers.clear(&self.jobs[i].key);
+        let j = &mut self.jobs[i];
+        j.st = St::Waiting;
+        j.slurm = None;
+        j.ended = None;
+        j.verify_deadline = None;
+        Ok(())
     }
 }
 

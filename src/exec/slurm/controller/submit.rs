@@ -1,6 +1,7 @@
 //! Submission: which waiting jobs may go now, grouped into as few `sbatch` calls as possible
 //! (arrays of run_sampler jobs sharing a parent; with `bundle-size` > 1, bundles of them in one
-//! SLURM job or array task), and what a refused `sbatch` means.
+//! SLURM job or array task, a target not built yet with its build first), and what a refused
+//! `sbatch` means.
 //!
 //! Input: jobs in `Waiting` whose parent is done or in the queue, the `jobs` budget (a bundle
 //! counts once), the rendered script. Output: spec.json files, incomplete markers, the script
@@ -63,13 +64,24 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let mut groups: Vec<(Option<usize>, Vec<Vec<usize>>)> = Vec::new();
         let mut index: HashMap<(Rule, Option<usize>, String), usize> = HashMap::new();
         let bundling = self.opts.bundle_size != BundleSize::default();
+        // With bundles, a target not built yet goes out with its waiting runs in one bundle
+        // (with `auto`, several small targets in one), and all such bundles with equal
+        // resources in one array (`build_groups`, by resources); `in_build_bundle` holds the
+        // runs placed so, which the scan then passes over.
+        let children = if bundling {
+            self.waiting_children()
+        } else {
+            HashMap::new()
+        };
+        let mut build_groups: HashMap<String, usize> = HashMap::new();
+        let mut in_build_bundle: BTreeSet<usize> = BTreeSet::new();
         for i in 0..self.jobs.len() {
             // Without bundles nothing can go once the budget is spent (and the scan of a
             // million-job schedule stops here).
             if budget == 0 && !bundling {
                 break;
             }
-            if self.jobs[i].st != St::Waiting {
+            if self.jobs[i].st != St::Waiting || in_build_bundle.contains(&i) {
                 continue;
             }
             let parent = self.parent_slot(i);
@@ -79,14 +91,59 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     self.skip(i, "the job it depends on failed")?;
                     continue;
                 }
+                // A parent inside a bundle is not depended on: the bundle's exit status is not
+                // the parent's own (any member's failure fails it), so `afterok` could wait
+                // forever. Its children go once it is done.
                 Some((p, St::Queued))
-                    if self.jobs[p].in_flight && !self.no_dependency.contains(&p) =>
+                    if self.jobs[p].in_flight
+                        && !self.no_dependency.contains(&p)
+                        && self.jobs[p].bundle_log.is_none() =>
                 {
                     Some(p)
                 }
                 _ => continue,
             };
             let rule = self.jobs[i].job.rule();
+            if let Some(runs) = children.get(&i) {
+                let bundle = self.build_bundle(i, runs);
+                if bundle.len() > 1 {
+                    let res_key =
+                        serde_json::to_string(&self.jobs[i].resources).unwrap_or_default();
+                    let group = build_groups.get(&res_key).copied();
+                    // `auto` packs whole targets (a build and its runs) into one bundle until it
+                    // is expected to last a minute: a sweep of many tiny targets then costs a
+                    // few SLURM jobs, not one per target.
+                    if let Some(g) = group
+                        && self.opts.bundle_size == BundleSize::Auto
+                    {
+                        let open = groups[g].1.last_mut().expect("a group has a bundle");
+                        let secs = open.iter().map(|&m| self.jobs[m].expected_secs).sum();
+                        if !bundle::is_full(BundleSize::Auto, open.len(), secs) {
+                            in_build_bundle.extend(&bundle[1..]);
+                            open.extend(bundle);
+                            continue;
+                        }
+                    }
+                    if budget == 0 {
+                        break;
+                    }
+                    budget -= 1;
+                    in_build_bundle.extend(&bundle[1..]);
+                    match group {
+                        Some(g)
+                            if self.opts.use_arrays
+                                && groups[g].1.len() < self.opts.max_array_size.max(1) =>
+                        {
+                            groups[g].1.push(bundle)
+                        }
+                        _ => {
+                            build_groups.insert(res_key, groups.len());
+                            groups.push((None, vec![bundle]));
+                        }
+                    }
+                    continue;
+                }
+            }
             let arrays = self.opts.use_arrays && rule == Rule::RunSampler;
             let size = match rule {
                 Rule::RunSampler => self.opts.bundle_size,
@@ -131,6 +188,41 @@ impl<'a, C: Cluster> Controller<'a, C> {
             };
         }
         Ok(any)
+    }
+
+    /// Waiting run_sampler jobs by the slot of their (waiting) build: the candidates to share
+    /// a bundle with it.
+    fn waiting_children(&self) -> HashMap<usize, Vec<usize>> {
+        let mut out: HashMap<usize, Vec<usize>> = HashMap::new();
+        for c in 0..self.jobs.len() {
+            if self.jobs[c].st != St::Waiting {
+                continue;
+            }
+            if let Some(p) = self.parent_slot(c)
+                && self.jobs[p].st == St::Waiting
+            {
+                out.entry(p).or_default().push(c);
+            }
+        }
+        out
+    }
+
+    /// The bundle of build job `build` and those of its waiting `runs` (in order) whose
+    /// resources are [`bundle::compatible`] with the build's and that fit: up to `bundle-size` runs after the build, or with `auto`
+    /// until the bundle is expected to last a minute (the build's own estimate included).
+    fn build_bundle(&self, build: usize, runs: &[usize]) -> Vec<usize> {
+        let mut out = vec![build];
+        let mut secs = self.jobs[build].expected_secs;
+        for &c in runs {
+            if bundle::is_full(self.opts.bundle_size, out.len() - 1, secs) {
+                break;
+            }
+            if bundle::compatible(&self.jobs[c].resources, &self.jobs[build].resources) {
+                out.push(c);
+                secs += self.jobs[c].expected_secs;
+            }
+        }
+        out
     }
 
     fn token(&mut self) -> String {
@@ -301,10 +393,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
     }
 
-    /// One sbatch for `bundles` of run_sampler jobs sharing a parent and resources: one SLURM
-    /// job for one bundle, an array with one task per bundle for several. Each member keeps its
-    /// own spec, marker, log, benchmark and journal lines; the bundle's own SLURM log is
-    /// `.lambda-hat/slurm/logs/<id>.log` (`<array id>_<task>.log` in an array).
+    /// One sbatch for `bundles` of jobs with equal resources: run_sampler jobs sharing a parent,
+    /// or per target its build followed by its runs. One SLURM job for one bundle, an array with
+    /// one task per bundle for several. Each member keeps its own spec, marker, log, benchmark
+    /// and journal lines; the bundle's own SLURM log is `.lambda-hat/slurm/logs/<id>.log`
+    /// (`<array id>_<task>.log` in an array).
     fn submit_bundles(
         &mut self,
         bundles: &[Vec<usize>],
@@ -335,12 +428,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 }
                 let bench = self.abs(&benchmark::path(
                     &self.plan.store_root,
-                    rule.name(),
+                    job.rule().name(),
                     &self.jobs[i].key,
                 ));
                 let _ = std::fs::remove_file(&bench);
                 members.push(Member {
                     task: t,
+                    subcommand: job.rule().worker_subcommand(),
                     log,
                     benchmark: bench,
                     spec: self.abs(&spec),
@@ -351,11 +445,16 @@ impl<'a, C: Cluster> Controller<'a, C> {
         script::save(&list_path, &list).map_err(io_err("the bundle list", &list_path))?;
 
         // Every bundle of the array asks for what the longest one needs.
-        let longest = bundles.iter().max_by_key(|b| b.len()).expect("a bundle");
-        let res = bundle::resources(
-            &longest
+        let res = bundle::widest(
+            &bundles
                 .iter()
-                .map(|&i| &self.jobs[i].resources)
+                .map(|b| {
+                    bundle::resources(
+                        &b.iter()
+                            .map(|&i| &self.jobs[i].resources)
+                            .collect::<Vec<_>>(),
+                    )
+                })
                 .collect::<Vec<_>>(),
         );
         let mut flags = sbatch_flags(rule, &res, &self.opts.slurm_extra)?;
