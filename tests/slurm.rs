@@ -184,7 +184,8 @@ fn calls(t: &Test) -> Vec<String> {
         .collect()
 }
 
-/// Every file under `runs/targets`, JSON with timings removed, for comparing two stores. The
+/// Every file under `runs/targets`, JSON with timings (`*time*`, `*_sec`) removed, for comparing
+/// two stores. The
 /// convergence plot draws the run's measured wall time (its right panel), so only its presence
 /// is compared.
 fn outputs(store: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -192,7 +193,10 @@ fn outputs(store: &Path) -> BTreeMap<String, Vec<u8>> {
         match v {
             serde_json::Value::Object(m) => {
                 m.retain(|k, _| {
-                    !(k.contains("time") || k.contains("created_at") || k.contains("version"))
+                    !(k.contains("time")
+                        || k.ends_with("_sec")
+                        || k.contains("created_at")
+                        || k.contains("version"))
                 });
                 m.values_mut().for_each(strip);
             }

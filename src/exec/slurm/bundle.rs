@@ -29,6 +29,21 @@ use crate::exec::resources::{ResourceMap, ResourceValue};
 /// dwarfs SLURM's per-job cost (seconds) without making a retry or a lost node cost much.
 pub const AUTO_TARGET_SECS: f64 = 60.0;
 
+/// `auto` packs another target into a bundle only while the bundle's `runtime` (the sum of its
+/// members', in minutes) stays within a day, the time limit of most clusters' general
+/// partitions: members' runtimes are generous limits, so tiny jobs can add up to more than
+/// sbatch accepts long before they add up to a minute of expected work.
+pub const AUTO_MAX_RUNTIME_MIN: i64 = 24 * 60;
+
+/// Whether the bundle of `members` asks for a runtime `auto` still packs
+/// ([`AUTO_MAX_RUNTIME_MIN`]); a bundle without a runtime always does.
+pub fn within_auto_runtime(members: &[&ResourceMap]) -> bool {
+    match resources(members).get("runtime") {
+        Some(ResourceValue::Int(minutes)) => *minutes <= AUTO_MAX_RUNTIME_MIN,
+        _ => true,
+    }
+}
+
 /// Whether a bundle with `members` jobs expected to take `expected_secs` together is full.
 pub fn is_full(size: BundleSize, members: usize, expected_secs: f64) -> bool {
     match size {
@@ -239,6 +254,17 @@ mod tests {
         let mut gpu = run.clone();
         gpu.insert("slurm_partition".into(), ResourceValue::Text("gpu".into()));
         assert!(!compatible(&run, &gpu), "so must the partition");
+    }
+
+    #[test]
+    fn auto_packs_only_while_the_runtime_stays_within_a_day() {
+        let job = res(&[("runtime", 120), ("mem_mb", 500)]);
+        let twelve = vec![&job; 12];
+        assert!(within_auto_runtime(&twelve), "12 × 2 h = 24 h");
+        let thirteen = vec![&job; 13];
+        assert!(!within_auto_runtime(&thirteen));
+        let untimed = res(&[("mem_mb", 500)]);
+        assert!(within_auto_runtime(&vec![&untimed; 100]));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Controller, St, first_line, io_err, link_log};
 use crate::config::profile::BundleSize;
+use crate::exec::resources::ResourceMap;
 use crate::exec::slurm::SlurmError;
 use crate::exec::slurm::bundle;
 use crate::exec::slurm::cluster::Cluster;
@@ -111,14 +112,21 @@ impl<'a, C: Cluster> Controller<'a, C> {
                         serde_json::to_string(&self.jobs[i].resources).unwrap_or_default();
                     let group = build_groups.get(&res_key).copied();
                     // `auto` packs whole targets (a build and its runs) into one bundle until it
-                    // is expected to last a minute: a sweep of many tiny targets then costs a
-                    // few SLURM jobs, not one per target.
+                    // is expected to last a minute (or would ask for more than a day): a sweep
+                    // of many tiny targets then costs a few SLURM jobs, not one per target.
                     if let Some(g) = group
                         && self.opts.bundle_size == BundleSize::Auto
                     {
                         let open = groups[g].1.last_mut().expect("a group has a bundle");
                         let secs = open.iter().map(|&m| self.jobs[m].expected_secs).sum();
-                        if !bundle::is_full(BundleSize::Auto, open.len(), secs) {
+                        let packed: Vec<&ResourceMap> = open
+                            .iter()
+                            .chain(&bundle)
+                            .map(|&m| &self.jobs[m].resources)
+                            .collect();
+                        if !bundle::is_full(BundleSize::Auto, open.len(), secs)
+                            && bundle::within_auto_runtime(&packed)
+                        {
                             in_build_bundle.extend(&bundle[1..]);
                             open.extend(bundle);
                             continue;
