@@ -1015,6 +1015,13 @@ fn bundled_sweep_packs_tiny_targets_and_retries_a_failed_member_alone() {
         let text =
             std::fs::read_to_string(&bench).unwrap_or_else(|_| panic!("{}", bench.display()));
         assert!(text.starts_with("s\th:m:s\tmax_rss\t"), "{text}");
+        // The worker measured itself (sacct has no CPU time), the retried hmc runs alone too.
+        let cpu_time = text.lines().nth(1).and_then(|row| row.split('\t').nth(9));
+        assert!(
+            cpu_time.is_some_and(|c| c.parse::<f64>().is_ok()),
+            "{}: {text}",
+            bench.display()
+        );
     }
     // The bundle's own log says which members ran: target after target, each build first.
     let bundle_logs = std::fs::read_dir(store.join(".lambda-hat/slurm/logs"))

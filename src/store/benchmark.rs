@@ -2,10 +2,11 @@
 //! `<store>/benchmarks/<rule>/<job key>.tsv` with Snakemake's columns, which
 //! `pandas.read_csv(path, sep="\t")` reads.
 //!
-//! Who measures: a local job's worker measures itself when it ends (its own rusage, and
+//! Who measures: every job's worker measures itself when it ends (its own rusage, and
 //! `/proc/self/io` for the bytes it read and wrote) and writes the file where the executor told
-//! it to ([`BENCHMARK_ENV`]); for a SLURM job the controller writes what `sacct` reported
-//! (wall time and MaxRSS; the rest is `NA`). The controllers copy the numbers into the
+//! it to ([`BENCHMARK_ENV`], which the local executor and the SLURM scripts set). Only when a
+//! SLURM worker could not (killed at its time or memory limit) does the controller write what
+//! `sacct` reported (wall time and MaxRSS; the rest is `NA`). The controllers copy the numbers into the
 //! journal's `finished` and `failed` events (`elapsed_secs`, `max_rss_bytes`, …), where
 //! `status -v` reads them.
 //!
@@ -15,8 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The environment variable through which the local executor tells a worker where to write
-/// its benchmark.
+/// The environment variable through which the executor tells a worker where to write its
+/// benchmark.
 pub const BENCHMARK_ENV: &str = "LAMBDA_HAT_BENCHMARK";
 
 /// Snakemake's benchmark columns, in its order. Sizes are in MiB (Snakemake divides psutil's

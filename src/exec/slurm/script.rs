@@ -120,11 +120,12 @@ pub struct Script<'a> {
 
 #[derive(Debug, Clone)]
 pub enum Body<'a> {
-    Single {
-        spec: &'a Path,
-    },
+    /// `benchmark`: where the worker records what it used (crate::store::benchmark).
+    Single { spec: &'a Path, benchmark: &'a Path },
+    /// `benchmark_list`: task i's benchmark path on line i+1, like the task list's spec paths.
     Array {
         task_list: &'a Path,
+        benchmark_list: &'a Path,
         array_spec: &'a str,
     },
     /// `array_spec` is `None` for a single SLURM job running one bundle (task 0 of the list).
@@ -184,15 +185,18 @@ impl Templates {
         ctx.insert("worker_command", &worker.join(" "));
         ctx.insert("subcommand", script.subcommand);
         let (template, which) = match &script.body {
-            Body::Single { spec } => {
+            Body::Single { spec, benchmark } => {
                 ctx.insert("spec_path", &q(spec));
+                ctx.insert("benchmark_path", &q(benchmark));
                 (&self.single, &self.single_name)
             }
             Body::Array {
                 task_list,
+                benchmark_list,
                 array_spec,
             } => {
                 ctx.insert("task_list_path", &q(task_list));
+                ctx.insert("benchmark_list_path", &q(benchmark_list));
                 ctx.insert("array_spec", array_spec);
                 (&self.array, &self.array_name)
             }
@@ -221,12 +225,16 @@ impl Templates {
             flags: &[],
             worker_command: &["lambda-hat".to_string()],
             subcommand: "build-target",
-            body: Body::Single { spec: p },
+            body: Body::Single {
+                spec: p,
+                benchmark: p,
+            },
         };
         self.render(&base)?;
         self.render(&Script {
             body: Body::Array {
                 task_list: p,
+                benchmark_list: p,
                 array_spec: "0-1%1",
             },
             ..base.clone()
@@ -256,7 +264,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The task list of an array: one spec path per line, line 1 = task 0.
+/// The task list of an array: one spec path per line, line 1 = task 0 (the benchmark list too,
+/// with benchmark paths).
 pub fn task_list(specs: &[PathBuf]) -> Result<String, ScriptError> {
     let mut out = String::new();
     for s in specs {
@@ -341,6 +350,7 @@ mod tests {
                 subcommand: "build-target",
                 body: Body::Single {
                     spec: Path::new("/s/it's/spec.json"),
+                    benchmark: Path::new("/s/benchmarks/build_target/tgt_1.tsv"),
                 },
             })
             .unwrap();
@@ -352,6 +362,9 @@ mod tests {
             text.contains(r"exec '/opt/lambda hat/bin' worker build-target '/s/it'\''s/spec.json'")
         );
         assert!(text.contains("LAMBDA_HAT_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\""));
+        assert!(
+            text.contains("export LAMBDA_HAT_BENCHMARK='/s/benchmarks/build_target/tgt_1.tsv'\n")
+        );
     }
 
     #[test]
@@ -365,6 +378,7 @@ mod tests {
                 subcommand: "run-sampler",
                 body: Body::Array {
                     task_list: Path::new("/s/t.tasks"),
+                    benchmark_list: Path::new("/s/t.benchmarks"),
                     array_spec: "0-2%2",
                 },
             })
@@ -464,7 +478,7 @@ mod tests {
         std::fs::write(&path, script).unwrap();
         let out = std::process::Command::new("bash")
             .arg("-c")
-            .arg("exec() { printf '%s\\0' \"$@\"; }; source \"$0\"")
+            .arg("exec() { printf '%s\\0' \"${LAMBDA_HAT_BENCHMARK-unset}\" \"$@\"; }; source \"$0\"")
             .arg(&path)
             .envs(env.iter().copied())
             .output()
@@ -514,6 +528,7 @@ mod tests {
             }
             let log = logs.join("%j.log");
             let spec = Path::new("/store").join(&store).join(&spec);
+            let bench = Path::new("/store").join(&store).join("benchmarks/run_sampler/k.tsv");
             let worker = vec![format!("/opt/{binary}")];
             let flags = vec![("-p".to_string(), shell_quote("debug"))];
             let script = Script {
@@ -522,7 +537,7 @@ mod tests {
                 flags: &flags,
                 worker_command: &worker,
                 subcommand: "run-sampler",
-                body: Body::Single { spec: &spec },
+                body: Body::Single { spec: &spec, benchmark: &bench },
             };
             let text = Templates::default().render(&script).unwrap();
             let d = directives(&text);
@@ -531,6 +546,7 @@ mod tests {
             let (ok, argv, stderr) = run_with_bash(&text, &[]);
             proptest::prop_assert!(ok, "{}", stderr);
             let expected = vec![
+                bench.to_string_lossy().into_owned(),
                 worker[0].clone(),
                 "worker".into(),
                 "run-sampler".into(),
@@ -545,17 +561,20 @@ mod tests {
             let tasks = tasks_dir.path().join("t.tasks");
             let spec_line = spec.to_string_lossy().replace('\n', " ");
             std::fs::write(&tasks, format!("{spec_line}\n")).unwrap();
+            let benchmarks = tasks_dir.path().join("t.benchmarks");
+            let bench_line = bench.to_string_lossy().replace('\n', " ");
+            std::fs::write(&benchmarks, format!("{bench_line}\n")).unwrap();
             let text = Templates::default()
                 .render(&Script {
                     log_path: &logs.join("%A_%a.log"),
-                    body: Body::Array { task_list: &tasks, array_spec: "0-0%1" },
+                    body: Body::Array { task_list: &tasks, benchmark_list: &benchmarks, array_spec: "0-0%1" },
                     ..script
                 })
                 .unwrap();
             proptest::prop_assert_eq!(directives(&text).len(), 4, "{}", text);
             let (ok, argv, stderr) = run_with_bash(&text, &[("SLURM_ARRAY_TASK_ID", "0")]);
             proptest::prop_assert!(ok, "{}", stderr);
-            proptest::prop_assert_eq!(argv, vec![worker[0].clone(), "worker".into(), "run-sampler".into(), spec_line]);
+            proptest::prop_assert_eq!(argv, vec![bench_line, worker[0].clone(), "worker".into(), "run-sampler".into(), spec_line]);
             proptest::prop_assert_eq!(stderr.lines().count(), 1, "{}", stderr);
 
             // The bundle script, single and array: the member paths come from the bundle list

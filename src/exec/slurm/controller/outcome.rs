@@ -32,7 +32,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     "elapsed_secs": f.elapsed_secs,
                     "max_rss_bytes": f.max_rss_bytes,
                 });
-                self.member_usage(i, &mut detail);
+                self.worker_usage(i, &mut detail);
                 ev.detail = Some(detail);
                 self.append(ev)?;
                 self.progress.message(&format!(
@@ -65,17 +65,21 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
     }
 
-    /// A bundle member's own usage, which its worker measured into its benchmark file (sacct
-    /// only knows the bundle as a whole), replaces the bundle's in a journal event's `detail`.
-    fn member_usage(&self, i: usize, detail: &mut serde_json::Value) -> Option<f64> {
-        use crate::store::benchmark;
-        self.jobs[i].bundle_log.as_ref()?;
-        let path = benchmark::path(
+    /// Job `i`'s benchmark path in the store.
+    fn benchmark_path(&self, i: usize) -> std::path::PathBuf {
+        crate::store::benchmark::path(
             &self.plan.store_root,
             self.jobs[i].job.rule().name(),
             &self.jobs[i].key,
-        );
-        let bench = benchmark::read(&path)?;
+        )
+    }
+
+    /// The usage the job's worker measured into its benchmark file (removed before each
+    /// submission, so present only when this attempt's worker wrote it) replaces sacct's in a
+    /// journal event's `detail`: it is the member's own in a bundle (sacct only knows the bundle
+    /// as a whole), and it carries CPU time. Returns the worker's wall time.
+    fn worker_usage(&self, i: usize, detail: &mut serde_json::Value) -> Option<f64> {
+        let bench = crate::store::benchmark::read(&self.benchmark_path(i))?;
         if let Some(d) = detail.as_object_mut() {
             d.remove("max_rss_bytes");
             d.extend(bench.journal_fields());
@@ -83,12 +87,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
         Some(bench.wall.as_secs_f64())
     }
 
-    /// The job's benchmark TSV from what sacct reported (crate::store::benchmark): wall time
-    /// and MaxRSS; nothing when sacct gave no elapsed time, or for a bundle member (its worker
-    /// wrote its own). A report, so errors are ignored.
+    /// The job's benchmark TSV from what sacct reported (crate::store::benchmark), for a worker
+    /// that could not write its own (killed, or a custom template that does not pass the path):
+    /// wall time and MaxRSS. Nothing when sacct gave no elapsed time, or for a bundle member
+    /// (sacct's figures are the whole bundle's). A report, so errors are ignored.
     fn write_benchmark(&self, i: usize) {
         use crate::store::benchmark::{self, Benchmark};
-        if self.jobs[i].bundle_log.is_some() {
+        let path = self.benchmark_path(i);
+        if self.jobs[i].bundle_log.is_some() || path.is_file() {
             return;
         }
         let Some(f) = self.jobs[i].ended.as_ref() else {
@@ -97,8 +103,6 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let Some(elapsed) = f.elapsed_secs else {
             return;
         };
-        let job = self.jobs[i].job;
-        let path = benchmark::path(&self.plan.store_root, job.rule().name(), &self.jobs[i].key);
         let bench = Benchmark {
             wall: std::time::Duration::from_secs(elapsed),
             max_rss_bytes: f.max_rss_bytes,
@@ -120,12 +124,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
             "max_rss_bytes": f.as_ref().and_then(|f| f.max_rss_bytes),
             crate::store::integrity::OUTPUT_HASH_KEY: crate::store::integrity::output_hash(&output),
         });
-        let member_secs = self.member_usage(i, &mut detail);
+        let worker_secs = self.worker_usage(i, &mut detail);
         ev.detail = Some(detail);
         self.append(ev)?;
         self.outcome.succeeded += 1;
         let secs = match (
-            member_secs,
+            worker_secs,
             f.and_then(|f| f.elapsed_secs),
             self.jobs[i].submitted_at,
         ) {
@@ -154,7 +158,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             "elapsed_secs": self.jobs[i].ended.as_ref().and_then(|f| f.elapsed_secs),
             "max_rss_bytes": self.jobs[i].ended.as_ref().and_then(|f| f.max_rss_bytes),
         });
-        self.member_usage(i, &mut detail);
+        self.worker_usage(i, &mut detail);
         ev.detail = Some(detail);
         self.append(ev)?;
         let log = self.jobs[i].log.clone();

@@ -252,11 +252,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let is_array = slots.len() > 1;
 
         let mut specs = Vec::new();
+        let mut benchmarks = Vec::new();
         for &i in slots {
             let job = self.jobs[i].job;
             let spec = write_spec(self.plan, job)
                 .map_err(io_err("spec.json", &self.plan.spec_path(job)))?;
             specs.push(self.abs(&spec));
+            benchmarks.push(self.fresh_benchmark(i));
             self.markers
                 .mark(&self.jobs[i].key, &self.plan.output(job))
                 .map_err(io_err("the incomplete marker", &self.plan.store_root))?;
@@ -270,6 +272,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         flags.push(("--no-requeue".into(), String::new()));
 
         let task_list_path = self.slurm_dir.join(format!("{name}.tasks"));
+        let benchmark_list_path = self.slurm_dir.join(format!("{name}.benchmarks"));
         let array_log = self.slurm_dir.join("logs").join("%A_%a.log");
         let throttle = self
             .opts
@@ -282,8 +285,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
             let list = script::task_list(&specs)?;
             script::save(&task_list_path, &list)
                 .map_err(io_err("the array task list", &task_list_path))?;
+            let list = script::task_list(&benchmarks)?;
+            script::save(&benchmark_list_path, &list)
+                .map_err(io_err("the array benchmark list", &benchmark_list_path))?;
             Body::Array {
                 task_list: &task_list_path,
+                benchmark_list: &benchmark_list_path,
                 array_spec: &array_spec,
             }
         } else {
@@ -292,7 +299,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
             if let Some(dir) = single_log.parent() {
                 std::fs::create_dir_all(dir).map_err(io_err("the log directory", dir))?;
             }
-            Body::Single { spec: &specs[0] }
+            Body::Single {
+                spec: &specs[0],
+                benchmark: &benchmarks[0],
+            }
         };
         let text = self.opts.templates.render(&Script {
             job_name: &name,
@@ -434,12 +444,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 if let Some(dir) = log.parent() {
                     std::fs::create_dir_all(dir).map_err(io_err("the log directory", dir))?;
                 }
-                let bench = self.abs(&benchmark::path(
-                    &self.plan.store_root,
-                    job.rule().name(),
-                    &self.jobs[i].key,
-                ));
-                let _ = std::fs::remove_file(&bench);
+                let bench = self.fresh_benchmark(i);
                 members.push(Member {
                     task: t,
                     subcommand: job.rule().worker_subcommand(),
@@ -543,6 +548,19 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }
         }
         Ok(true)
+    }
+
+    /// Job `i`'s benchmark path (absolute, for the worker), with an earlier attempt's file
+    /// removed: a benchmark present when the attempt ends is this attempt's, written by its
+    /// worker (crate::store::benchmark).
+    fn fresh_benchmark(&self, i: usize) -> PathBuf {
+        let bench = self.abs(&benchmark::path(
+            &self.plan.store_root,
+            self.jobs[i].job.rule().name(),
+            &self.jobs[i].key,
+        ));
+        let _ = std::fs::remove_file(&bench);
+        bench
     }
 
     /// Job `i` was just submitted as SLURM job (or task) `key`; `bundle_log` is the log of the
