@@ -4,6 +4,8 @@
 //! experiments file). Everything numerical (MLP, training, posterior, samplers) is written once
 //! against [`Real`]; the worker picks the concrete type from the spec and monomorphises.
 //! Statistics that leave the core (LLC traces, diagnostics, JSON) are always `f64`.
+//! [`Real::tanh_simd`] is the vectorizable tanh of `numeric/tanh.rs`, here at the bottom layer
+//! because both precisions' activations need it through `Real`.
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
@@ -12,6 +14,8 @@ use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 use ndarray::{LinalgScalar, ScalarOperand};
 use ndarray_npy::{ReadableElement, WritableElement};
 use num_traits::{Float, FromPrimitive, ToPrimitive};
+
+mod tanh;
 
 /// A float usable by the numerical core: `f32` or `f64`.
 pub trait Real:
@@ -42,6 +46,11 @@ pub trait Real:
 
     /// Widening conversion to f64 (exact for both types).
     fn f64(self) -> f64;
+
+    /// tanh in this precision's own arithmetic, branch-free so that loops over it vectorize
+    /// (`numeric/tanh.rs`): f32 networks compute their activations in f32, with f32's twice as many
+    /// SIMD lanes and a shorter series.
+    fn tanh_simd(self) -> Self;
 }
 
 impl Real for f64 {
@@ -54,6 +63,10 @@ impl Real for f64 {
     fn f64(self) -> f64 {
         self
     }
+    #[inline(always)]
+    fn tanh_simd(self) -> Self {
+        tanh::tanh(self)
+    }
 }
 
 impl Real for f32 {
@@ -65,6 +78,10 @@ impl Real for f32 {
     #[inline]
     fn f64(self) -> f64 {
         self as f64
+    }
+    #[inline(always)]
+    fn tanh_simd(self) -> Self {
+        tanh::tanh_f32(self)
     }
 }
 

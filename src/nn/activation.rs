@@ -7,10 +7,12 @@
 //! `gelu` is the tanh approximation, `½z(1 + tanh(√(2/π)(z + 0.044715 z³)))`: it is what JAX's
 //! `jax.nn.gelu` computes by default (so targets match the Python implementation's), and it costs
 //! one `tanh` where the exact form needs `erf`, which the standard library does not provide.
-//! `relu'(0)` is taken as 0 (a subgradient). tanh is our own vectorizable version (`tanh.rs`,
-//! within 4 ulps of libm's) because libm's scalar call dominated the cost of tanh/gelu networks.
+//! `relu'(0)` is taken as 0 (a subgradient). tanh is our own vectorizable version (`numeric/tanh.rs`,
+//! within 3 ulps of the exact value) because libm's scalar call dominated the cost of tanh/gelu
+//! networks. Everything is computed in the network's precision: an f32 network's tanh is
+//! `numeric/tanh.rs`'s f32 version, twice the SIMD lanes of f64 and a shorter series (until 2026-12 it
+//! went through f64, which cost 2.4× as much per value).
 
-use super::tanh::tanh;
 use crate::config::schema::Activation;
 use crate::numeric::Real;
 
@@ -86,26 +88,23 @@ fn smooth_avx2<F: Real>(act: Smooth, za: &mut [F], d: Option<&mut [F]>) {
     smooth_loops(act, za, d)
 }
 
-/// The tanh and gelu loops. Values are computed in f64 whatever F is (exact for f64; for f32
-/// the result is the correctly rounded f64 value, no worse than f32 arithmetic).
+/// The tanh and gelu loops, in F's own arithmetic (an f32 network computes them in f32).
 #[inline(always)]
 fn smooth_loops<F: Real>(act: Smooth, za: &mut [F], d: Option<&mut [F]>) {
     // The match sits outside the loops so each loop body is branch-free and vectorizable.
     match (act, d) {
-        (Smooth::Gelu, None) => za.iter_mut().for_each(|z| *z = F::of(gelu(z.f64()).0)),
+        (Smooth::Gelu, None) => za.iter_mut().for_each(|z| *z = gelu(*z).0),
         (Smooth::Gelu, Some(d)) => {
             for (z, d) in za.iter_mut().zip(d.iter_mut()) {
-                let (a, da) = gelu(z.f64());
-                *z = F::of(a);
-                *d = F::of(da);
+                (*z, *d) = gelu(*z);
             }
         }
-        (Smooth::Tanh, None) => za.iter_mut().for_each(|z| *z = F::of(tanh(z.f64()))),
+        (Smooth::Tanh, None) => za.iter_mut().for_each(|z| *z = z.tanh_simd()),
         (Smooth::Tanh, Some(d)) => {
             for (z, d) in za.iter_mut().zip(d.iter_mut()) {
-                let t = tanh(z.f64());
-                *d = F::of(1.0 - t * t);
-                *z = F::of(t);
+                let t = z.tanh_simd();
+                *d = F::one() - t * t;
+                *z = t;
             }
         }
     }
@@ -113,12 +112,13 @@ fn smooth_loops<F: Real>(act: Smooth, za: &mut [F], d: Option<&mut [F]>) {
 
 /// gelu (tanh approximation) and its exact derivative.
 #[inline(always)]
-fn gelu(z: f64) -> (f64, f64) {
+fn gelu<F: Real>(z: F) -> (F, F) {
+    let (c, k, half, one) = (F::of(GELU_C), F::of(GELU_K), F::of(0.5), F::one());
     let z2 = z * z;
-    let t = tanh(GELU_C * (z + GELU_K * z2 * z));
-    let a = 0.5 * z * (1.0 + t);
-    let du = GELU_C * (1.0 + 3.0 * GELU_K * z2);
-    let d = 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du;
+    let t = (c * (z + k * z2 * z)).tanh_simd();
+    let a = half * z * (one + t);
+    let du = c * (one + F::of(3.0) * k * z2);
+    let d = half * (one + t) + half * z * (one - t * t) * du;
     (a, d)
 }
 
@@ -155,6 +155,38 @@ mod tests {
     }
 
     #[test]
+    fn f32_activations_are_the_f64_ones_to_f32_rounding() {
+        // f32 networks compute φ and φ' in f32. Each value is a few f32 operations from its
+        // inputs, and gelu's 1 + t cancels for negative z (where t → −1), which turns relative
+        // error into absolute error of about ε·|z|: 16·ε32·max(|z|, 1) bounds both with room,
+        // and is still 10^4 times smaller than a wrong coefficient would make the gap.
+        let zs: Vec<f32> = (0..801).map(|i| (i as f32 - 400.0) * 0.0237).collect();
+        for act in ALL {
+            let mut v32 = zs.clone();
+            let mut d32 = vec![0.0f32; zs.len()];
+            activate::<f32>(act, &mut v32, Some(&mut d32));
+            let mut v64: Vec<f64> = zs.iter().map(|&z| f64::from(z)).collect();
+            let mut d64 = vec![0.0f64; zs.len()];
+            activate::<f64>(act, &mut v64, Some(&mut d64));
+            for (i, &z) in zs.iter().enumerate() {
+                let tol = 16.0 * f64::from(f32::EPSILON) * f64::from(z.abs()).max(1.0);
+                assert!(
+                    (f64::from(v32[i]) - v64[i]).abs() <= tol,
+                    "{act:?}({z}): f32 {} vs f64 {}",
+                    v32[i],
+                    v64[i]
+                );
+                assert!(
+                    (f64::from(d32[i]) - d64[i]).abs() <= tol,
+                    "{act:?}'({z}): f32 {} vs f64 {}",
+                    d32[i],
+                    d64[i]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn nan_propagates_through_every_activation() {
         for act in ALL {
             for with_deriv in [false, true] {
@@ -184,6 +216,15 @@ mod tests {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&a), bits(&b));
             assert_eq!(bits(&da), bits(&db));
+
+            let z32: Vec<f32> = z.iter().map(|&x| x as f32).collect();
+            let (mut a, mut b) = (z32.clone(), z32.clone());
+            let (mut da, mut db) = (vec![0.0f32; z.len()], vec![0.0f32; z.len()]);
+            smooth(act, &mut a, Some(&mut da));
+            smooth_loops(act, &mut b, Some(&mut db));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b));
+            assert_eq!(bits(&da), bits(&db));
         }
     }
 
@@ -206,7 +247,7 @@ mod tests {
                                 .tanh())
                     }
                 };
-                // Our tanh is within 4 ulps of libm's (tanh.rs) and the rest is the same formula
+                // Our tanh is within 3 ulps of libm's (numeric/tanh.rs) and the rest is the same formula
                 // in another order: 8 ulps of the larger of the value and 1 bounds the gap.
                 assert!(
                     (vi - want).abs() <= 8.0 * f64::EPSILON * want.abs().max(1.0),

@@ -22,7 +22,6 @@ mod matmul;
 pub mod mlp;
 mod moments;
 mod narrow;
-mod tanh;
 
 #[cfg(test)]
 mod gradient_tests;

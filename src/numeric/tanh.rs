@@ -1,0 +1,200 @@
+//! Branch-free tanh in f64 and in f32, accurate to a few ulps, that compilers can vectorize.
+//!
+//! Input: one float; output: its tanh, in the same precision. Why not `f64::tanh`: that is a
+//! scalar libm call (~10 ns), which made tanh and gelu networks 3–4× slower than relu ones.
+//! These versions use only arithmetic, bit casts and selects, so a loop over them becomes SIMD
+//! code (see `activation.rs`, which compiles such loops for AVX-512/AVX2 when the CPU has them).
+//!
+//! Method, for a = |x| (clamped where tanh rounds to 1: 20 in f64, 9 in f32):
+//! tanh(a) = −m/(2 + m) with m = expm1(−2a). expm1 by Cody–Waite reduction, −2a = k·ln2 + r
+//! with |r| ≤ ln2/2, expm1(r) by its Taylor series (degree 13 in f64, truncation < 1e-17
+//! relative; degree 7 in f32, < 2e-8), and expm1(−2a) = 2^k·expm1(r) + (2^k − 1) with 2^k
+//! assembled in the exponent bits. For small a, k = 0 and m is expm1(r) itself, so the result
+//! keeps its relative accuracy down to the smallest subnormals without a second branch: one
+//! formula for every a is what lets the loop vectorize.
+//!
+//! Measured worst case against libm's f64 tanh on dense grids: 2.9 ulps (f64), 1.8 f32 ulps
+//! (f32). Before (until 2026-12) the f64 version computed exp(−2a) and (1 − e)/(1 + e), plus a
+//! Taylor series of tanh below 0.1 and a select between the two, and f32 networks used it through
+//! f64: a tanh with its derivative cost 6.6 ns per f64 value and 3.0 per f32 value on this
+//! project's Intel Sapphire Rapids test machine (AVX-512, a loop over 2,048 values), against 3.9
+//! and 1.3 ns now.
+//!
+//! Only IEEE +, −, ×, ÷ are used, without fused multiply-add, so every instruction set gives the
+//! same bits.
+
+/// 1.5·2^52: adding it rounds a value of magnitude < 2^51 to an integer, held in the low bits.
+const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
+/// ln 2 split in a high part whose low 21 mantissa bits are zero (so k·LN2_HI is exact for
+/// |k| < 2^21) and the remainder, ln 2 − LN2_HI rounded to f64.
+const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+/// Beyond this |x|, tanh(x) rounds to ±1 (1 − tanh(20) ≈ 8.5e-18 < ε/2).
+const SATURATE: f64 = 20.0;
+
+/// 1/k! for k = 13 down to 1: Horner coefficients of expm1(r)/r.
+const EXPM1_TAYLOR: [f64; 13] = [
+    1.0 / 6_227_020_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+];
+
+/// tanh(x) in f64, within 3 ulps of the exact value; NaN gives NaN.
+#[inline(always)]
+pub(crate) fn tanh(x: f64) -> f64 {
+    let a = x.abs();
+    // Written as a comparison, not `min`, so that NaN stays NaN.
+    let a = if a > SATURATE { SATURATE } else { a };
+
+    // −2a = k·ln2 + r.
+    let y = -2.0 * a;
+    let shifted = y * std::f64::consts::LOG2_E + ROUND_MAGIC;
+    let kf = shifted - ROUND_MAGIC;
+    // k ∈ [−58, 0] sits in the low mantissa bits of `shifted` (its binade has unit spacing).
+    let k = (shifted.to_bits() as i64).wrapping_sub(ROUND_MAGIC.to_bits() as i64);
+    let r = (y - kf * LN2_HI) - kf * LN2_LO;
+    let mut p = EXPM1_TAYLOR[0];
+    for c in &EXPM1_TAYLOR[1..] {
+        p = p * r + c;
+    }
+    let p = p * r;
+    // 2^k as a float: biased exponent k + 1023 ∈ [965, 1023], always a normal number.
+    let two_k = f64::from_bits(((k + 1023) as u64) << 52);
+    let m = two_k * p + (two_k - 1.0);
+    (m / (-2.0 - m)).copysign(x)
+}
+
+/// 1.5·2^23, [`ROUND_MAGIC`] for f32.
+const ROUND_MAGIC_F32: f32 = 12_582_912.0;
+/// ln 2 split for f32: a high part with its low 9 mantissa bits zero (k·LN2_HI_F32 exact for
+/// |k| < 2^9) and the remainder rounded to f32.
+const LN2_HI_F32: f32 = f32::from_bits(0x3F31_7200);
+const LN2_LO_F32: f32 = f32::from_bits(0x35BF_BE8E);
+/// Beyond this |x|, tanh(x) rounds to ±1 in f32 (1 − tanh(9) ≈ 3.0e-8 < ε/2).
+const SATURATE_F32: f32 = 9.0;
+/// 1/k! for k = 7 down to 1: the series to degree 7 (0.347^7/8! ≈ 1.5e-8 relative).
+const EXPM1_TAYLOR_F32: [f32; 7] = [
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+];
+
+/// tanh(x) in f32 arithmetic, the same method as [`tanh`]: within 2 f32 ulps of the exact value.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let a = if a > SATURATE_F32 { SATURATE_F32 } else { a };
+    let y = -2.0 * a;
+    let shifted = y * std::f32::consts::LOG2_E + ROUND_MAGIC_F32;
+    let kf = shifted - ROUND_MAGIC_F32;
+    // k ∈ [−26, 0]; 2^k has biased exponent k + 127 ∈ [101, 127], a normal number.
+    let k = (shifted.to_bits() as i32).wrapping_sub(ROUND_MAGIC_F32.to_bits() as i32);
+    let r = (y - kf * LN2_HI_F32) - kf * LN2_LO_F32;
+    let mut p = EXPM1_TAYLOR_F32[0];
+    for c in &EXPM1_TAYLOR_F32[1..] {
+        p = p * r + c;
+    }
+    let p = p * r;
+    let two_k = f32::from_bits(((k + 127) as u32) << 23);
+    let m = two_k * p + (two_k - 1.0);
+    (m / (-2.0 - m)).copysign(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agrees_with_libm_within_a_few_ulps() {
+        // Dense grids over the saturating range and around k's first step (|x| ≈ 0.1733, where
+        // expm1's reduction starts to scale), plus tiny arguments. libm's tanh is itself within
+        // ~1 ulp, so 4 ulps of disagreement bounds our error at ≤ 5 ulps; measured worst case is
+        // 2.9.
+        let mut worst = 0.0f64;
+        let grids = [(-25.0, 25.0), (-0.2, 0.2), (0.17, 0.175), (-1e-6, 1e-6)];
+        for (lo, hi) in grids {
+            for i in 0..=200_000 {
+                let x = lo + (hi - lo) * f64::from(i) / 200_000.0;
+                let (got, want) = (tanh(x), x.tanh());
+                let ulps = if want == 0.0 {
+                    got.abs() / f64::MIN_POSITIVE
+                } else {
+                    ((got - want) / want).abs() / f64::EPSILON
+                };
+                worst = worst.max(ulps);
+            }
+        }
+        assert!(worst <= 4.0, "worst disagreement {worst} ulps");
+    }
+
+    #[test]
+    fn f32_version_agrees_with_libm_within_a_few_f32_ulps() {
+        // Against f64's libm tanh (exact to ~1e-16, far below an f32 ulp). Measured worst case
+        // 1.8 f32 ulps; 3 leaves room for a grid we did not try without hiding a lost bit.
+        let mut worst = 0.0f64;
+        let grids = [(-12.0, 12.0), (-0.4, 0.4), (0.17, 0.18), (-1e-6, 1e-6)];
+        for (lo, hi) in grids {
+            for i in 0..=200_000 {
+                let x = (lo + (hi - lo) * f64::from(i) / 200_000.0) as f32;
+                let (got, want) = (f64::from(tanh_f32(x)), f64::from(x).tanh());
+                let ulps = if want == 0.0 {
+                    got.abs()
+                } else {
+                    ((got - want) / want).abs() / f64::from(f32::EPSILON)
+                };
+                worst = worst.max(ulps);
+            }
+        }
+        assert!(worst <= 3.0, "worst disagreement {worst} f32 ulps");
+    }
+
+    #[test]
+    fn f32_special_values() {
+        assert_eq!(tanh_f32(0.0), 0.0);
+        assert_eq!(tanh_f32(f32::INFINITY), 1.0);
+        assert_eq!(tanh_f32(-100.0), -1.0);
+        assert!(tanh_f32(f32::NAN).is_nan());
+        for x in [1e-30f32, -1e-40, 1e-10] {
+            assert_eq!(tanh_f32(x), x);
+        }
+        assert_eq!(LN2_HI_F32.to_bits() & ((1 << 9) - 1), 0);
+        // The pair carries ln 2 to within LN2_LO_F32's rounding, ≤ 2^-24 · 1.5e-6 ≈ 1e-13.
+        let pair = f64::from(LN2_HI_F32) + f64::from(LN2_LO_F32);
+        assert!((pair - std::f64::consts::LN_2).abs() < 1e-13, "{pair}");
+    }
+
+    #[test]
+    fn ln2_split_is_exact_enough() {
+        assert_eq!(LN2_HI.to_bits() & ((1 << 21) - 1), 0);
+        // The pair carries ln 2 to ~2^-85: its f64 sum is ln 2 rounded.
+        assert_eq!(LN2_HI + LN2_LO, std::f64::consts::LN_2);
+        assert!(LN2_LO.abs() < 1e-9);
+    }
+
+    #[test]
+    fn special_values() {
+        assert_eq!(tanh(0.0), 0.0);
+        assert_eq!(tanh(f64::INFINITY), 1.0);
+        assert_eq!(tanh(f64::NEG_INFINITY), -1.0);
+        assert_eq!(tanh(-700.0), -1.0);
+        assert!(tanh(f64::NAN).is_nan());
+        // Subnormal and tiny inputs: tanh(x) = x to double precision.
+        for x in [1e-300, -5e-310, 1e-20] {
+            assert_eq!(tanh(x), x);
+        }
+    }
+}
