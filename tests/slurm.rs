@@ -361,26 +361,22 @@ fn demo_sweep_on_slurm_matches_a_local_run() {
             .iter()
             .all(|r| r["slurm_job_id"].is_string())
     );
-    // Benchmarks from sacct (wall time, MaxRSS) in Snakemake's TSV layout, for every job whose
-    // accounting record the controller saw.
-    let bench = t.store().join("benchmarks/run_sampler");
-    let tsvs: Vec<_> = std::fs::read_dir(&bench)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    assert!(!tsvs.is_empty(), "no benchmarks in {}", bench.display());
-    for tsv in tsvs {
-        let text = std::fs::read_to_string(&tsv).unwrap();
-        assert!(text.starts_with("s\th:m:s\tmax_rss\t"), "{text}");
-        let seconds: f64 = text
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split('\t')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(seconds >= 0.0, "{text}");
+    // Every job's benchmark in Snakemake's TSV layout, measured by its worker on the node (so
+    // with CPU time, which sacct's fallback lacks), whatever sacct had recorded by then.
+    for (rule, jobs) in [("run_sampler", 9), ("build_target", 3)] {
+        let bench = t.store().join("benchmarks").join(rule);
+        let tsvs: Vec<_> = std::fs::read_dir(&bench)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        assert_eq!(tsvs.len(), jobs, "benchmarks in {}", bench.display());
+        for tsv in tsvs {
+            let text = std::fs::read_to_string(&tsv).unwrap();
+            assert!(text.starts_with("s\th:m:s\tmax_rss\t"), "{text}");
+            let row: Vec<&str> = text.lines().nth(1).unwrap().split('\t').collect();
+            let seconds: f64 = row[0].parse().unwrap();
+            assert!(seconds >= 0.0, "{text}");
+            assert!(row[9].parse::<f64>().is_ok(), "no CPU time: {text}");
+        }
     }
 }
 
