@@ -232,6 +232,15 @@ impl<'a, C: Cluster> Controller<'a, C> {
         })
     }
 
+    /// Job `i`'s benchmark path in the store (crate::store::benchmark).
+    fn benchmark_path(&self, i: usize) -> PathBuf {
+        crate::store::benchmark::path(
+            &self.plan.store_root,
+            self.jobs[i].job.rule().name(),
+            &self.jobs[i].key,
+        )
+    }
+
     fn abs(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()

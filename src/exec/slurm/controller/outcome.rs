@@ -65,15 +65,6 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
     }
 
-    /// Job `i`'s benchmark path in the store.
-    fn benchmark_path(&self, i: usize) -> std::path::PathBuf {
-        crate::store::benchmark::path(
-            &self.plan.store_root,
-            self.jobs[i].job.rule().name(),
-            &self.jobs[i].key,
-        )
-    }
-
     /// The usage the job's worker measured into its benchmark file (removed before each
     /// submission, so present only when this attempt's worker wrote it) replaces sacct's in a
     /// journal event's `detail`: it is the member's own in a bundle (sacct only knows the bundle
@@ -112,7 +103,6 @@ impl<'a, C: Cluster> Controller<'a, C> {
     }
 
     pub(super) fn done(&mut self, i: usize) -> Result<(), SlurmError> {
-        self.write_benchmark(i);
         let f = self.jobs[i].ended.clone();
         self.jobs[i].st = St::Done;
         let _ = self.markers.clear(&self.jobs[i].key);
@@ -125,6 +115,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             crate::store::integrity::OUTPUT_HASH_KEY: crate::store::integrity::output_hash(&output),
         });
         let worker_secs = self.worker_usage(i, &mut detail);
+        self.write_benchmark(i);
         ev.detail = Some(detail);
         self.append(ev)?;
         self.outcome.succeeded += 1;
@@ -145,7 +136,6 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// The job failed for good: report it, keep its marker if it was killed, and take its
     /// children out (cancelling those already queued).
     pub(super) fn fail(&mut self, i: usize, why: String, killed: bool) -> Result<(), SlurmError> {
-        self.write_benchmark(i);
         self.jobs[i].st = St::Failed;
         if !killed {
             let _ = self.markers.clear(&self.jobs[i].key);
@@ -159,6 +149,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             "max_rss_bytes": self.jobs[i].ended.as_ref().and_then(|f| f.max_rss_bytes),
         });
         self.worker_usage(i, &mut detail);
+        self.write_benchmark(i);
         ev.detail = Some(detail);
         self.append(ev)?;
         let log = self.jobs[i].log.clone();

@@ -26,7 +26,6 @@ use crate::exec::slurm::parse::{
 use crate::exec::slurm::script::{self, Body, Member, Script};
 use crate::plan::{JobRef, Rule};
 use crate::spec::write_spec;
-use crate::store::benchmark;
 
 /// Give up submitting after this many transient sbatch failures in a row (~10 minutes).
 const MAX_SUBMIT_FAILURES: u32 = 14;
@@ -554,11 +553,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// removed: a benchmark present when the attempt ends is this attempt's, written by its
     /// worker (crate::store::benchmark).
     fn fresh_benchmark(&self, i: usize) -> PathBuf {
-        let bench = self.abs(&benchmark::path(
-            &self.plan.store_root,
-            self.jobs[i].job.rule().name(),
-            &self.jobs[i].key,
-        ));
+        let bench = self.abs(&self.benchmark_path(i));
         let _ = std::fs::remove_file(&bench);
         bench
     }
