@@ -10,7 +10,8 @@
 //! - `base` with tanh, a 1,000-row minibatch, and the loss alone,
 //! - `dln`: a deep linear network 4 → [3, 3, 3] → 1, p = 40, n = 10,000, whose full batch is
 //!   evaluated on 8 moment-matched rows, and `dln-all-rows`, the same on all 10,000 rows,
-//! - the sizes of issue 13: `small8` (4 → [8, 8] → 1, relu, p = 121, n = 1,000), `dln432`
+//! - the sizes of issue 13: `small8` (4 → [8, 8] → 1, relu, p = 121, n = 1,000) and
+//!   `small8-tanh` (the same with tanh, the peer benchmark's small model), `dln432`
 //!   (4 → [3] → 2, identity, no bias, p = 18, n = 10,000, moment-matched) and
 //!   `dln432-all-rows`, and `base62` (32 → [62, 62, 62] → 1, relu, p = 9,921, n = 20,000),
 //!
@@ -58,7 +59,7 @@ struct Case {
     moments: bool,
 }
 
-const CASES: [Case; 11] = [
+const CASES: [Case; 12] = [
     Case {
         name: "base",
         in_dim: 64,
@@ -151,6 +152,19 @@ const CASES: [Case; 11] = [
         bias: true,
         hidden: &[8, 8],
         activation: Activation::Relu,
+        n: 1_000,
+        batch: None,
+        grad: true,
+        moments: true,
+    },
+    // The same with tanh: the small model of `scripts/bench-peers.sh` and of the demo.
+    Case {
+        name: "small8-tanh",
+        in_dim: 4,
+        out_dim: 1,
+        bias: true,
+        hidden: &[8, 8],
+        activation: Activation::Tanh,
         n: 1_000,
         batch: None,
         grad: true,

@@ -51,6 +51,10 @@ pub trait Real:
     /// (`numeric/tanh.rs`): f32 networks compute their activations in f32, with f32's twice as many
     /// SIMD lanes and a shorter series.
     fn tanh_simd(self) -> Self;
+
+    /// [`Real::tanh_simd`] of N values at once: the same bits, with N independent chains of
+    /// operations for the CPU to overlap (`numeric/tanh.rs`).
+    fn tanh_lanes<const N: usize>(x: [Self; N]) -> [Self; N];
 }
 
 impl Real for f64 {
@@ -67,6 +71,10 @@ impl Real for f64 {
     fn tanh_simd(self) -> Self {
         tanh::tanh(self)
     }
+    #[inline(always)]
+    fn tanh_lanes<const N: usize>(x: [Self; N]) -> [Self; N] {
+        tanh::tanh_lanes(x)
+    }
 }
 
 impl Real for f32 {
@@ -82,6 +90,10 @@ impl Real for f32 {
     #[inline(always)]
     fn tanh_simd(self) -> Self {
         tanh::tanh_f32(self)
+    }
+    #[inline(always)]
+    fn tanh_lanes<const N: usize>(x: [Self; N]) -> [Self; N] {
+        tanh::tanh_f32_lanes(x)
     }
 }
 

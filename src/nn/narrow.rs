@@ -46,6 +46,13 @@
 //! sizes comes from the feature-major layout and block-aligned chunks, which both paths share.
 //! On base62 these kernels take 2.6× gemm's time, so wide layers stay on gemm.
 
+//! Outputs (forward) and inputs (backward) are computed [`GROUP`] at a time, sharing each load of
+//! a row block; before (until 2026-12) one output's sum was one chain of dependent additions, two
+//! AVX-512 registers wide in f64 and one in f32, and the loops waited on the adders' latency.
+//! Each sum keeps its order, so the bits did not change (a demo trace compared byte for byte).
+//! On the Intel Sapphire Rapids test machine (2 cores at 2 GHz, noisy; medians of three
+//! alternating runs, ms per small8 gradient on one thread): f64 0.094 → 0.080, f32 0.056 → 0.046.
+
 // The loops write `a = a + b·c`, not `a += b·c`: through the generic `AddAssign` bound the
 // compound form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
 #![allow(clippy::assign_op_pattern)]
@@ -54,6 +61,11 @@ use crate::numeric::Real;
 
 /// Rows per register block: 16 values are one AVX-512 register of f32 or two of f64.
 pub(crate) const BLOCK: usize = 16;
+
+/// Outputs (forward) or inputs (backward) computed together: with `GROUP` sums of a `BLOCK`
+/// each, 4 × 2 AVX-512 registers in f64, there are enough independent additions in flight to
+/// hide their latency. One sum at a time waited on its own previous addition: measured below.
+const GROUP: usize = 4;
 
 /// The widest SIMD instruction set the CPU offers to these loops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,31 +172,56 @@ multiversion! {
 
 #[inline(always)]
 fn affine_loops<F: Real>(w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]) {
-    let (k, m) = (a.width, a.rows);
+    let m = a.rows;
     let h = out.len() / m.max(1);
-    debug_assert_eq!(w.len(), k * h);
-    for (j, zj) in out.chunks_exact_mut(m).enumerate() {
-        let bj = b.map_or(F::zero(), |b| b[j]);
-        let mut blocks = zj.chunks_exact_mut(BLOCK);
-        for (blk, z) in (&mut blocks).enumerate() {
-            let r = blk * BLOCK;
-            let mut acc = [bj; BLOCK];
-            for i in 0..k {
-                let wij = w[i * h + j];
-                let x: &[F; BLOCK] = a.col(i)[r..r + BLOCK].try_into().expect("one block");
-                for t in 0..BLOCK {
-                    acc[t] = acc[t] + wij * x[t];
-                }
+    debug_assert_eq!(w.len(), a.width * h);
+    let mut groups = out.chunks_exact_mut(GROUP * m);
+    for (g, z) in (&mut groups).enumerate() {
+        affine_outputs::<F, GROUP>(w, b, a, h, g * GROUP, z);
+    }
+    let start = h - h % GROUP;
+    for (q, z) in groups.into_remainder().chunks_exact_mut(m).enumerate() {
+        affine_outputs::<F, 1>(w, b, a, h, start + q, z);
+    }
+}
+
+/// [`affine`] for the J outputs j0 … j0 + J − 1 (`out` is their `J × rows`, packed). Each
+/// output's sum runs in the same order whatever J (bias, then inputs in order); J only sets how
+/// many independent sums are in flight, so the additions do not wait on one another.
+#[inline(always)]
+fn affine_outputs<F: Real, const J: usize>(
+    w: &[F],
+    b: Option<&[F]>,
+    a: Cols<'_, F>,
+    h: usize,
+    j0: usize,
+    out: &mut [F],
+) {
+    let (k, m) = (a.width, a.rows);
+    let bias: [F; J] = std::array::from_fn(|q| b.map_or(F::zero(), |b| b[j0 + q]));
+    let full = m - m % BLOCK;
+    let mut r = 0;
+    while r < full {
+        let mut acc = bias.map(|bq| [bq; BLOCK]);
+        for i in 0..k {
+            let x: &[F; BLOCK] = a.col(i)[r..r + BLOCK].try_into().expect("one block");
+            let wi: &[F; J] = w[i * h + j0..i * h + j0 + J].try_into().expect("J weights");
+            for (aq, &wq) in acc.iter_mut().zip(wi) {
+                mul_add_block(aq, wq, x);
             }
-            z.copy_from_slice(&acc);
         }
-        let start = m - m % BLOCK;
-        for (t, z) in blocks.into_remainder().iter_mut().enumerate() {
-            let mut acc = bj;
+        for (q, acc) in acc.iter().enumerate() {
+            out[q * m + r..q * m + r + BLOCK].copy_from_slice(acc);
+        }
+        r += BLOCK;
+    }
+    for q in 0..J {
+        for t in full..m {
+            let mut acc = bias[q];
             for i in 0..k {
-                acc = acc + w[i * h + j] * a.col(i)[start + t];
+                acc = acc + w[i * h + j0 + q] * a.col(i)[t];
             }
-            *z = acc;
+            out[q * m + t] = acc;
         }
     }
 }
@@ -219,44 +256,75 @@ fn weight_grad_loops<F: Real>(a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: 
 #[inline(always)]
 fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F]) {
     let (h, m) = (g.width, g.rows);
-    for (i, (bi, di)) in back
+    let start = back.len() / m.max(1) / GROUP * GROUP;
+    let mut b_groups = back.chunks_exact_mut(GROUP * m);
+    let mut d_groups = deriv.chunks_exact_mut(GROUP * m);
+    for (n, (bg, dg)) in (&mut b_groups).zip(&mut d_groups).enumerate() {
+        back_prop_inputs::<F, GROUP>(&w[n * GROUP * h..(n + 1) * GROUP * h], g, skip, bg, dg);
+    }
+    let rest = b_groups
+        .into_remainder()
         .chunks_exact_mut(m)
-        .zip(deriv.chunks_exact_mut(m))
-        .enumerate()
-    {
-        let wi = &w[i * h..(i + 1) * h];
-        let mut b_blocks = bi.chunks_exact_mut(BLOCK);
-        let mut d_blocks = di.chunks_exact_mut(BLOCK);
-        for (blk, (bb, dd)) in (&mut b_blocks).zip(&mut d_blocks).enumerate() {
-            let r = blk * BLOCK;
-            let mut acc = [F::zero(); BLOCK];
-            if skip {
-                acc.copy_from_slice(bb);
+        .zip(d_groups.into_remainder().chunks_exact_mut(m));
+    for (q, (bi, di)) in rest.enumerate() {
+        let i = start + q;
+        back_prop_inputs::<F, 1>(&w[i * h..(i + 1) * h], g, skip, bi, di);
+    }
+}
+
+/// [`back_prop`] for I consecutive inputs (`w` holds their I rows of W, `back` and `deriv` their
+/// `I × rows`, packed). As in [`affine_outputs`], each input's sum runs in the same order
+/// whatever I; I only sets how many independent sums are in flight.
+#[inline(always)]
+fn back_prop_inputs<F: Real, const I: usize>(
+    w: &[F],
+    g: Cols<'_, F>,
+    skip: bool,
+    back: &mut [F],
+    deriv: &mut [F],
+) {
+    let (h, m) = (g.width, g.rows);
+    let full = m - m % BLOCK;
+    let mut r = 0;
+    while r < full {
+        let mut acc = [[F::zero(); BLOCK]; I];
+        if skip {
+            for (q, acc) in acc.iter_mut().enumerate() {
+                acc.copy_from_slice(&back[q * m + r..q * m + r + BLOCK]);
             }
-            for (j, &wij) in wi.iter().enumerate() {
-                let x: &[F; BLOCK] = g.col(j)[r..r + BLOCK].try_into().expect("one block");
-                for t in 0..BLOCK {
-                    acc[t] = acc[t] + wij * x[t];
-                }
+        }
+        for j in 0..h {
+            let x: &[F; BLOCK] = g.col(j)[r..r + BLOCK].try_into().expect("one block");
+            for (q, aq) in acc.iter_mut().enumerate() {
+                mul_add_block(aq, w[q * h + j], x);
             }
-            bb.copy_from_slice(&acc);
+        }
+        for (q, acc) in acc.iter().enumerate() {
+            back[q * m + r..q * m + r + BLOCK].copy_from_slice(acc);
+            let dd = &mut deriv[q * m + r..q * m + r + BLOCK];
             for t in 0..BLOCK {
                 dd[t] = dd[t] * acc[t];
             }
         }
-        let start = m - m % BLOCK;
-        let tails = b_blocks
-            .into_remainder()
-            .iter_mut()
-            .zip(d_blocks.into_remainder());
-        for (t, (b, d)) in tails.enumerate() {
-            let mut acc = if skip { *b } else { F::zero() };
-            for (j, &wij) in wi.iter().enumerate() {
-                acc = acc + wij * g.col(j)[start + t];
+        r += BLOCK;
+    }
+    for q in 0..I {
+        for t in full..m {
+            let mut acc = if skip { back[q * m + t] } else { F::zero() };
+            for j in 0..h {
+                acc = acc + w[q * h + j] * g.col(j)[t];
             }
-            *b = acc;
-            *d = *d * acc;
+            back[q * m + t] = acc;
+            deriv[q * m + t] = deriv[q * m + t] * acc;
         }
+    }
+}
+
+/// `acc[t] += c·x[t]` over one block, without fused multiply-add (every ISA gives the same bits).
+#[inline(always)]
+fn mul_add_block<F: Real>(acc: &mut [F; BLOCK], c: F, x: &[F; BLOCK]) {
+    for t in 0..BLOCK {
+        acc[t] = acc[t] + c * x[t];
     }
 }
 

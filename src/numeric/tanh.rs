@@ -20,6 +20,12 @@
 //! project's Intel Sapphire Rapids test machine (AVX-512, a loop over 2,048 values), against 3.9
 //! and 1.3 ns now.
 //!
+//! [`tanh_lanes`] computes N values at once, step by step, so the CPU has N/lanes independent
+//! chains to overlap (same bits as one at a time). With 32 values per call, in the sampling loop
+//! of the small tanh model (4 → [8, 8] → 1, n = 1,000, HMC, 4 chains; this and the narrow
+//! kernels' grouping together, medians of three alternating runs): 8,736 → 10,940 gradients/s
+//! in f64 and 17,987 → 22,942 in f32, traces byte-identical.
+//!
 //! Only IEEE +, −, ×, ÷ are used, without fused multiply-add, so every instruction set gives the
 //! same bits.
 
@@ -52,26 +58,49 @@ const EXPM1_TAYLOR: [f64; 13] = [
 /// tanh(x) in f64, within 3 ulps of the exact value; NaN gives NaN.
 #[inline(always)]
 pub(crate) fn tanh(x: f64) -> f64 {
-    let a = x.abs();
-    // Written as a comparison, not `min`, so that NaN stays NaN.
-    let a = if a > SATURATE { SATURATE } else { a };
+    tanh_lanes([x])[0]
+}
 
-    // −2a = k·ln2 + r.
-    let y = -2.0 * a;
-    let shifted = y * std::f64::consts::LOG2_E + ROUND_MAGIC;
-    let kf = shifted - ROUND_MAGIC;
-    // k ∈ [−58, 0] sits in the low mantissa bits of `shifted` (its binade has unit spacing).
-    let k = (shifted.to_bits() as i64).wrapping_sub(ROUND_MAGIC.to_bits() as i64);
-    let r = (y - kf * LN2_HI) - kf * LN2_LO;
-    let mut p = EXPM1_TAYLOR[0];
-    for c in &EXPM1_TAYLOR[1..] {
-        p = p * r + c;
+/// [`tanh`] of N values at once, each step of the formula applied to all N before the next.
+///
+/// The same operations on each value as one at a time, so the same bits; what changes is the
+/// order of the instructions. The formula is one long chain of dependent operations per value
+/// (the series alone is 13 multiply–adds in a row, and then a division): a loop over single
+/// SIMD vectors of values left the CPU waiting on that chain, because its scheduler holds only a
+/// few iterations' worth of it. Steps over N values give it N/lanes independent chains side by side.
+#[inline(always)]
+pub(crate) fn tanh_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
+    let (mut y, mut shifted, mut kf, mut r) = ([0.0; N], [0.0; N], [0.0; N], [0.0; N]);
+    for t in 0..N {
+        // Written as a comparison, not `min`, so that NaN stays NaN.
+        let a = if x[t].abs() > SATURATE {
+            SATURATE
+        } else {
+            x[t].abs()
+        };
+        // −2a = k·ln2 + r.
+        y[t] = -2.0 * a;
+        shifted[t] = y[t] * std::f64::consts::LOG2_E + ROUND_MAGIC;
+        kf[t] = shifted[t] - ROUND_MAGIC;
+        r[t] = (y[t] - kf[t] * LN2_HI) - kf[t] * LN2_LO;
     }
-    let p = p * r;
-    // 2^k as a float: biased exponent k + 1023 ∈ [965, 1023], always a normal number.
-    let two_k = f64::from_bits(((k + 1023) as u64) << 52);
-    let m = two_k * p + (two_k - 1.0);
-    (m / (-2.0 - m)).copysign(x)
+    let mut p = [EXPM1_TAYLOR[0]; N];
+    for &c in &EXPM1_TAYLOR[1..] {
+        for t in 0..N {
+            p[t] = p[t] * r[t] + c;
+        }
+    }
+    let mut out = [0.0; N];
+    for t in 0..N {
+        let p = p[t] * r[t];
+        // k ∈ [−58, 0] sits in the low mantissa bits of `shifted` (its binade has unit spacing).
+        let k = (shifted[t].to_bits() as i64).wrapping_sub(ROUND_MAGIC.to_bits() as i64);
+        // 2^k as a float: biased exponent k + 1023 ∈ [965, 1023], always a normal number.
+        let two_k = f64::from_bits(((k + 1023) as u64) << 52);
+        let m = two_k * p + (two_k - 1.0);
+        out[t] = (m / (-2.0 - m)).copysign(x[t]);
+    }
+    out
 }
 
 /// 1.5·2^23, [`ROUND_MAGIC`] for f32.
@@ -96,22 +125,40 @@ const EXPM1_TAYLOR_F32: [f32; 7] = [
 /// tanh(x) in f32 arithmetic, the same method as [`tanh`]: within 2 f32 ulps of the exact value.
 #[inline(always)]
 pub(crate) fn tanh_f32(x: f32) -> f32 {
-    let a = x.abs();
-    let a = if a > SATURATE_F32 { SATURATE_F32 } else { a };
-    let y = -2.0 * a;
-    let shifted = y * std::f32::consts::LOG2_E + ROUND_MAGIC_F32;
-    let kf = shifted - ROUND_MAGIC_F32;
-    // k ∈ [−26, 0]; 2^k has biased exponent k + 127 ∈ [101, 127], a normal number.
-    let k = (shifted.to_bits() as i32).wrapping_sub(ROUND_MAGIC_F32.to_bits() as i32);
-    let r = (y - kf * LN2_HI_F32) - kf * LN2_LO_F32;
-    let mut p = EXPM1_TAYLOR_F32[0];
-    for c in &EXPM1_TAYLOR_F32[1..] {
-        p = p * r + c;
+    tanh_f32_lanes([x])[0]
+}
+
+/// [`tanh_f32`] of N values at once, as [`tanh_lanes`] does for f64.
+#[inline(always)]
+pub(crate) fn tanh_f32_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    let (mut y, mut shifted, mut kf, mut r) = ([0.0; N], [0.0; N], [0.0; N], [0.0; N]);
+    for t in 0..N {
+        let a = if x[t].abs() > SATURATE_F32 {
+            SATURATE_F32
+        } else {
+            x[t].abs()
+        };
+        y[t] = -2.0 * a;
+        shifted[t] = y[t] * std::f32::consts::LOG2_E + ROUND_MAGIC_F32;
+        kf[t] = shifted[t] - ROUND_MAGIC_F32;
+        r[t] = (y[t] - kf[t] * LN2_HI_F32) - kf[t] * LN2_LO_F32;
     }
-    let p = p * r;
-    let two_k = f32::from_bits(((k + 127) as u32) << 23);
-    let m = two_k * p + (two_k - 1.0);
-    (m / (-2.0 - m)).copysign(x)
+    let mut p = [EXPM1_TAYLOR_F32[0]; N];
+    for &c in &EXPM1_TAYLOR_F32[1..] {
+        for t in 0..N {
+            p[t] = p[t] * r[t] + c;
+        }
+    }
+    let mut out = [0.0; N];
+    for t in 0..N {
+        let p = p[t] * r[t];
+        // k ∈ [−26, 0]; 2^k has biased exponent k + 127 ∈ [101, 127], a normal number.
+        let k = (shifted[t].to_bits() as i32).wrapping_sub(ROUND_MAGIC_F32.to_bits() as i32);
+        let two_k = f32::from_bits(((k + 127) as u32) << 23);
+        let m = two_k * p + (two_k - 1.0);
+        out[t] = (m / (-2.0 - m)).copysign(x[t]);
+    }
+    out
 }
 
 #[cfg(test)]
