@@ -64,7 +64,8 @@ pub(crate) const BLOCK: usize = 16;
 
 /// Outputs (forward) or inputs (backward) computed together: with `GROUP` sums of a `BLOCK`
 /// each, 4 × 2 AVX-512 registers in f64, there are enough independent additions in flight to
-/// hide their latency. One sum at a time waited on its own previous addition: measured below.
+/// hide their latency. One sum at a time waited on its own previous addition (figures in the
+/// module doc).
 const GROUP: usize = 4;
 
 /// The widest SIMD instruction set the CPU offers to these loops.
@@ -256,7 +257,8 @@ fn weight_grad_loops<F: Real>(a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: 
 #[inline(always)]
 fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F]) {
     let (h, m) = (g.width, g.rows);
-    let start = back.len() / m.max(1) / GROUP * GROUP;
+    let k = back.len() / m.max(1);
+    let start = k - k % GROUP;
     let mut b_groups = back.chunks_exact_mut(GROUP * m);
     let mut d_groups = deriv.chunks_exact_mut(GROUP * m);
     for (n, (bg, dg)) in (&mut b_groups).zip(&mut d_groups).enumerate() {
