@@ -6,7 +6,7 @@ fn main() {
     let cli = lambda_hat::cli::Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = lambda_hat::cli::dispatch(cli) {
-        eprintln!(
+        lambda_hat::note!(
             "error: {}",
             lambda_hat::terminal::terminal_safe(&e.to_string())
         );

@@ -1,6 +1,20 @@
 //! Text bound for a terminal. Config files come from other people, and their strings reach error
 //! messages and progress lines: [`terminal_safe`] shows control characters escaped so they cannot
 //! move the cursor, clear the screen or retitle the window. Strings in, strings out.
+//!
+//! [`note!`](crate::note) writes a message to stderr that the program can do without: when stderr
+//! is a pipe whose reader has gone (`lambda-hat 2>&1 | head -2`), `eprintln!` would panic (exit
+//! 101, and mid-sweep the sweep with it); `note!` drops the message and carries on.
+
+/// `eprintln!` that ignores a failed write: a progress line or a last error message nobody can
+/// read is no reason to panic (see the module doc).
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// `text` safe for a terminal: control characters other than newline and tab (ESC sequences
 /// could move the cursor, clear the screen or retitle the window) are shown escaped. Config

@@ -403,3 +403,56 @@ fn a_bad_bundle_size_is_refused_naming_the_key_and_the_file() {
     t.run_with(&["-n", "--profile", "profiles/p", "--bundle-size", "4"])
         .success();
 }
+
+/// Runs `lambda-hat ARGS` in `t`'s directory with stdout and stderr as given.
+fn run_with_streams(
+    t: &Test,
+    args: &[&str],
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .args(args)
+        .current_dir(t.path())
+        .stdout(stdout)
+        .stderr(stderr)
+        .output()
+        .expect("run lambda-hat")
+}
+
+#[test]
+fn a_closed_pipe_on_both_streams_is_an_error_not_a_panic() {
+    // `lambda-hat -n 2>&1 | head -0`: the reader is gone before the first line. Writing the plan
+    // fails, and so does writing the error about it; the exit code must still be the
+    // environment's (3), not a panic's (101).
+    let t = Test::new().experiments(TINY_SWEEP);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let err_end = writer.try_clone().expect("clone the pipe's write end");
+    let out = run_with_streams(&t, &["-n"], writer.into(), err_end.into());
+    assert_eq!(
+        out.status.code(),
+        Some(exit_code::ENVIRONMENT),
+        "{:?}",
+        out.status
+    );
+}
+
+#[test]
+fn a_closed_stderr_does_not_stop_a_sweep() {
+    // Progress lines go to stderr; when nobody reads them (`2>&1 | head` after head exits) the
+    // sweep goes on and finishes its jobs.
+    let t = Test::new().experiments(TINY_SWEEP);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = run_with_streams(
+        &t,
+        &["-j", "2"],
+        std::process::Stdio::piped(),
+        writer.into(),
+    );
+    assert!(out.status.success(), "{:?}", out.status);
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+}

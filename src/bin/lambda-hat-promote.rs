@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             let e = CliError::from(e);
-            eprintln!("error: {}", terminal_safe(&e.to_string()));
+            lambda_hat::note!("error: {}", terminal_safe(&e.to_string()));
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -104,15 +104,17 @@ pub fn cancel(args: &SweepArgs) -> Result<(), CliError> {
     let settings = Settings::from_args(args)?;
     let plan = load_plan(&settings)?;
     let done = status::cancel(&plan, &mut slurm())?;
-    if done.slurm_ids.is_empty() {
-        println!("No SLURM job of this sweep is queued or running.");
+    let mut out = std::io::stdout().lock();
+    let written = if done.slurm_ids.is_empty() {
+        writeln!(out, "No SLURM job of this sweep is queued or running.")
     } else {
-        println!(
+        writeln!(
+            out,
             "Cancelled {} SLURM job(s) ({} lambda-hat jobs): scancel {}",
             done.slurm_ids.len(),
             done.jobs,
             done.slurm_ids.join(" ")
-        );
-    }
-    Ok(())
+        )
+    };
+    written.map_err(|e| CliError::io("cannot write to stdout", e))
 }

@@ -203,11 +203,11 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         use crate::store::lock::{Unlocked, unlock};
         let store = plan.store_root.display();
         match unlock(&plan.store_root)? {
-            Unlocked::Removed => eprintln!("Unlocked the store {store}."),
-            Unlocked::RemovedHeld(holder) => eprintln!(
+            Unlocked::Removed => crate::note!("Unlocked the store {store}."),
+            Unlocked::RemovedHeld(holder) => crate::note!(
                 "Unlocked the store {store}; its lock was held by {holder}, which is not running on this host: make sure no lambda-hat runs there."
             ),
-            Unlocked::NoLock => eprintln!("The store {store} has no lock to remove."),
+            Unlocked::NoLock => crate::note!("The store {store} has no lock to remove."),
         }
         return Ok(());
     }
@@ -226,7 +226,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         Some(_) => None,
     };
     if let Some(holder) = &other {
-        eprintln!(
+        crate::note!(
             "Note: another lambda-hat is running a sweep in this store ({holder}); the jobs it is running are listed as incomplete."
         );
     }
@@ -304,7 +304,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         let n = slurm::collect_finished(&plan, &open)
             .map_err(|e| CliError::io("cannot update the journal", e))?;
         if n > 0 {
-            eprintln!("{n} job(s) finished on SLURM while no lambda-hat was following them.");
+            crate::note!("{n} job(s) finished on SLURM while no lambda-hat was following them.");
         }
         StoreStatus::scan(&plan)
     } else {
@@ -357,7 +357,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             let result = run_slurm(&plan, &sched, &opts).await?;
             if let Some((queued, waiting)) = result.detached {
                 report_failures(&sched, &result.outcome)?;
-                eprintln!(
+                crate::note!(
                     "Detached: {queued} job(s) queued on SLURM{}. Run the same command again to follow them (it reattaches), or `lambda-hat status`.",
                     if waiting > 0 {
                         format!(", {waiting} more wait for them or for room under -j")
@@ -411,12 +411,14 @@ fn touch_outputs(
     let done = crate::store::touch::touch(plan, &jobs, dry_run)
         .map_err(|e| CliError::io("cannot record touched outputs in the store", e))?;
     let verb = if dry_run { "Would touch" } else { "Touched" };
+    let mut out = std::io::stdout().lock();
+    let io_err = |e| CliError::io("cannot write to stdout", e);
     for output in &done.touched {
-        println!("{verb} {output}");
+        writeln!(out, "{verb} {output}").map_err(io_err)?;
     }
     if done.refused.is_empty() {
         if done.touched.is_empty() {
-            println!("{}", text::NOTHING_TO_DO);
+            writeln!(out, "{}", text::NOTHING_TO_DO).map_err(io_err)?;
         }
         return Ok(());
     }
@@ -525,7 +527,7 @@ async fn run_slurm(
         .map_err(crate::exec::ExecError::Signals)?;
     let detacher = tokio::spawn(async move {
         let signal = detach_signals.recv().await;
-        eprintln!(
+        crate::note!(
             "{signal}: detaching; the sweep's SLURM jobs stay queued. Run the same command again to follow them (it reattaches), or `lambda-hat status`."
         );
         std::process::exit(crate::exec::signals::exit_code(signal));
@@ -533,7 +535,7 @@ async fn run_slurm(
     let listener = tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
             if counter.fetch_add(1, Ordering::SeqCst) >= 1 {
-                eprintln!(
+                crate::note!(
                     "interrupted twice: exiting now; SLURM jobs may still be queued (`lambda-hat cancel` cancels them)"
                 );
                 std::process::exit(crate::exit_code::SIGINT);
@@ -567,7 +569,7 @@ fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliErr
         )));
     }
     if outcome.failed.is_empty() {
-        eprintln!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
+        crate::note!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
         report_health(plan);
         return Ok(());
     }
@@ -580,7 +582,7 @@ fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliErr
 fn report_health(plan: &Plan) {
     let health = StoreHealth::scan(plan, &StoreStatus::scan(plan));
     for line in health.summary(SUMMARY_LINES) {
-        eprintln!("{line}");
+        crate::note!("{line}");
     }
 }
 
