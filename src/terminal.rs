@@ -2,19 +2,20 @@
 //! messages and progress lines: [`terminal_safe`] shows control characters escaped so they cannot
 //! move the cursor, clear the screen or retitle the window. Strings in, strings out.
 //!
-//! [`note!`](crate::note) writes a message to stderr that the program can do without: when stderr
+//! [`note!`] writes a message to stderr that the program can do without: when stderr
 //! is a pipe whose reader has gone (`lambda-hat 2>&1 | head -2`), `eprintln!` would panic (exit
 //! 101, and mid-sweep the sweep with it); `note!` drops the message and carries on.
 
-/// `eprintln!` that ignores a failed write: a progress line or a last error message nobody can
-/// read is no reason to panic (see the module doc).
-#[macro_export]
+/// `eprintln!` that ignores a failed write: a progress line nobody can read is no reason to
+/// panic (see the module doc). Used as `crate::terminal::note!`; the binaries, outside the
+/// crate, write their last error message the same way by hand.
 macro_rules! note {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+pub(crate) use note;
 
 /// `text` safe for a terminal: control characters other than newline and tab (ESC sequences
 /// could move the cursor, clear the screen or retitle the window) are shown escaped. Config

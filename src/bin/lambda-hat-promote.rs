@@ -6,6 +6,7 @@
 //! stdout, an error to stderr with the exit code `lambda-hat promote` would give
 //! ([`lambda_hat::exit_code`]).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -30,7 +31,12 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             let e = CliError::from(e);
-            lambda_hat::note!("error: {}", terminal_safe(&e.to_string()));
+            // Not `eprintln!`, which panics when stderr is a closed pipe.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                terminal_safe(&e.to_string())
+            );
             ExitCode::from(e.exit_code() as u8)
         }
     }

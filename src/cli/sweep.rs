@@ -203,11 +203,11 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         use crate::store::lock::{Unlocked, unlock};
         let store = plan.store_root.display();
         match unlock(&plan.store_root)? {
-            Unlocked::Removed => crate::note!("Unlocked the store {store}."),
-            Unlocked::RemovedHeld(holder) => crate::note!(
+            Unlocked::Removed => crate::terminal::note!("Unlocked the store {store}."),
+            Unlocked::RemovedHeld(holder) => crate::terminal::note!(
                 "Unlocked the store {store}; its lock was held by {holder}, which is not running on this host: make sure no lambda-hat runs there."
             ),
-            Unlocked::NoLock => crate::note!("The store {store} has no lock to remove."),
+            Unlocked::NoLock => crate::terminal::note!("The store {store} has no lock to remove."),
         }
         return Ok(());
     }
@@ -226,7 +226,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         Some(_) => None,
     };
     if let Some(holder) = &other {
-        crate::note!(
+        crate::terminal::note!(
             "Note: another lambda-hat is running a sweep in this store ({holder}); the jobs it is running are listed as incomplete."
         );
     }
@@ -304,7 +304,9 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         let n = slurm::collect_finished(&plan, &open)
             .map_err(|e| CliError::io("cannot update the journal", e))?;
         if n > 0 {
-            crate::note!("{n} job(s) finished on SLURM while no lambda-hat was following them.");
+            crate::terminal::note!(
+                "{n} job(s) finished on SLURM while no lambda-hat was following them."
+            );
         }
         StoreStatus::scan(&plan)
     } else {
@@ -357,7 +359,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             let result = run_slurm(&plan, &sched, &opts).await?;
             if let Some((queued, waiting)) = result.detached {
                 report_failures(&sched, &result.outcome)?;
-                crate::note!(
+                crate::terminal::note!(
                     "Detached: {queued} job(s) queued on SLURM{}. Run the same command again to follow them (it reattaches), or `lambda-hat status`.",
                     if waiting > 0 {
                         format!(", {waiting} more wait for them or for room under -j")
@@ -527,7 +529,7 @@ async fn run_slurm(
         .map_err(crate::exec::ExecError::Signals)?;
     let detacher = tokio::spawn(async move {
         let signal = detach_signals.recv().await;
-        crate::note!(
+        crate::terminal::note!(
             "{signal}: detaching; the sweep's SLURM jobs stay queued. Run the same command again to follow them (it reattaches), or `lambda-hat status`."
         );
         std::process::exit(crate::exec::signals::exit_code(signal));
@@ -535,7 +537,7 @@ async fn run_slurm(
     let listener = tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
             if counter.fetch_add(1, Ordering::SeqCst) >= 1 {
-                crate::note!(
+                crate::terminal::note!(
                     "interrupted twice: exiting now; SLURM jobs may still be queued (`lambda-hat cancel` cancels them)"
                 );
                 std::process::exit(crate::exit_code::SIGINT);
@@ -569,7 +571,7 @@ fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliErr
         )));
     }
     if outcome.failed.is_empty() {
-        crate::note!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
+        crate::terminal::note!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
         report_health(plan);
         return Ok(());
     }
@@ -582,7 +584,7 @@ fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliErr
 fn report_health(plan: &Plan) {
     let health = StoreHealth::scan(plan, &StoreStatus::scan(plan));
     for line in health.summary(SUMMARY_LINES) {
-        crate::note!("{line}");
+        crate::terminal::note!("{line}");
     }
 }
 

@@ -146,14 +146,14 @@ fn check_all<F: Real>(
     let mut rows = Vec::new();
     for &case in cases {
         if !quiet {
-            crate::note!("validate: building {} ({})", case.name(), case.describe());
+            crate::terminal::note!("validate: building {} ({})", case.name(), case.describe());
         }
         let built = crate::validate::cases::build::<F>(case)?;
         infos.push(CaseInfo::of(&built));
         for s in &samplers {
             let row = check::run(&built, &s.config)?;
             if !quiet {
-                crate::note!(
+                crate::terminal::note!(
                     "validate: {} on {}: {:.4} ± {:.4} vs {:.4} ({}) in {:.1} s",
                     row.sampler,
                     row.case,

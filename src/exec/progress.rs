@@ -51,7 +51,7 @@ impl Progress {
         let text = &*crate::terminal::terminal_safe(text);
         match &self.bar {
             Some(bar) => bar.println(text),
-            None if !self.quiet => crate::note!("{text}"),
+            None if !self.quiet => crate::terminal::note!("{text}"),
             None => {}
         }
     }
@@ -85,7 +85,7 @@ impl Progress {
             .into_owned();
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => crate::note!("{text}"),
+            None => crate::terminal::note!("{text}"),
         }
     }
 
@@ -94,7 +94,7 @@ impl Progress {
         let text = format!("[{}] WARN   {text}", now());
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => crate::note!("{text}"),
+            None => crate::terminal::note!("{text}"),
         }
     }
 

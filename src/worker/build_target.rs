@@ -42,7 +42,7 @@ pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
 
 fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(), WorkerError> {
     let cfg = &spec.config;
-    crate::note!(
+    crate::terminal::note!(
         "build_target {}: n = {}, widths = {:?}, {} training steps ({})",
         spec.target_id,
         cfg.data.n_data,
@@ -52,7 +52,7 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
     );
     let built = build_target::<F>(cfg)?;
     let conv = &built.convergence;
-    crate::note!(
+    crate::terminal::note!(
         "trained {} steps ({} {:?} + {} {}): L0 = {:.6e}, gradient norm {:.3e} ({}), p = {}",
         built.steps_run,
         conv.optimizer_steps,
@@ -70,7 +70,7 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
     );
     let warnings: Vec<String> = conv.warning().into_iter().collect();
     for w in &warnings {
-        crate::note!("warning: {w}");
+        crate::terminal::note!("warning: {w}");
     }
 
     write_npz(
@@ -97,7 +97,7 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
         });
     if let Err(e) = plotted {
         // A plot is a convenience: never fail a trained target over it.
-        crate::note!("warning: training-loss plot not written: {e}");
+        crate::terminal::note!("warning: training-loss plot not written: {e}");
     }
 
     let mut model_cfg: ModelRecord = as_record("model_cfg", &cfg.model)?;

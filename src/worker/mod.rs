@@ -71,7 +71,7 @@ fn write_benchmark(wall: std::time::Duration) {
     };
     let path = std::path::PathBuf::from(path);
     if let Err(e) = benchmark::write(&path, &benchmark::measure_self(wall)) {
-        crate::note!("warning: benchmark not written to {}: {e}", path.display());
+        crate::terminal::note!("warning: benchmark not written to {}: {e}", path.display());
     }
 }
 
@@ -121,7 +121,7 @@ fn apply_test_hooks(spec: &std::path::Path) {
         let flag = spec.with_file_name("test-failed-once");
         if !flag.exists() {
             let _ = std::fs::write(&flag, "");
-            crate::note!(
+            crate::terminal::note!(
                 "LAMBDA_HAT_TEST_FAIL_ONCE: {} fails this once",
                 spec.display()
             );

@@ -34,7 +34,7 @@ pub fn watch_parent_if_asked() {
             loop {
                 std::thread::sleep(POLL);
                 if parent_gone(parent, std::os::unix::process::parent_id()) {
-                    crate::note!(
+                    crate::terminal::note!(
                         "lambda-hat worker: the controller (pid {parent}) is gone; stopping. The job's incomplete marker stays: the next run redoes it with --rerun-incomplete."
                     );
                     std::process::exit(ORPHAN_EXIT_CODE);
@@ -43,7 +43,9 @@ pub fn watch_parent_if_asked() {
         });
     if let Err(e) = spawned {
         // Not fatal: the job can still finish; only the clean-up after a killed controller is lost.
-        crate::note!("lambda-hat worker: cannot watch the controller ({e}); continuing without");
+        crate::terminal::note!(
+            "lambda-hat worker: cannot watch the controller ({e}); continuing without"
+        );
     }
 }
 

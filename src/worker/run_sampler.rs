@@ -106,7 +106,7 @@ fn sample<F: Real>(
     let loss = MlpLoss::new(mlp, x, y)?;
     let post = Posterior::new(&loss, w_star, &spec.config.posterior);
     let sampler = &spec.config.sampler;
-    crate::note!(
+    crate::terminal::note!(
         "run_sampler {}: {} on {} (p = {}, n = {}, nβ = {:.4}, L0 = {:.6e}, {})",
         spec.run_id,
         sampler.name(),
@@ -126,7 +126,7 @@ fn sample<F: Real>(
         .extend(target_health(target_dir).run_warning(&spec.target_id));
     let analysis = analyze(&run, &HealthChecks::default());
     for w in &analysis.warnings {
-        crate::note!("warning: {w}");
+        crate::terminal::note!("warning: {w}");
     }
     write_trace(&run_dir.join("trace.npz"), &run)?;
     write_plots(spec, sampler, &run, &analysis, sampling_secs, run_dir);
@@ -146,7 +146,7 @@ fn sample<F: Real>(
         version: Some(VERSION.to_string()),
         ..RunRecord::from_analysis(&analysis)
     };
-    crate::note!(
+    crate::terminal::note!(
         "llc = {:.4} ± {:.4} (ESS {:.0}, R-hat {:.4}) in {:.1} s",
         analysis.llc_mean,
         analysis.llc_sem,
@@ -162,7 +162,7 @@ fn sample<F: Real>(
 /// the target was built, and a health field must not cost the run (reports flag the file).
 fn target_health(target_dir: &Path) -> TargetHealthFields {
     read_json(&target_dir.join("meta.json")).unwrap_or_else(|e| {
-        crate::note!("warning: the target's convergence is unknown: {e}");
+        crate::terminal::note!("warning: the target's convergence is unknown: {e}");
         TargetHealthFields::default()
     })
 }
@@ -207,7 +207,7 @@ fn write_plots(
 ) {
     let dir = run_dir.join("diagnostics");
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        crate::note!(
+        crate::terminal::note!(
             "warning: plots not written: cannot create {}: {e}",
             dir.display()
         );
@@ -261,7 +261,7 @@ fn write_plots(
     for r in results {
         if let Err(e) = r {
             // Plots are a convenience: a run's numbers are never lost over one.
-            crate::note!("warning: plot not written: {e}");
+            crate::terminal::note!("warning: plot not written: {e}");
         }
     }
 }
