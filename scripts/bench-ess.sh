@@ -9,7 +9,8 @@
 # /tmp/lh-bench-ess; its store is replaced on every run and kept afterwards, so that
 # scripts/bench-peers.sh can sample the very same targets), then prints two tables read from the
 # store: one row per sampler run (λ̂, R-hat, bulk ESS, gradients per second, ESS per second, ESS
-# per 1000 gradients; wall time is the whole job's, loading and plots included) and one row per
+# per 1000 gradients, and the cores the job kept busy: CPU time over wall time of its benchmark
+# file; wall time is the whole job's, loading and plots included) and one row per
 # target (training steps per second; wall time includes generating the data).
 #
 # The models (the sizes issue 13 measured):
@@ -27,12 +28,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 quick="${QUICK:-0}"
-# One job at a time by default: each run then has every core for its chains, as the JAX peer
-# (scripts/bench-peers.sh) has, so per-run rates are comparable; -j 2 would halve each job's share.
+# One job at a time by default, and each job gets cores/JOBS threads (cpus_per_task): a run then
+# has every core for its chains, as the JAX peer (scripts/bench-peers.sh) has, so per-run rates
+# are comparable. Without the cpus_per_task a job runs on one thread (the rule's default, as in
+# Snakemake), and until 2026-12-03 this script measured lambda-hat on 1 core against JAX on 2.
 jobs="${JOBS:-1}"
 dir="${BENCH_DIR:-/tmp/lh-bench-ess}"
 case "$quick" in 0|1) ;; *) echo "bench-ess: QUICK must be 0 or 1, not '$quick'" >&2; exit 2 ;; esac
 case "$jobs" in ''|*[!0-9]*|0) echo "bench-ess: JOBS must be a positive integer, not '$jobs'" >&2; exit 2 ;; esac
+cores=$(nproc)
+threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 
 if [ -n "${LAMBDA_HAT_BIN:-}" ]; then
   bin="$(realpath "$LAMBDA_HAT_BIN")"
@@ -141,12 +146,13 @@ targets:
 samplers: []
 EOF
 
-echo "== lambda-hat $("$bin" --version 2>/dev/null | head -1) in $dir (-j $jobs, QUICK=$quick); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== lambda-hat $("$bin" --version 2>/dev/null | head -1) in $dir (-j $jobs, $threads thread(s) per job, QUICK=$quick); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # run_sweep NAME PRECISION: one sweep file, its log in $dir/NAME-PRECISION.log.
 run_sweep() {
   local name="$1" prec="$2" start end log="$dir/$1-$2.log"
   start=$(date +%s.%N)
-  (cd "$dir" && "$bin" --configfile "config/$name.yaml" --config "precision=$prec" -j "$jobs" -q) >"$log" 2>&1 ||
+  (cd "$dir" && "$bin" --configfile "config/$name.yaml" --config "precision=$prec" -j "$jobs" --cores "$cores" \
+      --set-resources "run_sampler:cpus_per_task=$threads" "build_target:cpus_per_task=$threads" -q) >"$log" 2>&1 ||
     { cat "$log" >&2; echo "bench-ess: the sweep config/$name.yaml ($prec) failed (log above)" >&2; exit 1; }
   end=$(date +%s.%N)
   printf '   %-6s %s  %6.1f s\n' "$name" "$prec" "$(echo "$end - $start" | bc)"
@@ -176,6 +182,16 @@ def label(meta):
     return name or f"{arch} {m['activation']}"
 
 
+def cores_used(store, rule, key):
+    """CPU seconds over wall seconds of the whole job, from its benchmark file (None if absent)."""
+    try:
+        with open(os.path.join(store, "benchmarks", rule, key + ".tsv")) as f:
+            row = dict(zip(*(line.rstrip("\n").split("\t") for line in f.readlines()[:2])))
+        return float(row["cpu_time"]) / float(row["s"])
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
 runs, targets = [], []
 for meta_path in sorted(glob.glob(os.path.join(store, "targets", "*", "meta.json"))):
     meta = json.load(open(meta_path))
@@ -187,13 +203,14 @@ for meta_path in sorted(glob.glob(os.path.join(store, "targets", "*", "meta.json
                     meta["walltime_sec"]))
     for a_path in sorted(glob.glob(os.path.join(tdir, "run_*", "analysis.json"))):
         a = json.load(open(a_path))
+        a["cores"] = cores_used(store, "run_sampler", f"{a['target_id']}.{a['run_id']}")
         runs.append((model, prec, p, a))
 
 order = {"dln": 0, "small": 1, "base": 2}
 samp = {"hmc": 0, "nuts": 1, "mclmc": 2, "sgld": 3}
 runs.sort(key=lambda r: (order.get(r[0], 9), r[1] != "f64", samp.get(r[3]["sampler"], 9)))
 head = ("model", "prec", "p", "sampler", "λ̂", "R-hat", "bulk ESS", "grads", "wall s",
-        "grads/s", "ESS/s", "ESS/1k grads", "healthy")
+        "grads/s", "ESS/s", "ESS/1k grads", "cores", "healthy")
 def rhat(r):
     return f"{r:.3f}" if r < 100 else f"{r:.1e}"
 
@@ -203,7 +220,8 @@ for model, prec, p, a in runs:
     g, t, ess = a["grad_evals"], a["walltime_sec"], a["ess_bulk"]
     rows.append((model, prec, str(p), a["sampler"], f"{a['llc_mean']:.3f}", rhat(a["r_hat"]),
                  f"{ess:.0f}", f"{g:,}", f"{t:.1f}", f"{g / t:,.0f}", f"{ess / t:,.1f}",
-                 f"{1000 * ess / g:.3g}" if g else "-", "yes" if a["healthy"] else "no"))
+                 f"{1000 * ess / g:.3g}" if g else "-", f"{a['cores']:.2f}" if a["cores"] else "-",
+                 "yes" if a["healthy"] else "no"))
 
 
 def table(head, rows):

@@ -106,9 +106,11 @@ def sample(args):
         return c, time.perf_counter() - t
 
     def timed(fn, *a):
-        t = time.perf_counter()
+        """fn(*a), its wall seconds and the CPU seconds of every thread of this process (XLA's
+        thread pool included), so the table can say how many cores each side used."""
+        t, c = time.perf_counter(), time.process_time()
         out = jax.block_until_ready(fn(*a))
-        return out, time.perf_counter() - t
+        return out, time.perf_counter() - t, time.process_time() - c
 
     def make_loss(meta, tdir):
         """[(rows, L_n(w, X, Y) on the flat parameter vector, the data (X, Y, w*))]: all rows, and
@@ -222,7 +224,7 @@ def sample(args):
             )
             rows.append(dict(base, **r))
             print(f"   blackjax {r['sampler']}: λ̂ = {r['llc_mean']:.3f}, R-hat {r['r_hat']:.3f}, bulk ESS {r['ess_bulk']:.0f}, "
-                  f"{r['grads']:,} gradients in {r['wall_s']:.1f} s (compile {r['compile_s']:.1f} s)"
+                  f"{r['grads']:,} gradients in {r['wall_s']:.1f} s on {r['cpu_s'] / r['wall_s']:.2f} cores (compile {r['compile_s']:.1f} s)"
                   f"{'' if ok else ', NON-FINITE draws'}", flush=True)
 
         if runs:
@@ -289,15 +291,15 @@ def hmc_peer(jax, blackjax, posterior, data, cfg, keys, compiled, timed):
 
     shared = (None,) * 3  # the data: the same for every chain
     warm_c, c1 = compiled(jax.vmap(warm, in_axes=(0, *shared)), keys, *data)
-    (state, eps, imm), t_warm = timed(warm_c, keys, *data)
+    (state, eps, imm), t_warm, cpu_warm = timed(warm_c, keys, *data)
     run_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     run_c, c2 = compiled(jax.vmap(run, in_axes=(0, 0, 0, 0, *shared)), run_keys, state, eps, imm, *data)
-    (llc, acc, div), t_run = timed(run_c, run_keys, state, eps, imm, *data)
+    (llc, acc, div), t_run, cpu_run = timed(run_c, run_keys, state, eps, imm, *data)
     chains = keys.shape[0]
     grads = chains * (1 + (warmup_n + draws) * steps)
     return dict(
         sampler="hmc", llc=llc, grads=grads, compile_s=c1 + c2, warmup_s=t_warm, sample_s=t_run,
-        wall_s=t_warm + t_run, acceptance=float(np.mean(acc)), divergences=int(np.sum(div)),
+        wall_s=t_warm + t_run, cpu_s=cpu_warm + cpu_run, acceptance=float(np.mean(acc)), divergences=int(np.sum(div)),
         step_size=[float(e) for e in np.asarray(eps)],
     )
 
@@ -344,10 +346,10 @@ def mclmc_peer(jax, blackjax, posterior, data, cfg, keys, compiled, timed):
 
     shared = (None,) * 3  # the data: the same for every chain
     tune_c, c1 = compiled(jax.vmap(tune, in_axes=(0, *shared)), keys, *data)
-    (state, L, eps, imm), t_tune = timed(tune_c, keys, *data)
+    (state, L, eps, imm), t_tune, cpu_tune = timed(tune_c, keys, *data)
     run_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     run_c, c2 = compiled(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, *shared)), run_keys, state, L, eps, imm, *data)
-    llc, t_run = timed(run_c, run_keys, state, L, eps, imm, *data)
+    llc, t_run, cpu_run = timed(run_c, run_keys, state, L, eps, imm, *data)
     # The tuner's stages: round(frac · num_steps) steps each; the third only when ≥ 2.
     s1, s2, s3 = (round(n_tune * f) for f in fracs)
     tune_steps = s1 + s2 + (s3 if s3 >= 2 else 0)
@@ -355,7 +357,7 @@ def mclmc_peer(jax, blackjax, posterior, data, cfg, keys, compiled, timed):
     grads = chains * (1 + grads_per_step * (tune_steps + draws))
     return dict(
         sampler="mclmc", llc=llc, grads=grads, compile_s=c1 + c2, warmup_s=t_tune, sample_s=t_run,
-        wall_s=t_tune + t_run, L=[float(x) for x in np.asarray(L)], step_size=[float(x) for x in np.asarray(eps)],
+        wall_s=t_tune + t_run, cpu_s=cpu_tune + cpu_run, L=[float(x) for x in np.asarray(L)], step_size=[float(x) for x in np.asarray(eps)],
     )
 
 
@@ -373,11 +375,11 @@ def grad_bench(jax, jnp, loss, data, runs, compiled, timed):
     k, secs = 4, 0.0
     while True:
         c, comp = compiled(lambda w, X, Y: loop(w, X, Y, k), ws, X, Y)
-        _, secs = timed(c, ws, X, Y)
+        _, secs, cpu = timed(c, ws, X, Y)
         if secs >= 1.0 or k >= 1 << 20:
             break
         k = int(k * min(64.0, max(2.0, 1.5 / max(secs, 1e-4))))
-    return dict(sampler="grad", chains=chains, grads=k * chains, wall_s=secs, compile_s=comp,
+    return dict(sampler="grad", chains=chains, grads=k * chains, wall_s=secs, cpu_s=cpu, compile_s=comp,
                 grads_per_s=k * chains / secs)
 
 
@@ -401,8 +403,8 @@ def adam_bench(jax, jnp, optax, loss, data, meta, compiled, timed):
         return w, loss(w, X, Y)
 
     c, comp = compiled(train, w0, X, Y)
-    (_, final), secs = timed(c, w0, X, Y)
-    return dict(sampler="adam", steps=steps, wall_s=secs, compile_s=comp, steps_per_s=steps / secs,
+    (_, final), secs, cpu = timed(c, w0, X, Y)
+    return dict(sampler="adam", steps=steps, wall_s=secs, cpu_s=cpu, compile_s=comp, steps_per_s=steps / secs,
                 final_loss=float(final))
 
 
