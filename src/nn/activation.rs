@@ -63,8 +63,9 @@ enum Smooth {
 
 /// tanh or gelu, compiled for the widest SIMD instruction set the CPU has.
 ///
-/// The loops are the same code in every variant and use no fused multiply-add, so every
-/// variant gives the same bits; only the speed differs.
+/// The loops are the same code in every variant, and tanh's multiply-adds are fused (one
+/// rounding, whatever the instructions: `numeric/tanh.rs`), so every variant gives the same
+/// bits; only the speed differs.
 fn smooth<F: Real>(act: Smooth, za: &mut [F], d: Option<&mut [F]>) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -72,8 +73,9 @@ fn smooth<F: Real>(act: Smooth, za: &mut [F], d: Option<&mut [F]>) {
             // SAFETY: the CPU supports AVX-512F, checked just above.
             return unsafe { smooth_avx512(act, za, d) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             return unsafe { smooth_avx2(act, za, d) };
         }
     }
@@ -87,7 +89,7 @@ fn smooth_avx512<F: Real>(act: Smooth, za: &mut [F], d: Option<&mut [F]>) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn smooth_avx2<F: Real>(act: Smooth, za: &mut [F], d: Option<&mut [F]>) {
     smooth_loops(act, za, d)
 }

@@ -12,7 +12,10 @@
 //! Input: a layer's weights (row-major `fan_in × fan_out`, as the flat buffer holds them), its
 //! bias, and feature-major blocks of rows. Output: pre-activations (forward), the weight and bias
 //! gradient added into a flat buffer, and dL/dA of the layer's input (backward). Nothing
-//! allocates. The loops use no fused multiply-add, so every instruction set gives the same bits.
+//! allocates. Every multiply-add is fused (`mul_add`: one rounding of the exact a·b + c, as IEEE
+//! 754 defines it), so every instruction set gives the same bits: the AVX-512 and AVX2 copies use
+//! the FMA instructions, the baseline copy libm's `fma` (correct, but slow: only CPUs older than
+//! AVX2 and FMA, from before 2013, run it).
 //!
 //! Sums run in a different order than in the GEMM path (per row, bias first, then inputs in
 //! order; over rows, `BLOCK` interleaved partial sums added pairwise), so results differ from it
@@ -62,8 +65,17 @@
 //! sampling loop of the dln [4, 3, 2] sweep, HMC 616,000 → 1,176,000 gradients/s and MCLMC
 //! 478,000 → 549,000; small8 bench f64 0.088 → 0.069 ms, f32 0.060 → 0.039.
 
-// The loops write `a = a + b·c`, not `a += b·c`: through the generic `AddAssign` bound the
-// compound form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
+//! Fused multiply-adds (since 2026-12-03; before, each product was rounded and then added, to
+//! keep the bits equal across instruction sets, which FMA does too since it rounds once). Same
+//! order of sums, so only the last bits moved. Medians of five alternating runs of the old and
+//! new `cargo bench --bench gradient` builds, ms per gradient on one thread, f64 / f32 (with
+//! tanh's FMA, `numeric/tanh.rs`, in the same change): small8-tanh 0.093 / 0.037 → 0.056 /
+//! 0.029, small8 0.060 / 0.037 → 0.047 / 0.027, small 0.041 / 0.029 → 0.034 / 0.021, dln432
+//! 0.0004 either way. Small tanh HMC sweep (4 chains, 2 threads), median of three:
+//! 17,900 → 24,100 gradients/s.
+
+// The loops write `a = a + b`, not `a += b`: through the generic `AddAssign` bound the compound
+// form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
 #![allow(clippy::assign_op_pattern)]
 
 use crate::numeric::Real;
@@ -93,7 +105,9 @@ impl Isa {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
                 return Isa::Avx2;
             }
         }
@@ -151,7 +165,7 @@ macro_rules! multiversion {
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         fn $avx2<F: Real>($($arg: $ty),*) {
             $loops($($arg),*)
         }
@@ -384,11 +398,11 @@ fn back_prop_rows<F: Real, const I: usize, const L: usize>(
     }
 }
 
-/// `acc[t] += c·x[t]` over one block, without fused multiply-add (every ISA gives the same bits).
+/// `acc[t] += c·x[t]` over one block, each a fused multiply-add (the same bits on every ISA).
 #[inline(always)]
 fn mul_add_block<F: Real, const L: usize>(acc: &mut [F; L], c: F, x: &[F; L]) {
     for t in 0..L {
-        acc[t] = acc[t] + c * x[t];
+        acc[t] = c.mul_add(x[t], acc[t]);
     }
 }
 
@@ -408,14 +422,14 @@ fn dots<F: Real, const J: usize>(x: &[F], y: [&[F]; J]) -> [F; J] {
         for q in 0..J {
             let ys: &[F; BLOCK] = y[q][r..r + BLOCK].try_into().expect("one block");
             for t in 0..BLOCK {
-                acc[q][t] = acc[q][t] + xs[t] * ys[t];
+                acc[q][t] = xs[t].mul_add(ys[t], acc[q][t]);
             }
         }
         r += BLOCK;
     }
     for q in 0..J {
         for (t, (&a, &b)) in x[full..].iter().zip(&y[q][full..m]).enumerate() {
-            acc[q][t] = acc[q][t] + a * b;
+            acc[q][t] = a.mul_add(b, acc[q][t]);
         }
     }
     acc.map(pairwise)
@@ -448,7 +462,7 @@ fn dots_rows<F: Real, const J: usize, const L: usize>(
         let ys: [F; L] = y[q][r..r + L].try_into().expect("L rows");
         let aq: &mut [F; L] = (&mut acc[q][r..r + L]).try_into().expect("L lanes");
         for t in 0..L {
-            aq[t] = aq[t] + xs[t] * ys[t];
+            aq[t] = xs[t].mul_add(ys[t], aq[t]);
         }
     }
 }
@@ -587,7 +601,8 @@ mod tests {
         // Non-integer data, so a different order of additions shows in the last bits. The
         // reference sums in the order the module documents: per row, bias then inputs in order
         // (forward) or outputs in order (backward); over rows, row r into partial sum r % BLOCK,
-        // then the partial sums pairwise. Every row count up to 3 blocks exercises whole
+        // then the partial sums pairwise; each step a fused multiply-add (one rounding), which is
+        // what makes the bits the same on every instruction set. Every row count up to 3 blocks exercises whole
         // blocks and every split of the last rows into blocks of 8, 4, 2 and 1.
         let (k, h) = (5, 6);
         for isa in isas() {
@@ -607,7 +622,7 @@ mod tests {
                     for r in 0..m {
                         let mut want = b[j];
                         for i in 0..k {
-                            want = want + w[i * h + j] * x[i * m + r];
+                            want = w[i * h + j].mul_add(x[i * m + r], want);
                         }
                         assert_eq!(z[j * m + r].to_bits(), want.to_bits(), "{isa:?} m={m}");
                     }
@@ -625,7 +640,7 @@ mod tests {
                     for j in 0..h {
                         let mut lanes = [0.0; BLOCK];
                         for r in 0..m {
-                            lanes[r % BLOCK] = lanes[r % BLOCK] + x[i * m + r] * z[j * m + r];
+                            lanes[r % BLOCK] = x[i * m + r].mul_add(z[j * m + r], lanes[r % BLOCK]);
                         }
                         let want = 0.0 + pairwise(lanes);
                         assert_eq!(dw[i * h + j].to_bits(), want.to_bits(), "{isa:?} m={m}");
@@ -639,7 +654,7 @@ mod tests {
                     for r in 0..m {
                         let mut want = old[i * m + r];
                         for j in 0..h {
-                            want = want + w[i * h + j] * z[j * m + r];
+                            want = w[i * h + j].mul_add(z[j * m + r], want);
                         }
                         assert_eq!(back[i * m + r].to_bits(), want.to_bits(), "{isa:?} m={m}");
                         assert_eq!(deriv[i * m + r].to_bits(), (0.5 * want).to_bits());
@@ -651,8 +666,9 @@ mod tests {
 
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        // Non-integer data, where rounding happens: the copies share one loop body without
-        // fused multiply-adds, so they must still agree to the bit.
+        // Non-integer data, where rounding happens: the copies share one loop body whose
+        // multiply-adds are fused (one rounding, whatever the instructions), so they must still
+        // agree to the bit.
         let (k, h, m) = (4, 8, 37);
         let x: Vec<f32> = (0..k * m).map(|i| (i as f32 * 0.37).sin()).collect();
         let w: Vec<f32> = (0..k * h).map(|i| (i as f32 * 1.3).cos()).collect();
