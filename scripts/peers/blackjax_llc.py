@@ -76,6 +76,18 @@ def load_targets(store, precision=None):
     return out
 
 
+def cores_used(store, rule, key):
+    """CPU seconds over wall seconds of one lambda-hat job, from the benchmark file its worker
+    wrote (store/benchmarks/RULE/KEY.tsv); None when there is none."""
+    try:
+        with open(os.path.join(store, "benchmarks", rule, key + ".tsv")) as f:
+            head, row = (line.rstrip("\n").split("\t") for line in f.readlines()[:2])
+        row = dict(zip(head, row))
+        return float(row["cpu_time"]) / float(row["s"])
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
 # ---------------------------------------------------------------------------------------------
 # sample
 # ---------------------------------------------------------------------------------------------
@@ -449,11 +461,20 @@ def table(args):
     print_table(head, rows)
 
     print("\n== lambda-hat (ours) vs BlackJAX/JAX (theirs); ratio = ours/theirs, above 1 = lambda-hat faster")
-    head = ("model", "prec", "sampler", "metric", "ours", "theirs", "ratio", "note")
+    head = ("model", "prec", "sampler", "metric", "ours", "theirs", "ratio", "cores", "note")
     rows = []
     def secs(o, loop, whole):
         """The seconds in our sampler or optimizer loop; older stores recorded only the whole job."""
         return (o.get(loop) or o[whole]) if o else None
+
+    def cores(o, r):
+        """Cores each side kept busy, ours/theirs: CPU over wall seconds (ours: the whole job)."""
+        if not o:
+            return "-"
+        ours = (cores_used(args.store, "build_target", o["target_id"]) if "run_id" not in o
+                else cores_used(args.store, "run_sampler", f"{o['target_id']}.{o['run_id']}"))
+        theirs = r.get("cpu_s") and r["cpu_s"] / r["wall_s"]
+        return f"{ours:.1f}/{theirs:.1f}" if ours and theirs else "-"
 
     for r in sorted(peers, key=rank):
         key = (r["model"], r["precision"])
@@ -476,7 +497,7 @@ def table(args):
         for metric, a, b in pairs:
             ratio = a / b if a and b else None
             rows.append((r["model"], r["precision"], sampler(r), metric, fmt(a), fmt(b), f"{ratio:.2f}" if ratio else "-",
-                         note if metric == "ESS/s" else ""))
+                         cores(o, r) if metric != "ESS/s" else "", note if metric == "ESS/s" else ""))
     print_table(head, rows)
     print("""
 ours: analysis.json's grad_evals and ess_bulk over its sampling_sec (warmup/tuning + sampling,
@@ -484,7 +505,8 @@ all chains; not loading, trace or plots); training: meta.json's steps_run over i
 metrics.training_sec (the optimizer and its finish, not data generation). Stores written before
 those fields existed fall back to the whole job's walltime_sec. theirs: warmup/tuning + sampling,
 compiled beforehand (compile time not counted). "bare grad": theirs is jit(vmap(grad)) over the chains in a compiled loop, no sampler;
-ours is the gradient rate inside our HMC run. lambda-hat evaluates a deep linear network's
+ours is the gradient rate inside our HMC run. "cores": CPU seconds over wall seconds, ours for
+the whole job (from its benchmark file), theirs for the timed loop. lambda-hat evaluates a deep linear network's
 full-batch loss on 2·in_dim moment-matched rows (ARCHITECTURE.md §5), the same loss and gradient
 as all n rows; the JAX code sums over all n rows as a JAX user writes it, and the rows marked
 "…, 2·in_dim rows" give JAX the same moment-matched rows, which isolates the rest. The peer runs one
