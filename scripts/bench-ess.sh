@@ -163,12 +163,14 @@ run_sweep small f64
 for prec in $base_precisions; do run_sweep base "$prec"; done
 echo "   load after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; above 2, other work slowed these figures)"
 
-python3 - "$dir/runs" <<'EOF'
+PYTHONPATH="$repo/scripts/peers" python3 - "$dir/runs" <<'EOF'
 """Prints the sampler and training tables of a bench-ess store."""
 import glob
 import json
 import os
 import sys
+
+from job_cores import cores_used  # scripts/peers/job_cores.py
 
 store = sys.argv[1]
 NAMES = {(4, (3,), 2): "dln", (4, (8, 8), 1): "small", (32, (62, 62, 62), 1): "base"}
@@ -180,16 +182,6 @@ def label(meta):
     name = NAMES.get((m["in_dim"], widths, m["out_dim"]))
     arch = "-".join(str(w) for w in (m["in_dim"], *widths, m["out_dim"]))
     return name or f"{arch} {m['activation']}"
-
-
-def cores_used(store, rule, key):
-    """CPU seconds over wall seconds of the whole job, from its benchmark file (None if absent)."""
-    try:
-        with open(os.path.join(store, "benchmarks", rule, key + ".tsv")) as f:
-            row = dict(zip(*(line.rstrip("\n").split("\t") for line in f.readlines()[:2])))
-        return float(row["cpu_time"]) / float(row["s"])
-    except (OSError, KeyError, ValueError, ZeroDivisionError):
-        return None
 
 
 runs, targets = [], []

@@ -50,6 +50,8 @@ import time
 
 import numpy as np
 
+from job_cores import cores_used  # next to this file
+
 NAMES = {(4, (3,), 2): "dln", (4, (8, 8), 1): "small", (32, (62, 62, 62), 1): "base"}
 ORDER = {"dln": 0, "small": 1, "base": 2}
 
@@ -74,18 +76,6 @@ def load_targets(store, precision=None):
         runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(tdir, "run_*", "analysis.json")))]
         out.append((tdir, meta, runs))
     return out
-
-
-def cores_used(store, rule, key):
-    """CPU seconds over wall seconds of one lambda-hat job, from the benchmark file its worker
-    wrote (store/benchmarks/RULE/KEY.tsv); None when there is none."""
-    try:
-        with open(os.path.join(store, "benchmarks", rule, key + ".tsv")) as f:
-            head, row = (line.rstrip("\n").split("\t") for line in f.readlines()[:2])
-        row = dict(zip(head, row))
-        return float(row["cpu_time"]) / float(row["s"])
-    except (OSError, KeyError, ValueError, ZeroDivisionError):
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
