@@ -220,11 +220,40 @@ multiversion! {
         (w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F])
 }
 
-multiversion! {
-    /// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`.
-    fn weight_grad / weight_grad_avx512 / weight_grad_avx2 = weight_grad_loops
-        (a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
+/// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`.
+pub(crate) fn weight_grad<F: Real>(
+    isa: Isa,
+    a: Cols<'_, F>,
+    g: Cols<'_, F>,
+    dw: &mut [F],
+    db: Option<&mut [F]>,
+) {
+    // A block of f64 sums is four AVX2 registers: the four sums of `dots` would need all 16
+    // registers for their partial sums alone (see `LaneHalves`).
+    let halves = LaneHalves(isa == Isa::Avx2 && std::mem::size_of::<F>() == 8);
+    weight_grad_isa(isa, halves, a, g, dw, db)
 }
+
+multiversion! {
+    /// [`weight_grad`], compiled for each instruction set.
+    fn weight_grad_isa / weight_grad_avx512 / weight_grad_avx2 = weight_grad_loops
+        (halves: LaneHalves, a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
+}
+
+/// Whether [`dots`] accumulates a block's `BLOCK` partial sums in two passes over the rows, one
+/// per half of the lanes, rather than all at once. The sums and their order are the same either
+/// way (partial sum t holds the rows r ≡ t mod `BLOCK`, in order), so the bits are too; what
+/// changes is how many registers they need at once. With AVX2 and f64, four sums of 16 lanes are
+/// 16 registers: the compiler then stored every partial sum to the stack after each
+/// multiply-add, and the loop ran at one multiply-add per cycle. In halves they are 8. Measured
+/// on the 2-core Zen 3 VM (AVX2; gradient benchmark on one thread, best of each of three
+/// alternating runs): small8 (relu) 0.0464–0.0467 → 0.0413–0.0423 ms, small8-tanh 0.0677–0.0711
+/// → 0.0637–0.0640, dln432-all-rows unchanged (0.071–0.073); small tanh HMC sweep (4 chains, 2
+/// threads) 24,580–27,657 → 25,560–26,485 gradients/s, λ̂ of HMC and MCLMC byte-identical.
+/// AVX-512 (16 f64 lanes in 2 registers), f32 (16 lanes in 2 AVX2 registers) and single sums keep
+/// one pass: halves would leave them too few independent sums to hide the additions' latency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaneHalves(pub bool);
 
 multiversion! {
     /// Backward, data: `back_i[r] = Σ_j W[i, j]·g_j[r]` (plus the old `back_i[r]` when the layer
@@ -299,7 +328,13 @@ fn affine_rows<F: Real, const J: usize, const L: usize>(
 }
 
 #[inline(always)]
-fn weight_grad_loops<F: Real>(a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>) {
+fn weight_grad_loops<F: Real>(
+    halves: LaneHalves,
+    a: Cols<'_, F>,
+    g: Cols<'_, F>,
+    dw: &mut [F],
+    db: Option<&mut [F]>,
+) {
     let (k, h) = (a.width, g.width);
     debug_assert_eq!(dw.len(), k * h);
     for i in 0..k {
@@ -309,12 +344,15 @@ fn weight_grad_loops<F: Real>(a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: 
         // latency of the additions from one another.
         let mut j = 0;
         while j + 4 <= h {
-            let s = dots::<F, 4>(ai, [g.col(j), g.col(j + 1), g.col(j + 2), g.col(j + 3)]);
+            let cols = [g.col(j), g.col(j + 1), g.col(j + 2), g.col(j + 3)];
+            let s = dots::<F, 4>(halves, ai, cols);
             dwi[j..j + 4].iter_mut().zip(s).for_each(|(d, s)| *d += s);
             j += 4;
         }
         while j < h {
-            dwi[j] += dots::<F, 1>(ai, [g.col(j)])[0];
+            // One sum's partial sums fit in registers anyway; in halves they would be too
+            // few chains of additions to hide their latency.
+            dwi[j] += dots::<F, 1>(LaneHalves(false), ai, [g.col(j)])[0];
             j += 1;
         }
     }
@@ -407,25 +445,33 @@ fn mul_add_block<F: Real, const L: usize>(acc: &mut [F; L], c: F, x: &[F; L]) {
 }
 
 /// Σ_r x[r]·y_q[r] for each of the J vectors y_q, each in `BLOCK` interleaved partial sums
-/// added pairwise at the end (the same order whatever J).
+/// added pairwise at the end (the same order whatever J, and in halves or not: [`LaneHalves`]).
 #[inline(always)]
-fn dots<F: Real, const J: usize>(x: &[F], y: [&[F]; J]) -> [F; J] {
+fn dots<F: Real, const J: usize>(halves: LaneHalves, x: &[F], y: [&[F]; J]) -> [F; J] {
     let m = x.len();
     if m < BLOCK {
         return short_dots(x, y);
     }
     let full = m - m % BLOCK;
     let mut acc = [[F::zero(); BLOCK]; J];
-    let mut r = 0;
-    while r < full {
-        let xs: &[F; BLOCK] = x[r..r + BLOCK].try_into().expect("one block");
-        for q in 0..J {
-            let ys: &[F; BLOCK] = y[q][r..r + BLOCK].try_into().expect("one block");
-            for t in 0..BLOCK {
-                acc[q][t] = xs[t].mul_add(ys[t], acc[q][t]);
+    if halves.0 {
+        lane_sums::<F, J>(x, y, full, 0, &mut acc);
+        lane_sums::<F, J>(x, y, full, BLOCK / 2, &mut acc);
+    } else {
+        // All lanes at once, summed in place: written through a local array and copied (as
+        // `lane_sums` does), the one-sum case compiled to 128-bit and scalar code instead
+        // (dln432-all-rows 0.066 → 0.077 ms).
+        let mut r = 0;
+        while r < full {
+            let xs: &[F; BLOCK] = x[r..r + BLOCK].try_into().expect("one block");
+            for q in 0..J {
+                let ys: &[F; BLOCK] = y[q][r..r + BLOCK].try_into().expect("one block");
+                for t in 0..BLOCK {
+                    acc[q][t] = xs[t].mul_add(ys[t], acc[q][t]);
+                }
             }
+            r += BLOCK;
         }
-        r += BLOCK;
     }
     for q in 0..J {
         for (t, (&a, &b)) in x[full..].iter().zip(&y[q][full..m]).enumerate() {
@@ -433,6 +479,35 @@ fn dots<F: Real, const J: usize>(x: &[F], y: [&[F]; J]) -> [F; J] {
         }
     }
     acc.map(pairwise)
+}
+
+/// Half of [`dots`]' partial sums over the first `full` rows (a multiple of `BLOCK`): lanes
+/// `lane` … `lane + H − 1`, `acc[q][lane + t] += x[r]·y_q[r]` for the rows r ≡ lane + t (mod
+/// `BLOCK`), in order. The H lanes are summed in a local array, so that they stay in registers.
+#[inline(always)]
+fn lane_sums<F: Real, const J: usize>(
+    x: &[F],
+    y: [&[F]; J],
+    full: usize,
+    lane: usize,
+    acc: &mut [[F; BLOCK]; J],
+) {
+    const H: usize = BLOCK / 2;
+    let mut part = [[F::zero(); H]; J];
+    let mut r = lane;
+    while r < full {
+        let xs: &[F; H] = x[r..r + H].try_into().expect("H rows");
+        for q in 0..J {
+            let ys: &[F; H] = y[q][r..r + H].try_into().expect("H rows");
+            for t in 0..H {
+                part[q][t] = xs[t].mul_add(ys[t], part[q][t]);
+            }
+        }
+        r += BLOCK;
+    }
+    for (aq, pq) in acc.iter_mut().zip(&part) {
+        aq[lane..lane + H].copy_from_slice(pq);
+    }
 }
 
 /// [`dots`] of fewer than `BLOCK` rows (a deep linear network's 2·in_dim moment rows), in
