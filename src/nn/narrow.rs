@@ -213,11 +213,16 @@ macro_rules! in_tail_blocks {
     }};
 }
 
+/// Forward: `out_j[r] = b_j + Σ_i W[i, j]·a_i[r]` for every output j (`out` is `fan_out × rows`,
+/// packed), with `w` row-major `a.width × fan_out`.
+pub(crate) fn affine<F: Real>(isa: Isa, w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]) {
+    affine_isa(isa, HalfBlocks::for_isa::<F>(isa), w, b, a, out)
+}
+
 multiversion! {
-    /// Forward: `out_j[r] = b_j + Σ_i W[i, j]·a_i[r]` for every output j (`out` is
-    /// `fan_out × rows`, packed), with `w` row-major `a.width × fan_out`.
-    fn affine / affine_avx512 / affine_avx2 = affine_loops
-        (w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F])
+    /// [`affine`], compiled for each instruction set.
+    fn affine_isa / affine_avx512 / affine_avx2 = affine_loops
+        (halves: HalfBlocks, w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F])
 }
 
 /// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`.
@@ -228,54 +233,84 @@ pub(crate) fn weight_grad<F: Real>(
     dw: &mut [F],
     db: Option<&mut [F]>,
 ) {
-    // A block of f64 sums is four AVX2 registers: the four sums of `dots` would need all 16
-    // registers for their partial sums alone (see `LaneHalves`).
-    let halves = LaneHalves(isa == Isa::Avx2 && std::mem::size_of::<F>() == 8);
-    weight_grad_isa(isa, halves, a, g, dw, db)
+    weight_grad_isa(isa, HalfBlocks::for_isa::<F>(isa), a, g, dw, db)
 }
 
 multiversion! {
     /// [`weight_grad`], compiled for each instruction set.
     fn weight_grad_isa / weight_grad_avx512 / weight_grad_avx2 = weight_grad_loops
-        (halves: LaneHalves, a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
+        (halves: HalfBlocks, a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
 }
 
-/// Whether [`dots`] accumulates a block's `BLOCK` partial sums in two passes over the rows, one
-/// per half of the lanes, rather than all at once. The sums and their order are the same either
-/// way (partial sum t holds the rows r ≡ t mod `BLOCK`, in order), so the bits are too; what
-/// changes is how many registers they need at once. With AVX2 and f64, four sums of 16 lanes are
-/// 16 registers: the compiler then stored every partial sum to the stack after each
-/// multiply-add, and the loop ran at one multiply-add per cycle. In halves they are 8. Measured
-/// on the 2-core Zen 3 VM (AVX2; gradient benchmark on one thread, best of each of three
-/// alternating runs): small8 (relu) 0.0464–0.0467 → 0.0413–0.0423 ms, small8-tanh 0.0677–0.0711
-/// → 0.0637–0.0640, dln432-all-rows unchanged (0.071–0.073); small tanh HMC sweep (4 chains, 2
-/// threads) 24,580–27,657 → 25,560–26,485 gradients/s, λ̂ of HMC and MCLMC byte-identical.
-/// AVX-512 (16 f64 lanes in 2 registers), f32 (16 lanes in 2 AVX2 registers) and single sums keep
-/// one pass: halves would leave them too few independent sums to hide the additions' latency.
+/// Whether the kernels work on half a block at a time: [`affine`] and [`back_prop`] on 8 rows
+/// instead of `BLOCK`, [`dots`] on half of a block's partial sums per pass over the rows. The
+/// sums and their order are the same either way (a row's sum is its own; partial sum t of `dots`
+/// holds the rows r ≡ t mod `BLOCK`, in order), so the bits are too; what changes is how many
+/// registers a group's sums need at once. With AVX2 and f64, `GROUP` sums of a whole block are
+/// 16 registers, all there are: the compiler then stored every partial sum to the stack after
+/// each multiply-add (one multiply-add per cycle instead of two). In halves they are 8.
+/// AVX-512 (16 f64 lanes in 2 registers) and f32 (16 lanes in 2 AVX2 registers) keep whole
+/// blocks, as do single sums: halves would leave them too few independent sums to hide the
+/// additions' latency.
+///
+/// Measured on the 2-core Zen 3 VM (AVX2; gradient benchmark on one thread, best of each of three
+/// alternating runs, ms): weight gradients in halves, small8 (relu) 0.0464–0.0467 →
+/// 0.0413–0.0423, small8-tanh 0.0677–0.0711 → 0.0637–0.0640, dln432-all-rows unchanged
+/// (0.071–0.073), and the small tanh HMC sweep (4 chains, 2 threads) 24,580–27,657 →
+/// 25,560–26,485 gradients/s, λ̂ of HMC and MCLMC byte-identical. Then [`affine`] and
+/// [`back_prop`] in half blocks as well (same measurements): small8 0.0416–0.0440 →
+/// 0.0376–0.0381, small8-tanh 0.0628–0.0661 → 0.0588–0.0607, dln432-all-rows and every f32 case
+/// unchanged; the HMC sweep 28,149–30,619 → 28,860–31,842 gradients/s (a quieter hour), λ̂ again
+/// byte-identical.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct LaneHalves(pub bool);
+pub(crate) struct HalfBlocks(pub bool);
+
+impl HalfBlocks {
+    /// Half blocks for f64 on AVX2 only (see the type's doc).
+    pub(crate) fn for_isa<F>(isa: Isa) -> Self {
+        HalfBlocks(isa == Isa::Avx2 && std::mem::size_of::<F>() == 8)
+    }
+}
+
+/// Backward, data: `back_i[r] = Σ_j W[i, j]·g_j[r]` (plus the old `back_i[r]` when the layer has
+/// a residual connection), then `deriv_i[r] *= back_i[r]`: dL/dA of the layer's input times φ'
+/// of the layer below, which is that layer's dL/dZ. `back` and `deriv` are `fan_in × rows`,
+/// packed.
+pub(crate) fn back_prop<F: Real>(
+    isa: Isa,
+    w: &[F],
+    g: Cols<'_, F>,
+    skip: bool,
+    back: &mut [F],
+    deriv: &mut [F],
+) {
+    back_prop_isa(isa, HalfBlocks::for_isa::<F>(isa), w, g, skip, back, deriv)
+}
 
 multiversion! {
-    /// Backward, data: `back_i[r] = Σ_j W[i, j]·g_j[r]` (plus the old `back_i[r]` when the layer
-    /// has a residual connection), then `deriv_i[r] *= back_i[r]`: dL/dA of the layer's input
-    /// times φ' of the layer below, which is that layer's dL/dZ. `back` and `deriv` are
-    /// `fan_in × rows`, packed.
-    fn back_prop / back_prop_avx512 / back_prop_avx2 = back_prop_loops
-        (w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F])
+    /// [`back_prop`], compiled for each instruction set.
+    fn back_prop_isa / back_prop_avx512 / back_prop_avx2 = back_prop_loops
+        (halves: HalfBlocks, w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F])
 }
 
 #[inline(always)]
-fn affine_loops<F: Real>(w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]) {
+fn affine_loops<F: Real>(
+    halves: HalfBlocks,
+    w: &[F],
+    b: Option<&[F]>,
+    a: Cols<'_, F>,
+    out: &mut [F],
+) {
     let m = a.rows;
     let h = out.len() / m.max(1);
     debug_assert_eq!(w.len(), a.width * h);
     let mut groups = out.chunks_exact_mut(GROUP * m);
     for (g, z) in (&mut groups).enumerate() {
-        affine_outputs::<F, GROUP>(w, b, a, h, g * GROUP, z);
+        affine_outputs::<F, GROUP>(halves, w, b, a, h, g * GROUP, z);
     }
     let start = h - h % GROUP;
     for (q, z) in groups.into_remainder().chunks_exact_mut(m).enumerate() {
-        affine_outputs::<F, 1>(w, b, a, h, start + q, z);
+        affine_outputs::<F, 1>(HalfBlocks(false), w, b, a, h, start + q, z);
     }
 }
 
@@ -284,6 +319,7 @@ fn affine_loops<F: Real>(w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]
 /// many independent sums are in flight, so the additions do not wait on one another.
 #[inline(always)]
 fn affine_outputs<F: Real, const J: usize>(
+    halves: HalfBlocks,
     w: &[F],
     b: Option<&[F]>,
     a: Cols<'_, F>,
@@ -294,9 +330,18 @@ fn affine_outputs<F: Real, const J: usize>(
     let m = a.rows;
     let bias: [F; J] = std::array::from_fn(|q| b.map_or(F::zero(), |b| b[j0 + q]));
     let mut r = 0;
-    while r + BLOCK <= m {
-        affine_rows::<F, J, BLOCK>(w, h, j0, bias, a, r, out);
-        r += BLOCK;
+    if halves.0 {
+        const HALF: usize = BLOCK / 2;
+        while r + BLOCK <= m {
+            affine_rows::<F, J, HALF>(w, h, j0, bias, a, r, out);
+            affine_rows::<F, J, HALF>(w, h, j0, bias, a, r + HALF, out);
+            r += BLOCK;
+        }
+    } else {
+        while r + BLOCK <= m {
+            affine_rows::<F, J, BLOCK>(w, h, j0, bias, a, r, out);
+            r += BLOCK;
+        }
     }
     in_tail_blocks!(r < m, L => affine_rows::<F, J, L>(w, h, j0, bias, a, r, out));
 }
@@ -329,7 +374,7 @@ fn affine_rows<F: Real, const J: usize, const L: usize>(
 
 #[inline(always)]
 fn weight_grad_loops<F: Real>(
-    halves: LaneHalves,
+    halves: HalfBlocks,
     a: Cols<'_, F>,
     g: Cols<'_, F>,
     dw: &mut [F],
@@ -352,7 +397,7 @@ fn weight_grad_loops<F: Real>(
         while j < h {
             // One sum's partial sums fit in registers anyway; in halves they would be too
             // few chains of additions to hide their latency.
-            dwi[j] += dots::<F, 1>(LaneHalves(false), ai, [g.col(j)])[0];
+            dwi[j] += dots::<F, 1>(HalfBlocks(false), ai, [g.col(j)])[0];
             j += 1;
         }
     }
@@ -364,14 +409,22 @@ fn weight_grad_loops<F: Real>(
 }
 
 #[inline(always)]
-fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F]) {
+fn back_prop_loops<F: Real>(
+    halves: HalfBlocks,
+    w: &[F],
+    g: Cols<'_, F>,
+    skip: bool,
+    back: &mut [F],
+    deriv: &mut [F],
+) {
     let (h, m) = (g.width, g.rows);
     let k = back.len() / m.max(1);
     let start = k - k % GROUP;
     let mut b_groups = back.chunks_exact_mut(GROUP * m);
     let mut d_groups = deriv.chunks_exact_mut(GROUP * m);
     for (n, (bg, dg)) in (&mut b_groups).zip(&mut d_groups).enumerate() {
-        back_prop_inputs::<F, GROUP>(&w[n * GROUP * h..(n + 1) * GROUP * h], g, skip, bg, dg);
+        let wg = &w[n * GROUP * h..(n + 1) * GROUP * h];
+        back_prop_inputs::<F, GROUP>(halves, wg, g, skip, bg, dg);
     }
     let rest = b_groups
         .into_remainder()
@@ -379,7 +432,7 @@ fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F],
         .zip(d_groups.into_remainder().chunks_exact_mut(m));
     for (q, (bi, di)) in rest.enumerate() {
         let i = start + q;
-        back_prop_inputs::<F, 1>(&w[i * h..(i + 1) * h], g, skip, bi, di);
+        back_prop_inputs::<F, 1>(HalfBlocks(false), &w[i * h..(i + 1) * h], g, skip, bi, di);
     }
 }
 
@@ -388,6 +441,7 @@ fn back_prop_loops<F: Real>(w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F],
 /// whatever I; I only sets how many independent sums are in flight.
 #[inline(always)]
 fn back_prop_inputs<F: Real, const I: usize>(
+    halves: HalfBlocks,
     w: &[F],
     g: Cols<'_, F>,
     skip: bool,
@@ -396,9 +450,18 @@ fn back_prop_inputs<F: Real, const I: usize>(
 ) {
     let m = g.rows;
     let mut r = 0;
-    while r + BLOCK <= m {
-        back_prop_rows::<F, I, BLOCK>(w, g, skip, r, back, deriv);
-        r += BLOCK;
+    if halves.0 {
+        const HALF: usize = BLOCK / 2;
+        while r + BLOCK <= m {
+            back_prop_rows::<F, I, HALF>(w, g, skip, r, back, deriv);
+            back_prop_rows::<F, I, HALF>(w, g, skip, r + HALF, back, deriv);
+            r += BLOCK;
+        }
+    } else {
+        while r + BLOCK <= m {
+            back_prop_rows::<F, I, BLOCK>(w, g, skip, r, back, deriv);
+            r += BLOCK;
+        }
     }
     in_tail_blocks!(r < m, L => back_prop_rows::<F, I, L>(w, g, skip, r, back, deriv));
 }
@@ -445,9 +508,9 @@ fn mul_add_block<F: Real, const L: usize>(acc: &mut [F; L], c: F, x: &[F; L]) {
 }
 
 /// Σ_r x[r]·y_q[r] for each of the J vectors y_q, each in `BLOCK` interleaved partial sums
-/// added pairwise at the end (the same order whatever J, and in halves or not: [`LaneHalves`]).
+/// added pairwise at the end (the same order whatever J, and in halves or not: [`HalfBlocks`]).
 #[inline(always)]
-fn dots<F: Real, const J: usize>(halves: LaneHalves, x: &[F], y: [&[F]; J]) -> [F; J] {
+fn dots<F: Real, const J: usize>(halves: HalfBlocks, x: &[F], y: [&[F]; J]) -> [F; J] {
     let m = x.len();
     if m < BLOCK {
         return short_dots(x, y);
