@@ -6,7 +6,8 @@
 //! more time organizing the work than doing it. These kernels work on the *feature-major*
 //! buffers of [`super::mlp`] (feature j of row r at `j·stride + r`), so every loop runs over rows:
 //! a block of [`BLOCK`] rows of one output is accumulated in a small array the compiler keeps in
-//! vector registers, and the loops are compiled for AVX-512 or AVX2 when the CPU has them
+//! vector registers (half a block at a time for f64 on AVX2, which has half the registers:
+//! [`HalfBlocks`]), and the loops are compiled for AVX-512 or AVX2 when the CPU has them
 //! (chosen once, when the model is built: [`Isa::detect`]).
 //!
 //! Input: a layer's weights (row-major `fan_in × fan_out`, as the flat buffer holds them), its
