@@ -150,25 +150,28 @@ macro_rules! dispatch {
 }
 
 /// Defines `$name` (dispatching) and its AVX-512 and AVX2 copies of the `#[inline(always)]`
-/// loop function `$loops`, all with the same signature.
+/// loop function `$loops`. `$name` takes the instruction set and `$loops`' arguments after the
+/// first; that first argument, [`HalfBlocks`], follows from the instruction set and F, so
+/// `$name` computes it.
 macro_rules! multiversion {
     ($(#[$doc:meta])* fn $name:ident / $avx512:ident / $avx2:ident = $loops:ident
         ($($arg:ident : $ty:ty),*)) => {
         $(#[$doc])*
         pub(crate) fn $name<F: Real>(isa: Isa, $($arg: $ty),*) {
-            dispatch!(isa, $avx512, $avx2, $loops($($arg),*))
+            let halves = HalfBlocks::for_isa::<F>(isa);
+            dispatch!(isa, $avx512, $avx2, $loops(halves, $($arg),*))
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
-        fn $avx512<F: Real>($($arg: $ty),*) {
-            $loops($($arg),*)
+        fn $avx512<F: Real>(halves: HalfBlocks, $($arg: $ty),*) {
+            $loops(halves, $($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
-        fn $avx2<F: Real>($($arg: $ty),*) {
-            $loops($($arg),*)
+        fn $avx2<F: Real>(halves: HalfBlocks, $($arg: $ty),*) {
+            $loops(halves, $($arg),*)
         }
     };
 }
@@ -214,33 +217,17 @@ macro_rules! in_tail_blocks {
     }};
 }
 
-/// Forward: `out_j[r] = b_j + Σ_i W[i, j]·a_i[r]` for every output j (`out` is `fan_out × rows`,
-/// packed), with `w` row-major `a.width × fan_out`.
-pub(crate) fn affine<F: Real>(isa: Isa, w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F]) {
-    affine_isa(isa, HalfBlocks::for_isa::<F>(isa), w, b, a, out)
+multiversion! {
+    /// Forward: `out_j[r] = b_j + Σ_i W[i, j]·a_i[r]` for every output j (`out` is
+    /// `fan_out × rows`, packed), with `w` row-major `a.width × fan_out`.
+    fn affine / affine_avx512 / affine_avx2 = affine_loops
+        (w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F])
 }
 
 multiversion! {
-    /// [`affine`], compiled for each instruction set.
-    fn affine_isa / affine_avx512 / affine_avx2 = affine_loops
-        (halves: HalfBlocks, w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F])
-}
-
-/// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`.
-pub(crate) fn weight_grad<F: Real>(
-    isa: Isa,
-    a: Cols<'_, F>,
-    g: Cols<'_, F>,
-    dw: &mut [F],
-    db: Option<&mut [F]>,
-) {
-    weight_grad_isa(isa, HalfBlocks::for_isa::<F>(isa), a, g, dw, db)
-}
-
-multiversion! {
-    /// [`weight_grad`], compiled for each instruction set.
-    fn weight_grad_isa / weight_grad_avx512 / weight_grad_avx2 = weight_grad_loops
-        (halves: HalfBlocks, a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
+    /// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`.
+    fn weight_grad / weight_grad_avx512 / weight_grad_avx2 = weight_grad_loops
+        (a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
 }
 
 /// Whether the kernels work on half a block at a time: [`affine`] and [`back_prop`] on 8 rows
@@ -273,25 +260,13 @@ impl HalfBlocks {
     }
 }
 
-/// Backward, data: `back_i[r] = Σ_j W[i, j]·g_j[r]` (plus the old `back_i[r]` when the layer has
-/// a residual connection), then `deriv_i[r] *= back_i[r]`: dL/dA of the layer's input times φ'
-/// of the layer below, which is that layer's dL/dZ. `back` and `deriv` are `fan_in × rows`,
-/// packed.
-pub(crate) fn back_prop<F: Real>(
-    isa: Isa,
-    w: &[F],
-    g: Cols<'_, F>,
-    skip: bool,
-    back: &mut [F],
-    deriv: &mut [F],
-) {
-    back_prop_isa(isa, HalfBlocks::for_isa::<F>(isa), w, g, skip, back, deriv)
-}
-
 multiversion! {
-    /// [`back_prop`], compiled for each instruction set.
-    fn back_prop_isa / back_prop_avx512 / back_prop_avx2 = back_prop_loops
-        (halves: HalfBlocks, w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F])
+    /// Backward, data: `back_i[r] = Σ_j W[i, j]·g_j[r]` (plus the old `back_i[r]` when the layer
+    /// has a residual connection), then `deriv_i[r] *= back_i[r]`: dL/dA of the layer's input
+    /// times φ' of the layer below, which is that layer's dL/dZ. `back` and `deriv` are
+    /// `fan_in × rows`, packed.
+    fn back_prop / back_prop_avx512 / back_prop_avx2 = back_prop_loops
+        (w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F])
 }
 
 #[inline(always)]
