@@ -220,6 +220,9 @@ fn main() {
         Ok("narrow") => KernelChoice::AllNarrow,
         _ => KernelChoice::BySize,
     };
+    // BENCH_PRECISION=f64|f32 times one precision only (default: both), e.g. under a profiler.
+    let precision = std::env::var("BENCH_PRECISION").unwrap_or_default();
+    let (f64s, f32s) = (precision != "f32", precision != "f64");
     println!("kernels: {kernels:?}");
     // The machine may be shared: print its load so a slow figure can be told from a busy box.
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
@@ -234,8 +237,12 @@ fn main() {
             continue;
         }
         for threads in [1, cores] {
-            bench::<f64>(case, threads, kernels);
-            bench::<f32>(case, threads, kernels);
+            if f64s {
+                bench::<f64>(case, threads, kernels);
+            }
+            if f32s {
+                bench::<f32>(case, threads, kernels);
+            }
         }
     }
 }
