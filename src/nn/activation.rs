@@ -61,9 +61,11 @@ const TANH_LANES: usize = 32;
 /// 2-core Zen 3 VM (`cargo bench --bench gradient small8-tanh`, one thread, three alternating
 /// runs of each build, best ms), f64 values per call: 8 → 0.0673–0.0687, 16 → 0.0551–0.0565,
 /// 24 → 0.0581–0.0604, 32 → 0.0573–0.0580, 64 → 0.0570–0.0572; f32 at 16 values per call
-/// (two vectors) was slower, 0.029 → 0.036. Small tanh HMC sweep (4 chains, 2 threads, 3,000
-/// draws; two alternating runs of each build): 32,429 / 32,744 → 33,177 / 33,924 gradients/s,
-/// λ̂ byte-identical.
+/// (two vectors) was slower, 0.029 → 0.036. Small tanh sweep (4 chains, 2 threads, 3,000
+/// draws; alternating runs of the two builds, gradients/s): HMC 32,429 / 32,744 / 31,893 /
+/// 31,173 / 31,253 → 33,177 / 33,924 / 32,873 / 32,637 / 32,087, MCLMC 31,233 / 30,089 →
+/// 32,124 / 32,822; λ̂ byte-identical. (An earlier trial of 16 values, before Estrin's series
+/// and half blocks, had made that HMC sweep slower; this one, on today's kernels, did not.)
 const TANH_LANES_AVX2_F64: usize = 16;
 
 /// The activations built on tanh.

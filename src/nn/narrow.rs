@@ -250,6 +250,14 @@ multiversion! {
 /// 0.0376–0.0381, small8-tanh 0.0628–0.0661 → 0.0588–0.0607, dln432-all-rows and every f32 case
 /// unchanged; the HMC sweep 28,149–30,619 → 28,860–31,842 gradients/s (a quieter hour), λ̂ again
 /// byte-identical.
+///
+/// Tried and left out (2026-12-04): the half-block dot products written with AVX2 intrinsics.
+/// The generic `lane_sums` compiles its second pass (lanes 8–15) to 4 + 2 + 1 lanes and a
+/// gather of the eighth lane across the J sums (perf annotate); by hand, both passes were
+/// clean ymm loops, and small8 went 0.0364 → 0.0338 ms, small8-tanh 0.0556 → 0.0533. But the
+/// rest of the weight-gradient function then compiled differently, and the deep linear
+/// network's moment rows (8 rows, one sum at a time, untouched by the change) ran 18 % slower
+/// in MCLMC (3.0 → 2.0–2.5 M gradients/s, in every variant tried), so the generic code stays.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HalfBlocks(pub bool);
 
