@@ -16,7 +16,8 @@
 //!   `dln432-all-rows`, and `base62` (32 → [62, 62, 62] → 1, relu, p = 9,921, n = 20,000),
 //!
 //! each in a rayon pool of 1 thread and of all cores. `BENCH_KERNELS=gemm` or `=narrow` runs
-//! every layer on that kernel instead of choosing by width (`nn::KernelChoice`). `cpu ms` is the process's CPU time per
+//! every layer on that kernel instead of choosing by width (`nn::KernelChoice`); `BENCH_PRECISION=f64`
+//! or `=f32` times that precision only (as a profiler's only work). `cpu ms` is the process's CPU time per
 //! evaluation, all threads together: on a busy machine it stays near the true cost while wall
 //! times grow.
 //!
