@@ -217,6 +217,35 @@ macro_rules! in_tail_blocks {
     }};
 }
 
+/// Runs `$body` over rows 0 … `$m` − 1 with `$r` the first row of a block and `$len` a
+/// constant naming its size: whole blocks of `BLOCK` rows, each as two halves of `BLOCK / 2`
+/// when `$halves` says so ([`HalfBlocks`]), then the last rows by [`in_tail_blocks!`]. Every
+/// row's value is computed by the same operations whatever the blocks, so the bits do not
+/// depend on them.
+macro_rules! in_row_blocks {
+    ($halves:expr, $m:expr, $r:ident, $len:ident => $body:expr) => {{
+        let mut $r = 0;
+        if $halves.0 {
+            while $r + BLOCK <= $m {
+                {
+                    const $len: usize = BLOCK / 2;
+                    $body;
+                    $r += $len;
+                    $body;
+                    $r += $len;
+                }
+            }
+        } else {
+            while $r + BLOCK <= $m {
+                const $len: usize = BLOCK;
+                $body;
+                $r += $len;
+            }
+        }
+        in_tail_blocks!($r < $m, $len => $body);
+    }};
+}
+
 multiversion! {
     /// Forward: `out_j[r] = b_j + Σ_i W[i, j]·a_i[r]` for every output j (`out` is
     /// `fan_out × rows`, packed), with `w` row-major `a.width × fan_out`.
@@ -313,21 +342,7 @@ fn affine_outputs<F: Real, const J: usize>(
 ) {
     let m = a.rows;
     let bias: [F; J] = std::array::from_fn(|q| b.map_or(F::zero(), |b| b[j0 + q]));
-    let mut r = 0;
-    if halves.0 {
-        const HALF: usize = BLOCK / 2;
-        while r + BLOCK <= m {
-            affine_rows::<F, J, HALF>(w, h, j0, bias, a, r, out);
-            affine_rows::<F, J, HALF>(w, h, j0, bias, a, r + HALF, out);
-            r += BLOCK;
-        }
-    } else {
-        while r + BLOCK <= m {
-            affine_rows::<F, J, BLOCK>(w, h, j0, bias, a, r, out);
-            r += BLOCK;
-        }
-    }
-    in_tail_blocks!(r < m, L => affine_rows::<F, J, L>(w, h, j0, bias, a, r, out));
+    in_row_blocks!(halves, m, r, L => affine_rows::<F, J, L>(w, h, j0, bias, a, r, out));
 }
 
 /// Rows r … r + L − 1 of [`affine_outputs`]: `bias` plus each input's values times its
@@ -433,21 +448,7 @@ fn back_prop_inputs<F: Real, const I: usize>(
     deriv: &mut [F],
 ) {
     let m = g.rows;
-    let mut r = 0;
-    if halves.0 {
-        const HALF: usize = BLOCK / 2;
-        while r + BLOCK <= m {
-            back_prop_rows::<F, I, HALF>(w, g, skip, r, back, deriv);
-            back_prop_rows::<F, I, HALF>(w, g, skip, r + HALF, back, deriv);
-            r += BLOCK;
-        }
-    } else {
-        while r + BLOCK <= m {
-            back_prop_rows::<F, I, BLOCK>(w, g, skip, r, back, deriv);
-            r += BLOCK;
-        }
-    }
-    in_tail_blocks!(r < m, L => back_prop_rows::<F, I, L>(w, g, skip, r, back, deriv));
+    in_row_blocks!(halves, m, r, L => back_prop_rows::<F, I, L>(w, g, skip, r, back, deriv));
 }
 
 /// Rows r … r + L − 1 of [`back_prop_inputs`]: zero (or the residual's values) plus each
