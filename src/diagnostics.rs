@@ -10,6 +10,8 @@
 //! * [`ess_tail`]  — `arviz.ess(method="tail")`: the smaller ESS of the
 //!   indicators `x <= q05` and `x <= q95`.
 //! * [`ess_mean`]  — `arviz.ess(method="mean")`: ESS of the split raw draws.
+//! * [`ess_unsplit`] — one chain's raw draws, not split: ArviZ's internal `_ess` on a
+//!   `(1, draws)` array, which is BlackJAX's `effective_sample_size` too (MCLMC tuning).
 //! * [`rhat_rank`] — `arviz.rhat(method="rank")`: the larger of the
 //!   rank-normalized split R-hat of the draws and of the draws folded about
 //!   their median (Vehtari et al. 2021, arXiv:1903.08008).
@@ -101,6 +103,19 @@ pub fn ess_mean(chains: &[Vec<f64>]) -> f64 {
         Some(n_draw) => ess(&Draws::split(chains, n_draw)),
         None => f64::NAN,
     }
+}
+
+/// ESS of one chain's raw draws, *not* split in halves: what BlackJAX's `effective_sample_size`
+/// computes for a single chain, and what MCLMC tuning's third stage measures (see
+/// `samplers/mclmc_tuning.rs`). NaN under the same conditions as [`ess_mean`].
+pub fn ess_unsplit(chain: &[f64]) -> f64 {
+    if chain.len() < MIN_DRAWS || chain.iter().any(|x| x.is_nan()) {
+        return f64::NAN;
+    }
+    ess(&Draws {
+        n_draw: chain.len(),
+        values: chain.to_vec(),
+    })
 }
 
 /// Rank-normalized split R-hat: the worse of the bulk and the folded (tail) R-hat.
@@ -590,6 +605,45 @@ mod tests {
     #[test]
     fn ess_mean_matches_arviz() {
         check("ess_mean", ess_mean, |c| c.ess_mean);
+    }
+
+    #[test]
+    fn ess_unsplit_matches_arviz_on_whole_chains() {
+        #[derive(Deserialize)]
+        struct Unsplit {
+            cases: Vec<UnsplitCase>,
+        }
+        #[derive(Deserialize)]
+        struct UnsplitCase {
+            name: String,
+            ess_unsplit: Vec<f64>,
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ess_unsplit.json"
+        );
+        let text = std::fs::read_to_string(path).expect("fixture readable");
+        let want: Unsplit = serde_json::from_str(&text).expect("fixture parses");
+        let cases = reference().cases;
+        assert_eq!(want.cases.len(), cases.len());
+        for (case, want) in cases.iter().zip(&want.cases) {
+            assert_eq!(case.name, want.name);
+            for (chain, &want) in case.chains.iter().zip(&want.ess_unsplit) {
+                let got = ess_unsplit(chain);
+                let err = relative_error(got, want);
+                assert!(err <= REL_TOL, "{}: got {got}, ArviZ {want}", case.name);
+            }
+        }
+        // Not what the split estimator answers: a chain whose halves differ (a slow drift, a
+        // stuck stretch) has a much lower split ESS. An i.i.d. chain shifted by one unit half
+        // way: ArviZ gives 17.3 unsplit and 3.3 split.
+        let mut step = cases[0].chains[0].clone();
+        let half = step.len() / 2;
+        step[half..].iter_mut().for_each(|x| *x += 1.0);
+        let (whole, split) = (ess_unsplit(&step), ess_mean(&[step]));
+        assert!(whole > 4.0 * split, "unsplit {whole}, split {split}");
+        assert!(ess_unsplit(&[1.0, 2.0, f64::NAN, 3.0, 4.0]).is_nan());
+        assert!(ess_unsplit(&[1.0, 2.0, 3.0]).is_nan());
     }
 
     #[test]
