@@ -50,6 +50,12 @@
 //! that HMC run's λ̂ went 5.188 → 5.130, 1.4 standard errors of the difference (MCSE 0.028
 //! each), its target w* retrained through the new tanh. f32 keeps Horner (below: six steps deep,
 //! where Estrin gained nothing measurable and cost accuracy).
+//!
+//! Not done, measured: software pipelining across blocks (block b's reduction and series written
+//! beside block b − 1's 2^k, division and derivative, same bits): `small8-tanh` f64 on one thread,
+//! three alternating runs, best ms 0.0558–0.0559 before, 0.0563–0.0571 with 16 values per block
+//! and 0.0574–0.0590 with 8. And the division is not the bottleneck: replacing it by a product (a
+//! wrong tanh, to time it) took only 0.0565–0.0576 → 0.0539–0.0548 ms (2026-12-04, Zen 3 VM).
 
 /// 1.5·2^52: adding it rounds a value of magnitude < 2^51 to an integer, held in the low bits.
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
