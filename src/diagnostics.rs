@@ -109,13 +109,12 @@ pub fn ess_mean(chains: &[Vec<f64>]) -> f64 {
 /// computes for a single chain, and what MCLMC tuning's third stage measures (see
 /// `samplers/mclmc_tuning.rs`). NaN under the same conditions as [`ess_mean`].
 pub fn ess_unsplit(chain: &[f64]) -> f64 {
-    if chain.len() < MIN_DRAWS || chain.iter().any(|x| x.is_nan()) {
+    let chains = [chain.to_vec()];
+    let Some(n_draw) = checked_draws(&chains, 1) else {
         return f64::NAN;
-    }
-    ess(&Draws {
-        n_draw: chain.len(),
-        values: chain.to_vec(),
-    })
+    };
+    let [values] = chains;
+    ess(&Draws { n_draw, values })
 }
 
 /// Rank-normalized split R-hat: the worse of the bulk and the folded (tail) R-hat.

@@ -268,7 +268,8 @@ mod tests {
     fn tanh_in_blocks_is_tanh_one_value_at_a_time() {
         // The blocked loop (`TANH_LANES` or `TANH_LANES_AVX2_F64` values per call, then a
         // remainder) only reorders instructions: every value, its derivative included, must
-        // have the bits of the scalar formula. 4,001 values leave a remainder; the specials check the selects lane by lane.
+        // have the bits of the scalar formula. 4,001 values leave a remainder; the specials
+        // check the selects lane by lane.
         let mut z: Vec<f64> = (0..4001)
             .map(|i| (f64::from(i) - 2000.0) * 0.0123)
             .collect();
