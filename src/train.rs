@@ -597,6 +597,26 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_weight_scale_gives_a_zero_teacher_and_pure_noise_data() {
+        // weight_scale 0 is the rank-0 teacher of a deep linear student: y is the noise alone.
+        let mut cfg = target(
+            model(1, 4, Activation::Identity),
+            0.1,
+            training(Optimizer::Sgd, 0.05, 10, None),
+        );
+        cfg.teacher.weight_scale = 0.0;
+        let built = build_target::<f64>(&cfg).unwrap();
+        assert!(built.teacher_params.iter().all(|&v| v == 0.0));
+        // 800 values of N(0, 0.1²): the sample variance is within 3 standard errors
+        // (0.01·√(2/800) = 5e-4) of 0.01, and the mean within 3·0.1/√800 = 0.011 of 0.
+        let n = built.y.len() as f64;
+        let mean = built.y.sum() / n;
+        let var = built.y.mapv(|v| (v - mean) * (v - mean)).sum() / (n - 1.0);
+        assert!(mean.abs() < 0.011, "mean {mean}");
+        assert!((var - 0.01).abs() < 1.5e-3, "variance {var}");
+    }
+
+    #[test]
     fn small_relu_network_learns_on_minibatches() {
         let cfg = target(
             model(1, 8, Activation::Relu),

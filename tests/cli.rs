@@ -268,6 +268,18 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
         "targets:\n  - { model: small, data: small, seed: 1, overrides: { posterior: { gamma: -1 } } }\nsamplers: []\n",
         &["posterior.gamma"],
     );
+    // A negative teacher scale is refused; 0 (pure-noise data: a rank-0 teacher) is not.
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { teacher: { weight_scale: -1 } } }\nsamplers: []\n",
+        &["teacher.weight_scale", "must be a number >= 0"],
+    );
+    Test::new()
+        .experiments(
+            "targets:\n  - { model: small, data: small, seed: 1, overrides: { teacher: { weight_scale: 0 } } }\nsamplers: []\n",
+        )
+        .args(["-n"])
+        .run()
+        .success();
     bad(
         "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: mclmc, overrides: { integrator: verlet } }\n",
         &["integrator", "isokinetic_mclachlan"],

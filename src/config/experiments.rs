@@ -482,10 +482,15 @@ fn resolve_target(
             ),
         });
     }
-    if !(teacher.weight_scale.is_finite() && teacher.weight_scale > 0.0) {
+    // 0 is allowed: a teacher whose output is 0, so the data are pure noise (for a deep linear
+    // student, a teacher of rank 0, a standard case of Aoyagi's formula).
+    if !(teacher.weight_scale.is_finite() && teacher.weight_scale >= 0.0) {
         issues.push(Invalid {
             path: "teacher.weight_scale".into(),
-            message: format!("must be a positive number, got {}", teacher.weight_scale),
+            message: format!(
+                "must be a number >= 0 (0: the data are pure noise), got {}",
+                teacher.weight_scale
+            ),
         });
     }
     first_invalid(ctx, &label, issues)?;
