@@ -145,6 +145,50 @@ fn trained_deep_linear_networks_are_estimated_accurately_and_healthily() {
     }
 }
 
+/// Deep linear networks whose teacher has lower rank than the student can represent, the
+/// other half of Aoyagi's formula: [3,2,3] with a zero teacher (r = 0, λ = 2.5) and [5,3,4,6]
+/// with a teacher through one hidden unit (r = 1, λ = 8), trained by default and sampled on
+/// the default posterior with every sampler's preset (NUTS `--quick`). Their minima are
+/// degenerate, so training may stop a little further from them (`MAX_EXCESS_DEGENERATE` in
+/// `src/validate/cases.rs`), and the estimates must still be within the trained cases' bars.
+#[test]
+fn rank_deficient_deep_linear_networks_are_estimated_accurately_and_healthily() {
+    let cases = "trained_dln323_r0,trained_dln5346_r1";
+    let out = Test::new()
+        .args([
+            "validate",
+            "--cases",
+            cases,
+            "--samplers",
+            "hmc,sgld,mclmc",
+            "--json",
+        ])
+        .run()
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON report");
+    let rows = passed_rows(&report, 6);
+    let truths: Vec<f64> = rows.iter().map(|r| r["truth"].as_f64().unwrap()).collect();
+    assert_eq!(
+        truths,
+        [2.5, 2.5, 2.5, 8.0, 8.0, 8.0],
+        "Aoyagi's λ at r = 0 and r = 1"
+    );
+    let out = Test::new()
+        .args([
+            "validate",
+            "--quick",
+            "--cases",
+            cases,
+            "--samplers",
+            "nuts",
+            "--json",
+        ])
+        .run()
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON report");
+    passed_rows(&report, 2);
+}
+
 #[test]
 fn unknown_names_exit_2_and_list_the_valid_ones() {
     let t = Test::new();

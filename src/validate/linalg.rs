@@ -210,17 +210,54 @@ pub fn least_squares_loss(
     x: ArrayView2<'_, f64>,
     y: ArrayView2<'_, f64>,
 ) -> Result<f64, LinalgError> {
+    Ok(least_squares_fit(x, y)?.1)
+}
+
+/// The coefficients B̂ (columns of `x` × outputs) of the least-squares fit and its loss.
+fn least_squares_fit(
+    x: ArrayView2<'_, f64>,
+    y: ArrayView2<'_, f64>,
+) -> Result<(Array2<f64>, f64), LinalgError> {
     let n = x.nrows();
     let chol = Cholesky::factor(gram(x).view())?;
     let xty = x.t().dot(&y);
+    let mut coefs = Array2::<f64>::zeros((x.ncols(), y.ncols()));
     let mut residual = y.to_owned();
     for (k, col) in xty.columns().into_iter().enumerate() {
         let coef = ndarray::Array1::from(chol.solve(&col.to_vec()));
         let fit = x.dot(&coef);
         let mut r = residual.column_mut(k);
         r -= &fit;
+        coefs.column_mut(k).assign(&coef);
     }
-    Ok(residual.iter().map(|v| v * v).sum::<f64>() / n as f64)
+    let loss = residual.iter().map(|v| v * v).sum::<f64>() / n as f64;
+    Ok((coefs, loss))
+}
+
+/// The reduced-rank regression loss min over B of rank ≤ `rank` of (1/n) Σ_rows ‖y − xB‖²: the
+/// minimum of a deep linear network whose narrowest layer has `rank` units (its map is the
+/// product of its layers). With the least-squares fit Ŷ = xB̂, every B splits the error into
+/// the least-squares residual, orthogonal to the columns of x, and ‖Ŷ − xB‖²; the best rank-r
+/// approximation of Ŷ (Eckart–Young) leaves the sum of its squared singular values beyond the
+/// first r. Those are the eigenvalues of ŶᵀŶ = B̂ᵀxᵀy (outputs × outputs), smallest first. At
+/// `rank` ≥ outputs nothing is left out and this is [`least_squares_loss`].
+pub fn reduced_rank_loss(
+    x: ArrayView2<'_, f64>,
+    y: ArrayView2<'_, f64>,
+    rank: usize,
+) -> Result<f64, LinalgError> {
+    let (coefs, loss) = least_squares_fit(x, y)?;
+    let outputs = y.ncols();
+    if rank >= outputs {
+        return Ok(loss);
+    }
+    let fit_gram = coefs.t().dot(&x.t().dot(&y));
+    let left_out: f64 = symmetric_eigenvalues(fit_gram.view())?
+        .into_iter()
+        .take(outputs - rank)
+        .map(|e| e.max(0.0))
+        .sum();
+    Ok(loss + left_out / x.nrows() as f64)
 }
 
 #[cfg(test)]
@@ -371,5 +408,30 @@ mod tests {
             array![[1.0, 2.0, 1.0], [3.0, 4.0, 1.0]]
         );
         assert_eq!(gram(x.view()), array![[10.0, 14.0], [14.0, 20.0]]);
+    }
+
+    /// The reduced-rank minimum against its definition: y = x·B with B of rank 2 (3 inputs, 3
+    /// outputs, no noise) has loss 0 at rank 2 and, at rank 1, the loss of the best rank-1
+    /// map, which for orthonormal columns of x (xᵀx = nI) is Eckart–Young on B itself: the
+    /// smallest non-zero squared singular value of B. B = diag(3, 2, 0) rotated keeps its
+    /// singular values, so the expected losses are exactly 0, 4 and 4 + 9 = 13.
+    #[test]
+    fn reduced_rank_loss_leaves_out_the_smallest_singular_values() {
+        // Four rows of ±1 with orthogonal columns: xᵀx = 4I.
+        let x = array![
+            [1.0, 1.0, 1.0],
+            [1.0, -1.0, 1.0],
+            [1.0, 1.0, -1.0],
+            [1.0, -1.0, -1.0]
+        ];
+        let (c, s) = (0.6_f64, 0.8_f64);
+        let rotation = array![[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]];
+        let b = rotation.dot(&array![[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0]]);
+        let y = x.dot(&b);
+        for (rank, want) in [(3, 0.0), (2, 0.0), (1, 4.0), (0, 13.0)] {
+            let got = reduced_rank_loss(x.view(), y.view(), rank).unwrap();
+            assert!((got - want).abs() < 1e-12, "rank {rank}: {got} vs {want}");
+        }
+        assert!(least_squares_loss(x.view(), y.view()).unwrap().abs() < 1e-12);
     }
 }
