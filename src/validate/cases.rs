@@ -258,11 +258,18 @@ impl Case {
         }
     }
 
+    /// A deep linear case whose teacher has lower rank than the student can represent: its
+    /// minimum is degenerate ([`MAX_EXCESS_DEGENERATE`]).
+    fn is_rank_deficient(self) -> bool {
+        matches!(self, Case::TrainedDln323Rank0 | Case::TrainedDln5346Rank1)
+    }
+
     /// How far above min L_n training may leave w*, as a fraction of the truth (in LLC units).
     pub fn max_excess(self) -> f64 {
-        match self {
-            Case::TrainedDln323Rank0 | Case::TrainedDln5346Rank1 => MAX_EXCESS_DEGENERATE,
-            _ => MAX_EXCESS,
+        if self.is_rank_deficient() {
+            MAX_EXCESS_DEGENERATE
+        } else {
+            MAX_EXCESS
         }
     }
 
@@ -685,9 +692,10 @@ mod tests {
             // Measured: 3.2e-8 (trained_regular), 1.1e-6 (trained_dln432). build() itself
             // refuses more than MAX_EXCESS.
             let excess = b.n_beta * (b.l0 - b.l_min);
-            // The rank-deficient cases' minima are degenerate ([`MAX_EXCESS_DEGENERATE`]).
+            // The rank-deficient cases' minima are degenerate ([`MAX_EXCESS_DEGENERATE`];
+            // measured 6.8e-3 and 9.3e-3).
             let bar = match case {
-                Case::TrainedDln323Rank0 | Case::TrainedDln5346Rank1 => 2e-2,
+                _ if case.is_rank_deficient() => 2e-2,
                 _ if case.is_trained() => 1e-4,
                 _ => 1e-9,
             };

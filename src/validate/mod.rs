@@ -30,7 +30,7 @@ pub enum ValidateError {
     #[error("validation case {case}: cannot build the target: {message}")]
     Target { case: &'static str, message: String },
     #[error(
-        "validation case {case}: training did not reach the minimum: L0 = {l0:.9e} but the least-squares minimum is {l_min:.9e}, nβ(L0 − min) = {excess:.2e} > {limit:.2e}; the estimate would be biased by about that much"
+        "validation case {case}: training did not reach the minimum: L0 = {l0:.9e} but the minimum (least squares, at the rank of the network's narrowest layer) is {l_min:.9e}, nβ(L0 − min) = {excess:.2e} > {limit:.2e}; the estimate would be biased by about that much"
     )]
     NotAtMinimum {
         case: &'static str,
