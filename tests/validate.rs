@@ -110,33 +110,11 @@ fn passed_rows(report: &serde_json::Value, expected: usize) -> Vec<serde_json::V
 /// rank at this n (a unit test in `src/validate/cases.rs` checks it), so λ is the truth.
 #[test]
 fn trained_deep_linear_networks_are_estimated_accurately_and_healthily() {
-    let out = Test::new()
-        .args([
-            "validate",
-            "--cases",
-            "trained_dln432,trained_dln333,trained_dln3333,trained_dln43332",
-            "--samplers",
-            "hmc,sgld,mclmc",
-            "--json",
-        ])
-        .run()
-        .success();
-    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON report");
+    let cases = "trained_dln432,trained_dln333,trained_dln3333,trained_dln43332";
+    let report = validate_report(&["--cases", cases, "--samplers", "hmc,sgld,mclmc"]);
     assert_eq!(report["quick"], false, "full budgets");
     passed_rows(&report, 12);
-    let out = Test::new()
-        .args([
-            "validate",
-            "--quick",
-            "--cases",
-            "trained_dln432,trained_dln333,trained_dln3333,trained_dln43332",
-            "--samplers",
-            "nuts",
-            "--json",
-        ])
-        .run()
-        .success();
-    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON report");
+    let report = validate_report(&["--quick", "--cases", cases, "--samplers", "nuts"]);
     let rows = passed_rows(&report, 4);
     let truths: Vec<f64> = rows.iter().map(|r| r["truth"].as_f64().unwrap()).collect();
     assert_eq!(truths, [4.0, 4.5, 4.5, 4.0], "Aoyagi's λ of each network");
@@ -154,18 +132,7 @@ fn trained_deep_linear_networks_are_estimated_accurately_and_healthily() {
 #[test]
 fn rank_deficient_deep_linear_networks_are_estimated_accurately_and_healthily() {
     let cases = "trained_dln323_r0,trained_dln5346_r1";
-    let out = Test::new()
-        .args([
-            "validate",
-            "--cases",
-            cases,
-            "--samplers",
-            "hmc,sgld,mclmc",
-            "--json",
-        ])
-        .run()
-        .success();
-    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON report");
+    let report = validate_report(&["--cases", cases, "--samplers", "hmc,sgld,mclmc"]);
     let rows = passed_rows(&report, 6);
     let truths: Vec<f64> = rows.iter().map(|r| r["truth"].as_f64().unwrap()).collect();
     assert_eq!(
@@ -173,20 +140,15 @@ fn rank_deficient_deep_linear_networks_are_estimated_accurately_and_healthily() 
         [2.5, 2.5, 2.5, 8.0, 8.0, 8.0],
         "Aoyagi's λ at r = 0 and r = 1"
     );
-    let out = Test::new()
-        .args([
-            "validate",
-            "--quick",
-            "--cases",
-            cases,
-            "--samplers",
-            "nuts",
-            "--json",
-        ])
-        .run()
-        .success();
-    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON report");
+    let report = validate_report(&["--quick", "--cases", cases, "--samplers", "nuts"]);
     passed_rows(&report, 2);
+}
+
+/// `lambda-hat validate ARGS --json`, which must succeed, and its report.
+fn validate_report(args: &[&str]) -> serde_json::Value {
+    let args = ["validate"].iter().chain(args).chain(&["--json"]);
+    let out = Test::new().args(args.copied()).run().success();
+    serde_json::from_str(&out.stdout()).expect("JSON report")
 }
 
 #[test]
