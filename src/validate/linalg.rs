@@ -412,7 +412,7 @@ mod tests {
 
     /// The reduced-rank minimum against its definition: y = x·B with B of rank 2 (3 inputs, 3
     /// outputs, no noise) has loss 0 at rank 2 and, at rank 1, the loss of the best rank-1
-    /// map, which for orthonormal columns of x (xᵀx = nI) is Eckart–Young on B itself: the
+    /// map, which for orthogonal columns of x with xᵀx = nI is Eckart–Young on B itself: the
     /// smallest non-zero squared singular value of B. B = diag(3, 2, 0) rotated keeps its
     /// singular values, so the expected losses are exactly 0, 4 and 4 + 9 = 13.
     #[test]
