@@ -173,8 +173,10 @@ impl Moments {
 /// median ESS 2,083 → 3,055 ([4,3,2]), 1,976 → 3,197 ([3,3,3]), 1,031 → 1,877 ([3,3,3,3]),
 /// 907 → 1,556 ([4,3,3,3,2]); mean error −2.2 → −2.1 %, −0.3 → −1.3 %, −1.9 → −2.4 %, −2.0 →
 /// −3.8 % (worst seed −5.3 → −6.6 %; tolerance 10 %). Halving `desired_energy_var` left the
-/// last at −3.8 %, so that bias comes with L, not ε; our reading (not measured) is that the
-/// shorter L carries the chain less far along the deeper networks' stiff fibre. The benchmark's deep
+/// last at −3.8 %, which we first read as L's doing. Measured since (2026-12-05, 20 seeds): it
+/// is ε's. At L = 3.4, ε = 0.02 / 0.015 / 0.0125 / 0.01 gave −2.7 / −1.2 / −0.8 / +0.5 %; at
+/// ε = 0.02, L = 1.5 / 3.4 / 7 gave −3.0 / −2.7 / −2.4 %. The step predictor just barely
+/// shortens ε there (README: `desired_energy_var`). The benchmark's deep
 /// linear target (`scripts/bench-ess.sh`, 10,000 draws, seeds 0–6): mean λ̂ 3.947 → 3.897
 /// (HMC 4.071 ± 0.082), bulk ESS 489–787 → 607–1,028, healthy 7 → 6 of 7 (R-hat 1.012).
 fn l_from_autocorrelation(positions: &[f64], steps: usize, eps: f64) -> Option<f64> {
