@@ -20,18 +20,18 @@
 //!   alone) give χ² = Σ (m_c − m̄)²/s_c² with m̄ their inverse-variance weighted mean, on
 //!   C − 1 degrees of freedom if every s_c is right. It is flagged when its Wilson–Hilferty
 //!   normal score exceeds `chain_means_z` (4.75: p < 10⁻⁶, χ² > 32.8 for 4 chains). So far
-//!   out because each chain's ESS is itself an estimate, whose error inflates χ²: on 673
+//!   out because each chain's ESS is itself an estimate, whose error inflates χ²: on 684
 //!   default-preset runs at n ≤ 10,000 (HMC, MCLMC, SGLD; 17 deep linear networks, 2 small tanh
 //!   models; `validate` seeds 0 and 11–30 and a user-style sweep) the largest χ² were 25.0 and
-//!   24.9 (p ≈ 2·10⁻⁵ each, about 30× more often than the nominal rate), next 17.0. The runs it
-//!   is for had χ² = 36–53. Why next to R-hat: R-hat
-//!   compares the chain means' spread with the draws' variance, not with their standard
-//!   errors, so with many autocorrelated draws it stays under 1.01 while the chains disagree by
-//!   many sems. That
-//!   happens when the LLC has a slow component of small amplitude (a deep linear network with a
-//!   rank-deficient teacher at n = 10⁶: four HMC chains of 16,000 draws with means 5.70 / 5.76 /
-//!   6.00 / 6.02, R-hat 1.004, llc_sem 0.020, χ² = 53 on 3), which ESS estimators truncate
-//!   away, so llc_sem understates the error.
+//!   24.9 (p ≈ 2·10⁻⁵ each, about 30× more often than the nominal rate), every other one below
+//!   22. The runs it is for had χ² = 36–53.
+//!
+//!   Why next to R-hat: R-hat compares the chain means' spread with the draws' variance, not
+//!   with their standard errors, so with many autocorrelated draws it stays under 1.01 while
+//!   the chains disagree by many sems. That happens when the LLC has a slow component of small
+//!   amplitude (a deep linear network with a rank-deficient teacher at n = 10⁶: four HMC chains
+//!   of 16,000 draws with means 5.70 / 5.76 / 6.00 / 6.02, R-hat 1.004, llc_sem 0.020, χ² = 53
+//!   on 3), which ESS estimators truncate away, so llc_sem understates the error.
 //!
 //! Non-finite numbers (undefined diagnostics, NaN draws) serialize as JSON `null`, never as a
 //! made-up value.
