@@ -694,10 +694,12 @@ mod tests {
             let excess = b.n_beta * (b.l0 - b.l_min);
             // The rank-deficient cases' minima are degenerate ([`MAX_EXCESS_DEGENERATE`];
             // measured 6.8e-3 and 9.3e-3).
-            let bar = match case {
-                _ if case.is_rank_deficient() => 2e-2,
-                _ if case.is_trained() => 1e-4,
-                _ => 1e-9,
+            let bar = if case.is_rank_deficient() {
+                2e-2
+            } else if case.is_trained() {
+                1e-4
+            } else {
+                1e-9
             };
             assert!(
                 excess.abs() < bar,
