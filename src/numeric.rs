@@ -15,6 +15,7 @@ use ndarray::{LinalgScalar, ScalarOperand};
 use ndarray_npy::{ReadableElement, WritableElement};
 use num_traits::{Float, FromPrimitive, ToPrimitive};
 
+pub mod linalg;
 mod tanh;
 
 /// A float usable by the numerical core: `f32` or `f64`.

@@ -27,6 +27,9 @@ pub struct Convergence {
     pub converged: Option<bool>,
     pub grad_norm: Option<f64>,
     pub grad_tol: Option<f64>,
+    /// Deep linear targets: how far L0 is above the network's exact minimum, in LLC units.
+    #[serde(default)]
+    pub excess_over_minimum: Option<f64>,
     /// The rest of what training recorded (criterion, steps, the finish), kept as written.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
@@ -75,15 +78,21 @@ impl TargetHealthFields {
         (self.converged() == Some(false)).then(|| {
             format!(
                 "target {target_id} is not a converged minimum ({}): the LLC is defined at a \
-                 local minimum; estimated elsewhere it measures the slope, not the geometry \
+                 local minimum, and an estimate elsewhere does not measure a minimum's geometry \
                  (train the target longer: training.steps)",
                 self.gradient_text()
             )
         })
     }
 
+    /// Why the target is not a minimum, in numbers: its gradient, or, when the gradient passed,
+    /// its excess over a deep linear network's exact minimum (a saddle, `train.rs`).
     fn gradient_text(&self) -> String {
         let c = self.convergence.clone().unwrap_or_default();
+        let gradient_passed = matches!((c.grad_norm, c.grad_tol), (Some(g), Some(t)) if g <= t);
+        if let (true, Some(excess)) = (gradient_passed, c.excess_over_minimum) {
+            return format!("a saddle: loss {excess:.3} LLC units above its least-squares minimum");
+        }
         let num = |x: Option<f64>| x.map_or("unknown".to_string(), |x| format!("{x:.3e}"));
         format!(
             "gradient norm {} > tol {}",
@@ -357,7 +366,20 @@ mod tests {
         assert!(
             w.starts_with(
                 "target tgt_a is not a converged minimum (gradient norm 2.500e-1 > tol 1.000e-4): \
-                 the LLC is defined at a local minimum;"
+                 the LLC is defined at a local minimum,"
+            ),
+            "{w}"
+        );
+        // A saddle (gradient below tolerance) is named as one, not as a large gradient.
+        let saddle = target(
+            r#"{"convergence": {"converged": false, "grad_norm": 7.1e-5, "grad_tol": 9.2e-5,
+                                "excess_over_minimum": 0.372}}"#,
+        );
+        let w = saddle.run_warning("tgt_s").unwrap();
+        assert!(
+            w.starts_with(
+                "target tgt_s is not a converged minimum (a saddle: loss 0.372 LLC units above \
+                 its least-squares minimum)"
             ),
             "{w}"
         );

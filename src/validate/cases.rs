@@ -71,16 +71,14 @@
 use ndarray::Array2;
 
 use super::ValidateError;
-use super::linalg::{
-    expected_llc_from_hessian, gram, reduced_rank_loss, singular_values, with_ones_column,
-};
-use super::oracles::aoyagi_deep_linear_llc;
+use super::oracles::{aoyagi_deep_linear_llc, expected_llc_from_hessian};
 use crate::config::schema::{
     Activation, BetaMode, DataConfig, Finish, Init, ModelConfig, Optimizer, PosteriorConfig,
     ResolvedTeacher, TargetConfig, TrainingConfig,
 };
 use crate::data::{stream_rng, streams};
 use crate::nn::{Mlp, MlpLoss};
+use crate::numeric::linalg::{gram, reduced_rank_loss, singular_values, with_ones_column};
 use crate::numeric::{Precision, Real};
 use crate::train::build_target;
 
@@ -497,7 +495,7 @@ pub fn build<F: Real>(case: Case) -> Result<BuiltCase<F>, ValidateError> {
     let y = built.y.mapv(|v| v.f64());
     let (_, _, out_dim, bias) = case.architecture();
     let design = if bias { with_ones_column(x.view()) } else { x };
-    let linalg = |e: super::linalg::LinalgError| ValidateError::Target {
+    let linalg = |e: crate::numeric::linalg::LinalgError| ValidateError::Target {
         case: case.name(),
         message: e.to_string(),
     };

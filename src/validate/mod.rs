@@ -8,7 +8,6 @@
 //!
 //! * [`oracles`]: the formulas (Aoyagi's λ for deep linear networks, the regular model's exact
 //!   finite-nβ expectation from Hessian eigenvalues); pure.
-//! * [`linalg`]: the small dense solver behind the regular truth and the least-squares minimum.
 //! * [`cases`]: the models, their truths, and the check that w* is the minimum.
 //! * [`check`]: runs one sampler on one case and judges the estimate.
 //! * [`quick`]: the smaller budgets of `--quick`.
@@ -16,7 +15,6 @@
 
 pub mod cases;
 pub mod check;
-pub mod linalg;
 pub mod oracles;
 pub mod quick;
 pub mod table;

@@ -6,7 +6,12 @@
 //! * [`aoyagi_deep_linear_llc`]: the learning coefficient of a deep linear network whose true
 //!   product matrix has rank r (Aoyagi 2024).
 //! * [`regular_expected_llc`]: the exact expectation of the LLC estimator for a regular model
-//!   with a quadratic loss at finite nβ and localization γ (tends to d/2 as nβ → ∞).
+//!   with a quadratic loss at finite nβ and localization γ (tends to d/2 as nβ → ∞), and
+//!   [`expected_llc_from_hessian`], the same from the Hessian itself.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::numeric::linalg::{Cholesky, LinalgError};
 
 /// λ of the deep linear network y = W_L⋯W_1 x with layer widths `widths` = [H_1 (input), …,
 /// H_{L+1} (output)] and a true product of rank `rank` (Aoyagi 2024, as stated in ARCHITECTURE.md §5).
@@ -66,6 +71,21 @@ pub fn regular_expected_llc(hessian_eigs: &[f64], n_beta: f64, gamma: f64) -> f6
         .sum::<f64>()
 }
 
+/// E[LLC estimate] = ½ tr(nβH (nβH + γI)⁻¹) for a quadratic loss with Hessian `hessian` at w*:
+/// the localized tempered posterior is then Gaussian with precision nβH + γI. Computed as
+/// ½(d − γ tr((nβH + γI)⁻¹)), which equals ½ Σᵢ nβhᵢ/(nβhᵢ + γ) over H's eigenvalues
+/// ([`regular_expected_llc`]) without an eigensolver.
+pub fn expected_llc_from_hessian(
+    hessian: ArrayView2<'_, f64>,
+    n_beta: f64,
+    gamma: f64,
+) -> Result<f64, LinalgError> {
+    let d = hessian.nrows();
+    let precision = hessian.mapv(|h| n_beta * h) + Array2::<f64>::eye(d) * gamma;
+    let inverse_trace = Cholesky::factor(precision.view())?.inverse_trace();
+    Ok(0.5 * (d as f64 - gamma * inverse_trace))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +141,28 @@ mod tests {
         // One eigenvalue with nβh = γ contributes exactly ¼.
         assert!((regular_expected_llc(&[1.0], 3.0, 3.0) - 0.25).abs() < 1e-15);
         assert_eq!(regular_expected_llc(&[], 10.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn trace_formula_equals_the_eigenvalue_formula() {
+        // H = Q diag(eigs) Qᵀ with Q a Householder reflection I − 2vvᵀ/‖v‖²: a full matrix
+        // whose eigenvalues are known exactly.
+        let eigs = [0.3, 1.0, 2.5, 7.0];
+        let v = [1.0, -2.0, 0.5, 3.0];
+        let norm_sq: f64 = v.iter().map(|x| x * x).sum();
+        let q = Array2::from_shape_fn((4, 4), |(i, j)| {
+            f64::from(u8::from(i == j)) - 2.0 * v[i] * v[j] / norm_sq
+        });
+        let h = q
+            .dot(&Array2::from_diag(&ndarray::Array1::from(eigs.to_vec())))
+            .dot(&q.t());
+        for (n_beta, gamma) in [(1.0, 1.0), (80.0, 1.0), (300.0, 2.5)] {
+            let got = expected_llc_from_hessian(h.view(), n_beta, gamma).unwrap();
+            let want = regular_expected_llc(&eigs, n_beta, gamma);
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs(),
+                "nβ={n_beta} γ={gamma}: {got} vs {want}"
+            );
+        }
     }
 }

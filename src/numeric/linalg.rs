@@ -1,10 +1,10 @@
-//! Small dense linear algebra in f64 for the validation oracles: a Cholesky factorization of a
-//! symmetric positive definite matrix, least squares through it, the exact finite-nβ LLC
-//! expectation of a quadratic loss from its Hessian, and the singular values of a small matrix
+//! Small dense linear algebra in f64 for the oracles: a Cholesky factorization of a symmetric
+//! positive definite matrix, least squares through it, the reduced-rank minimum of a deep linear
+//! network (training's saddle check, `train.rs`, and `validate`'s cases), and the singular values of a small matrix
 //! (how well a deep linear teacher's rank is resolved at a given nβ).
 //!
 //! Matrices enter as `ndarray` arrays (d × d, or n × k data) and leave as numbers or vectors.
-//! Sizes here are at most a few tens, evaluated once per validation run, so clarity wins over
+//! Sizes here are at most a few tens, evaluated once per target or validation run, so clarity wins over
 //! speed: textbook algorithms, no pivoting (every matrix factored here is SPD by construction,
 //! and a matrix that is not is reported, never silently mishandled).
 
@@ -102,21 +102,6 @@ impl Cholesky {
         }
         total
     }
-}
-
-/// E[LLC estimate] = ½ tr(nβH (nβH + γI)⁻¹) for a quadratic loss with Hessian `hessian` at w*:
-/// the localized tempered posterior is then Gaussian with precision nβH + γI. Computed as
-/// ½(d − γ tr((nβH + γI)⁻¹)), which equals ½ Σᵢ nβhᵢ/(nβhᵢ + γ) over H's eigenvalues
-/// ([`super::regular_expected_llc`]) without an eigensolver.
-pub fn expected_llc_from_hessian(
-    hessian: ArrayView2<'_, f64>,
-    n_beta: f64,
-    gamma: f64,
-) -> Result<f64, LinalgError> {
-    let d = hessian.nrows();
-    let precision = hessian.mapv(|h| n_beta * h) + Array2::<f64>::eye(d) * gamma;
-    let inverse_trace = Cholesky::factor(precision.view())?.inverse_trace();
-    Ok(0.5 * (d as f64 - gamma * inverse_trace))
 }
 
 /// The eigenvalues of the symmetric `a`, ascending, by cyclic Jacobi rotations (only its upper
@@ -265,7 +250,6 @@ mod tests {
     use ndarray::array;
 
     use super::*;
-    use crate::validate::regular_expected_llc;
 
     /// Q diag(λ) Qᵀ with a rotation Q built from two Givens rotations: the eigenvalues are
     /// known exactly, so only rounding (~1e-15 relative) separates them from the solver's.
@@ -357,26 +341,6 @@ mod tests {
             Cholesky::factor(Array2::<f64>::zeros((2, 3)).view()),
             Err(LinalgError::NotSquare { rows: 2, cols: 3 })
         ));
-    }
-
-    #[test]
-    fn trace_formula_equals_the_eigenvalue_formula() {
-        // H = Q diag(eigs) Qᵀ with Q a Householder reflection I − 2vvᵀ/‖v‖²: a full matrix
-        // whose eigenvalues are known exactly.
-        let eigs = [0.3, 1.0, 2.5, 7.0];
-        let v = [1.0, -2.0, 0.5, 3.0];
-        let norm_sq: f64 = v.iter().map(|x| x * x).sum();
-        let q = Array2::from_shape_fn((4, 4), |(i, j)| {
-            f64::from(u8::from(i == j)) - 2.0 * v[i] * v[j] / norm_sq
-        });
-        let h = q
-            .dot(&Array2::from_diag(&ndarray::Array1::from(eigs.to_vec())))
-            .dot(&q.t());
-        for (n_beta, gamma) in [(1.0, 1.0), (80.0, 1.0), (300.0, 2.5)] {
-            let got = expected_llc_from_hessian(h.view(), n_beta, gamma).unwrap();
-            let want = regular_expected_llc(&eigs, n_beta, gamma);
-            assert!(close(got, want), "nβ={n_beta} γ={gamma}: {got} vs {want}");
-        }
     }
 
     #[test]
