@@ -25,8 +25,9 @@
 //! The acceptance diagnostic: on up to [`MALA_CHECKS`] evenly spread recorded steps, the
 //! full-batch log p and gradient at the start and end of the step give the Metropolis–Hastings
 //! acceptance probability a MALA correction (proposal N(w + (ε/2)P∇log p(w), εP)) would have
-//! had for the move SGLD actually made. Its mean is `acceptance_rate`; close to 1 (≈ 0.9 or
-//! more) means the step size is small enough for the discretization bias to be negligible.
+//! had for the move SGLD actually made. Its mean is `acceptance_rate`. Below
+//! [`MIN_MALA_ACCEPTANCE`] (0.95), pooled over the run's chains, the run carries a warning: the
+//! step is too large for the curvature the chains met, and SGLD's LLC comes out too high.
 
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -191,6 +192,9 @@ impl Sampler for SgldConfig {
                 c.tuned.insert("hessian_max_eig".into(), auto.lambda_max);
             }
         }
+        if let Some(warning) = mala_warning(&chains, self.step_size) {
+            chains[0].warnings.push(warning);
+        }
         Ok(chains)
     }
 
@@ -218,6 +222,17 @@ impl Sampler for SgldConfig {
 /// At most this many recorded steps per chain get the (2 full-batch gradients) MALA check:
 /// enough for a mean acceptance to ±0.05, cheap next to the sampling itself.
 pub const MALA_CHECKS: usize = 50;
+/// Below this mean MALA acceptance, over all chains' checks, a run is warned about its step.
+/// Measured (2026-12-05) on 170 SGLD runs (deep linear networks of 2–6 layers, small tanh models;
+/// auto and fixed steps), against HMC on the same target: the 7 below 0.95 were all too high,
+/// six on a 4-layer [5, 4, 3, 2, 1] network, +11 % to +29 % at 0.87–0.94 (the auto step, chosen
+/// from the curvature at w*, is too large further out), and one [2, 2, 2, 2, 2] network +7 % at
+/// 0.948. Of the 163 at 0.95 or above, the 143 with an HMC reference were within 6 % of it except
+/// [3, 1, 3] (−8 %) and a rank-1 teacher at n = 10⁵–10⁶ (+9 % to +15 %, slow mixing; README's
+/// validation section). Every `validate` case's SGLD run, and every tanh run, is at 0.98 or above.
+/// Not a bound on the bias: a 4-layer [1, 1, 1, 1, 1] network (λ = 0.5) at 0.97–0.98 came out
+/// +12 % to +18 % (0.500 at a 20× smaller step).
+pub const MIN_MALA_ACCEPTANCE: f64 = 0.95;
 
 /// Restarts of an exploded chain, each with a step ten times smaller (so down to 1/1000).
 pub const MAX_RESTARTS: usize = 3;
@@ -233,6 +248,35 @@ struct Explosion {
 
 /// Log MH ratio of the move `from → to` under a MALA proposal with step `eps` and
 /// preconditioner `p`, from log p and ∇log p at both ends.
+/// The run's warning when its pooled MALA acceptance is below [`MIN_MALA_ACCEPTANCE`]; `None`
+/// without checks (a run too short to have any).
+fn mala_warning(chains: &[ChainTrace], step: StepSize) -> Option<String> {
+    let checks: Vec<f64> = chains
+        .iter()
+        .filter_map(|c| c.stats.get(stat::MALA_ACCEPTANCE))
+        .flatten()
+        .copied()
+        .collect();
+    if checks.is_empty() {
+        return None;
+    }
+    let mean = checks.iter().sum::<f64>() / checks.len() as f64;
+    let why = match step {
+        StepSize::Auto => {
+            "the auto step, chosen from the curvature at w*, is too large where the chains went"
+        }
+        StepSize::Fixed(_) => "the step is too large for the posterior's curvature",
+    };
+    (mean < MIN_MALA_ACCEPTANCE).then(|| {
+        format!(
+            "SGLD's MALA acceptance averages {mean:.3} over {} checks (< {MIN_MALA_ACCEPTANCE}): \
+             {why}, and the LLC comes out too high (measured +11 % to +29 % at 0.87–0.94); \
+             lower step_size and raise steps, or use hmc",
+            checks.len()
+        )
+    })
+}
+
 fn mala_log_ratio<F: Real>(
     eps: f64,
     p: &[F],
@@ -520,4 +564,45 @@ fn attempt<F: Real, M: LossModel<F>, R: Rng>(
         trace.warnings.push(msg);
     }
     Ok(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chains_with_acceptance(values: &[f64]) -> Vec<ChainTrace> {
+        (0..4)
+            .map(|_| {
+                let mut c = ChainTrace::default();
+                c.stats
+                    .insert(stat::MALA_ACCEPTANCE.into(), values.to_vec());
+                c
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_low_pooled_mala_acceptance_warns_and_names_the_step() {
+        // Half the checks at 0.8 and half at 1.0: mean 0.9, below the bar.
+        let low: Vec<f64> = (0..50)
+            .map(|i| if i % 2 == 0 { 0.8 } else { 1.0 })
+            .collect();
+        let w = mala_warning(&chains_with_acceptance(&low), StepSize::Auto).expect("a warning");
+        assert!(w.contains("averages 0.900 over 200 checks (< 0.95)"), "{w}");
+        assert!(
+            w.contains("auto step") && w.contains("lower step_size"),
+            "{w}"
+        );
+        let fixed = mala_warning(&chains_with_acceptance(&low), StepSize::Fixed(1e-4)).unwrap();
+        assert!(fixed.contains("the step is too large"), "{fixed}");
+        // 0.97, like the validation cases' runs (0.985–0.994), and a run without checks: none.
+        assert_eq!(
+            mala_warning(&chains_with_acceptance(&[0.97; 50]), StepSize::Auto),
+            None
+        );
+        assert_eq!(
+            mala_warning(&chains_with_acceptance(&[]), StepSize::Auto),
+            None
+        );
+    }
 }
