@@ -25,6 +25,10 @@
 //! (relu or tanh teacher–student networks) approach their degenerate minima sublinearly, so an
 //! exact 1e-6 can take tens of thousands of steps for no gain in the estimate. f32 gradients of
 //! a mean over n rows carry rounding errors of ~1e-7·√n relative, far below this tolerance.
+//! A small gradient is also found at saddles: a deep network can stop where one of its teacher's
+//! small directions is not learned yet. For a deep linear student (identity activation) the
+//! exact minimum is known, so [`build_target`] also requires L0 within [`SADDLE_EXCESS`] LLC
+//! units of it; for other activations the samplers' below-L0 check (`analysis.rs`) is the guard.
 //! Whether the criterion held, the gradient norm and the steps taken go to meta.json; a target
 //! that did not converge is flagged there and in every report.
 //!
