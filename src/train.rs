@@ -562,26 +562,32 @@ pub fn build_target<F: Real>(cfg: &TargetConfig) -> Result<BuiltTarget<F>, Train
 
 /// nβ(L0 − min L_n) at the default posterior (β = 1/ln n) for a deep linear student, or `None`
 /// for another activation (or when the data do not determine the minimum).
+fn deep_linear_excess(student: &Mlp, x: &Array2<f64>, y: &Array2<f64>, l0: f64) -> Option<f64> {
+    let min_loss = deep_linear_min_loss(student, x, y)?;
+    let n = x.nrows().max(2) as f64;
+    Some(n / n.ln() * (l0 - min_loss))
+}
+
+/// min L_n of a deep linear student on X (n × in_dim) and Y (n × out_dim), in f64; `None` for
+/// another activation, or when the data do not determine the minimum (XᵀX singular).
 ///
 /// The network's map is x ↦ xM + c with M the product of its layers, of rank at most its
 /// narrowest layer k, and c free when it has biases (the last layer's bias alone sets it). So
 /// min L_n is the reduced-rank least-squares loss at rank k, on centered data when there are
-/// biases. Computed in f64 from the f64 data (once per target: n·d² operations).
-fn deep_linear_excess(student: &Mlp, x: &Array2<f64>, y: &Array2<f64>, l0: f64) -> Option<f64> {
+/// biases (n·d² operations). `validate` takes its cases' minimum from here too.
+pub fn deep_linear_min_loss(student: &Mlp, x: &Array2<f64>, y: &Array2<f64>) -> Option<f64> {
     if student.activation() != Activation::Identity {
         return None;
     }
     let layers = student.layout().layers();
     let rank = layers.iter().map(|l| l.fan_out).min()?;
-    let min_loss = if layers[0].b_offset.is_some() {
+    if layers[0].b_offset.is_some() {
         let center = |a: &Array2<f64>| Some(a - &a.mean_axis(Axis(0))?.insert_axis(Axis(0)));
         reduced_rank_loss(center(x)?.view(), center(y)?.view(), rank)
     } else {
         reduced_rank_loss(x.view(), y.view(), rank)
     }
-    .ok()?;
-    let n = x.nrows().max(2) as f64;
-    Some(n / n.ln() * (l0 - min_loss))
+    .ok()
 }
 
 #[cfg(test)]

@@ -63,8 +63,9 @@
 //!
 //! w* must be the minimum the theory assumes. A deep linear network's map is the product of
 //! its layers, of rank at most its narrowest layer k, so min L_n is the reduced-rank regression
-//! loss at rank k, computed exactly ([`reduced_rank_loss`]); for the full-rank architectures
-//! (k = out_dim or in_dim) that is the ordinary least-squares loss. [`build`] refuses a target
+//! loss at rank k, computed exactly ([`deep_linear_min_loss`], the one training checks w*
+//! against); for the full-rank architectures (k = out_dim or in_dim) that is the ordinary
+//! least-squares loss. [`build`] refuses a target
 //! whose training stopped short of it by more than [`MAX_EXCESS`] in LLC units
 //! ([`MAX_EXCESS_DEGENERATE`] for the rank-deficient cases, whose minima are degenerate).
 
@@ -78,9 +79,9 @@ use crate::config::schema::{
 };
 use crate::data::{stream_rng, streams};
 use crate::nn::{Mlp, MlpLoss};
-use crate::numeric::linalg::{gram, reduced_rank_loss, singular_values, with_ones_column};
+use crate::numeric::linalg::{gram, singular_values, with_ones_column};
 use crate::numeric::{Precision, Real};
-use crate::train::build_target;
+use crate::train::{build_target, deep_linear_min_loss};
 
 /// Rows of data of every case.
 pub const N_DATA: usize = 500;
@@ -494,15 +495,19 @@ pub fn build<F: Real>(case: Case) -> Result<BuiltCase<F>, ValidateError> {
     let x = built.x.mapv(|v| v.f64());
     let y = built.y.mapv(|v| v.f64());
     let (_, _, out_dim, bias) = case.architecture();
+    // A deep linear student's map has rank at most its narrowest layer: its minimum is the
+    // reduced-rank one (the least-squares one when that layer is as wide as the output), the
+    // same that training checks its w* against.
+    let l_min =
+        deep_linear_min_loss(&built.student, &x, &y).ok_or_else(|| ValidateError::Target {
+            case: case.name(),
+            message: "the data do not determine the least-squares minimum (XᵀX is singular)".into(),
+        })?;
     let design = if bias { with_ones_column(x.view()) } else { x };
     let linalg = |e: crate::numeric::linalg::LinalgError| ValidateError::Target {
         case: case.name(),
         message: e.to_string(),
     };
-    // A deep linear student's map has rank at most its narrowest layer: its minimum is the
-    // reduced-rank one (the least-squares one when that layer is as wide as the output).
-    let student_rank = case.widths().into_iter().min().unwrap_or(out_dim);
-    let l_min = reduced_rank_loss(design.view(), y.view(), student_rank).map_err(linalg)?;
     let truth = if let Some(rank) = case.teacher_rank() {
         aoyagi_deep_linear_llc(&case.widths(), rank)
     } else {
