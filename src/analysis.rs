@@ -356,7 +356,8 @@ fn health_warnings(a: &Analysis, chains: &[Vec<f64>], checks: &HealthChecks) -> 
         w.push(format!(
             "draws reached a loss below L0 by {:.3} LLC units (> {}): w* is not a minimum (a \
              saddle, or training stopped short), so the estimate describes the wrong point; \
-             train the target longer (training.steps)",
+             train the target longer (raise training.steps, and lower training.grad_tol so \
+             that training does not stop at a saddle)",
             -lowest, checks.max_below_l0
         ));
     }
