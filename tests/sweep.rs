@@ -383,6 +383,14 @@ fn emptied_or_truncated_outputs_are_corrupt_and_redone() {
     t.run_with(&["-n"])
         .success()
         .stdout_has("reason: Corrupt output files");
+    // Nor is it a result: `results` lists it apart, as what the next sweep redoes.
+    let results = t
+        .run_with(&["results", "--format", "json"])
+        .success()
+        .stdout();
+    let doc: serde_json::Value = serde_json::from_str(&results).unwrap();
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 1, "{results}");
+    assert_eq!(doc["not_finished"][0]["status"], "broken", "{results}");
     t.run_with(&["-j", "2"]).success();
     assert_eq!(
         read_llc(&analyses[0]),
@@ -426,6 +434,93 @@ fn a_swapped_data_file_is_caught_and_its_target_rebuilt() {
     t.run_with(&["-n"])
         .success()
         .stdout_has("Nothing to be done");
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Makes target `to` another build of itself: `from`'s w* (same shapes) with `to`'s meta.json
+/// recording it, and the target touched so the store accepts it as it is (as a target rebuilt by
+/// another lambda-hat would be). Returns `to`'s meta.json path relative to the test directory.
+fn rebuild_with_params_of(t: &Test, from: &Path, to: &Path) -> String {
+    std::fs::copy(from, to).unwrap();
+    let meta_path = to.parent().unwrap().join("meta.json");
+    let mut meta = read_json(&meta_path);
+    meta["files"]["params.npz"] =
+        read_json(&from.parent().unwrap().join("meta.json"))["files"]["params.npz"].clone();
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let rel = meta_path
+        .strip_prefix(t.path())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    t.run_with(&["--touch", &rel]).success();
+    rel
+}
+
+/// A run of an earlier build of its target (a target rebuilt by another lambda-hat, or by an
+/// interrupted `-R build_target` that left the old runs) is outdated: `-n`, `--summary`,
+/// `status` and `results` say so, the next sweep redoes it and only it, and `--touch` accepts it
+/// as it is, as Snakemake's does.
+#[test]
+fn a_run_of_an_earlier_build_of_its_target_is_outdated_and_redone() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2"]).success();
+    let params = files_named(&t.store(), "params.npz");
+    let original = std::fs::read(&params[0]).unwrap();
+    let original_meta = std::fs::read(params[0].parent().unwrap().join("meta.json")).unwrap();
+    rebuild_with_params_of(&t, &params[1], &params[0]);
+
+    let dry = t.run_with(&["-n"]).success().stdout();
+    assert_eq!(
+        dry.matches("reason: Updated input files").count(),
+        1,
+        "{dry}"
+    );
+    assert!(dry.contains("rule run_sampler:") && !dry.contains("rule build_target:"));
+    t.run_with(&["--summary"])
+        .success()
+        .stdout_has("updated input files");
+    let outdated = |t: &Test| -> u64 {
+        let status = t.run_with(&["status", "--json"]).success().stdout();
+        let doc: serde_json::Value = serde_json::from_str(&status).unwrap();
+        doc["rules"]["run_sampler"]["outdated"].as_u64().unwrap()
+    };
+    assert_eq!(outdated(&t), 1);
+    let results = t
+        .run_with(&["results", "--format", "json"])
+        .success()
+        .stdout();
+    let doc: serde_json::Value = serde_json::from_str(&results).unwrap();
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 1, "{results}");
+    assert_eq!(doc["not_finished"][0]["status"], "outdated", "{results}");
+
+    let out = t.run_with(&["-j", "2"]).success();
+    out.stderr_has("1 of 1 jobs done");
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+
+    // Back to the first build: the run just redone is now the outdated one, and `--touch`
+    // accepts it as it is.
+    std::fs::write(&params[0], &original).unwrap();
+    let meta_path = params[0].parent().unwrap().join("meta.json");
+    std::fs::write(&meta_path, &original_meta).unwrap();
+    let rel = meta_path
+        .strip_prefix(t.path())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    t.run_with(&["--touch", &rel]).success();
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("reason: Updated input files");
+    t.run_with(&["--touch"]).success();
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+    assert_eq!(outdated(&t), 0);
 }
 
 #[test]
@@ -825,8 +920,21 @@ fn an_exploding_sampler_fails_its_job_and_writes_no_result() {
     let yaml = "targets:\n  - { model: small, data: small, teacher: _null, seed: 1, overrides: { model: { depth: 1, target_params: null, widths: [3], activation: identity, bias: false }, data: { n_data: 300 } } }\nsamplers:\n  - { name: sgld, overrides: { step_size: 1.0e4, chains: 2, warmup: 100, steps: 400, eval_every: 10 } }\n";
     let t = Test::new().experiments(yaml);
     let out = t.run_with(&["-j", "2"]).failure(exit_code::FAILED);
+    // The failure list quotes the worker's own error, not only its exit code.
     out.stderr_has("1 of 2 jobs failed")
-        .stderr_has("log: runs/logs/run_sampler/tgt_");
+        .stderr_has("log: runs/logs/run_sampler/tgt_")
+        .stderr_has("the worker exited with code 1: ")
+        .stderr_has("exploded");
+    let results = t.run_with(&["results", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&results.stdout()).unwrap();
+    assert_eq!(doc["not_finished"][0]["status"], "failed", "{doc}");
+    assert!(
+        doc["not_finished"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exploded"),
+        "{doc}"
+    );
     let log: String = std::fs::read_dir(t.path().join("runs/logs/run_sampler"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())

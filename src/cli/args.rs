@@ -200,8 +200,8 @@ pub enum Command {
     Promote(crate::report::promote::PromoteArgs),
     /// List (and with --yes delete) store directories the experiments file no longer references.
     Clean(crate::report::clean::CleanArgs),
-    /// Job status of the sweep (local or SLURM): per rule, how many jobs are done, running,
-    /// pending, failed, incomplete or missing; -v adds one line per job.
+    /// Job status of the sweep (local or SLURM): per rule, how many jobs are done, outdated,
+    /// running, pending, failed, incomplete, corrupt or missing; -v adds one line per job.
     Status {
         /// Machine-readable output (per-rule counts and every job).
         #[arg(long)]

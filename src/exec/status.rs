@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::slurm::history::{self, JobHistory};
 use super::slurm::parse::{AccountingRecord, JobKey, JobState, parse_sacct, parse_squeue};
 use super::slurm::{Cluster, SlurmError};
-use crate::plan::{OutputStatus, Plan, Rule};
+use crate::plan::{JobRef, OutputStatus, Plan, Rule};
 use crate::store::{Event, IncompleteMarkers, Journal, StoreHealth, StoreStatus};
 
 /// The state of one job as `status` reports it.
@@ -24,6 +24,9 @@ use crate::store::{Event, IncompleteMarkers, Journal, StoreHealth, StoreStatus};
 pub enum JobStatus {
     /// Its completion marker exists and is intact.
     Done,
+    /// Done, but on another build of its target than the one in the store now: the next
+    /// sweep redoes it.
+    Outdated,
     /// Running: on SLURM, or as a live local worker.
     Running,
     /// Queued on SLURM.
@@ -39,8 +42,9 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 7] = [
+    pub const ALL: [JobStatus; 8] = [
         JobStatus::Done,
+        JobStatus::Outdated,
         JobStatus::Running,
         JobStatus::Pending,
         JobStatus::Failed,
@@ -52,6 +56,7 @@ impl JobStatus {
     pub fn name(self) -> &'static str {
         match self {
             JobStatus::Done => "done",
+            JobStatus::Outdated => "outdated",
             JobStatus::Running => "running",
             JobStatus::Pending => "pending",
             JobStatus::Failed => "failed",
@@ -137,38 +142,53 @@ fn ask_slurm(cluster: &mut impl Cluster, ids: &BTreeSet<u64>, with_accounting: b
     live
 }
 
-/// The state of a job from what the store, the journal and SLURM say, in that order of trust:
-/// a completion marker wins; an open SLURM submission is what SLURM says; then the markers.
-fn classify(
+/// What the store says about a job's files.
+#[derive(Debug, Clone, Copy, Default)]
+struct Files {
     done: bool,
+    outdated: bool,
     corrupt: bool,
     incomplete: bool,
+}
+
+/// The state of a job from what SLURM, the store and the journal say. A live SLURM job (queued
+/// or running) or a live local worker wins: a forced rerun is running even while the previous
+/// run's files are still there. Then a completion marker, unless an incomplete marker says a
+/// later attempt died over it (its files may be half rewritten: `-n` plans it as incomplete
+/// too). Then how SLURM ended an open submission, the markers, and the journal's history.
+fn classify(
+    files: Files,
     h: Option<&JobHistory>,
     slurm: Option<(&Option<JobState>, bool)>,
     local_alive: bool,
 ) -> JobStatus {
-    if done {
-        return JobStatus::Done;
+    let open_state = slurm.filter(|(_, open)| *open).map(|(state, _)| state);
+    match open_state {
+        Some(Some(JobState::Pending | JobState::Requeued)) => return JobStatus::Pending,
+        Some(Some(s)) if !s.is_terminal() => return JobStatus::Running,
+        _ => {}
     }
-    if let Some((state, open)) = slurm
-        && open
-    {
+    if files.incomplete && local_alive {
+        return JobStatus::Running;
+    }
+    if files.done && !files.incomplete {
+        return if files.outdated {
+            JobStatus::Outdated
+        } else {
+            JobStatus::Done
+        };
+    }
+    if let Some(state) = open_state {
         return match state {
-            Some(JobState::Pending | JobState::Requeued) => JobStatus::Pending,
-            Some(s) if !s.is_terminal() => JobStatus::Running,
             Some(JobState::Completed) => JobStatus::Running, // ended; output not seen yet
             Some(_) => JobStatus::Failed,
             None => JobStatus::Pending,
         };
     }
-    if incomplete {
-        return if local_alive {
-            JobStatus::Running
-        } else {
-            JobStatus::Incomplete
-        };
+    if files.incomplete {
+        return JobStatus::Incomplete;
     }
-    if corrupt {
+    if files.corrupt {
         return JobStatus::Corrupt;
     }
     match h.and_then(|h| h.last_end.as_deref()) {
@@ -226,10 +246,14 @@ impl SweepStatus {
                 .and_then(|k| live.queue.get(&k).cloned())
                 .or_else(|| acct.map(|a| a.state.clone()));
             let incomplete = status.incomplete(plan, job);
-            let state = classify(
-                status.done(plan, job),
-                status.corrupt(plan, job),
+            let files = Files {
+                done: status.done(plan, job),
+                outdated: status.outdated(plan, job),
+                corrupt: status.corrupt(plan, job),
                 incomplete,
+            };
+            let state = classify(
+                files,
                 h,
                 slurm_key.map(|_| (&slurm_state, open.is_some())),
                 incomplete && markers.owner_alive(&key),
@@ -286,12 +310,18 @@ impl SweepStatus {
 pub struct Cancelled {
     /// The SLURM job ids passed to scancel (arrays once), sorted.
     pub slurm_ids: Vec<String>,
-    /// How many lambda-hat jobs they held.
+    /// How many lambda-hat jobs they held, finished ones included.
     pub jobs: usize,
+    /// Of those, how many had finished (whole outputs): recorded as finished, not cancelled.
+    pub kept: usize,
 }
 
 /// One `scancel` for every SLURM job of the sweep the journal has in flight, each recorded in
-/// the journal as cancelled. `Ok` with no ids when nothing is in flight.
+/// the journal as cancelled, except those whose outputs exist: they finished (perhaps
+/// while no controller watched, after `--detach`) and are recorded as finished. A cancelled job
+/// that never started (SLURM never created its log) has its incomplete marker cleared: it left
+/// no partial files, so the next sweep simply runs it. `Ok` with no ids when nothing is in
+/// flight.
 pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, SlurmError> {
     let journal_err = |source| SlurmError::Io {
         what: "the journal",
@@ -300,7 +330,7 @@ pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, Slur
     };
     let events = Journal::read_all(&plan.store_root).map_err(journal_err)?;
     let hist = history::histories(&events);
-    let mut open: Vec<(String, &'static str, JobKey)> = Vec::new();
+    let mut open: Vec<(String, JobRef, JobKey)> = Vec::new();
     for job in plan.jobs() {
         let key = plan.job_key(job);
         if let Some(k) = hist
@@ -308,13 +338,14 @@ pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, Slur
             .and_then(|h| h.open.as_ref())
             .and_then(|o| o.slurm)
         {
-            open.push((key, job.rule().name(), k));
+            open.push((key, job, k));
         }
     }
     if open.is_empty() {
         return Ok(Cancelled {
             slurm_ids: Vec::new(),
             jobs: 0,
+            kept: 0,
         });
     }
     let ids: BTreeSet<String> = open.iter().map(|(_, _, k)| k.job_id.to_string()).collect();
@@ -332,18 +363,118 @@ pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, Slur
         });
     }
     let mut journal = Journal::open(&plan.store_root).map_err(journal_err)?;
-    for (key, rule, k) in &open {
+    let markers = IncompleteMarkers::new(&plan.store_root);
+    let mut kept = 0;
+    for (key, job, k) in &open {
+        let rule = job.rule().name();
+        // `IncompleteMarkers::mark` removed any earlier output at submission: an output is this
+        // submission's (if it is damaged, planning says so).
+        let event = if plan.output(*job).is_file() {
+            kept += 1;
+            let _ = markers.clear(key);
+            Event {
+                state: Some("COMPLETED".into()),
+                detail: Some(serde_json::json!({
+                    "reason": "finished before lambda-hat cancel",
+                    crate::store::integrity::OUTPUT_HASH_KEY:
+                        crate::store::integrity::output_hash(&plan.output(*job)),
+                })),
+                ..Event::new(history::FINISHED, key, rule)
+            }
+        } else {
+            if !plan.log_path(*job).is_file() {
+                let _ = markers.clear(key);
+            }
+            Event {
+                detail: Some(serde_json::json!({"reason": "lambda-hat cancel"})),
+                ..Event::new(history::CANCELLED, key, rule)
+            }
+        };
         journal
             .append(&Event {
                 executor: Some("slurm".into()),
                 slurm_job_id: Some(k.to_string()),
-                detail: Some(serde_json::json!({"reason": "lambda-hat cancel"})),
-                ..Event::new(history::CANCELLED, key, rule)
+                ..event
             })
             .map_err(journal_err)?;
     }
     Ok(Cancelled {
         slurm_ids: ids,
         jobs: open.len(),
+        kept,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(done: bool, outdated: bool, corrupt: bool, incomplete: bool) -> Files {
+        Files {
+            done,
+            outdated,
+            corrupt,
+            incomplete,
+        }
+    }
+
+    #[test]
+    fn a_rerun_over_finished_files_is_running_or_incomplete_not_done() {
+        let finished = files(true, false, false, false);
+        let rerun = files(true, false, false, true);
+        assert_eq!(classify(finished, None, None, false), JobStatus::Done);
+        // A local worker redoing it (`-R`): running while the old files are still there.
+        assert_eq!(classify(rerun, None, None, true), JobStatus::Running);
+        // The rerun died: what `-n` says too.
+        assert_eq!(classify(rerun, None, None, false), JobStatus::Incomplete);
+        // On SLURM: what squeue says of the open submission.
+        let pending = Some(JobState::Pending);
+        let running = Some(JobState::Running);
+        assert_eq!(
+            classify(finished, None, Some((&pending, true)), false),
+            JobStatus::Pending
+        );
+        assert_eq!(
+            classify(rerun, None, Some((&running, true)), false),
+            JobStatus::Running
+        );
+    }
+
+    #[test]
+    fn finished_files_win_over_what_slurm_no_longer_knows() {
+        let finished = files(true, false, false, false);
+        assert_eq!(
+            classify(finished, None, Some((&None, true)), false),
+            JobStatus::Done
+        );
+        let completed = Some(JobState::Completed);
+        assert_eq!(
+            classify(finished, None, Some((&completed, true)), false),
+            JobStatus::Done
+        );
+        // Ended, output not seen yet / failed, without files.
+        let none = files(false, false, false, false);
+        assert_eq!(
+            classify(none, None, Some((&completed, true)), false),
+            JobStatus::Running
+        );
+        let failed = Some(JobState::Failed);
+        assert_eq!(
+            classify(none, None, Some((&failed, true)), false),
+            JobStatus::Failed
+        );
+        assert_eq!(classify(none, None, None, false), JobStatus::Missing);
+    }
+
+    #[test]
+    fn a_run_of_an_earlier_target_build_is_outdated_and_damage_is_corrupt() {
+        assert_eq!(
+            classify(files(true, true, false, false), None, None, false),
+            JobStatus::Outdated
+        );
+        assert_eq!(
+            classify(files(false, false, true, false), None, None, false),
+            JobStatus::Corrupt
+        );
+    }
 }

@@ -4,8 +4,9 @@
 //! Input: a [`Plan`], an [`OutputStatus`] snapshot of the store and the user's [`Request`].
 //! Output: a [`Schedule`] listing, in topological order, each job that must run and why.
 //! A job runs when its output is missing, when it is forced, when it was left incomplete (only
-//! with `--rerun-incomplete`; otherwise planning stops with a message naming it), or when the job it
-//! depends on runs. Positional globs select jobs by output path; what they need upstream is added.
+//! with `--rerun-incomplete`; otherwise planning stops with a message naming it), when the job it
+//! depends on runs, or when its output came from other inputs than those now in the store (a run
+//! of an earlier build of its target). Positional globs select jobs by output path; what they need upstream is added.
 
 use glob::{MatchOptions, Pattern};
 
@@ -22,6 +23,9 @@ pub trait OutputStatus {
     fn corrupt(&self, _plan: &Plan, _job: JobRef) -> bool {
         false
     }
+    /// The job is done, but from other inputs than those now in the store (a run that sampled
+    /// another build of its target): redone, as Snakemake redoes a job whose input is newer.
+    fn outdated(&self, plan: &Plan, job: JobRef) -> bool;
 }
 
 /// What the user asked for.
@@ -45,6 +49,8 @@ pub enum Reason {
     Forced,
     Incomplete,
     UpdatedInput,
+    /// Done, but its target was rebuilt into other arrays since (see [`OutputStatus::outdated`]).
+    ChangedInput,
     Corrupt,
 }
 
@@ -62,6 +68,10 @@ impl Reason {
             Reason::UpdatedInput => {
                 "Input files updated by another job (its target is rebuilt)".to_string()
             }
+            Reason::ChangedInput => format!(
+                "Updated input files (its target was rebuilt into other arrays after it ran): \
+                 {output}"
+            ),
         }
     }
 }
@@ -202,6 +212,8 @@ pub fn schedule(
             Some(Reason::MissingOutput)
         } else if parent_runs {
             Some(Reason::UpdatedInput)
+        } else if status.outdated(plan, job) {
+            Some(Reason::ChangedInput)
         } else {
             None
         };

@@ -109,6 +109,9 @@ pub fn summary(
             "incomplete"
         } else if status.corrupt(plan, job) {
             "corrupt"
+        } else if status.done(plan, job) && status.outdated(plan, job) {
+            // Snakemake's words for an output older than its input.
+            "updated input files"
         } else if status.done(plan, job) {
             "ok"
         } else {

@@ -417,6 +417,8 @@ fn unfinished_json(unfinished: &[Unfinished]) -> serde_json::Value {
                 Status::Incomplete => ("incomplete", None),
                 Status::NotFinished => ("not_finished", None),
                 Status::Broken(why) => ("broken", Some(why.clone())),
+                Status::Failed(why) => ("failed", Some(why.clone())),
+                Status::Outdated => ("outdated", None),
             };
             serde_json::json!({
                 "target_id": u.target_id,

@@ -50,8 +50,13 @@ pub enum Status {
     Incomplete,
     /// No result yet and no incomplete marker: queued, running, or never started.
     NotFinished,
+    /// No result, and its last attempt failed, for the reason the journal recorded.
+    Failed(String),
     /// Its marker exists but cannot be used (unreadable JSON, missing target metadata, ...).
     Broken(String),
+    /// Finished, but on another build of its target than the one in the store now (its
+    /// recorded array hashes differ from the target's): the next sweep redoes it.
+    Outdated,
 }
 
 impl Status {
@@ -59,7 +64,11 @@ impl Status {
         match self {
             Status::Incomplete => "incomplete (job died; rerun with --rerun-incomplete)".into(),
             Status::NotFinished => "not finished (queued, running, or not started)".into(),
+            Status::Failed(why) => format!("failed: {why} (its log says more)"),
             Status::Broken(why) => format!("unusable: {why}"),
+            Status::Outdated => "outdated: its target was rebuilt into other arrays after it ran \
+                                 (the next sweep redoes it)"
+                .into(),
         }
     }
 }
@@ -167,23 +176,60 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Repor
 /// Walks the whole store under `root`.
 pub fn scan(root: &Path) -> Result<Scan, ReportError> {
     let targets = targets_dir(root)?;
-    let incomplete = incomplete_markers(root);
+    let events = crate::store::Journal::read_all(root).unwrap_or_default();
+    let known = Known {
+        incomplete: incomplete_markers(root),
+        hashes: crate::store::output_hashes(&events),
+        failures: crate::store::last_failures(&events),
+        touched: crate::store::status::touched_target_files(&events),
+    };
     let mut scan = Scan::default();
     for (target_id, target_dir) in child_dirs(&targets, "tgt_")? {
-        scan_target(&target_id, &target_dir, &incomplete, &mut scan)?;
+        scan_target(&target_id, &target_dir, &known, &mut scan)?;
     }
     Ok(scan)
+}
+
+/// What the store's private directory says about its jobs: the incomplete markers, the hash
+/// of each completion marker as its job wrote it (the journal's `finished` events) and the jobs
+/// whose last attempt failed, by job key (`tgt_x` or `tgt_x.run_y`). Planning reads the same
+/// markers and hashes, so a run `-n` would redo is never reported as a result.
+struct Known {
+    incomplete: BTreeSet<(String, Option<String>)>,
+    hashes: std::collections::HashMap<String, String>,
+    failures: std::collections::HashMap<String, String>,
+    /// The target array hashes runs were `--touch`ed with.
+    touched: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl Known {
+    /// Why the marker at `path` is not the one its job wrote, if the journal says so.
+    fn edited(&self, job_key: &str, path: &Path) -> Option<String> {
+        let recorded = self.hashes.get(job_key)?;
+        let now = crate::store::integrity::content_hash(path).ok()?;
+        (&now != recorded).then(|| {
+            format!(
+                "{} is not the file its job wrote (the journal recorded another hash): edited or \
+                 damaged; the next sweep redoes it",
+                path.display()
+            )
+        })
+    }
 }
 
 fn scan_target(
     target_id: &str,
     target_dir: &Path,
-    incomplete: &BTreeSet<(String, Option<String>)>,
+    known: &Known,
     scan: &mut Scan,
 ) -> Result<(), ReportError> {
+    let incomplete = &known.incomplete;
     let meta_path = target_dir.join(META_JSON);
     let meta_json: Result<serde_json::Value, String> = if meta_path.exists() {
-        read_json(&meta_path).map_err(|e| e.to_string())
+        match known.edited(target_id, &meta_path) {
+            Some(why) => Err(why),
+            None => read_json(&meta_path).map_err(|e| e.to_string()),
+        }
     } else {
         Err(format!("target {target_id} has no meta.json"))
     };
@@ -198,6 +244,8 @@ fn scan_target(
     if !meta_path.exists() {
         let status = if incomplete.contains(&(target_id.to_string(), None)) {
             Status::Incomplete
+        } else if let Some(why) = known.failures.get(target_id) {
+            Status::Failed(why.clone())
         } else {
             Status::NotFinished
         };
@@ -212,18 +260,33 @@ fn scan_target(
     for (run_name, run_dir) in child_dirs(target_dir, "run_")? {
         let marker = (target_id.to_string(), Some(run_name.clone()));
         let analysis_path = run_dir.join(ANALYSIS_JSON);
-        let status = if !analysis_path.exists() {
-            if incomplete.contains(&marker) {
-                Status::Incomplete
-            } else {
-                Status::NotFinished
+        let status = if incomplete.contains(&marker) {
+            // Even over an analysis.json: a later attempt died while rewriting the run's files.
+            Status::Incomplete
+        } else if !analysis_path.exists() {
+            match known.failures.get(&format!("{target_id}.{run_name}")) {
+                Some(why) => Status::Failed(why.clone()),
+                None => Status::NotFinished,
             }
+        } else if let Some(why) = known.edited(&format!("{target_id}.{run_name}"), &analysis_path) {
+            Status::Broken(why)
         } else {
             match (
                 &meta,
                 read_json::<RunRecord>(&analysis_path),
                 sampler_of(&run_name),
             ) {
+                (Ok(meta), Ok(analysis), Some(_))
+                    if crate::store::record::sampled_another_build(
+                        known
+                            .touched
+                            .get(&format!("{target_id}.{run_name}"))
+                            .unwrap_or(&analysis.target_files),
+                        &meta.files,
+                    ) =>
+                {
+                    Status::Outdated
+                }
                 (Ok(meta), Ok(analysis), Some(sampler)) => {
                     let mut config = target_config.clone();
                     if let Ok(spec) = read_json::<serde_json::Value>(&run_dir.join("spec.json")) {

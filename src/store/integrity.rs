@@ -10,6 +10,7 @@
 //! these checks; for that `build_target` records each file's [`content_hash`] in meta.json
 //! (`files`), and `run_sampler` compares before it samples.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -22,12 +23,39 @@ const EOCD_SEARCH: u64 = 22 + 65_535;
 /// and, when the journal recorded one, whose bytes have the hash `recorded` (the file is read
 /// once for both).
 pub fn marker_is_whole(path: &Path, id_key: &str, id: &str, recorded: Option<&str>) -> bool {
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
-    };
-    recorded.is_none_or(|h| hash_hex(&bytes) == h)
-        && serde_json::from_slice::<serde_json::Value>(&bytes)
-            .is_ok_and(|v| v.get(id_key).and_then(|x| x.as_str()) == Some(id))
+    whole_marker(path, id_key, id, recorded).is_some()
+}
+
+/// The marker's JSON when it is whole (as [`marker_is_whole`] decides), so that a caller who
+/// needs a field of it reads the file once.
+pub fn whole_marker(
+    path: &Path,
+    id_key: &str,
+    id: &str,
+    recorded: Option<&str>,
+) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(path).ok()?;
+    if recorded.is_some_and(|h| hash_hex(&bytes) != h) {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .filter(|v| v.get(id_key).and_then(|x| x.as_str()) == Some(id))
+}
+
+/// The `{file: hash}` object under `key` of a marker (meta.json's `files`, analysis.json's
+/// `target_files`); empty when there is none.
+pub fn file_hashes(marker: &serde_json::Value, key: &str) -> BTreeMap<String, String> {
+    marker
+        .get(key)
+        .and_then(|f| f.as_object())
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|(name, h)| Some((name.clone(), h.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn hash_hex(bytes: &[u8]) -> String {

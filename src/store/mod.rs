@@ -19,7 +19,7 @@ pub use health::StoreHealth;
 pub use incomplete::IncompleteMarkers;
 pub use journal::{Event, Journal};
 pub use lock::{LockError, StoreLock};
-pub use status::StoreStatus;
+pub use status::{StoreStatus, last_failures, output_hashes};
 
 /// `<store>/.lambda-hat`: the store's own bookkeeping (journal, incomplete markers, lock, SLURM
 /// scripts). Everyone asks here rather than spelling the path.

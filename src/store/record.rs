@@ -153,6 +153,28 @@ pub struct RunRecord {
     /// RFC 3339; promote picks the newest run by it.
     pub created_at: Option<String>,
     pub version: Option<String>,
+    /// The content hashes of the target's arrays this run sampled (`data.npz`, `params.npz`,
+    /// as its meta.json's `files` recorded them). Empty in older stores.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub target_files: BTreeMap<String, String>,
+}
+
+/// The target arrays a run samples, whose hashes it records (`RunRecord::target_files`).
+pub const SAMPLED_FILES: [&str; 2] = ["data.npz", "params.npz"];
+
+/// Whether a run sampled another build of its target than the one now in the store: some array
+/// both records hash differs. Snakemake reruns a job whose input is newer than its output;
+/// here the content decides, so rebuilding a target into the same bits (builds are
+/// deterministic) keeps its runs, and a target rebuilt differently (a new lambda-hat, or an
+/// interrupted `-R build_target` that left runs of the old build) has them redone. A record
+/// without hashes (older stores) is never called outdated.
+pub fn sampled_another_build(
+    run_target_files: &BTreeMap<String, String>,
+    target_files: &BTreeMap<String, String>,
+) -> bool {
+    run_target_files
+        .iter()
+        .any(|(file, hash)| target_files.get(file).is_some_and(|now| now != hash))
 }
 
 impl RunRecord {
@@ -265,5 +287,29 @@ mod tests {
         // What is not a known field is kept in `other` and written back.
         let again: serde_json::Value = serde_json::to_value(&meta).unwrap();
         assert_eq!(again["model_cfg"]["n_params"], 79);
+    }
+
+    #[test]
+    fn a_run_is_outdated_only_when_a_hash_both_records_name_differs() {
+        let files = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(f, h)| (f.to_string(), h.to_string()))
+                .collect()
+        };
+        let target = files(&[
+            ("data.npz", "d1"),
+            ("params.npz", "p1"),
+            ("teacher.npz", "t1"),
+        ]);
+        let same = files(&[("data.npz", "d1"), ("params.npz", "p1")]);
+        assert!(!sampled_another_build(&same, &target), "same bits: keep");
+        let old_w = files(&[("data.npz", "d1"), ("params.npz", "p0")]);
+        assert!(sampled_another_build(&old_w, &target), "another w*: redo");
+        let old_data = files(&[("data.npz", "d0"), ("params.npz", "p1")]);
+        assert!(sampled_another_build(&old_data, &target));
+        // Older stores: a run or a target without hashes is never called outdated.
+        assert!(!sampled_another_build(&BTreeMap::new(), &target));
+        assert!(!sampled_another_build(&old_w, &BTreeMap::new()));
     }
 }

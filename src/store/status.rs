@@ -5,7 +5,9 @@
 //! directory, so a million-job sweep on a fresh store is checked in milliseconds. A finished
 //! job's files are also checked for being whole (super::integrity: its marker parsed and, when
 //! the journal recorded one, matching the hash its `finished` event recorded; the tails of its
-//! `.npz` files read): present but damaged, the job is `corrupt`, not done.
+//! `.npz` files read): present but damaged, the job is `corrupt`, not done. A finished run
+//! whose recorded target arrays differ from the target's now is `outdated`
+//! (`record::sampled_another_build`): it sampled another build of its target.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -28,13 +30,58 @@ pub struct StoreStatus {
     runs_done: HashSet<String>,
     /// `tgt_x/run_y` of every run directory whose files are present but not whole.
     runs_corrupt: HashSet<String>,
+    /// `tgt_x/run_y` of every whole run that sampled another build of its target.
+    runs_outdated: HashSet<String>,
     incomplete: HashSet<String>,
 }
 
-/// The completion-marker hash each job's latest `finished` journal event recorded.
-fn recorded_output_hashes(store_root: &Path) -> HashMap<String, String> {
+/// The jobs whose last attempt failed (the journal's last `finished`, `failed` or
+/// `submit_failed` event for them is not `finished`), each with the reason it recorded.
+pub fn last_failures(events: &[super::Event]) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    for e in super::Journal::read_all(store_root).unwrap_or_default() {
+    for e in events {
+        match e.event.as_str() {
+            "finished" => {
+                out.remove(&e.job);
+            }
+            "failed" | "submit_failed" => {
+                let reason = e
+                    .detail
+                    .as_ref()
+                    .and_then(|d| d.get("reason"))
+                    .and_then(|r| r.as_str())
+                    .or(e.state.as_deref())
+                    .unwrap_or("failed");
+                out.insert(e.job.clone(), reason.to_string());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// For each run whose latest `finished` event is a `--touch`, the target array hashes it was
+/// touched with (super::touch): what it counts as having sampled from then on.
+pub fn touched_target_files(
+    events: &[super::Event],
+) -> HashMap<String, std::collections::BTreeMap<String, String>> {
+    let mut out = HashMap::new();
+    for e in events.iter().filter(|e| e.event == "finished") {
+        match e.detail.as_ref().filter(|d| d.get("touched").is_some()) {
+            Some(d) => out.insert(
+                e.job.clone(),
+                super::integrity::file_hashes(d, super::touch::TOUCHED_TARGET_FILES),
+            ),
+            None => out.remove(&e.job),
+        };
+    }
+    out
+}
+
+/// The completion-marker hash each job's latest `finished` journal event recorded.
+pub fn output_hashes(events: &[super::Event]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for e in events {
         if e.event != "finished" {
             continue;
         }
@@ -44,7 +91,7 @@ fn recorded_output_hashes(store_root: &Path) -> HashMap<String, String> {
             .and_then(|d| d.get(super::integrity::OUTPUT_HASH_KEY))
             .and_then(|h| h.as_str());
         match hash {
-            Some(h) => out.insert(e.job, h.to_string()),
+            Some(h) => out.insert(e.job.clone(), h.to_string()),
             // A later finish without a hash (an older lambda-hat) voids the earlier one.
             None => out.remove(&e.job),
         };
@@ -62,14 +109,29 @@ fn files_whole(
     id: &str,
     recorded: Option<&String>,
 ) -> bool {
-    files.iter().all(|f| {
-        let path = dir.join(f);
-        if f.ends_with(".json") {
-            super::integrity::marker_is_whole(&path, id_key, id, recorded.map(String::as_str))
-        } else {
-            super::integrity::npz_is_whole(&path)
-        }
-    })
+    whole_marker(dir, files, id_key, id, recorded).is_some()
+}
+
+/// The job's marker (its first file) when all its files are whole, for the fields planning
+/// needs from it; the marker is read once.
+fn whole_marker(
+    dir: &Path,
+    files: &[&str],
+    id_key: &str,
+    id: &str,
+    recorded: Option<&String>,
+) -> Option<serde_json::Value> {
+    let (marker, arrays) = files.split_first()?;
+    let json = super::integrity::whole_marker(
+        &dir.join(marker),
+        id_key,
+        id,
+        recorded.map(String::as_str),
+    )?;
+    arrays
+        .iter()
+        .all(|f| super::integrity::npz_is_whole(&dir.join(f)))
+        .then_some(json)
 }
 
 /// Whether all of a job's files are present and whole as files (markers name the job, archives
@@ -91,15 +153,23 @@ impl StoreStatus {
     pub fn scan(plan: &Plan) -> Self {
         let mut runs_done = HashSet::new();
         let mut runs_corrupt = HashSet::new();
+        let mut runs_outdated = HashSet::new();
         let mut targets_done = Vec::with_capacity(plan.targets.len());
         let mut targets_corrupt = Vec::with_capacity(plan.targets.len());
-        let recorded = recorded_output_hashes(&plan.store_root);
+        let events = super::Journal::read_all(&plan.store_root).unwrap_or_default();
+        let recorded = output_hashes(&events);
+        let touched = touched_target_files(&events);
         for t in 0..plan.targets.len() as u32 {
             let dir = plan.target_dir(t);
             let id = &plan.targets[t as usize].id;
             let present = TARGET_FILES.iter().all(|f| dir.join(f).is_file());
-            let whole =
-                present && files_whole(&dir, TARGET_FILES, "target_id", id, recorded.get(id));
+            let meta = present
+                .then(|| whole_marker(&dir, TARGET_FILES, "target_id", id, recorded.get(id)))
+                .flatten();
+            let whole = meta.is_some();
+            let target_files = meta
+                .map(|m| super::integrity::file_hashes(&m, "files"))
+                .unwrap_or_default();
             targets_done.push(whole);
             targets_corrupt.push(present && !whole);
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -112,10 +182,20 @@ impl StoreStatus {
                 {
                     let key = format!("{id}/{name}");
                     let recorded = recorded.get(&format!("{id}.{name}"));
-                    if files_whole(&entry.path(), RUN_FILES, "run_id", &name, recorded) {
-                        runs_done.insert(key);
-                    } else {
-                        runs_corrupt.insert(key);
+                    match whole_marker(&entry.path(), RUN_FILES, "run_id", &name, recorded) {
+                        Some(analysis) => {
+                            let sampled = match touched.get(&format!("{id}.{name}")) {
+                                Some(files) => files.clone(),
+                                None => super::integrity::file_hashes(&analysis, "target_files"),
+                            };
+                            if super::record::sampled_another_build(&sampled, &target_files) {
+                                runs_outdated.insert(key.clone());
+                            }
+                            runs_done.insert(key);
+                        }
+                        None => {
+                            runs_corrupt.insert(key);
+                        }
                     }
                 }
             }
@@ -125,6 +205,7 @@ impl StoreStatus {
             targets_corrupt,
             runs_done,
             runs_corrupt,
+            runs_outdated,
             incomplete: IncompleteMarkers::new(&plan.store_root)
                 .list()
                 .into_iter()
@@ -147,6 +228,19 @@ impl OutputStatus for StoreStatus {
 
     fn incomplete(&self, plan: &Plan, job: JobRef) -> bool {
         !self.incomplete.is_empty() && self.incomplete.contains(&plan.job_key(job))
+    }
+
+    fn outdated(&self, plan: &Plan, job: JobRef) -> bool {
+        match job {
+            JobRef::Target(_) => false,
+            JobRef::Run(r) => {
+                !self.runs_outdated.is_empty() && {
+                    let tid = &plan.targets[plan.run_target(r) as usize].id;
+                    self.runs_outdated
+                        .contains(&format!("{tid}/{}", plan.run_id(r)))
+                }
+            }
+        }
     }
 
     fn corrupt(&self, plan: &Plan, job: JobRef) -> bool {

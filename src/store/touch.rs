@@ -3,7 +3,9 @@
 //! In: the plan and the jobs that would run. Out: which were touched and which could not be.
 //! Side effects, all in the store: a touched job's incomplete marker is removed and a `finished`
 //! journal event records its completion marker's hash as it is now, so planning counts it as
-//! done (src/store/status.rs). Only jobs whose files are all present and whole are touched: an
+//! done (src/store/status.rs); a touched run's event also records the hashes of its target's
+//! arrays now, so a run of an earlier build of its target, once touched, is no longer outdated
+//! (as a touched output is newer than its input in Snakemake). Only jobs whose files are all present and whole are touched: an
 //! empty `analysis.json` is not a result, so a missing or truncated output is refused, never
 //! created.
 
@@ -21,6 +23,21 @@ pub struct Touched {
     pub touched: Vec<String>,
     /// Output paths left alone: missing or not whole, so they must run.
     pub refused: Vec<String>,
+}
+
+/// The journal detail key of the target array hashes a touched run was accepted with.
+pub const TOUCHED_TARGET_FILES: &str = "target_files";
+
+/// The hashes of the arrays a run samples, as the target's meta.json records them now.
+fn target_files_now(plan: &Plan, target: JobRef) -> std::collections::BTreeMap<String, String> {
+    let meta = std::fs::read(plan.output(target))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let mut files = meta
+        .map(|m| super::integrity::file_hashes(&m, "files"))
+        .unwrap_or_default();
+    files.retain(|name, _| super::record::SAMPLED_FILES.contains(&name.as_str()));
+    files
 }
 
 /// Touches each of `jobs` whose files are whole; with `dry_run`, only says which it would.
@@ -44,12 +61,16 @@ pub fn touch(plan: &Plan, jobs: &[JobRef], dry_run: bool) -> io::Result<Touched>
     for job in whole {
         let key = plan.job_key(job);
         markers.clear(&key)?;
+        let mut detail = serde_json::json!({
+            OUTPUT_HASH_KEY: output_hash(&plan.output(job)),
+            "touched": true,
+        });
+        if let Some(target) = plan.parent(job) {
+            detail[TOUCHED_TARGET_FILES] = serde_json::json!(target_files_now(plan, target));
+        }
         journal.append(&Event {
             state: Some("TOUCHED".into()),
-            detail: Some(serde_json::json!({
-                OUTPUT_HASH_KEY: output_hash(&plan.output(job)),
-                "touched": true,
-            })),
+            detail: Some(detail),
             ..Event::new("finished", &key, job.rule().name())
         })?;
     }

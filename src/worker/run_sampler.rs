@@ -10,6 +10,7 @@
 //! The target's meta.json is read for its `convergence`: sampling around a w* that is not a
 //! minimum gives a number but not an LLC, so such a run carries a warning and `healthy: false`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -50,23 +51,48 @@ pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
             missing: meta,
         });
     }
-    check_target_files(target_dir, &meta)?;
+    let target_files = check_target_files(target_dir, &meta)?;
     let target: TargetSpec = read_json(&target_dir.join("spec.json"))?;
+    let sampled = Sampled {
+        spec: &spec,
+        target: &target,
+        target_files,
+        run_dir,
+        target_dir,
+        started,
+    };
     match spec.config.precision {
-        Precision::F32 => sample::<f32>(&spec, &target, run_dir, target_dir, started),
-        Precision::F64 => sample::<f64>(&spec, &target, run_dir, target_dir, started),
+        Precision::F32 => sample::<f32>(sampled),
+        Precision::F64 => sample::<f64>(sampled),
     }
 }
 
+/// What a run samples, and where its files go.
+struct Sampled<'a> {
+    spec: &'a RunSpec,
+    target: &'a TargetSpec,
+    /// The hashes of the arrays sampled (analysis.json's `target_files`).
+    target_files: BTreeMap<String, String>,
+    run_dir: &'a Path,
+    target_dir: &'a Path,
+    started: Instant,
+}
+
 /// Compares the target's arrays with the hashes its meta.json recorded (targets built before
-/// hashes were recorded have none and are not checked). On a mismatch the target's meta.json is
-/// removed, so the next run of the sweep rebuilds the target.
-fn check_target_files(target_dir: &Path, meta: &Path) -> Result<(), WorkerError> {
+/// hashes were recorded have none and are not checked) and returns the hashes checked, which
+/// the run records: a later build of the target with other arrays makes the run outdated
+/// (`store::record::sampled_another_build`). On a mismatch the target's meta.json is removed,
+/// so the next run of the sweep rebuilds the target.
+fn check_target_files(
+    target_dir: &Path,
+    meta: &Path,
+) -> Result<BTreeMap<String, String>, WorkerError> {
     let record: serde_json::Value = read_json(meta)?;
+    let mut checked = BTreeMap::new();
     let Some(files) = record.get("files").and_then(|f| f.as_object()) else {
-        return Ok(());
+        return Ok(checked);
     };
-    for name in ["data.npz", "params.npz"] {
+    for name in crate::store::record::SAMPLED_FILES {
         let Some(expected) = files.get(name).and_then(|h| h.as_str()) else {
             continue;
         };
@@ -85,17 +111,20 @@ fn check_target_files(target_dir: &Path, meta: &Path) -> Result<(), WorkerError>
                 meta: meta.to_path_buf(),
             });
         }
+        checked.insert(name.to_string(), actual);
     }
-    Ok(())
+    Ok(checked)
 }
 
-fn sample<F: Real>(
-    spec: &RunSpec,
-    target: &TargetSpec,
-    run_dir: &Path,
-    target_dir: &Path,
-    started: Instant,
-) -> Result<(), WorkerError> {
+fn sample<F: Real>(sampled: Sampled<'_>) -> Result<(), WorkerError> {
+    let Sampled {
+        spec,
+        target,
+        target_files,
+        run_dir,
+        target_dir,
+        started,
+    } = sampled;
     let data = target_dir.join("data.npz");
     let x = read_npz_matrix::<F>(&data, "X")?;
     let y = read_npz_matrix::<F>(&data, "Y")?;
@@ -144,6 +173,7 @@ fn sample<F: Real>(
         sampling_sec: Some(sampling_secs),
         created_at: Some(chrono::Utc::now().to_rfc3339()),
         version: Some(VERSION.to_string()),
+        target_files,
         ..RunRecord::from_analysis(&analysis)
     };
     crate::terminal::note!(

@@ -169,6 +169,10 @@ impl<S: OutputStatus> OutputStatus for ReattachStatus<'_, S> {
     fn corrupt(&self, plan: &Plan, job: JobRef) -> bool {
         self.inner.corrupt(plan, job)
     }
+
+    fn outdated(&self, plan: &Plan, job: JobRef) -> bool {
+        self.inner.outdated(plan, job)
+    }
 }
 
 /// Jobs that finished while no controller ran: their output exists and their submission is
