@@ -716,7 +716,7 @@ fn detach_then_reattach_and_cancel() {
         .success();
     t.run_with(&["cancel"])
         .success()
-        .stdout_has("Cancelled 2 SLURM job(s) (4 lambda-hat jobs)");
+        .stdout_has("Cancelled 2 SLURM job(s) (4 lambda-hat jobs; 0 of them had finished");
     let ids = submitted_ids(&journal(&t.store()));
     let rows = sacct_until(&ids, "JobID,State", |r| {
         !r.is_empty() && r.iter().all(|row| row[1].starts_with("CANCELLED"))
@@ -724,6 +724,51 @@ fn detach_then_reattach_and_cancel() {
     assert!(
         rows.iter().all(|r| r[1].starts_with("CANCELLED")),
         "{rows:?}"
+    );
+    // The samplers never started (they waited on the build): no incomplete markers, so the
+    // next sweep needs no --rerun-incomplete for them.
+    let markers = std::fs::read_dir(t.store().join(".lambda-hat/incomplete"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(markers <= 1, "only the build may have started: {markers}");
+
+    // cancel after the build finished while no controller watched: the build is kept.
+    let t = slurm_test(1).env("LAMBDA_HAT_TEST_SLEEP_SEC", "2");
+    t.run_with(&["--profile", "local-slurm", "--detach"])
+        .success();
+    let start = Instant::now();
+    let meta = || {
+        std::fs::read_dir(t.store().join("targets"))
+            .ok()
+            .and_then(|mut d| {
+                d.next()
+                    .map(|e| e.unwrap().path().join("meta.json"))
+                    .filter(|m| m.is_file())
+            })
+    };
+    while meta().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the build did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.run_with(&["cancel"])
+        .success()
+        .stdout_has("of them had finished and are kept");
+    let j = journal(&t.store());
+    let build = events(&j, "submitted")
+        .iter()
+        .find(|e| e["rule"] == "build_target")
+        .map(|e| e["job"].as_str().unwrap().to_string())
+        .unwrap();
+    let last = j.iter().rev().find(|e| e["job"] == build.as_str()).unwrap();
+    assert_eq!(last["event"], "finished", "{last}");
+    assert!(
+        !t.store()
+            .join(".lambda-hat/incomplete")
+            .join(&build)
+            .exists()
     );
 }
 

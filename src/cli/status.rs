@@ -110,9 +110,11 @@ pub fn cancel(args: &SweepArgs) -> Result<(), CliError> {
     } else {
         writeln!(
             out,
-            "Cancelled {} SLURM job(s) ({} lambda-hat jobs): scancel {}",
+            "Cancelled {} SLURM job(s) ({} lambda-hat jobs; {} of them had finished and are \
+             kept): scancel {}",
             done.slurm_ids.len(),
             done.jobs,
+            done.kept,
             done.slurm_ids.join(" ")
         )
     };

@@ -339,11 +339,9 @@ fn judge(
             return Err((format!("the worker was killed by signal {sig}"), true));
         }
     }
-    Err((
-        format!(
-            "the worker exited with code {}",
-            status.code().unwrap_or(-1)
-        ),
-        false,
-    ))
+    let why = format!(
+        "the worker exited with code {}",
+        status.code().unwrap_or(-1)
+    );
+    Err((super::with_worker_error(why, &plan.log_path(job)), false))
 }

@@ -37,14 +37,22 @@ impl IncompleteMarkers {
             .is_some_and(super::process_alive)
     }
 
-    /// Marks `key` as started; `output` (the completion marker's path) is recorded for humans.
+    /// Marks `key` as started and removes its completion marker `output` left by an earlier
+    /// run (a forced rerun), as Snakemake removes a job's outputs before it runs: from then
+    /// on a completion marker means *this* attempt finished, which is what a controller that
+    /// was interrupted, or `cancel`, goes by to keep the jobs that did (and `status` shows the
+    /// rerun as running, not as the old result).
     pub fn mark(&self, key: &str, output: &Path) -> io::Result<()> {
         let record = serde_json::json!({
             "output": output.to_string_lossy(),
             "pid": std::process::id(),
             "started_at": chrono::Utc::now().to_rfc3339(),
         });
-        super::atomic::write_json_atomic(&self.path(key), &record)
+        super::atomic::write_json_atomic(&self.path(key), &record)?;
+        match std::fs::remove_file(output) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     pub fn clear(&self, key: &str) -> io::Result<()> {

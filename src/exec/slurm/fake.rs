@@ -118,6 +118,12 @@ impl Fake {
                     };
                     if ready {
                         self.jobs.get_mut(&k).unwrap().state = JobState::Running;
+                        // As SLURM, which creates the job's output file when it starts.
+                        let _ = std::fs::create_dir_all(job.log.parent().unwrap());
+                        let _ = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&job.log);
                     }
                 }
                 JobState::Running => {

@@ -422,6 +422,53 @@ fn ctrl_c_at_any_moment_accounts_for_every_job() {
     assert!(interrupted >= 3, "only {interrupted} runs were interrupted");
 }
 
+/// Ctrl-C keeps the jobs that finished since the last poll (their outputs are there: not
+/// incomplete, recorded as finished) and forgets the ones that never started (no log: no partial
+/// files, so not incomplete either); only a job killed while running stays incomplete.
+#[test]
+fn ctrl_c_keeps_what_finished_unseen_and_forgets_what_never_started() {
+    let mut kept_unseen = 0;
+    for sleeps in 1..10 {
+        let store = Store::new(&format!("ctrlc-keep-{sleeps}"));
+        let plan = store.plan(2, &["hmc"]);
+        let mut fake = Fake::new(all_complete());
+        fake.interrupt_after_sleeps = Some(sleeps);
+        let out = run(&plan, &opts(20), &mut fake).outcome;
+        let markers = crate::store::IncompleteMarkers::new(&plan.store_root);
+        let journal = events(&plan);
+        for job in plan.jobs() {
+            let key = plan.job_key(job);
+            let marked = markers.path(&key).exists();
+            let last = journal.iter().rev().find(|e| e.job == key);
+            if plan.output(job).is_file() {
+                assert!(!marked, "{sleeps}: {key} finished but is marked incomplete");
+                assert_eq!(
+                    last.map(|e| e.event.as_str()),
+                    Some("finished"),
+                    "{sleeps}: {key}"
+                );
+                kept_unseen += usize::from(
+                    last.and_then(|e| e.detail.as_ref())
+                        .is_some_and(|d| d["elapsed_secs"].is_null()),
+                );
+            } else if !plan.log_path(job).is_file() {
+                assert!(
+                    !marked,
+                    "{sleeps}: {key} never started but is marked incomplete"
+                );
+            }
+        }
+        assert_eq!(
+            out.succeeded + out.failed.len() + out.skipped,
+            plan.n_jobs()
+        );
+    }
+    assert!(
+        kept_unseen > 0,
+        "no interrupt fell between a job's end and its poll"
+    );
+}
+
 #[test]
 fn squeue_outage_is_waited_out_without_losing_jobs() {
     let store = Store::new("squeue-outage");
@@ -572,6 +619,43 @@ fn status_asks_the_cluster_about_the_jobs_in_flight_and_cancel_stops_them() {
     assert!(states(&report).iter().all(|s| *s != JobStatus::Pending));
     assert_eq!(cancel(&plan, &mut fake).unwrap().jobs, 0);
     assert_eq!(fake.count("scancel"), 1);
+}
+
+/// `cancel` after `--detach`: a job that finished while no controller watched is kept (recorded
+/// as finished, no incomplete marker), and the jobs that never started leave no marker either,
+/// so the next sweep runs only those, without `--rerun-incomplete`.
+#[test]
+fn cancel_keeps_what_finished_while_detached_and_forgets_what_never_started() {
+    use crate::exec::status::cancel;
+    let store = Store::new("cancel-keep");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    let mut o = opts(20);
+    o.detach = true;
+    run(&plan, &o, &mut fake);
+    fake.sleep(Duration::from_secs(1)); // the build starts
+    fake.sleep(Duration::from_secs(1)); // and ends; its samplers are still queued
+    let target = plan.jobs().next().unwrap();
+    assert!(plan.output(target).is_file());
+
+    let done = cancel(&plan, &mut fake).unwrap();
+    assert_eq!((done.jobs, done.kept), (3, 1), "{done:?}");
+    let markers = crate::store::IncompleteMarkers::new(&plan.store_root);
+    assert!(markers.list().is_empty(), "{:?}", markers.list());
+    let journal = events(&plan);
+    let last = |key: &str| {
+        journal
+            .iter()
+            .rev()
+            .find(|e| e.job == key)
+            .unwrap()
+            .event
+            .clone()
+    };
+    assert_eq!(last(&plan.job_key(target)), super::history::FINISHED);
+    for run in plan.jobs().skip(1) {
+        assert_eq!(last(&plan.job_key(run)), super::history::CANCELLED);
+    }
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //!
 //! Input: the slots collected in `to_cancel`, or every queued job on an interrupt. Output: one
 //! `scancel` for all of them (a failure is only logged), `cancelled` journal lines, and the jobs
-//! set to `Waiting` (parent retried) or `Skipped`. An interrupt also settles the jobs still
-//! waiting for their outputs after SLURM said they completed.
+//! set to `Waiting` (parent retried) or `Skipped`. An interrupt keeps the jobs that finished
+//! since the last poll (their outputs are whole), clears the incomplete markers of those that
+//! never started, and settles the jobs still waiting for their outputs after SLURM said they
+//! completed.
 
 use std::collections::BTreeSet;
 
@@ -82,9 +84,22 @@ impl<'a, C: Cluster> Controller<'a, C> {
         ));
         self.scancel(&ids.into_iter().collect::<Vec<_>>());
         for i in slots {
+            let job = self.jobs[i].job;
+            // Finished since the last poll (a bundle's earlier members, a job that ended just
+            // now): its completion marker is this attempt's (`IncompleteMarkers::mark` removed
+            // any earlier one), so it is kept, not redone; if it is damaged, planning says so.
+            if self.plan.output(job).is_file() {
+                self.done(i)?;
+                continue;
+            }
             let mut ev = self.event(i, history::CANCELLED);
             ev.detail = Some(serde_json::json!({ "reason": "interrupted (Ctrl-C)" }));
             self.append(ev)?;
+            // Never started (SLURM creates the log when the job starts; the controller removed
+            // any earlier one at submission): no partial files, so not incomplete either.
+            if !self.jobs[i].log.is_file() {
+                let _ = self.markers.clear(&self.jobs[i].key);
+            }
             self.jobs[i].st = St::Skipped;
             self.outcome.skipped += 1;
         }

@@ -136,6 +136,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// The job failed for good: report it, keep its marker if it was killed, and take its
     /// children out (cancelling those already queued).
     pub(super) fn fail(&mut self, i: usize, why: String, killed: bool) -> Result<(), SlurmError> {
+        // A job the cluster killed wrote no error line of its own; one in the log would be an
+        // earlier attempt's.
+        let why = if killed {
+            why
+        } else {
+            crate::exec::with_worker_error(why, &self.jobs[i].log)
+        };
         self.jobs[i].st = St::Failed;
         if !killed {
             let _ = self.markers.clear(&self.jobs[i].key);
