@@ -174,6 +174,28 @@ mod tests {
         assert_eq!(run_id(&run), "run_hmc_41c0c28d");
     }
 
+    /// The worker recomputes a job's ID from its spec.json: every float must read back from
+    /// JSON as the bits it was written from. Without serde_json's `float_roundtrip`, 1e-30 read
+    /// back as 9.999999999999999e-31, and a target with `grad_tol: 1.0e-30` failed every time
+    /// ("spec.json says target_id ... but its config hashes to ...").
+    #[test]
+    fn ids_survive_the_spec_json_round_trip_for_any_float() {
+        for tol in [
+            "1.0e-30",
+            "1e-20",
+            "3.3e-17",
+            "1.7976931348623157e308",
+            "5e-324",
+            "0.1",
+        ] {
+            let mut t = small_target();
+            t.training = serde_yaml::from_str(&format!("grad_tol: {tol}")).unwrap();
+            let back: TargetConfig =
+                serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+            assert_eq!(target_id(&back), target_id(&t), "grad_tol {tol}");
+        }
+    }
+
     /// Keys added later (training's `finish` and `grad_tol`, SGLD's `auto`) leave the IDs of
     /// configs that do not use them as they were, and change them when set.
     #[test]
