@@ -69,6 +69,9 @@ impl Ending<'_> {
             JobState::Failed if self.signal != 0 => {
                 format!("was killed by signal {} (FAILED)", self.signal)
             }
+            // FAILED means a non-zero exit: 0 is what we hold when squeue saw the end before
+            // sacct recorded it (array tasks, a busy slurmdbd), so no code is better than 0.
+            JobState::Failed if self.exit_code == 0 => "failed (FAILED)".into(),
             JobState::Failed => format!("failed with exit code {} (FAILED)", self.exit_code),
             s if s.is_infrastructure_failure() => format!("ended {s}: a node or scheduler problem"),
             JobState::Cancelled => "was cancelled outside lambda-hat (CANCELLED)".into(),
@@ -255,6 +258,14 @@ mod tests {
             decide(&e, &res(), 1, 5, 2.0),
             RetryVerdict::Fail { .. }
         ));
+    }
+
+    #[test]
+    fn a_failure_names_its_exit_code_only_when_sacct_gave_one() {
+        let mut e = end(&JobState::Failed, 0, None);
+        assert_eq!(e.describe(&res()), "failed (FAILED)");
+        e.exit_code = 1;
+        assert_eq!(e.describe(&res()), "failed with exit code 1 (FAILED)");
     }
 
     #[test]
