@@ -51,12 +51,16 @@ pub struct SweepArgs {
     #[arg(short = 'n', long = "dry-run", visible_alias = "dryrun")]
     pub dry_run: bool,
 
-    /// Most jobs running (local) or queued and running (SLURM) at once. Default: CPU count locally.
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    /// Most jobs running (local) or queued and running (SLURM) at once; `all` (or no value) is
+    /// the CPU count, as in Snakemake. Default: CPU count locally.
+    #[arg(short = 'j', long = "jobs", value_name = "N", num_args = 0..=1,
+          default_missing_value = "all", value_parser = parse_count)]
     pub jobs: Option<usize>,
 
-    /// Most CPU cores used by running local jobs (sum of their cpus_per_task).
-    #[arg(short = 'c', long = "cores", value_name = "N")]
+    /// Most CPU cores used by running local jobs (sum of their cpus_per_task); `all` (or no
+    /// value) is the CPU count, as in Snakemake.
+    #[arg(short = 'c', long = "cores", value_name = "N", num_args = 0..=1,
+          default_missing_value = "all", value_parser = parse_count)]
     pub cores: Option<usize>,
 
     /// Global limits on the sum of a resource over running jobs, e.g. mem_mb=16000.
@@ -255,6 +259,21 @@ pub struct ValidateArgs {
     pub seed: Option<u64>,
 }
 
+/// `-j`/`--cores`: a count of at least 1, or `all` for this machine's CPU count (Snakemake's
+/// `--cores all`; a bare `--cores` means the same).
+fn parse_count(value: &str) -> Result<usize, String> {
+    if value == "all" {
+        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (or `all`)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{value}` is not a count: give a number of at least 1, or `all`"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -265,5 +284,26 @@ mod tests {
     #[test]
     fn every_flag_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Snakemake's `--cores all`, a bare `--cores` or `-j`, and plain counts; 0 and words are
+    /// refused with what to give instead.
+    #[test]
+    fn counts_are_numbers_or_all_as_in_snakemake() {
+        use clap::Parser;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parse = |args: &[&str]| {
+            let argv = std::iter::once("lambda-hat").chain(args.iter().copied());
+            super::Cli::try_parse_from(argv).map(|c| (c.sweep.jobs, c.sweep.cores))
+        };
+        assert_eq!(parse(&["--cores", "all"]).unwrap(), (None, Some(cpus)));
+        assert_eq!(parse(&["--cores"]).unwrap(), (None, Some(cpus)));
+        assert_eq!(parse(&["-j"]).unwrap(), (Some(cpus), None));
+        assert_eq!(parse(&["-j", "3", "-c", "2"]).unwrap(), (Some(3), Some(2)));
+        assert_eq!(parse(&["-j", "all", "-n"]).unwrap(), (Some(cpus), None));
+        for bad in ["0", "many", "2.5"] {
+            let err = parse(&["-j", bad]).unwrap_err().to_string();
+            assert!(err.contains("at least 1"), "{bad}: {err}");
+        }
     }
 }
