@@ -383,14 +383,25 @@ fn emptied_or_truncated_outputs_are_corrupt_and_redone() {
     t.run_with(&["-n"])
         .success()
         .stdout_has("reason: Corrupt output files");
-    // Nor is it a result: `results` lists it apart, as what the next sweep redoes.
+    // Nor is it a healthy result: `results` shows it unhealthy, saying the next sweep redoes it.
     let results = t
         .run_with(&["results", "--format", "json"])
         .success()
         .stdout();
     let doc: serde_json::Value = serde_json::from_str(&results).unwrap();
-    assert_eq!(doc["runs"].as_array().unwrap().len(), 1, "{results}");
-    assert_eq!(doc["not_finished"][0]["status"], "broken", "{results}");
+    let edited_row = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["llc_mean"].as_f64() == Some(before + 1.0))
+        .expect("the edited run is listed");
+    assert_eq!(edited_row["healthy"], false, "{results}");
+    assert!(
+        edited_row["warnings"]
+            .to_string()
+            .contains("the next sweep redoes it"),
+        "{results}"
+    );
     t.run_with(&["-j", "2"]).success();
     assert_eq!(
         read_llc(&analyses[0]),

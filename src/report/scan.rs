@@ -203,14 +203,17 @@ struct Known {
 }
 
 impl Known {
-    /// Why the marker at `path` is not the one its job wrote, if the journal says so.
+    /// Why the marker at `path` is not the one its job wrote in the sweep, if the journal says
+    /// so: edited by hand, or rewritten by a worker run by hand (README's "Worker mode"). Such
+    /// a run stays in the reports, unhealthy with this warning, since `-n` plans to redo it.
     fn edited(&self, job_key: &str, path: &Path) -> Option<String> {
         let recorded = self.hashes.get(job_key)?;
         let now = crate::store::integrity::content_hash(path).ok()?;
         (&now != recorded).then(|| {
             format!(
-                "{} is not the file its job wrote (the journal recorded another hash): edited or \
-                 damaged; the next sweep redoes it",
+                "{} is not the file its job wrote in the sweep (the journal recorded another \
+                 hash): edited, or rewritten by a worker run by hand; the next sweep redoes it \
+                 (`--touch` accepts it as it is)",
                 path.display()
             )
         })
@@ -226,10 +229,7 @@ fn scan_target(
     let incomplete = &known.incomplete;
     let meta_path = target_dir.join(META_JSON);
     let meta_json: Result<serde_json::Value, String> = if meta_path.exists() {
-        match known.edited(target_id, &meta_path) {
-            Some(why) => Err(why),
-            None => read_json(&meta_path).map_err(|e| e.to_string()),
-        }
+        read_json(&meta_path).map_err(|e| e.to_string())
     } else {
         Err(format!("target {target_id} has no meta.json"))
     };
@@ -268,8 +268,6 @@ fn scan_target(
                 Some(why) => Status::Failed(why.clone()),
                 None => Status::NotFinished,
             }
-        } else if let Some(why) = known.edited(&format!("{target_id}.{run_name}"), &analysis_path) {
-            Status::Broken(why)
         } else {
             match (
                 &meta,
@@ -287,7 +285,13 @@ fn scan_target(
                 {
                     Status::Outdated
                 }
-                (Ok(meta), Ok(analysis), Some(sampler)) => {
+                (Ok(meta), Ok(mut analysis), Some(sampler)) => {
+                    if let Some(why) =
+                        known.edited(&format!("{target_id}.{run_name}"), &analysis_path)
+                    {
+                        analysis.health.healthy = Some(false);
+                        analysis.health.warnings.push(why);
+                    }
                     let mut config = target_config.clone();
                     if let Ok(spec) = read_json::<serde_json::Value>(&run_dir.join("spec.json")) {
                         config.extend(super::config_columns::run_columns(&spec));
