@@ -1373,3 +1373,52 @@ samplers:
         "the other sweep's target {id}:\n{gallery}"
     );
 }
+
+/// A sweep started with `--config store_root=...` (README's pattern for a second store) is read
+/// by `status`, `results` and `cancel` given the same `--config`; runs it plans that have not
+/// started are listed as not finished, not left out.
+#[test]
+fn status_and_reports_take_the_sweeps_config_keys() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2", "-q", "--config", "store_root=runs_b"])
+        .success();
+    assert!(t.path().join("runs_b/targets").is_dir());
+    let status = t
+        .run_with(&["status", "--json", "--config", "store_root=runs_b"])
+        .success()
+        .stdout();
+    let doc: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(doc["rules"]["run_sampler"]["done"], 2, "{status}");
+    let rows = t
+        .run_with(&[
+            "results",
+            "--format",
+            "csv",
+            "--config",
+            "store_root=runs_b",
+        ])
+        .success()
+        .stdout();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    t.run_with(&["cancel", "--config", "store_root=runs_b"])
+        .success()
+        .stdout_has("No SLURM job");
+
+    // One sampler more in the same store, not run yet: listed as not finished.
+    let json = t
+        .run_with(&[
+            "results",
+            "--format",
+            "json",
+            "--config",
+            "store_root=runs_b",
+            "samplers=[{name: sgld, overrides: {chains: 2, warmup: 50, steps: 200, eval_every: 10, batch_size: 32}}, {name: sgld, overrides: {chains: 2, warmup: 50, steps: 300, eval_every: 10, batch_size: 32}}]",
+        ])
+        .success()
+        .stdout();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 2, "{json}");
+    let not_started = doc["not_finished"].as_array().unwrap();
+    assert_eq!(not_started.len(), 2, "{json}");
+    assert!(not_started.iter().all(|u| u["status"] == "not_finished"));
+}

@@ -121,7 +121,15 @@ pub struct SweepArgs {
 
     /// Set experiments-file keys, e.g. `--config store_root=runs_b posterior.gamma=10`: dotted
     /// keys reach into mappings, values are YAML, and the file is validated as if it said so.
-    #[arg(long, value_name = "KEY=VALUE", num_args = 1.., action = clap::ArgAction::Append)]
+    /// Also after `status`, `cancel`, `results`, `report`, `promote` and `clean`, so they read
+    /// the same sweep (put it after the subcommand: it takes every word up to the next flag).
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        num_args = 1..,
+        action = clap::ArgAction::Append,
+        global = true
+    )]
     pub config: Vec<String>,
 
     /// Print each job's worker command (the command that runs it, locally or in the SLURM

@@ -16,9 +16,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Some(Command::Worker(w)) => crate::worker::run(w).map_err(CliError::from),
         Some(Command::Results(mut args)) => {
-            args.runs_root = store_root_default(&cli.sweep, args.runs_root);
+            let plan = sweep_plan(&cli.sweep);
+            args.runs_root = store_root_default(&cli.sweep, plan.as_ref(), args.runs_root);
             if !args.all {
-                args.scope = sweep_scope(&cli.sweep, &args.runs_root);
+                args.scope = sweep_scope(plan.as_ref(), &args.runs_root);
             }
             crate::report::results::run(
                 &args,
@@ -28,9 +29,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Some(Command::Report(mut args)) => {
-            args.runs_root = store_root_default(&cli.sweep, args.runs_root);
+            let plan = sweep_plan(&cli.sweep);
+            args.runs_root = store_root_default(&cli.sweep, plan.as_ref(), args.runs_root);
             if !args.all {
-                args.scope = sweep_scope(&cli.sweep, &args.runs_root);
+                args.scope = sweep_scope(plan.as_ref(), &args.runs_root);
             }
             args.configfile = Some(
                 cli.sweep
@@ -43,9 +45,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Some(Command::Promote(mut args)) => {
             if let PromoteCommand::Gallery(g) = &mut args.command {
-                g.runs_root = store_root_default(&cli.sweep, g.runs_root.clone());
+                let plan = sweep_plan(&cli.sweep);
+                g.runs_root = store_root_default(&cli.sweep, plan.as_ref(), g.runs_root.clone());
                 if !g.all {
-                    g.scope = sweep_scope(&cli.sweep, &g.runs_root);
+                    g.scope = sweep_scope(plan.as_ref(), &g.runs_root);
                 }
             }
             crate::report::promote::run(&args, &mut std::io::stdout().lock())?;
@@ -81,11 +84,19 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
 /// The default `--runs-root` (clap's default value).
 const DEFAULT_STORE: &str = "runs";
 
-/// `--runs-root` left at its default means "the store of the experiments file", when that file
-/// exists and names one; reading it is best effort (a report never fails over the sweep file).
-fn store_root_default(sweep: &args::SweepArgs, given: std::path::PathBuf) -> std::path::PathBuf {
+/// `--runs-root` left at its default means "the store of the experiments file" (with its
+/// `--config` keys), when that file exists and names one; reading it is best effort (a report
+/// never fails over the sweep file).
+fn store_root_default(
+    sweep: &args::SweepArgs,
+    plan: Option<&crate::plan::Plan>,
+    given: std::path::PathBuf,
+) -> std::path::PathBuf {
     if given != std::path::Path::new(DEFAULT_STORE) {
         return given;
+    }
+    if let Some(plan) = plan {
+        return plan.store_root.clone();
     }
     let file = sweep
         .configfile
@@ -102,15 +113,20 @@ fn store_root_default(sweep: &args::SweepArgs, given: std::path::PathBuf) -> std
         .unwrap_or(given)
 }
 
-/// The runs of the sweep the experiments file names, when that file plans and its store is the
-/// one being read (`None` otherwise: then a report reads the whole store). Best effort, like
-/// [`store_root_default`]: a report never fails over the sweep file.
+/// The plan of the sweep the experiments file (with its `--config` keys) describes, when it
+/// plans: reports read that sweep. Best effort: a report never fails over the sweep file.
+fn sweep_plan(sweep: &args::SweepArgs) -> Option<crate::plan::Plan> {
+    let settings = sweep::Settings::from_args(sweep).ok()?;
+    sweep::load_plan(&settings).ok()
+}
+
+/// The runs of the sweep `plan`, when its store is the one being read (`None` otherwise: then a
+/// report reads the whole store).
 fn sweep_scope(
-    sweep: &args::SweepArgs,
+    plan: Option<&crate::plan::Plan>,
     runs_root: &std::path::Path,
 ) -> Option<crate::report::Scope> {
-    let settings = sweep::Settings::from_args(sweep).ok()?;
-    let plan = sweep::load_plan(&settings).ok()?;
+    let plan = plan?;
     let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
     {
         (Ok(a), Ok(b)) => a == b,

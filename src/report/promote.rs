@@ -155,7 +155,7 @@ pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>,
     check_plot_name(&args.output.plot_name)?;
     let mut scan = scan::scan(&args.runs_root)?;
     if let Some(scope) = &args.scope {
-        scope.apply(&mut scan);
+        scope.apply(&mut scan, &args.runs_root);
     }
     let mut runs = scan.finished;
     if runs.is_empty() {

@@ -197,7 +197,7 @@ pub(crate) fn collect_in(
     scope: Option<&Scope>,
 ) -> Result<(Vec<RunRow>, Vec<Unfinished>, usize), ReportError> {
     let mut scan = scan::scan(runs_root)?;
-    let outside = scope.map_or(0, |s| s.apply(&mut scan));
+    let outside = scope.map_or(0, |s| s.apply(&mut scan, runs_root));
     let rows = scan.finished.iter().map(RunRow::from_run).collect();
     Ok((rows, scan.unfinished, outside))
 }

@@ -92,9 +92,10 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Keeps the finished and unfinished entries of the sweep; returns how many finished runs
-    /// of other sweeps it left out.
-    pub fn apply(&self, scan: &mut Scan) -> usize {
+    /// Keeps the finished and unfinished entries of the sweep, adds the sweep's runs (and
+    /// targets) that have no directory under `root` yet as not finished, and returns how many
+    /// finished runs of other sweeps it left out.
+    pub fn apply(&self, scan: &mut Scan, root: &Path) -> usize {
         let before = scan.finished.len();
         scan.finished.retain(|r| {
             self.runs
@@ -104,7 +105,41 @@ impl Scope {
             Some(run) => self.runs.contains(&(u.target_id.clone(), run.clone())),
             None => self.targets.contains(&u.target_id),
         });
-        before - scan.finished.len()
+        let outside = before - scan.finished.len();
+        let seen: std::collections::HashSet<(&str, Option<&str>)> = scan
+            .finished
+            .iter()
+            .map(|r| (r.meta.target_id.as_str(), Some(r.run_name.as_str())))
+            .chain(
+                scan.unfinished
+                    .iter()
+                    .map(|u| (u.target_id.as_str(), u.run_name.as_deref())),
+            )
+            .collect();
+        let targets_dir = root.join("targets");
+        let mut not_started: Vec<Unfinished> = self
+            .targets
+            .iter()
+            .filter(|t| !targets_dir.join(t).is_dir())
+            .map(|t| (t.clone(), None))
+            .chain(self.runs.iter().map(|(t, r)| (t.clone(), Some(r.clone()))))
+            .filter(|(t, r)| match r {
+                Some(r) => !seen.contains(&(t.as_str(), Some(r.as_str()))),
+                None => !seen.contains(&(t.as_str(), None)),
+            })
+            .map(|(target_id, run_name)| Unfinished {
+                path: match &run_name {
+                    Some(r) => targets_dir.join(&target_id).join(r),
+                    None => targets_dir.join(&target_id),
+                },
+                target_id,
+                run_name,
+                status: Status::NotFinished,
+            })
+            .collect();
+        not_started.sort_by(|a, b| (&a.target_id, &a.run_name).cmp(&(&b.target_id, &b.run_name)));
+        scan.unfinished.extend(not_started);
+        outside
     }
 }
 
