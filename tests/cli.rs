@@ -382,6 +382,20 @@ fn a_no_flag_turns_off_what_the_profile_turned_on() {
     );
 }
 
+/// A Snakemake profile's habits: `printshellcmds`, `set-resources` as a list of the flag's
+/// words, and Snakemake's resource names `mem` (with a unit) and `threads`.
+#[test]
+fn a_snakemake_style_profile_means_what_it_says() {
+    let profile = "restart-times: 2\nprintshellcmds: true\nset-resources:\n  - run_sampler:mem=4G\n  - build_target:threads=2\n";
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("profiles/p/config.yaml", profile);
+    let dry = t.run_with(&["-n", "--profile", "profiles/p"]).success();
+    dry.stdout_has("worker build-target")
+        .stdout_has("resources: cpus_per_task=1, mem_mb=4000, runtime=120")
+        .stdout_has("resources: cpus_per_task=2, mem_mb=1000, runtime=60");
+}
+
 #[test]
 fn an_unknown_executor_is_refused_with_the_valid_ones() {
     let t = Test::new()

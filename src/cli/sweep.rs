@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use super::args::SweepArgs;
 use super::error::CliError;
 use crate::config::experiments::load_sweep_with;
-use crate::config::profile::{BundleSize, Executor, LoadedProfile, ResourceList, load_profile};
+use crate::config::profile::{
+    BundleSize, Executor, LoadedProfile, ResourceList, RuleResources, load_profile,
+};
 use crate::exec::local::{self, LocalOptions};
 use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
 use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
@@ -43,6 +45,8 @@ pub struct Settings {
     pub bundle_size: BundleSize,
     /// `--config KEY=VALUE` assignments laid over the experiments file.
     pub config: Vec<String>,
+    /// `-p`, or the profile's `printshellcmds: true`: print each job's worker command.
+    pub print_commands: bool,
 }
 
 fn resource_list(list: &ResourceList) -> Result<ResourceMap, CliError> {
@@ -111,14 +115,24 @@ impl Settings {
         }
         layers.default_resources.push(cli_defaults);
         if let Some(set) = &p.set_resources {
-            let mut layer = BTreeMap::new();
-            for (rule, values) in set {
-                let rule = Rule::parse(rule)?;
-                let mut m = ResourceMap::new();
-                for (k, v) in values {
-                    m.insert(resources::canonical_name(k), resources::from_yaml(k, v)?);
+            let mut layer: BTreeMap<Rule, ResourceMap> = BTreeMap::new();
+            match set {
+                RuleResources::Map(set) => {
+                    for (rule, values) in set {
+                        let rule = Rule::parse(rule)?;
+                        let m = layer.entry(rule).or_default();
+                        for (k, v) in values {
+                            m.insert(resources::canonical_name(k), resources::from_yaml(k, v)?);
+                        }
+                    }
                 }
-                layer.insert(rule, m);
+                // Snakemake profiles write it as the flag's words: `- run_sampler:mem_mb=4000`.
+                RuleResources::List(items) => {
+                    for item in items {
+                        let (rule, k, v) = resources::parse_rule_assignment(item)?;
+                        layer.entry(rule).or_default().insert(k, v);
+                    }
+                }
             }
             layers.set_resources.push(layer);
         }
@@ -168,6 +182,7 @@ impl Settings {
             detach: args.detach,
             bundle_size: args.bundle_size.or(p.bundle_size).unwrap_or_default(),
             config: args.config.clone(),
+            print_commands: args.printshellcmds || p.printshellcmds.unwrap_or(false),
             profile,
         })
     }
@@ -290,7 +305,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     // collected first.
     let on_slurm = settings.executor == Executor::Slurm;
     let slurm_opts = on_slurm
-        .then(|| slurm_options(&settings, &rule_resources, args.printshellcmds))
+        .then(|| slurm_options(&settings, &rule_resources, settings.print_commands))
         .transpose()?;
     if let Some(opts) = &slurm_opts {
         slurm::validate(opts).map_err(CliError::from)?;
@@ -338,7 +353,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     if args.dry_run {
         let describe = |j: crate::plan::JobRef| resources::describe(&rule_resources[&j.rule()]);
         let worker = worker_command(&settings).join(" ");
-        let commands = args.printshellcmds.then_some(worker.as_str());
+        let commands = settings.print_commands.then_some(worker.as_str());
         text::dry_run(&mut out, &plan, &sched, &describe, settings.quiet, commands)
             .map_err(io_err)?;
         return out.flush().map_err(io_err);
@@ -380,7 +395,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
                 retries: settings.retries,
                 quiet: settings.quiet,
                 worker_command: worker_command(&settings),
-                print_commands: args.printshellcmds,
+                print_commands: settings.print_commands,
             };
             local::run(&plan, &sched, &opts).await?
         }

@@ -32,11 +32,15 @@ pub struct Profile {
     pub cores: Option<usize>,
     /// `NAME: VALUE` map (or a list of `NAME=VALUE` strings).
     pub default_resources: Option<ResourceList>,
-    /// `RULE: { NAME: VALUE }`.
-    pub set_resources: Option<BTreeMap<String, BTreeMap<String, serde_yaml::Value>>>,
+    /// `RULE: { NAME: VALUE }` (or a list of `RULE:NAME=VALUE` strings).
+    pub set_resources: Option<RuleResources>,
     /// Global limits `NAME: INT`.
     pub resources: Option<ResourceList>,
+    /// Also `restart-times`, Snakemake's name for it.
+    #[serde(alias = "restart-times")]
     pub retries: Option<u32>,
+    /// Print each job's worker command, as `-p` does.
+    pub printshellcmds: Option<bool>,
     pub keep_going: Option<bool>,
     /// Seconds to wait for a finished job's marker file to appear (shared file systems lag).
     pub latency_wait: Option<u64>,
@@ -125,6 +129,18 @@ impl<'de> Deserialize<'de> for BundleSize {
 #[serde(untagged)]
 pub enum ResourceList {
     Map(BTreeMap<String, serde_yaml::Value>),
+    List(Vec<String>),
+}
+
+/// Per-rule resources written either as a map of maps or as a list of `RULE:NAME=VALUE`
+/// strings (the words of `--set-resources`, as Snakemake profiles write them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a map `RULE: {NAME: VALUE}` or a list of `RULE:NAME=VALUE` strings"
+)]
+pub enum RuleResources {
+    Map(BTreeMap<String, BTreeMap<String, serde_yaml::Value>>),
     List(Vec<String>),
 }
 
@@ -224,5 +240,19 @@ mod tests {
         }
         let e = "lots".parse::<BundleSize>().unwrap_err();
         assert!(e.contains("\"lots\""), "{e}");
+    }
+
+    /// Snakemake's profile keys for the same things: `restart-times` is `retries`, and
+    /// `set-resources` may be the flag's words; anything else there is one clear error.
+    #[test]
+    fn snakemake_profile_keys_are_read() {
+        let p = parse("restart-times: 3\nprintshellcmds: true").unwrap();
+        assert_eq!((p.retries, p.printshellcmds), (Some(3), Some(true)));
+        let list = parse("set-resources: [\"run_sampler:mem_mb=10\"]").unwrap();
+        assert!(matches!(list.set_resources, Some(RuleResources::List(l)) if l.len() == 1));
+        let map = parse("set-resources: {run_sampler: {mem_mb: 10}}").unwrap();
+        assert!(matches!(map.set_resources, Some(RuleResources::Map(_))));
+        let e = parse("set-resources: 5").unwrap_err();
+        assert!(e.contains("a list of `RULE:NAME=VALUE` strings"), "{e}");
     }
 }

@@ -162,12 +162,43 @@ pub fn rule_defaults(rule: Rule) -> ResourceMap {
     ])
 }
 
-/// Canonical name: `time` means `runtime`.
+/// Canonical name: `time` and `walltime` mean `runtime`; Snakemake's `mem` (a size with a
+/// unit, e.g. `4G`) means `mem_mb`; `threads` means `cpus_per_task`, the cores one job gets.
+/// Without these, `mem=4000` was taken for a custom resource and the job got the default memory.
 pub fn canonical_name(name: &str) -> String {
     match name {
         "time" | "walltime" => "runtime".to_string(),
+        "mem" => "mem_mb".to_string(),
+        "threads" => "cpus_per_task".to_string(),
         other => other.to_string(),
     }
+}
+
+/// A memory size in megabytes: a plain integer is megabytes; with a unit, as Snakemake reads
+/// `mem`: K/KB, M/MB, G/GB, T/TB decimal (1 GB = 1000 MB), KiB, MiB, GiB, TiB binary (1 GiB =
+/// 1024 MiB). Rounded up to whole megabytes.
+fn parse_megabytes(raw: &str) -> Option<i64> {
+    let split = raw
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+    let megabytes = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" => 1.0,
+        "k" | "kb" => 1e-3,
+        "g" | "gb" => 1e3,
+        "t" | "tb" => 1e6,
+        "kib" => 1024.0 / 1e6,
+        "mib" => 1024.0 * 1024.0 / 1e6,
+        "gib" => 1024.0_f64.powi(3) / 1e6,
+        "tib" => 1024.0_f64.powi(4) / 1e6,
+        _ => return None,
+    };
+    let mb = (number * megabytes).ceil();
+    (mb <= i64::MAX as f64).then_some(mb as i64)
 }
 
 /// Parses and validates a value for resource `name`.
@@ -189,6 +220,11 @@ pub fn parse_value(name: &str, raw: &str) -> Result<ResourceValue, ResourceError
         return parse_minutes(raw)
             .map(ResourceValue::Int)
             .ok_or_else(|| bad("a runtime in minutes, or a number with m, h or d, e.g. 90, 2h"));
+    }
+    if name == "mem_mb" {
+        return parse_megabytes(raw)
+            .map(ResourceValue::Int)
+            .ok_or_else(|| bad("megabytes, or a size with a unit, e.g. 4000, 4G, 16GiB"));
     }
     match raw.parse::<i64>() {
         Ok(v) if v >= 0 => Ok(ResourceValue::Int(v)),
@@ -359,6 +395,31 @@ pub fn account(in_use: &mut BTreeMap<String, i64>, res: &ResourceMap, sign: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Snakemake's names reach the resources they mean: `mem` with Snakemake's units, `threads`.
+    #[test]
+    fn snakemakes_mem_and_threads_are_mem_mb_and_cpus_per_task() {
+        let set = |text: &str| parse_rule_assignment(text).map(|(_, k, v)| (k, v));
+        let mb = |v: i64| ("mem_mb".to_string(), ResourceValue::Int(v));
+        assert_eq!(set("run_sampler:mem=4000").unwrap(), mb(4000));
+        assert_eq!(set("run_sampler:mem=4G").unwrap(), mb(4000));
+        assert_eq!(set("run_sampler:mem=4GB").unwrap(), mb(4000));
+        assert_eq!(set("run_sampler:mem=2GiB").unwrap(), mb(2148));
+        assert_eq!(set("run_sampler:mem=1.5g").unwrap(), mb(1500));
+        assert_eq!(set("run_sampler:mem_mb=500").unwrap(), mb(500));
+        assert_eq!(
+            set("build_target:threads=2").unwrap(),
+            ("cpus_per_task".to_string(), ResourceValue::Int(2))
+        );
+        for bad in [
+            "run_sampler:mem=lots",
+            "run_sampler:mem=4Q",
+            "run_sampler:mem=-1G",
+        ] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.contains("4G"), "{bad}: {err}");
+        }
+    }
 
     fn estimate(mb: f64) -> crate::plan::memory::MemoryEstimate {
         crate::plan::memory::MemoryEstimate {
