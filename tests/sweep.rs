@@ -1374,6 +1374,64 @@ samplers:
     );
 }
 
+/// After a detached SLURM sweep (its submissions open in the journal), a plan without the
+/// profile counts the jobs whose outputs are there as done, and keeps the others incomplete
+/// (never runs them a second time unasked), saying they are on SLURM.
+#[test]
+fn a_local_plan_after_a_detached_slurm_sweep_keeps_what_finished_there() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2", "-q"]).success();
+    let analyses = files_named(&t.store(), "analysis.json");
+    let journal = t.store().join(".lambda-hat/journal.jsonl");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    // Both runs submitted to SLURM and never seen to end; one has finished, one has not.
+    for (i, analysis) in analyses.iter().enumerate() {
+        let run = analysis.parent().unwrap();
+        let key = format!(
+            "{}.{}",
+            run.parent().unwrap().file_name().unwrap().to_string_lossy(),
+            run.file_name().unwrap().to_string_lossy()
+        );
+        for (event, id) in [
+            ("submitting", ""),
+            ("submitted", "\"slurm_job_id\":\"77\","),
+        ] {
+            text.push_str(&format!(
+                "{{\"time\":\"2026-12-05T09:14:07+00:00\",\"event\":\"{event}\",\"job\":\"{key}\",\"rule\":\"run_sampler\",\"executor\":\"slurm\",{id}\"attempt\":1,\"detail\":{{\"name\":\"lh-run_sampler-{i}\"}}}}\n"
+            ));
+        }
+        std::fs::write(
+            t.store().join(".lambda-hat/incomplete").join(&key),
+            format!("{{\"output\": \"{}\"}}", analysis.display()),
+        )
+        .unwrap();
+    }
+    std::fs::write(&journal, text).unwrap();
+    std::fs::remove_file(&analyses[1]).unwrap();
+
+    let dry = t
+        .run_with(&["-n"])
+        .failure(exit_code::USAGE)
+        .stderr_has("submitted to SLURM")
+        .stderr_has("incomplete");
+    let finished = analyses[0]
+        .strip_prefix(t.path())
+        .unwrap()
+        .display()
+        .to_string();
+    let unfinished = analyses[1]
+        .strip_prefix(t.path())
+        .unwrap()
+        .display()
+        .to_string();
+    let err = dry.stderr();
+    assert!(err.contains(&unfinished), "{err}");
+    assert!(
+        !err.contains(&finished),
+        "the finished one is not incomplete: {err}"
+    );
+}
+
 /// A sweep started with `--config store_root=...` (README's pattern for a second store) is read
 /// by `status`, `results` and `cancel` given the same `--config`; runs it plans that have not
 /// started are listed as not finished, not left out.

@@ -310,23 +310,43 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     if let Some(opts) = &slurm_opts {
         slurm::validate(opts).map_err(CliError::from)?;
     }
-    let open = if on_slurm {
-        slurm::open_submissions(&plan)
-    } else {
-        Default::default()
-    };
-    let status = if on_slurm && !open.is_empty() && !args.dry_run {
+    // Read whatever the executor: after a detached SLURM sweep, a local run (or `-n` without
+    // the profile) must not call the jobs that finished incomplete, nor run the others twice.
+    let mut open = slurm::open_submissions(&plan);
+    let status = if !open.is_empty() && !args.dry_run {
         let n = slurm::collect_finished(&plan, &open)
             .map_err(|e| CliError::io("cannot update the journal", e))?;
         if n > 0 {
             crate::terminal::note!(
                 "{n} job(s) finished on SLURM while no lambda-hat was following them."
             );
+            open = slurm::open_submissions(&plan);
         }
         StoreStatus::scan(&plan)
     } else {
         status
     };
+    if !on_slurm {
+        // Run locally, a submission still open is not followed: those with their output are
+        // done (as `collect_finished` records in a real run), the others stay incomplete, so
+        // nothing runs twice unless the user says `--ri`.
+        let submitted = open.len();
+        open = plan
+            .jobs()
+            .map(|j| (plan.job_key(j), j))
+            .filter(|(key, j)| open.contains(key) && plan.output(*j).is_file())
+            .map(|(key, _)| key)
+            .collect();
+        let on_cluster = submitted - open.len();
+        if on_cluster > 0 {
+            crate::terminal::note!(
+                "{on_cluster} job(s) of this sweep were submitted to SLURM and are not known to \
+                 have ended (`lambda-hat status` asks SLURM): follow them with the profile that \
+                 submitted them (`--profile NAME`), or stop them with `lambda-hat cancel`; `--ri` \
+                 here would run them a second time."
+            );
+        }
+    }
     let sched = schedule(
         &plan,
         &ReattachStatus {
