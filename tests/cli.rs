@@ -229,6 +229,91 @@ fn unknown_override_key_names_the_path_and_valid_keys() {
     );
 }
 
+/// A mistake in a preset file (or workflow.yaml) is named in that file, not in the experiments
+/// entry that uses it; the same mistake in an override is the experiments file's.
+#[test]
+fn a_mistake_in_a_preset_file_is_named_in_that_file() {
+    let sweep =
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: hmc }\n";
+    let run = |file: &str, text: &str, needles: &[&str]| {
+        Test::new()
+            .experiments(sweep)
+            .file(file, text)
+            .run_with(&["-n"])
+            .failure(exit_code::USAGE)
+            .clear_error(needles);
+    };
+    run(
+        "config/sampler/hmc.yaml",
+        "draws: 100\nstep_sise: 0.1\n",
+        &[
+            "config/sampler/hmc.yaml",
+            "sampler preset `hmc`",
+            "samplers[0]",
+            "step_sise",
+        ],
+    );
+    // A value the sampler refuses: the shipped preset with its draws set to 0.
+    let shipped = include_str!("../config/sampler/hmc.yaml");
+    let zero_draws: String = shipped
+        .lines()
+        .map(|l| {
+            if l.starts_with("draws:") {
+                "draws: 0"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    run(
+        "config/sampler/hmc.yaml",
+        &zero_draws,
+        &["config/sampler/hmc.yaml", "sampler preset `hmc`", "draws"],
+    );
+    // A file without a key the sampler needs: named, with the key.
+    run(
+        "config/sampler/hmc.yaml",
+        "draws: 100\n",
+        &["config/sampler/hmc.yaml", "missing field `warmup`"],
+    );
+    run(
+        "config/model/small.yaml",
+        "in_dim: 4\ndepth: 2\nwidths: [8, 8]\nactvation: tanh\n",
+        &[
+            "config/model/small.yaml",
+            "model preset `small`",
+            "actvation",
+        ],
+    );
+    run(
+        "config/workflow.yaml",
+        "training:\n  learning_rat: 0.1\n",
+        &["config/workflow.yaml", "training", "learning_rat"],
+    );
+    // The override's own mistake stays the experiments file's.
+    Test::new()
+        .experiments(
+            "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: hmc, overrides: { step_sise: 0.1 } }\n",
+        )
+        .run_with(&["-n"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["config/experiments.yaml", "samplers[0] (name: hmc)", "overrides.step_sise"]);
+}
+
+/// A bad key set by `--config` is blamed on the command line, not looked for in the file.
+#[test]
+fn a_bad_config_assignment_is_named_as_the_command_lines() {
+    Test::new()
+        .experiments(TINY_SWEEP)
+        .run_with(&["-n", "--config", "posterior.gama=10"])
+        .failure(exit_code::USAGE)
+        .clear_error(&[
+            "on the command line by `--config posterior.gama=10`",
+            "unknown field `gama`",
+        ]);
+}
+
 #[test]
 fn wrong_type_is_refused() {
     bad(

@@ -14,7 +14,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::error::ConfigError;
 use super::merge::deep_merge;
-use super::presets::{Kind, PresetDirs};
+use super::presets::{Kind, PresetDirs, PresetSource};
 use super::schema::*;
 use crate::numeric::Precision;
 
@@ -82,6 +82,40 @@ pub fn load_sweep_with(path: &Path, assignments: &[String]) -> Result<Sweep, Con
         })?;
     }
     resolve_sweep(path, root, &PresetDirs::for_experiments_file(path))
+        .map_err(|e| blame_assignment(e, assignments))
+}
+
+/// A key that a `--config` assignment set is the command line's mistake: the message says so,
+/// so the user does not look for it in the file.
+fn blame_assignment(e: ConfigError, assignments: &[String]) -> ConfigError {
+    let ConfigError::Invalid {
+        path,
+        entry,
+        key,
+        message,
+    } = e
+    else {
+        return e;
+    };
+    let set_by = assignments.iter().find(|a| {
+        a.split_once('=').is_some_and(|(k, _)| {
+            k == key || key.ends_with(&format!(".{k}")) || k.ends_with(&format!(".{key}"))
+        })
+    });
+    match set_by {
+        Some(a) => ConfigError::Invalid {
+            path,
+            entry: format!("{entry}, as set on the command line by `--config {a}`"),
+            key,
+            message,
+        },
+        None => ConfigError::Invalid {
+            path,
+            entry,
+            key,
+            message,
+        },
+    }
 }
 
 /// Sets `KEY=VALUE` in `root` (see [`load_sweep_with`]). Errors name what is wrong with it.
@@ -153,6 +187,7 @@ fn resolve_sweep(path: &Path, root: Value, presets: &PresetDirs) -> Result<Sweep
 
     let workflow_src = presets.workflow()?;
     let workflow = parse_yaml(&workflow_src.origin, &workflow_src.text)?;
+    let workflow_values = workflow.clone();
     let mut training = workflow
         .get("training")
         .cloned()
@@ -196,10 +231,18 @@ fn resolve_sweep(path: &Path, root: Value, presets: &PresetDirs) -> Result<Sweep
         }
     };
 
+    let defaults = Defaults {
+        training,
+        posterior,
+        file: path,
+        top: &top,
+        workflow: &workflow_src,
+        workflow_values: &workflow_values,
+    };
     let targets = targets_val
         .iter()
         .enumerate()
-        .map(|(i, entry)| resolve_target(&ctx, i, entry, &training, &posterior, precision))
+        .map(|(i, entry)| resolve_target(&ctx, i, entry, &defaults, precision))
         .collect::<Result<Vec<_>, _>>()?;
     let samplers = samplers_val
         .iter()
@@ -327,8 +370,72 @@ fn typed<T: DeserializeOwned>(
     entry: &str,
     prefix: &str,
     value: Value,
+    layers: &[Layer],
 ) -> Result<T, ConfigError> {
-    typed_by(ctx, entry, prefix, value, |d| T::deserialize(d))
+    typed_by(ctx, entry, prefix, value, layers, |d| T::deserialize(d))
+}
+
+/// One file's part of a merged section, for blaming a bad key on the file that wrote it: the
+/// experiments file's overrides, its top-level `training:`/`posterior:`, or a preset file.
+struct Layer<'a> {
+    path: &'a Path,
+    entry: String,
+    /// What this layer set under the section (`None`: nothing).
+    values: Option<&'a Value>,
+}
+
+impl<'a> Layer<'a> {
+    fn preset(
+        src: &'a PresetSource,
+        kind: &str,
+        name: &str,
+        used_by: &str,
+        values: &'a Value,
+    ) -> Self {
+        Layer {
+            path: &src.origin,
+            entry: format!("the {kind} preset `{name}` (used by {used_by})"),
+            values: Some(values),
+        }
+    }
+}
+
+/// The layer (highest precedence first) that set `key` (dotted, within the section), else the
+/// last one: a preset holds every key of its section, so a bad key no override wrote is its.
+fn blame<'l, 'a>(layers: &'l [Layer<'a>], key: &str) -> Option<&'l Layer<'a>> {
+    let segments: Vec<&str> = key.split('.').filter(|k| !k.is_empty()).collect();
+    let sets = |v: &Value| segments.iter().try_fold(v, |v, k| v.get(*k)).is_some();
+    layers
+        .iter()
+        .find(|l| l.values.is_some_and(sets))
+        .or(layers.last())
+}
+
+/// The error for `key` (dotted, `prefix` first) with `message`, named in the file that set it.
+fn invalid_in(
+    ctx: &Ctx,
+    entry: &str,
+    prefix: &str,
+    key: &str,
+    message: String,
+    layers: &[Layer],
+) -> ConfigError {
+    let inner = key
+        .strip_prefix(prefix)
+        .map(|k| k.trim_start_matches('.'))
+        .unwrap_or(key);
+    match blame(layers, inner) {
+        Some(layer) if layer.path != ctx.path => {
+            let inner = if inner.is_empty() {
+                "(the file)"
+            } else {
+                inner
+            };
+            ConfigError::invalid(layer.path, &layer.entry, inner, message)
+        }
+        Some(layer) => ConfigError::invalid(ctx.path, &layer.entry, key, message),
+        None => ctx.invalid(entry, key, message),
+    }
 }
 
 /// [`typed`] with the deserializing function given: a sampler's settings type is chosen by the
@@ -338,6 +445,7 @@ fn typed_by<T>(
     entry: &str,
     prefix: &str,
     value: Value,
+    layers: &[Layer],
     deserialize: impl FnOnce(
         serde_path_to_error::Deserializer<'_, '_, Value>,
     ) -> Result<T, serde_yaml::Error>,
@@ -350,8 +458,23 @@ fn typed_by<T>(
         } else {
             format!("{prefix}.{inner}")
         };
-        ctx.invalid(entry, &key, e.to_string())
+        invalid_in(ctx, entry, prefix, &key, e.to_string(), layers)
     })
+}
+
+/// The first issue of a validated section (`prefix` its key in the messages), named in the
+/// file that set the key.
+fn first_invalid_in(
+    ctx: &Ctx,
+    entry: &str,
+    prefix: &str,
+    issues: Vec<Invalid>,
+    layers: &[Layer],
+) -> Result<(), ConfigError> {
+    match issues.into_iter().next() {
+        Some(i) => Err(invalid_in(ctx, entry, prefix, &i.path, i.message, layers)),
+        None => Ok(()),
+    }
 }
 
 fn first_invalid(ctx: &Ctx, entry: &str, issues: Vec<Invalid>) -> Result<(), ConfigError> {
@@ -361,9 +484,14 @@ fn first_invalid(ctx: &Ctx, entry: &str, issues: Vec<Invalid>) -> Result<(), Con
     }
 }
 
-fn preset(ctx: &Ctx, entry: &str, kind: Kind, name: &str) -> Result<Value, ConfigError> {
+fn preset(
+    ctx: &Ctx,
+    entry: &str,
+    kind: Kind,
+    name: &str,
+) -> Result<(Value, PresetSource), ConfigError> {
     match ctx.presets.load(kind, name)? {
-        Some(src) => parse_yaml(&src.origin, &src.text),
+        Some(src) => Ok((parse_yaml(&src.origin, &src.text)?, src)),
         None => Err(ConfigError::UnknownPreset(Box::new(
             super::error::UnknownPreset {
                 path: ctx.path.to_path_buf(),
@@ -402,12 +530,42 @@ fn preset_name<'v>(
     }
 }
 
+/// The sweep-wide training and posterior settings every target starts from: workflow.yaml's,
+/// with the experiments file's top-level `training:` and `posterior:` over them.
+struct Defaults<'a> {
+    training: Value,
+    posterior: Value,
+    /// The experiments file and its top level.
+    file: &'a Path,
+    top: &'a Mapping,
+    workflow: &'a PresetSource,
+    workflow_values: &'a Value,
+}
+
+impl Defaults<'_> {
+    /// Where a target's `training`/`posterior` keys came from after its own overrides, highest
+    /// precedence first: the experiments file's top level, then workflow.yaml.
+    fn layers(&self, key: &str) -> [Layer<'_>; 2] {
+        [
+            Layer {
+                path: self.file,
+                entry: "top level".into(),
+                values: self.top.get(key),
+            },
+            Layer {
+                path: &self.workflow.origin,
+                entry: format!("its `{key}` section"),
+                values: self.workflow_values.get(key),
+            },
+        ]
+    }
+}
+
 fn resolve_target(
     ctx: &Ctx,
     index: usize,
     entry_val: &Value,
-    training_defaults: &Value,
-    posterior_defaults: &Value,
+    defaults: &Defaults,
     precision: Precision,
 ) -> Result<ResolvedTarget, ConfigError> {
     let mut label = format!("targets[{index}]");
@@ -453,26 +611,65 @@ fn resolve_target(
         }
         base
     };
-    let model_val = section("model", preset(ctx, &label, Kind::Model, &model_name)?);
-    let data_val = section("data", preset(ctx, &label, Kind::Data, &data_name)?);
-    let teacher_val = section(
-        "teacher",
-        preset(ctx, &label, Kind::Teacher, &teacher_name)?,
-    );
-    let training_val = section("training", training_defaults.clone());
-    let posterior_val = section("posterior", posterior_defaults.clone());
+    let (model_preset, model_src) = preset(ctx, &label, Kind::Model, &model_name)?;
+    let (data_preset, data_src) = preset(ctx, &label, Kind::Data, &data_name)?;
+    let (teacher_preset, teacher_src) = preset(ctx, &label, Kind::Teacher, &teacher_name)?;
+    // Which file set each section's keys, highest precedence first.
+    let from_entry = |key: &str| Layer {
+        path: ctx.path,
+        entry: label.clone(),
+        values: overrides.get(key),
+    };
+    let model_layers = [
+        from_entry("model"),
+        Layer::preset(&model_src, "model", &model_name, &label, &model_preset),
+    ];
+    let data_layers = [
+        from_entry("data"),
+        Layer::preset(&data_src, "data", &data_name, &label, &data_preset),
+    ];
+    let teacher_layers = [
+        from_entry("teacher"),
+        Layer::preset(
+            &teacher_src,
+            "teacher",
+            &teacher_name,
+            &label,
+            &teacher_preset,
+        ),
+    ];
+    let [top, workflow] = defaults.layers("training");
+    let training_layers = [from_entry("training"), top, workflow];
+    let [top, workflow] = defaults.layers("posterior");
+    let posterior_layers = [from_entry("posterior"), top, workflow];
+    let model_val = section("model", model_preset.clone());
+    let data_val = section("data", data_preset.clone());
+    let teacher_val = section("teacher", teacher_preset.clone());
+    let training_val = section("training", defaults.training.clone());
+    let posterior_val = section("posterior", defaults.posterior.clone());
 
-    let model: ModelConfig = typed(ctx, &label, "model", model_val)?;
-    let data: DataConfig = typed(ctx, &label, "data", data_val)?;
-    let teacher: TeacherConfig = typed(ctx, &label, "teacher", teacher_val)?;
-    let training: TrainingConfig = typed(ctx, &label, "training", training_val)?;
-    let posterior: PosteriorConfig = typed(ctx, &label, "posterior", posterior_val)?;
+    let model: ModelConfig = typed(ctx, &label, "model", model_val, &model_layers)?;
+    let data: DataConfig = typed(ctx, &label, "data", data_val, &data_layers)?;
+    let teacher: TeacherConfig = typed(ctx, &label, "teacher", teacher_val, &teacher_layers)?;
+    let training: TrainingConfig = typed(ctx, &label, "training", training_val, &training_layers)?;
+    let posterior: PosteriorConfig =
+        typed(ctx, &label, "posterior", posterior_val, &posterior_layers)?;
+
+    let validated = |prefix: &str, layers: &[Layer], check: &dyn Fn(&mut Vec<Invalid>)| {
+        let mut issues = Vec::new();
+        check(&mut issues);
+        first_invalid_in(ctx, &label, prefix, issues, layers)
+    };
+    validated("model", &model_layers, &|i| model.validate("model", i))?;
+    validated("data", &data_layers, &|i| data.validate("data", i))?;
+    validated("training", &training_layers, &|i| {
+        training.validate("training", i)
+    })?;
+    validated("posterior", &posterior_layers, &|i| {
+        posterior.validate("posterior", i)
+    })?;
 
     let mut issues = Vec::new();
-    model.validate("model", &mut issues);
-    data.validate("data", &mut issues);
-    training.validate("training", &mut issues);
-    posterior.validate("posterior", &mut issues);
     if data.x_dist == XDist::LowdimManifold && data.manifold_dim > model.in_dim {
         issues.push(Invalid {
             path: "data.manifold_dim".into(),
@@ -675,7 +872,8 @@ fn resolve_sampler(
             ),
         ));
     };
-    let mut value = preset(ctx, &label, Kind::Sampler, &name)?;
+    let (preset_value, preset_src) = preset(ctx, &label, Kind::Sampler, &name)?;
+    let mut value = preset_value.clone();
     match entry.get("overrides") {
         None | Some(Value::Null) => {}
         Some(o @ Value::Mapping(_)) => deep_merge(&mut value, o),
@@ -690,12 +888,20 @@ fn resolve_sampler(
             ));
         }
     }
-    let cfg = typed_by(ctx, &label, "overrides", value, |d| {
+    let layers = [
+        Layer {
+            path: ctx.path,
+            entry: label.clone(),
+            values: entry.get("overrides"),
+        },
+        Layer::preset(&preset_src, "sampler", &name, &label, &preset_value),
+    ];
+    let cfg = typed_by(ctx, &label, "overrides", value, &layers, |d| {
         SamplerConfig::deserialize_as(kind, d)
     })?;
     let mut issues = Vec::new();
     cfg.validate("overrides", &mut issues);
-    first_invalid(ctx, &label, issues)?;
+    first_invalid_in(ctx, &label, "overrides", issues, &layers)?;
     Ok(cfg)
 }
 
