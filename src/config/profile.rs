@@ -165,9 +165,35 @@ pub fn candidates(name: &str) -> Vec<PathBuf> {
     out
 }
 
+/// The shipped profiles, built in so that `--profile slurm` works in any folder (as the
+/// built-in presets do); a `profiles/NAME` on disk (a copy to edit) comes first.
+const BUILTIN_PROFILES: [(&str, &str); 2] = [
+    ("slurm", include_str!("../../profiles/slurm/config.yaml")),
+    (
+        "local-slurm",
+        include_str!("../../profiles/local-slurm/config.yaml"),
+    ),
+];
+
+fn parse_profile(file: &Path, text: &str) -> Result<Profile, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(Profile::default());
+    }
+    serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
+        path: file.to_path_buf(),
+        entry: "profile".into(),
+        key: "config.yaml".into(),
+        message: e.to_string(),
+    })
+}
+
 pub fn load_profile(name: &str) -> Result<LoadedProfile, ConfigError> {
-    let tried = candidates(name);
-    for dir in &tried {
+    load_from(name, &candidates(name))
+}
+
+/// [`load_profile`] searching `tried`, then the built-in profiles.
+fn load_from(name: &str, tried: &[PathBuf]) -> Result<LoadedProfile, ConfigError> {
+    for dir in tried {
         // Accept a direct path to a config.yaml too.
         let (dir, file) = if dir.is_file() {
             (
@@ -183,28 +209,28 @@ pub fn load_profile(name: &str) -> Result<LoadedProfile, ConfigError> {
                 source,
                 hint: "check the profile file is readable".into(),
             })?;
-            let profile: Profile = if text.trim().is_empty() {
-                Profile::default()
-            } else {
-                serde_yaml::from_str(&text).map_err(|e| ConfigError::Invalid {
-                    path: file.clone(),
-                    entry: "profile".into(),
-                    key: "config.yaml".into(),
-                    message: e.to_string(),
-                })?
-            };
+            let profile = parse_profile(&file, &text)?;
             return Ok(LoadedProfile { dir, profile });
         }
+    }
+    if let Some((_, text)) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name) {
+        let file = PathBuf::from(format!("<built-in profiles/{name}/config.yaml>"));
+        // Its keys name no file, so its directory is only a base for paths it does not have.
+        return Ok(LoadedProfile {
+            dir: PathBuf::from("."),
+            profile: parse_profile(&file, text)?,
+        });
     }
     Err(ConfigError::Sweep {
         path: PathBuf::from(name),
         message: format!(
-            "unknown profile; looked for config.yaml in: {}",
+            "unknown profile; looked for config.yaml in: {}; built-in profiles: {}",
             tried
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            BUILTIN_PROFILES.map(|(n, _)| n).join(", ")
         ),
     })
 }
@@ -254,5 +280,18 @@ mod tests {
         assert!(matches!(map.set_resources, Some(RuleResources::Map(_))));
         let e = parse("set-resources: 5").unwrap_err();
         assert!(e.contains("a list of `RULE:NAME=VALUE` strings"), "{e}");
+    }
+
+    /// The shipped profiles are built in: they load outside the repository, and parse.
+    #[test]
+    fn shipped_profiles_are_built_in() {
+        // Searching no directory: what a folder without profiles/ finds.
+        let slurm = load_from("slurm", &[]);
+        let local = load_from("local-slurm", &[]);
+        let unknown = load_from("slurmm", &[]);
+        assert_eq!(slurm.unwrap().profile.executor, Some(Executor::Slurm));
+        assert_eq!(local.unwrap().profile.jobs, Some(10));
+        let e = unknown.unwrap_err().to_string();
+        assert!(e.contains("built-in profiles: slurm, local-slurm"), "{e}");
     }
 }
