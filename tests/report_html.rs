@@ -96,6 +96,16 @@ fn the_report_opens_in_chromium_with_a_row_per_run_and_every_image_decoded() {
         .stdout_has("out/report.html");
     let page = t.path().join("out/report.html");
     let html = std::fs::read_to_string(&page).unwrap();
+    // Snakemake's spelling writes the same report.
+    t.run_with(&["--report", "out/same.html"])
+        .success()
+        .stdout_has("out/same.html");
+    let same = std::fs::read_to_string(t.path().join("out/same.html")).unwrap();
+    assert_eq!(
+        same.matches("<tr").count(),
+        html.matches("<tr").count(),
+        "the same sweep, the same rows"
+    );
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "no network references"

@@ -119,6 +119,11 @@ pub struct SweepArgs {
     #[arg(short = 't', long)]
     pub touch: bool,
 
+    /// Snakemake's `--report FILE`: write the sweep's HTML report (as `lambda-hat report -o
+    /// FILE`; default report.html) instead of running anything.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "report.html")]
+    pub report: Option<PathBuf>,
+
     /// Set experiments-file keys, e.g. `--config store_root=runs_b posterior.gamma=10`: dotted
     /// keys reach into mappings, values are YAML, and the file is validated as if it said so.
     /// Also after `status`, `cancel`, `results`, `report`, `promote` and `clean`, so they read

@@ -28,21 +28,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             )?;
             Ok(())
         }
-        Some(Command::Report(mut args)) => {
-            let plan = sweep_plan(&cli.sweep);
-            args.runs_root = store_root_default(&cli.sweep, plan.as_ref(), args.runs_root);
-            if !args.all {
-                args.scope = sweep_scope(plan.as_ref(), &args.runs_root);
-            }
-            args.configfile = Some(
-                cli.sweep
-                    .configfile
-                    .clone()
-                    .unwrap_or_else(|| sweep::DEFAULT_CONFIGFILE.into()),
-            );
-            crate::report::html::run(&args, &mut std::io::stdout().lock())?;
-            Ok(())
-        }
+        Some(Command::Report(args)) => report(&cli.sweep, args),
         Some(Command::Promote(mut args)) => {
             if let PromoteCommand::Gallery(g) = &mut args.command {
                 let plan = sweep_plan(&cli.sweep);
@@ -77,8 +63,40 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             cli.sweep.quiet,
             &mut std::io::stdout().lock(),
         ),
-        None => runtime()?.block_on(sweep::run(&cli.sweep)),
+        None => match cli.sweep.report.clone() {
+            Some(output) => report(
+                &cli.sweep,
+                crate::report::html::ReportArgs {
+                    runs_root: DEFAULT_STORE.into(),
+                    output,
+                    all: false,
+                    scope: None,
+                    configfile: None,
+                },
+            ),
+            None => runtime()?.block_on(sweep::run(&cli.sweep)),
+        },
     }
+}
+
+/// `lambda-hat report` (and Snakemake's `--report FILE`): the sweep's HTML report.
+fn report(
+    sweep_args: &args::SweepArgs,
+    mut args: crate::report::html::ReportArgs,
+) -> Result<(), CliError> {
+    let plan = sweep_plan(sweep_args);
+    args.runs_root = store_root_default(sweep_args, plan.as_ref(), args.runs_root);
+    if !args.all {
+        args.scope = sweep_scope(plan.as_ref(), &args.runs_root);
+    }
+    args.configfile = Some(
+        sweep_args
+            .configfile
+            .clone()
+            .unwrap_or_else(|| sweep::DEFAULT_CONFIGFILE.into()),
+    );
+    crate::report::html::run(&args, &mut std::io::stdout().lock())?;
+    Ok(())
 }
 
 /// The default `--runs-root` (clap's default value).
