@@ -838,6 +838,40 @@ fn reports_on_a_finished_store() {
         .stdout_has("Nothing to be done");
 }
 
+/// Two experiments files share one store: `clean` with one keeps what the other still plans
+/// (its results are not leftovers), and frees what neither plans any more.
+#[test]
+fn clean_keeps_the_results_of_the_other_sweeps_in_the_store() {
+    let other = |seed: u32| {
+        format!(
+            "store_root: runs\ntargets:\n  - {{ model: small, data: small, seed: {seed}, overrides: {{ data: {{ n_data: 200 }}, training: {{ steps: 100 }} }} }}\nsamplers:\n  - {{ name: sgld, overrides: {{ chains: 2, warmup: 50, steps: 200, eval_every: 10, batch_size: 32 }} }}\n"
+        )
+    };
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("config/other.yaml", &other(7));
+    t.run_with(&["-j", "2", "-q"]).success();
+    t.run_with(&["-j", "2", "-q", "--configfile", "config/other.yaml"])
+        .success();
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 3);
+    t.run_with(&["clean", "--yes"])
+        .success()
+        .stdout_has("Kept what the other sweeps that write into this store still plan")
+        .stdout_has("other.yaml");
+    assert_eq!(
+        files_named(&t.store(), "meta.json").len(),
+        3,
+        "the other sweep's target and run stay"
+    );
+    // The other file now plans another seed: its old target is nobody's, and goes.
+    std::fs::write(t.path().join("config/other.yaml"), other(8)).unwrap();
+    t.run_with(&["clean", "--yes"]).success();
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 2);
+    t.run_with(&["-n"])
+        .success()
+        .stdout_has("Nothing to be done");
+}
+
 #[test]
 fn the_closing_summary_names_unhealthy_runs_and_unconverged_targets() {
     // TINY_SWEEP records 20 draws per chain: bulk ESS < 100 (and, here, R-hat > 1.01), so every

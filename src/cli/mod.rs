@@ -9,6 +9,8 @@ pub mod validate;
 pub use args::{Cli, Command};
 pub use error::CliError;
 
+use std::io::Write;
+
 use crate::report::promote::PromoteCommand;
 
 /// Runs the parsed command line.
@@ -46,13 +48,26 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             if args.runs_root == std::path::Path::new(DEFAULT_STORE) {
                 args.runs_root = plan.store_root.clone();
             }
-            let referenced = crate::report::clean::Referenced {
-                targets: plan.targets.iter().map(|t| t.id.clone()).collect(),
-                runs: (0..plan.runs.len() as u32)
-                    .map(|r| plan.run_id(r))
-                    .collect(),
-            };
-            crate::report::clean::run(&args, &referenced, &mut std::io::stdout().lock())?;
+            let mut referenced = referenced_by(&plan);
+            let kept_for = other_sweeps(&cli.sweep, &settings, &args.runs_root);
+            for (_, other) in &kept_for {
+                referenced.targets.extend(other.targets.iter().cloned());
+                referenced.runs.extend(other.runs.iter().cloned());
+            }
+            let mut out = std::io::stdout().lock();
+            if !kept_for.is_empty() {
+                let files: Vec<String> = kept_for
+                    .iter()
+                    .map(|(f, _)| f.display().to_string())
+                    .collect();
+                writeln!(
+                    out,
+                    "Kept what the other sweeps that write into this store still plan: {}",
+                    files.join(", ")
+                )
+                .map_err(|e| CliError::io("cannot write to stdout", e))?;
+            }
+            crate::report::clean::run(&args, &referenced, &mut out)?;
             Ok(())
         }
         Some(Command::Status { json }) => status::status(&cli.sweep, cli.verbose > 0, json),
@@ -97,6 +112,42 @@ fn report(
     );
     crate::report::html::run(&args, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// The target IDs and run directory names `plan` references.
+fn referenced_by(plan: &crate::plan::Plan) -> crate::report::clean::Referenced {
+    crate::report::clean::Referenced {
+        targets: plan.targets.iter().map(|t| t.id.clone()).collect(),
+        runs: (0..plan.runs.len() as u32)
+            .map(|r| plan.run_id(r))
+            .collect(),
+    }
+}
+
+/// What the other sweeps recorded in the store (crate::store::sweeps) still plan, by
+/// experiments file: those whose file still exists and still plans. IDs do not depend on where
+/// a sweep ran, so each file is planned from here.
+fn other_sweeps(
+    sweep_args: &args::SweepArgs,
+    current: &sweep::Settings,
+    store: &std::path::Path,
+) -> Vec<(std::path::PathBuf, crate::report::clean::Referenced)> {
+    let this = std::path::absolute(&current.configfile).ok();
+    crate::store::sweeps::list(store)
+        .into_iter()
+        .filter(|r| {
+            r.configfile.is_file()
+                && !(Some(&r.configfile) == this.as_ref() && r.config == current.config)
+        })
+        .filter_map(|r| {
+            let mut other = sweep_args.clone();
+            other.configfile = Some(r.configfile.clone());
+            other.config = r.config.clone();
+            let settings = sweep::Settings::from_args(&other).ok()?;
+            let plan = sweep::load_plan(&settings).ok()?;
+            Some((r.configfile, referenced_by(&plan)))
+        })
+        .collect()
 }
 
 /// The default `--runs-root` (clap's default value).

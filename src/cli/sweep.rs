@@ -234,6 +234,17 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     } else {
         Some(StoreLock::acquire(&plan.store_root)?)
     };
+    // So that `clean` with another experiments file keeps this sweep's results.
+    if _lock.is_some()
+        && let Err(e) =
+            crate::store::sweeps::record(&plan.store_root, &settings.configfile, &settings.config)
+    {
+        crate::terminal::note!(
+            "warning: cannot record this sweep in {}: {e} (`lambda-hat clean` run with another \
+             experiments file would not know these results are this sweep's)",
+            crate::store::private_dir(&plan.store_root).display()
+        );
+    }
     // A read-only view of a store another controller is running: its live jobs carry
     // incomplete markers, which must not read as killed jobs (nor refuse the view).
     let other = match _lock {

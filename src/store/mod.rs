@@ -12,6 +12,7 @@ pub mod journal;
 pub mod lock;
 pub mod record;
 pub mod status;
+pub mod sweeps;
 pub mod touch;
 
 pub use atomic::{write_atomic, write_json_atomic};
