@@ -162,6 +162,9 @@ pub struct RunRecord {
 /// The target arrays a run samples, whose hashes it records (`RunRecord::target_files`).
 pub const SAMPLED_FILES: [&str; 2] = ["data.npz", "params.npz"];
 
+/// The journal detail key of the target array hashes a `--touch`ed run was accepted with.
+pub const TOUCHED_TARGET_FILES: &str = "target_files";
+
 /// Whether a run sampled another build of its target than the one now in the store: some array
 /// both records hash differs. Snakemake reruns a job whose input is newer than its output;
 /// here the content decides, so rebuilding a target into the same bits (builds are

@@ -70,7 +70,7 @@ pub fn touched_target_files(
         match e.detail.as_ref().filter(|d| d.get("touched").is_some()) {
             Some(d) => out.insert(
                 e.job.clone(),
-                super::integrity::file_hashes(d, super::touch::TOUCHED_TARGET_FILES),
+                super::integrity::file_hashes(d, super::record::TOUCHED_TARGET_FILES),
             ),
             None => out.remove(&e.job),
         };

@@ -25,9 +25,6 @@ pub struct Touched {
     pub refused: Vec<String>,
 }
 
-/// The journal detail key of the target array hashes a touched run was accepted with.
-pub const TOUCHED_TARGET_FILES: &str = "target_files";
-
 /// The hashes of the arrays a run samples, as the target's meta.json records them now.
 fn target_files_now(plan: &Plan, target: JobRef) -> std::collections::BTreeMap<String, String> {
     let meta = std::fs::read(plan.output(target))
@@ -66,7 +63,8 @@ pub fn touch(plan: &Plan, jobs: &[JobRef], dry_run: bool) -> io::Result<Touched>
             "touched": true,
         });
         if let Some(target) = plan.parent(job) {
-            detail[TOUCHED_TARGET_FILES] = serde_json::json!(target_files_now(plan, target));
+            detail[super::record::TOUCHED_TARGET_FILES] =
+                serde_json::json!(target_files_now(plan, target));
         }
         journal.append(&Event {
             state: Some("TOUCHED".into()),
