@@ -1083,6 +1083,13 @@ fn bundled_sweep_packs_tiny_targets_and_retries_a_failed_member_alone() {
         })
         .collect();
     assert_eq!(ran.len(), 12, "{}", bundle_logs[0]);
+    // Which member ran when.
+    assert_eq!(
+        bundle_logs[0].matches(", started 20").count(),
+        12,
+        "{}",
+        bundle_logs[0]
+    );
     for chunk in ran.chunks(4) {
         assert_eq!(chunk[0], "build-target", "{ran:?}");
         assert!(chunk[1..].iter().all(|s| *s == "run-sampler"), "{ran:?}");
