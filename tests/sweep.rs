@@ -453,21 +453,21 @@ fn read_json(path: &Path) -> serde_json::Value {
 
 /// Makes target `to` another build of itself: `from`'s w* (same shapes) with `to`'s meta.json
 /// recording it, and the target touched so the store accepts it as it is (as a target rebuilt by
-/// another lambda-hat would be). Returns `to`'s meta.json path relative to the test directory.
-fn rebuild_with_params_of(t: &Test, from: &Path, to: &Path) -> String {
+/// another lambda-hat would be).
+fn rebuild_with_params_of(t: &Test, from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
     let meta_path = to.parent().unwrap().join("meta.json");
     let mut meta = read_json(&meta_path);
     meta["files"]["params.npz"] =
         read_json(&from.parent().unwrap().join("meta.json"))["files"]["params.npz"].clone();
     std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
-    let rel = meta_path
-        .strip_prefix(t.path())
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    touch(t, &meta_path);
+}
+
+/// `lambda-hat --touch` of one output, given by its absolute path.
+fn touch(t: &Test, output: &Path) {
+    let rel = output.strip_prefix(t.path()).unwrap().to_string_lossy();
     t.run_with(&["--touch", &rel]).success();
-    rel
 }
 
 /// A run of an earlier build of its target (a target rebuilt by another lambda-hat, or by an
@@ -518,12 +518,7 @@ fn a_run_of_an_earlier_build_of_its_target_is_outdated_and_redone() {
     std::fs::write(&params[0], &original).unwrap();
     let meta_path = params[0].parent().unwrap().join("meta.json");
     std::fs::write(&meta_path, &original_meta).unwrap();
-    let rel = meta_path
-        .strip_prefix(t.path())
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    t.run_with(&["--touch", &rel]).success();
+    touch(&t, &meta_path);
     t.run_with(&["-n"])
         .success()
         .stdout_has("reason: Updated input files");

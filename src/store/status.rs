@@ -99,21 +99,9 @@ pub fn output_hashes(events: &[super::Event]) -> HashMap<String, String> {
     out
 }
 
-/// Whether a job's present files are whole (super::integrity): the marker names the job (and
-/// has the hash the journal recorded for it, if any) and every `.npz` ends as a zip archive
-/// should.
-fn files_whole(
-    dir: &Path,
-    files: &[&str],
-    id_key: &str,
-    id: &str,
-    recorded: Option<&String>,
-) -> bool {
-    whole_marker(dir, files, id_key, id, recorded).is_some()
-}
-
-/// The job's marker (its first file) when all its files are whole, for the fields planning
-/// needs from it; the marker is read once.
+/// The job's marker (its first file) when all its files are whole (super::integrity): the
+/// marker names the job (and has the hash the journal recorded for it, if any) and every `.npz`
+/// ends as a zip archive should. Returned for the fields planning needs from it, read once.
 fn whole_marker(
     dir: &Path,
     files: &[&str],
@@ -146,7 +134,8 @@ pub fn job_files_whole(plan: &Plan, job: JobRef) -> bool {
         ),
         JobRef::Run(r) => (RUN_FILES, "run_id", plan.run_id(r)),
     };
-    files.iter().all(|f| dir.join(f).is_file()) && files_whole(&dir, files, id_key, &id, None)
+    files.iter().all(|f| dir.join(f).is_file())
+        && whole_marker(&dir, files, id_key, &id, None).is_some()
 }
 
 impl StoreStatus {
@@ -214,15 +203,19 @@ impl StoreStatus {
     }
 }
 
+/// Whether run `r` of `plan` is in `runs` (keys `tgt_x/run_y`); an empty set costs no key.
+fn has_run(runs: &HashSet<String>, plan: &Plan, r: u32) -> bool {
+    !runs.is_empty() && {
+        let tid = &plan.targets[plan.run_target(r) as usize].id;
+        runs.contains(&format!("{tid}/{}", plan.run_id(r)))
+    }
+}
+
 impl OutputStatus for StoreStatus {
     fn done(&self, plan: &Plan, job: JobRef) -> bool {
         match job {
             JobRef::Target(t) => self.targets_done[t as usize],
-            JobRef::Run(r) => {
-                let tid = &plan.targets[plan.run_target(r) as usize].id;
-                self.runs_done
-                    .contains(&format!("{tid}/{}", plan.run_id(r)))
-            }
+            JobRef::Run(r) => has_run(&self.runs_done, plan, r),
         }
     }
 
@@ -233,26 +226,14 @@ impl OutputStatus for StoreStatus {
     fn outdated(&self, plan: &Plan, job: JobRef) -> bool {
         match job {
             JobRef::Target(_) => false,
-            JobRef::Run(r) => {
-                !self.runs_outdated.is_empty() && {
-                    let tid = &plan.targets[plan.run_target(r) as usize].id;
-                    self.runs_outdated
-                        .contains(&format!("{tid}/{}", plan.run_id(r)))
-                }
-            }
+            JobRef::Run(r) => has_run(&self.runs_outdated, plan, r),
         }
     }
 
     fn corrupt(&self, plan: &Plan, job: JobRef) -> bool {
         match job {
             JobRef::Target(t) => self.targets_corrupt[t as usize],
-            JobRef::Run(r) => {
-                !self.runs_corrupt.is_empty() && {
-                    let tid = &plan.targets[plan.run_target(r) as usize].id;
-                    self.runs_corrupt
-                        .contains(&format!("{tid}/{}", plan.run_id(r)))
-                }
-            }
+            JobRef::Run(r) => has_run(&self.runs_corrupt, plan, r),
         }
     }
 }

@@ -570,15 +570,22 @@ fn states(report: &crate::exec::status::SweepStatus) -> Vec<crate::exec::status:
     report.jobs.iter().map(|j| j.state).collect()
 }
 
-#[test]
-fn status_asks_the_cluster_about_the_jobs_in_flight_and_cancel_stops_them() {
-    use crate::exec::status::{JobStatus, SweepStatus, cancel};
-    let store = Store::new("status-cancel");
+/// A sweep of one target with two samplers submitted with `--detach` (the store must outlive
+/// the plan).
+fn submit_detached(name: &str) -> (Store, Plan, Fake) {
+    let store = Store::new(name);
     let plan = store.plan(1, &["hmc", "sgld"]);
     let mut fake = Fake::new(all_complete());
     let mut o = opts(20);
     o.detach = true;
     run(&plan, &o, &mut fake);
+    (store, plan, fake)
+}
+
+#[test]
+fn status_asks_the_cluster_about_the_jobs_in_flight_and_cancel_stops_them() {
+    use crate::exec::status::{JobStatus, SweepStatus, cancel};
+    let (_store, plan, mut fake) = submit_detached("status-cancel");
     let sbatch = fake.count("sbatch");
     assert_eq!(sbatch, 2, "the target's job, then one array of its runs");
 
@@ -627,12 +634,7 @@ fn status_asks_the_cluster_about_the_jobs_in_flight_and_cancel_stops_them() {
 #[test]
 fn cancel_keeps_what_finished_while_detached_and_forgets_what_never_started() {
     use crate::exec::status::cancel;
-    let store = Store::new("cancel-keep");
-    let plan = store.plan(1, &["hmc", "sgld"]);
-    let mut fake = Fake::new(all_complete());
-    let mut o = opts(20);
-    o.detach = true;
-    run(&plan, &o, &mut fake);
+    let (_store, plan, mut fake) = submit_detached("cancel-keep");
     fake.sleep(Duration::from_secs(1)); // the build starts
     fake.sleep(Duration::from_secs(1)); // and ends; its samplers are still queued
     let target = plan.jobs().next().unwrap();
