@@ -168,10 +168,13 @@ fn classify(
         Some(Some(s)) if !s.is_terminal() => return JobStatus::Running,
         _ => {}
     }
-    if files.incomplete && local_alive {
+    // A job with an open SLURM submission has its marker because it was submitted (the
+    // planner's `ReattachStatus` reads it so too): its files decide, not the marker.
+    let incomplete = files.incomplete && open_state.is_none();
+    if incomplete && local_alive {
         return JobStatus::Running;
     }
-    if files.done && !files.incomplete {
+    if files.done && !incomplete {
         return if files.outdated {
             JobStatus::Outdated
         } else {
@@ -185,7 +188,7 @@ fn classify(
             None => JobStatus::Pending,
         };
     }
-    if files.incomplete {
+    if incomplete {
         return JobStatus::Incomplete;
     }
     if files.corrupt {
@@ -442,6 +445,13 @@ mod tests {
 
     #[test]
     fn finished_files_win_over_what_slurm_no_longer_knows() {
+        // After --detach: the output is there, the marker of the submission too.
+        let detached = files(true, false, false, true);
+        let completed = Some(JobState::Completed);
+        assert_eq!(
+            classify(detached, None, Some((&completed, true)), false),
+            JobStatus::Done
+        );
         let finished = files(true, false, false, false);
         assert_eq!(
             classify(finished, None, Some((&None, true)), false),
