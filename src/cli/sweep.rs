@@ -337,7 +337,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     } else {
         status
     };
-    if !on_slurm {
+    if !on_slurm && !open.is_empty() {
         // Run locally, a submission still open is not followed: those with their output are
         // done (as `collect_finished` records in a real run), the others stay incomplete, so
         // nothing runs twice unless the user says `--ri`.

@@ -241,9 +241,9 @@ impl Known {
     /// Why the marker at `path` is not the one its job wrote in the sweep, if the journal says
     /// so: edited by hand, or rewritten by a worker run by hand (README's "Worker mode"). Such
     /// a run stays in the reports, unhealthy with this warning, since `-n` plans to redo it.
-    fn edited(&self, job_key: &str, path: &Path) -> Option<String> {
+    fn edited(&self, job_key: &str, path: &Path, bytes: &[u8]) -> Option<String> {
         let recorded = self.hashes.get(job_key)?;
-        let now = crate::store::integrity::content_hash(path).ok()?;
+        let now = crate::store::integrity::hash_hex(bytes);
         (&now != recorded).then(|| {
             format!(
                 "{} is not the file its job wrote in the sweep (the journal recorded another \
@@ -304,11 +304,16 @@ fn scan_target(
                 None => Status::NotFinished,
             }
         } else {
-            match (
-                &meta,
-                read_json::<RunRecord>(&analysis_path),
-                sampler_of(&run_name),
-            ) {
+            // Read once: parsed for the record, hashed against the journal.
+            let bytes = fs::read(&analysis_path).map_err(|source| ReportError::Read {
+                path: analysis_path.clone(),
+                source,
+            });
+            let analysis = bytes.as_ref().map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<RunRecord>(b)
+                    .map_err(|e| format!("{}: {e}", analysis_path.display()))
+            });
+            match (&meta, analysis, sampler_of(&run_name)) {
                 (Ok(meta), Ok(analysis), Some(_))
                     if crate::store::record::sampled_another_build(
                         known
@@ -321,8 +326,9 @@ fn scan_target(
                     Status::Outdated
                 }
                 (Ok(meta), Ok(mut analysis), Some(sampler)) => {
+                    let bytes = bytes.as_deref().unwrap_or_default();
                     if let Some(why) =
-                        known.edited(&format!("{target_id}.{run_name}"), &analysis_path)
+                        known.edited(&format!("{target_id}.{run_name}"), &analysis_path, bytes)
                     {
                         analysis.health.healthy = Some(false);
                         analysis.health.warnings.push(why);

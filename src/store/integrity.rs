@@ -58,7 +58,8 @@ pub fn file_hashes(marker: &serde_json::Value, key: &str) -> BTreeMap<String, St
         .unwrap_or_default()
 }
 
-fn hash_hex(bytes: &[u8]) -> String {
+/// The xxh3-64 hash of `bytes`, as 16 hex digits: [`content_hash`] of a file already read.
+pub fn hash_hex(bytes: &[u8]) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
