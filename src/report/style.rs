@@ -14,7 +14,7 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
 use super::PlotError;
-use super::files::temp_sibling;
+use super::files::{Destination, destination, place, temp_sibling};
 
 /// The family name the embedded font is registered under.
 pub const FONT: &str = "lambda-hat-sans";
@@ -79,7 +79,16 @@ pub fn render(
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let tmp = temp_sibling(path);
+    // A device or pipe gets the PNG through a temporary file (the encoder writes only to files,
+    // and a device's folder, such as /dev, is no place for one); a symlink's target gets it by
+    // rename, as a file would.
+    let dest = destination(path);
+    let tmp = match &dest {
+        Destination::File(file) => temp_sibling(file),
+        Destination::Special(_) => {
+            std::env::temp_dir().join(format!("lambda-hat-{}-plot.png", std::process::id()))
+        }
+    };
     let result = (|| -> DrawResult {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         root.fill(&WHITE)?;
@@ -95,7 +104,7 @@ pub fn render(
         let _ = std::fs::remove_file(&tmp);
         return Err(draw_error(&e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
+    place(&tmp, &dest).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         draw_error(&e)
     })
