@@ -567,3 +567,38 @@ fn a_closed_stderr_does_not_stop_a_sweep() {
         .success()
         .stdout_has("Nothing to be done");
 }
+
+/// `results`, `report` and `promote` read the sweep the experiments file describes; a file the
+/// user named that is missing or wrong is an error, as for `status`, not a quiet read of the
+/// whole store (which looked like that sweep's results).
+#[test]
+fn report_commands_refuse_a_sweep_file_they_cannot_read() {
+    let promote_bin = env!("CARGO_BIN_EXE_lambda-hat-promote");
+    for args in [
+        vec!["results", "--configfile", "missing.yaml"],
+        vec!["report", "--configfile", "missing.yaml", "-o", "r.html"],
+        vec!["promote", "gallery", "--configfile", "missing.yaml"],
+    ] {
+        Test::new()
+            .experiments(TINY_SWEEP)
+            .args(args)
+            .run()
+            .failure(exit_code::USAGE)
+            .stderr_has("missing.yaml");
+    }
+    Test::new()
+        .experiments(TINY_SWEEP)
+        .args(["results", "--config", "training.stepz=1"])
+        .run()
+        .failure(exit_code::USAGE)
+        .stderr_has("stepz");
+    // The old binary is the same command: it reads the experiments file too.
+    let t = Test::new().experiments(TINY_SWEEP);
+    let out = std::process::Command::new(promote_bin)
+        .args(["gallery", "--configfile", "missing.yaml"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit_code::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yaml"));
+}

@@ -18,7 +18,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Some(Command::Worker(w)) => crate::worker::run(w).map_err(CliError::from),
         Some(Command::Results(mut args)) => {
-            let plan = sweep_plan(&cli.sweep);
+            let plan = sweep_plan(&cli.sweep, args.all)?;
             args.runs_root = store_root_default(&cli.sweep, plan.as_ref(), args.runs_root);
             if !args.all {
                 args.scope = sweep_scope(plan.as_ref(), &args.runs_root);
@@ -33,7 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Some(Command::Report(args)) => report(&cli.sweep, args),
         Some(Command::Promote(mut args)) => {
             if let PromoteCommand::Gallery(g) = &mut args.command {
-                let plan = sweep_plan(&cli.sweep);
+                let plan = sweep_plan(&cli.sweep, g.all)?;
                 g.runs_root = store_root_default(&cli.sweep, plan.as_ref(), g.runs_root.clone());
                 if !g.all {
                     g.scope = sweep_scope(plan.as_ref(), &g.runs_root);
@@ -99,7 +99,7 @@ fn report(
     sweep_args: &args::SweepArgs,
     mut args: crate::report::html::ReportArgs,
 ) -> Result<(), CliError> {
-    let plan = sweep_plan(sweep_args);
+    let plan = sweep_plan(sweep_args, args.all)?;
     args.runs_root = store_root_default(sweep_args, plan.as_ref(), args.runs_root);
     if !args.all {
         args.scope = sweep_scope(plan.as_ref(), &args.runs_root);
@@ -182,11 +182,18 @@ fn store_root_default(
         .unwrap_or(given)
 }
 
-/// The plan of the sweep the experiments file (with its `--config` keys) describes, when it
-/// plans: reports read that sweep. Best effort: a report never fails over the sweep file.
-fn sweep_plan(sweep: &args::SweepArgs) -> Option<crate::plan::Plan> {
-    let settings = sweep::Settings::from_args(sweep).ok()?;
-    sweep::load_plan(&settings).ok()
+/// The plan of the sweep the experiments file (with its `--config` keys) describes: reports read
+/// that sweep. A file the user named (`--configfile`, `--config`) or the default one that exists
+/// must plan, or the command stops with the planner's message, as `status` and `clean` do (until
+/// 2026-12-05 a report then quietly read the whole store, which looked like the sweep's results).
+/// With no file at all, or `--all` and no file named, there is no sweep: `None`, the whole store.
+fn sweep_plan(sweep: &args::SweepArgs, all: bool) -> Result<Option<crate::plan::Plan>, CliError> {
+    let named = sweep.configfile.is_some() || !sweep.config.is_empty();
+    if !named && (all || !std::path::Path::new(sweep::DEFAULT_CONFIGFILE).is_file()) {
+        return Ok(None);
+    }
+    let settings = sweep::Settings::from_args(sweep)?;
+    Ok(Some(sweep::load_plan(&settings)?))
 }
 
 /// The runs of the sweep `plan`, when its store is the one being read (`None` otherwise: then a
