@@ -8,9 +8,10 @@
 //!
 //!   w ← w − (ε/2)·P⊙[nβ·ĝ + γ(w − w*)] + √(ε·P)⊙ξ,  ξ ~ N(0, I),
 //!
-//! with P the preconditioner ([`super::precond`]; 1 without one; Adam's drift uses its first
-//! moment in place of ĝ). The first `warmup` steps are discarded; after them the full-batch loss
-//! is recorded every `eval_every` steps, one LLC draw each. A step that produces a non-finite
+//! with P the preconditioner ([`super::precond`]; 1 without one). P adapts during the first
+//! `warmup` steps (at least the first step), whose positions are discarded (there Adam's drift
+//! uses its first moment in place of ĝ); then P is held fixed, the drift is ĝ, and the
+//! full-batch loss is recorded every `eval_every` steps, one LLC draw each. A step that produces a non-finite
 //! position is undone, and so is a move onto a point where the minibatch loss or gradient is
 //! not finite (the chain returns to where it came from); both count as divergences.
 //!
@@ -484,7 +485,12 @@ fn attempt<F: Real, M: LossModel<F>, R: Rng>(
         let mut bad = false;
         let mut recorded_loss = None;
         if chain.minibatch_gradient(rng) {
-            chain.pre.update(&chain.grad);
+            // Adapting P while recording would bias the draws (precond.rs's module doc).
+            if t < cfg.warmup.max(1) {
+                chain.pre.update(&chain.grad);
+            } else {
+                chain.pre.hold(&chain.grad);
+            }
             chain.w_prev.copy_from_slice(&chain.w);
             if chain.propose(rng) {
                 if check {
