@@ -602,3 +602,16 @@ fn report_commands_refuse_a_sweep_file_they_cannot_read() {
     assert_eq!(out.status.code(), Some(exit_code::USAGE));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yaml"));
 }
+
+/// Read as PyYAML (Snakemake's reader) reads it: a byte-order mark at the start, and merge keys
+/// that share settings between entries.
+#[test]
+fn a_byte_order_mark_and_yaml_merge_keys_are_read_as_pyyaml_reads_them() {
+    let yaml = "\u{feff}store_root: runs\ntargets:\n  - &base { model: small, data: small, seed: 1, overrides: { data: { n_data: 200 } } }\n  - { <<: *base, seed: 2 }\nsamplers:\n  - { name: sgld }\n";
+    Test::new()
+        .experiments(yaml)
+        .args(["-n", "-q"])
+        .run()
+        .success()
+        .stdout_has("build_target        2");
+}

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::profile::parse_count;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "lambda-hat",
@@ -270,21 +272,6 @@ pub struct ValidateArgs {
     /// Sets every sampler's `seed` (a replicate: other random numbers in every chain).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-}
-
-/// `-j`/`--cores`: a count of at least 1, or `all` for this machine's CPU count (Snakemake's
-/// `--cores all`; a bare `--cores` means the same).
-fn parse_count(value: &str) -> Result<usize, String> {
-    if value == "all" {
-        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    }
-    match value.parse::<usize>() {
-        Ok(0) => Err("must be at least 1 (or `all`)".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!(
-            "`{value}` is not a count: give a number of at least 1, or `all`"
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -270,12 +270,19 @@ impl Ctx<'_> {
     }
 }
 
+/// Parses a config file as PyYAML (Snakemake's reader) would: a leading byte-order mark, which
+/// Windows editors write, is skipped, and merge keys (`<<: *anchor`) are merged into their
+/// mapping (the mapping's own keys win).
 fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
-    // serde_yaml's message already names the line and column.
-    serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
+    let error = |e: serde_yaml::Error| ConfigError::Yaml {
         path: path.to_path_buf(),
+        // serde_yaml's message already names the line and column.
         message: e.to_string(),
-    })
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut value: Value = serde_yaml::from_str(text).map_err(error)?;
+    value.apply_merge().map_err(error)?;
+    Ok(value)
 }
 
 fn show(v: &Value) -> String {

@@ -23,12 +23,49 @@ pub enum Executor {
     Slurm,
 }
 
+/// `-j`/`--cores` and the profile's `jobs`/`cores`: a count of at least 1, or `all` for this
+/// machine's CPU count (Snakemake's `--cores all`).
+pub fn parse_count(value: &str) -> Result<usize, String> {
+    if value == "all" {
+        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (or `all`)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{value}` is not a count: give a number of at least 1, or `all`"
+        )),
+    }
+}
+
+/// A profile's `jobs: 8` or `jobs: all` (what the command line accepts, [`parse_count`]).
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Integer(i64),
+        Float(f64),
+        Text(String),
+    }
+    let text = match Option::<Raw>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Raw::Integer(n)) => n.to_string(),
+        Some(Raw::Float(x)) => x.to_string(),
+        Some(Raw::Text(t)) => t,
+    };
+    parse_count(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 /// The keys of a profile's config.yaml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Profile {
     pub executor: Option<Executor>,
+    #[serde(default, deserialize_with = "count")]
     pub jobs: Option<usize>,
+    #[serde(default, deserialize_with = "count")]
     pub cores: Option<usize>,
     /// `NAME: VALUE` map (or a list of `NAME=VALUE` strings).
     pub default_resources: Option<ResourceList>,
@@ -176,6 +213,8 @@ const BUILTIN_PROFILES: [(&str, &str); 2] = [
 ];
 
 fn parse_profile(file: &Path, text: &str) -> Result<Profile, ConfigError> {
+    // A byte-order mark (Windows editors) is not content, as PyYAML reads it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Ok(Profile::default());
     }
@@ -241,6 +280,22 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<Profile, String> {
         serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn jobs_and_cores_take_a_count_or_all_as_on_the_command_line() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let p = parse_profile(Path::new("p/config.yaml"), "\u{feff}jobs: all\ncores: 3\n").unwrap();
+        assert_eq!((p.jobs, p.cores), (Some(cpus), Some(3)));
+        for bad in ["jobs: 0", "jobs: many", "cores: -1"] {
+            let e = parse_profile(Path::new("p/config.yaml"), bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("at least 1") || e.contains("not a count"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
