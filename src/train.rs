@@ -156,19 +156,21 @@ impl Convergence {
                 self.grad_norm,
             ));
         }
+        // "and 0 none steps (not run)" when there is no finishing phase says nothing.
+        let finish = if self.finish_steps == 0 && self.finish == "none" {
+            String::new()
+        } else {
+            format!(
+                " and {} {} steps ({})",
+                self.finish_steps, self.finish, self.finish_stop
+            )
+        };
         (!self.converged).then(|| {
             format!(
                 "target not converged: gradient norm {:.3e} > grad_tol {:.3e} after {} optimizer \
-                 steps and {} {} steps ({}); the LLC is defined at a local minimum, and at the \
-                 default posterior this gradient can lower estimates by up to {:.2} LLC units: \
-                 {advice}",
-                self.grad_norm,
-                self.grad_tol,
-                self.optimizer_steps,
-                self.finish_steps,
-                self.finish,
-                self.finish_stop,
-                self.llc_shift_bound,
+                 steps{finish}; the LLC is defined at a local minimum, and at the default \
+                 posterior this gradient can lower estimates by up to {:.2} LLC units: {advice}",
+                self.grad_norm, self.grad_tol, self.optimizer_steps, self.llc_shift_bound,
             )
         })
     }

@@ -334,6 +334,16 @@ fn wrong_type_is_refused() {
 #[test]
 fn negative_step_size_and_bad_sampler_values_are_refused() {
     bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { training: { steps: 0 } } }\nsamplers:\n  - { name: sgld }\n",
+        &["training.steps", "at least 1"],
+    );
+    Test::new()
+        .experiments(TINY_SWEEP)
+        .args(["-n", "--set-resources", "run_sampler:cpus_per_task=0"])
+        .run()
+        .failure(exit_code::USAGE)
+        .clear_error(&["cpus_per_task", "at least 1"]);
+    bad(
         "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers:\n  - { name: sgld, overrides: { step_size: -1e-6 } }\n",
         &["step_size", "must be a positive number"],
     );

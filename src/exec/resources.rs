@@ -227,6 +227,8 @@ pub fn parse_value(name: &str, raw: &str) -> Result<ResourceValue, ResourceError
             .ok_or_else(|| bad("megabytes, or a size with a unit, e.g. 4000, 4G, 16GiB"));
     }
     match raw.parse::<i64>() {
+        // 0 cores would let a job past the `--cores` limit (it would count for nothing).
+        Ok(0) if name == "cpus_per_task" => Err(bad("must be at least 1: a job runs on a core")),
         Ok(v) if v >= 0 => Ok(ResourceValue::Int(v)),
         _ => Err(bad("must be a non-negative integer")),
     }
@@ -397,6 +399,17 @@ mod tests {
     use super::*;
 
     /// Snakemake's names reach the resources they mean: `mem` with Snakemake's units, `threads`.
+    #[test]
+    fn zero_cores_are_refused() {
+        assert!(parse_value("cpus_per_task", "0").is_err());
+        assert!(parse_value("threads", "0").is_err());
+        assert_eq!(
+            parse_value("cpus_per_task", "1").unwrap(),
+            ResourceValue::Int(1)
+        );
+        assert_eq!(parse_value("nodes", "0").unwrap(), ResourceValue::Int(0));
+    }
+
     #[test]
     fn snakemakes_mem_and_threads_are_mem_mb_and_cpus_per_task() {
         let set = |text: &str| parse_rule_assignment(text).map(|(_, k, v)| (k, v));

@@ -86,6 +86,8 @@ impl Finish {
 impl TrainingConfig {
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         positive(out, &format!("{prefix}.learning_rate"), self.learning_rate);
+        // 0 steps would hand the sampler the initialization as "w*", far from any minimum.
+        at_least_one(out, &format!("{prefix}.steps"), self.steps);
         at_least_one(out, &format!("{prefix}.eval_every"), self.eval_every);
         if let Some(b) = self.batch_size {
             at_least_one(out, &format!("{prefix}.batch_size"), b);
