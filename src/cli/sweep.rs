@@ -299,7 +299,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             ..request
         };
         let sched = schedule(&plan, &status, &request)?;
-        let worker = default_worker_command().join(" ");
+        let worker = crate::plan::shell_words(&default_worker_command());
         let input = text::SummaryInput {
             status: &status,
             wanted: &|j| sched.selected[job_index(&plan, j)],
@@ -383,7 +383,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
 
     if args.dry_run {
         let describe = |j: crate::plan::JobRef| resources::describe(&rule_resources[&j.rule()]);
-        let worker = worker_command(&settings).join(" ");
+        let worker = crate::plan::shell_words(&worker_command(&settings));
         let commands = settings.print_commands.then_some(worker.as_str());
         text::dry_run(&mut out, &plan, &sched, &describe, settings.quiet, commands)
             .map_err(io_err)?;

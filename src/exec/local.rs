@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::progress::Progress;
 use super::resources::{Limits, ResourceMap, ResourceValue, account};
 use super::{ExecError, Failure, Outcome};
-use crate::plan::{JobRef, Plan, Rule, Schedule};
+use crate::plan::{JobRef, Plan, Rule, Schedule, shell_words};
 use crate::spec::write_spec;
 use crate::store::{Event, IncompleteMarkers, Journal, benchmark};
 
@@ -115,7 +115,7 @@ pub async fn run(
                         progress.started(&describe(plan, job));
                         if opts.print_commands {
                             progress.command(
-                                &plan.worker_command_line(job, &opts.worker_command.join(" ")),
+                                &plan.worker_command_line(job, &shell_words(&opts.worker_command)),
                             );
                         }
                         running.spawn(async move {

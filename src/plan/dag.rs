@@ -312,11 +312,13 @@ impl Plan {
 
     /// The command that runs `job` (shown by `-p` and `--detailed-summary`; the executors build
     /// the same argv): `WORKER worker build-target|run-sampler SPEC`.
+    /// `worker` is the worker program's words already quoted ([`shell_words`]); the line is one a
+    /// POSIX shell runs as is (README: run a job by hand), whatever the store's path holds.
     pub fn worker_command_line(&self, job: JobRef, worker: &str) -> String {
         format!(
             "{worker} worker {} {}",
             job.rule().worker_subcommand(),
-            self.spec_path(job).display()
+            shell_word(&self.spec_path(job).to_string_lossy())
         )
     }
 
@@ -350,5 +352,58 @@ pub fn marker_name(rule: Rule) -> &'static str {
     match rule {
         Rule::BuildTarget => "meta.json",
         Rule::RunSampler => "analysis.json",
+    }
+}
+
+/// `s` as one word a POSIX shell reads back unchanged: bare when every character is one no
+/// shell treats specially (as Python's `shlex.quote` decides), else in single quotes.
+pub fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Words joined into a command line a shell splits back into the same words.
+pub fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod shell_word_tests {
+    use super::*;
+
+    /// What `sh` makes of a printed line is the words it was made from.
+    #[test]
+    fn printed_words_split_back_into_themselves() {
+        let words: Vec<String> = [
+            "/opt/lambda hat/bin",
+            "my runs/targets/t/spec.json",
+            "it's",
+            "",
+            "a$(b)`c`",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        let line = shell_words(&words);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\n' {line}")])
+            .output()
+            .unwrap();
+        let back: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        assert_eq!(back, words);
+        assert_eq!(
+            shell_word("runs/targets/tgt_1/spec.json"),
+            "runs/targets/tgt_1/spec.json"
+        );
     }
 }

@@ -8,5 +8,5 @@ pub mod memory;
 pub mod select;
 pub mod text;
 
-pub use dag::{JobRef, Plan, PlanError, Rule};
+pub use dag::{JobRef, Plan, PlanError, Rule, shell_word, shell_words};
 pub use select::{OutputStatus, Reason, Request, Schedule};

@@ -24,7 +24,7 @@ use crate::exec::slurm::parse::{
     JobKey, SubmitError, classify_sbatch_failure, parse_sbatch_parsable,
 };
 use crate::exec::slurm::script::{self, Body, Member, Script};
-use crate::plan::{JobRef, Rule};
+use crate::plan::{JobRef, Rule, shell_words};
 use crate::spec::write_spec;
 
 /// Give up submitting after this many transient sbatch failures in a row (~10 minutes).
@@ -353,11 +353,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 dep_key.map(|k| format!(", after {k}")).unwrap_or_default()
             ));
             if self.opts.print_commands {
-                self.progress.command(
-                    &self
-                        .plan
-                        .worker_command_line(self.jobs[i].job, &self.opts.worker_command.join(" ")),
-                );
+                self.progress.command(&self.plan.worker_command_line(
+                    self.jobs[i].job,
+                    &shell_words(&self.opts.worker_command),
+                ));
             }
         }
         Ok(true)
@@ -541,7 +540,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 if self.opts.print_commands {
                     self.progress.command(&self.plan.worker_command_line(
                         self.jobs[i].job,
-                        &self.opts.worker_command.join(" "),
+                        &shell_words(&self.opts.worker_command),
                     ));
                 }
             }
