@@ -51,6 +51,19 @@ pub struct Journal {
     file: File,
 }
 
+/// Whether the file at `path` is empty or its last byte is a newline.
+fn ends_with_newline_or_empty(path: &Path) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 impl Journal {
     pub fn path_in(store_root: &Path) -> PathBuf {
         super::private_dir(store_root).join("journal.jsonl")
@@ -61,7 +74,12 @@ impl Journal {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        // A torn last line (a crash mid-write) is ended first: the next event must start a
+        // line of its own, or it would be lost in the torn one.
+        if !ends_with_newline_or_empty(&path)? {
+            file.write_all(b"\n")?;
+        }
         Ok(Journal { path, file })
     }
 
@@ -144,5 +162,19 @@ mod tests {
         bytes.extend_from_slice(b"\x80\n");
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(Journal::read_all(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_event_after_a_torn_line_starts_a_line_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Journal::path_in(dir.path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{\"time\":\"x\",\"event\":\"submit").unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(&Event::new("started", "tgt_1", "build_target"))
+            .unwrap();
+        let events = Journal::read_all(dir.path()).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].job, "tgt_1");
     }
 }
