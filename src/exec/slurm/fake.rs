@@ -55,6 +55,8 @@ pub struct Fake {
     pub outcome: OutcomeFn,
     /// Ctrl-C after this many sleeps.
     pub interrupt_after_sleeps: Option<usize>,
+    /// At this many sleeps, someone `scancel`s every pending job from outside.
+    pub cancel_pending_at_sleep: Option<usize>,
     sleeps: usize,
     /// Most jobs pending or running at once.
     pub max_queued: usize,
@@ -84,6 +86,7 @@ impl Fake {
             sbatch_failures: VecDeque::new(),
             outcome,
             interrupt_after_sleeps: None,
+            cancel_pending_at_sleep: None,
             sleeps: 0,
             max_queued: 0,
             write_markers: true,
@@ -383,6 +386,13 @@ impl Cluster for Fake {
         self.calls.push("sleep".into());
         self.sleeps += 1;
         self.now += d.max(Duration::from_millis(1));
+        if self.cancel_pending_at_sleep == Some(self.sleeps) {
+            for job in self.jobs.values_mut() {
+                if job.state == JobState::Pending {
+                    job.state = JobState::Cancelled;
+                }
+            }
+        }
         self.tick();
     }
 

@@ -422,6 +422,32 @@ fn ctrl_c_at_any_moment_accounts_for_every_job() {
     assert!(interrupted >= 3, "only {interrupted} runs were interrupted");
 }
 
+/// Jobs cancelled from outside while they were pending never ran: they fail (as cancelled), but
+/// leave no incomplete marker, so the next run redoes them without `--rerun-incomplete`.
+#[test]
+fn jobs_cancelled_outside_before_they_started_are_not_incomplete() {
+    let store = Store::new("outside-cancel-pending");
+    let plan = store.plan(2, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    fake.cancel_pending_at_sleep = Some(1);
+    let out = run(&plan, &opts(20), &mut fake).outcome;
+    let markers = crate::store::IncompleteMarkers::new(&plan.store_root);
+    let mut never_started = 0;
+    for job in plan.jobs() {
+        if !plan.log_path(job).is_file() && !plan.output(job).is_file() {
+            never_started += 1;
+            assert!(
+                !markers.path(&plan.job_key(job)).exists(),
+                "{}",
+                plan.job_key(job)
+            );
+        }
+    }
+    assert!(never_started > 0, "no job was cancelled while pending");
+    assert!(!out.failed.is_empty());
+    assert!(out.failed.iter().all(|f| !f.left_incomplete));
+}
+
 /// Ctrl-C keeps the jobs that finished since the last poll (their outputs are there: not
 /// incomplete, recorded as finished) and forgets the ones that never started (no log: no partial
 /// files, so not incomplete either); only a job killed while running stays incomplete.
