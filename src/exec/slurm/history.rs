@@ -41,6 +41,9 @@ pub struct Open {
     /// The job runs in a bundle (`bundle-size`): judged by its own output, whatever the
     /// SLURM job's state.
     pub bundled: bool,
+    /// Which attempt of the job this submission is (1 = the first; retries count up), so a
+    /// controller that takes it over counts the retries left from there.
+    pub attempt: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,6 +92,7 @@ pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
                         .and_then(|d| d.get("resources"))
                         .and_then(|r| serde_json::from_value(r.clone()).ok()),
                     bundled: e.detail.as_ref().is_some_and(|d| d.get("bundle").is_some()),
+                    attempt: e.attempt,
                 });
                 h.log = detail_str(e, "log").or(h.log.take());
                 h.stuck = None;

@@ -343,6 +343,34 @@ fn a_second_invocation_reattaches_instead_of_submitting_again() {
     );
 }
 
+/// A retry that a controller takes over (here its `sbatch` was cut off) still counts the
+/// attempts before it: with `--retries 1`, attempt 2 failing is the end, not one more retry.
+#[test]
+fn a_retry_taken_over_counts_the_attempts_before_it() {
+    let store = Store::new("reattach-retry");
+    let plan = store.plan(1, &[]);
+    let key = plan.job_key(crate::plan::JobRef::Target(0));
+    let mut j = Journal::open(&plan.store_root).unwrap();
+    j.append(&crate::store::Event {
+        detail: Some(serde_json::json!({"name": "lh-build_target-deadbeef"})),
+        attempt: Some(2),
+        ..crate::store::Event::new("submitting", &key, "build_target")
+    })
+    .unwrap();
+    let mut fake = Fake::new(Box::new(|_| (JobState::Failed, 0, String::new())));
+    let mut o = opts(4);
+    o.retries = 1;
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.failed.len(), 1);
+    assert_eq!(fake.count("sbatch"), 1, "attempt 2 of 2 was retried again");
+    let attempts: Vec<u32> = events(&plan)
+        .iter()
+        .filter(|e| e.event == "submitting")
+        .filter_map(|e| e.attempt)
+        .collect();
+    assert_eq!(attempts, vec![2, 2]);
+}
+
 #[test]
 fn dangling_intent_is_looked_up_by_name_then_resubmitted() {
     let store = Store::new("dangling");

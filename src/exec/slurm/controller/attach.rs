@@ -56,6 +56,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
             if let Some(res) = &open.resources {
                 self.jobs[i].resources = res.clone();
             }
+            // A retry taken over is still a retry: its earlier attempts count against
+            // `--retries` (without this, each takeover granted the job its retries again).
+            if let Some(attempt) = open.attempt {
+                self.jobs[i].failures = attempt.saturating_sub(1);
+            }
             match open.slurm {
                 Some(k) => {
                     self.adopt(i, k, &open);
