@@ -12,8 +12,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use super::slurm::cluster::parse_id_name;
 use super::slurm::history::{self, JobHistory};
-use super::slurm::parse::{AccountingRecord, JobKey, JobState, parse_sacct, parse_squeue};
+use super::slurm::parse::{
+    AccountingRecord, JobKey, JobState, parse_job_ids, parse_sacct, parse_squeue,
+};
 use super::slurm::{Cluster, SlurmError};
 use crate::plan::{JobRef, OutputStatus, Plan, Rule};
 use crate::store::{Event, IncompleteMarkers, Journal, StoreHealth, StoreStatus};
@@ -200,6 +203,41 @@ fn classify(
     }
 }
 
+/// Submissions whose `sbatch` was cut off (the controller died while it ran: the journal has
+/// `submitting` and no `submitted`) may be on SLURM all the same: ONE `squeue --name` looks
+/// for them by their unique job names, as a controller's reattach does, and fills in the SLURM
+/// id of those it finds, so `status` shows them running and `cancel` stops them. Nothing is
+/// asked when there are none; a squeue that fails leaves them unknown.
+fn find_cut_off_submissions(hist: &mut HashMap<String, JobHistory>, cluster: &mut impl Cluster) {
+    let names: BTreeSet<String> = hist
+        .values()
+        .filter_map(|h| h.open.as_ref())
+        .filter(|o| o.slurm.is_none() && !o.name.is_empty())
+        .map(|o| o.name.clone())
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let names: Vec<String> = names.into_iter().collect();
+    let Ok(out) = cluster.squeue_names(&names) else {
+        return;
+    };
+    if !out.success {
+        return;
+    }
+    let mut found: HashMap<(String, Option<u32>), JobKey> = HashMap::new();
+    for (id, name) in parse_id_name(&out.stdout) {
+        for key in parse_job_ids(&id).unwrap_or_default() {
+            found.insert((name.clone(), key.array_task), key);
+        }
+    }
+    for open in hist.values_mut().filter_map(|h| h.open.as_mut()) {
+        if open.slurm.is_none() {
+            open.slurm = found.get(&(open.name.clone(), open.task)).copied();
+        }
+    }
+}
+
 impl SweepStatus {
     /// The status of every job of `plan`. SLURM is asked (through `cluster`) only about jobs
     /// the journal has in flight, or, when `detailed`, also about finished ones (for their
@@ -211,7 +249,8 @@ impl SweepStatus {
     ) -> std::io::Result<SweepStatus> {
         let status = StoreStatus::scan(plan);
         let events = Journal::read_all(&plan.store_root)?;
-        let hist = history::histories(&events);
+        let mut hist = history::histories(&events);
+        find_cut_off_submissions(&mut hist, cluster);
         let markers = IncompleteMarkers::new(&plan.store_root);
         let mut ids = BTreeSet::new();
         let mut any_open = false;
@@ -332,7 +371,8 @@ pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, Slur
         source,
     };
     let events = Journal::read_all(&plan.store_root).map_err(journal_err)?;
-    let hist = history::histories(&events);
+    let mut hist = history::histories(&events);
+    find_cut_off_submissions(&mut hist, cluster);
     let mut open: Vec<(String, JobRef, JobKey)> = Vec::new();
     for job in plan.jobs() {
         let key = plan.job_key(job);

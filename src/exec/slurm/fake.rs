@@ -24,6 +24,8 @@ pub type OutcomeFn = Box<dyn FnMut(&FakeJob) -> (JobState, u32, String)>;
 #[derive(Debug, Clone)]
 pub struct FakeJob {
     pub key: JobKey,
+    /// Its `--job-name` (what `squeue --name` finds it by).
+    pub name: String,
     pub spec: PathBuf,
     pub log: PathBuf,
     pub mem: Option<i64>,
@@ -218,6 +220,9 @@ impl Cluster for Fake {
         let text = std::fs::read_to_string(script)?;
         let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix));
         let log = line("#SBATCH --output=").and_then(last_quoted).unwrap();
+        let name = line("#SBATCH --job-name=")
+            .and_then(last_quoted)
+            .unwrap_or_default();
         let mem = line("#SBATCH --mem ")
             .and_then(last_quoted)
             .and_then(|m| m.parse().ok());
@@ -275,6 +280,7 @@ impl Cluster for Fake {
                 key,
                 FakeJob {
                     key,
+                    name: name.clone(),
                     spec,
                     log,
                     mem,
@@ -351,9 +357,16 @@ impl Cluster for Fake {
         ok(String::new())
     }
 
-    fn squeue_names(&mut self, _names: &[String]) -> io::Result<CmdOutput> {
+    /// `%i|%j` of the queued and running jobs with one of `names`, as squeue prints them.
+    fn squeue_names(&mut self, names: &[String]) -> io::Result<CmdOutput> {
         self.calls.push("squeue-names".into());
-        ok(String::new())
+        let lines: String = self
+            .jobs
+            .values()
+            .filter(|j| !j.state.is_terminal() && names.contains(&j.name))
+            .map(|j| format!("{}|{}\n", j.key, j.name))
+            .collect();
+        ok(lines)
     }
 
     fn sacct_names(&mut self, _names: &[String], _since: &str) -> io::Result<CmdOutput> {

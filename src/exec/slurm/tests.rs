@@ -682,6 +682,36 @@ fn status_asks_the_cluster_about_the_jobs_in_flight_and_cancel_stops_them() {
     assert_eq!(fake.count("scancel"), 1);
 }
 
+/// A submission whose `sbatch` was cut off (the controller died: `submitting` without
+/// `submitted` in the journal) is on SLURM all the same: `status` finds it by its name and shows
+/// it, and `cancel` stops it.
+#[test]
+fn status_and_cancel_find_a_submission_whose_sbatch_was_cut_off() {
+    use crate::exec::status::{JobStatus, SweepStatus, cancel};
+    let (_store, plan, mut fake) = submit_detached("cut-off");
+    let build = plan.job_key(plan.jobs().next().unwrap());
+    // Forget the build's `submitted` line, as if the controller died while sbatch ran.
+    let path = Journal::path_in(&plan.store_root);
+    let kept: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !(l.contains("\"submitted\"") && l.contains(&format!("\"{build}\""))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, kept).unwrap();
+
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    assert_eq!(
+        states(&report)[0],
+        JobStatus::Pending,
+        "{:?}",
+        states(&report)
+    );
+    let done = cancel(&plan, &mut fake).unwrap();
+    assert_eq!(done.jobs, 3, "{done:?}");
+    assert!(fake.jobs.values().all(|j| j.state == JobState::Cancelled));
+}
+
 /// `cancel` after `--detach`: a job that finished while no controller watched is kept (recorded
 /// as finished, no incomplete marker), and the jobs that never started leave no marker either,
 /// so the next sweep runs only those, without `--rerun-incomplete`.
