@@ -57,6 +57,8 @@ pub struct Fake {
     pub outcome: OutcomeFn,
     /// Ctrl-C after this many sleeps.
     pub interrupt_after_sleeps: Option<usize>,
+    /// Ctrl-C once this many sbatch calls were made (during submission).
+    pub interrupt_after_sbatch: Option<usize>,
     /// At this many sleeps, someone `scancel`s every pending job from outside.
     pub cancel_pending_at_sleep: Option<usize>,
     sleeps: usize,
@@ -89,6 +91,7 @@ impl Fake {
             outcome,
             interrupt_after_sleeps: None,
             cancel_pending_at_sleep: None,
+            interrupt_after_sbatch: None,
             sleeps: 0,
             max_queued: 0,
             write_markers: true,
@@ -414,9 +417,12 @@ impl Cluster for Fake {
     }
 
     fn interrupts(&self) -> usize {
+        let after_sbatch = self
+            .interrupt_after_sbatch
+            .is_some_and(|n| self.count("sbatch") >= n);
         match self.interrupt_after_sleeps {
             Some(n) if self.sleeps >= n => 1,
-            _ => 0,
+            _ => usize::from(after_sbatch),
         }
     }
 }

@@ -450,6 +450,25 @@ fn ctrl_c_at_any_moment_accounts_for_every_job() {
     assert!(interrupted >= 3, "only {interrupted} runs were interrupted");
 }
 
+/// Ctrl-C while jobs are being submitted stops submitting at once (each sbatch can take seconds)
+/// and cancels what went out, also with `--detach`.
+#[test]
+fn ctrl_c_during_submission_submits_nothing_more() {
+    for detach in [false, true] {
+        let store = Store::new(&format!("ctrlc-submit-{detach}"));
+        let plan = store.plan(3, &["hmc"]);
+        let mut fake = Fake::new(all_complete());
+        fake.interrupt_after_sbatch = Some(1);
+        let mut o = opts(20);
+        o.detach = detach;
+        let out = run(&plan, &o, &mut fake);
+        assert_eq!(fake.count("sbatch"), 1, "detach {detach}");
+        assert!(out.outcome.interrupted, "detach {detach}");
+        assert_eq!(fake.count("scancel"), 1, "detach {detach}");
+        assert!(fake.jobs.values().all(|j| j.state == JobState::Cancelled));
+    }
+}
+
 /// Jobs cancelled from outside while they were pending never ran: they fail (as cancelled), but
 /// leave no incomplete marker, so the next run redoes them without `--rerun-incomplete`.
 #[test]

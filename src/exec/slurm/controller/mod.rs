@@ -297,8 +297,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }
             // Again while something went: children of a target submitted a moment ago can
             // go right away, with afterok on it.
-            while !self.stop_launching && self.submit_ready()? {
+            while !self.stop_launching && self.cluster.interrupts() == 0 && self.submit_ready()? {
                 changed = true;
+            }
+            if self.cluster.interrupts() > 0 {
+                continue; // cancels what went out (above), also with --detach
             }
             self.cancel_pending()?;
             // --detach: exit once everything that can go is submitted (after waiting out a

@@ -185,7 +185,9 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
         let mut any = false;
         for (dep, bundles) in groups {
-            if self.submit_after.is_some() || self.stop_launching {
+            // Ctrl-C stops submitting at once: each sbatch can take seconds on a busy cluster,
+            // and every job submitted after the interrupt would only be cancelled again.
+            if self.submit_after.is_some() || self.stop_launching || self.cluster.interrupts() > 0 {
                 break;
             }
             any |= if bundles.iter().all(|b| b.len() == 1) {
