@@ -56,10 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             }
             let mut out = std::io::stdout().lock();
             if !kept_for.is_empty() {
-                let files: Vec<String> = kept_for
-                    .iter()
-                    .map(|(f, _)| f.display().to_string())
-                    .collect();
+                let files: Vec<String> = kept_for.iter().map(|(f, _)| f.clone()).collect();
                 writeln!(
                     out,
                     "Kept what the other sweeps that write into this store still plan: {}",
@@ -131,7 +128,7 @@ fn other_sweeps(
     sweep_args: &args::SweepArgs,
     current: &sweep::Settings,
     store: &std::path::Path,
-) -> Vec<(std::path::PathBuf, crate::report::clean::Referenced)> {
+) -> Vec<(String, crate::report::clean::Referenced)> {
     let this = std::path::absolute(&current.configfile).ok();
     crate::store::sweeps::list(store)
         .into_iter()
@@ -145,7 +142,12 @@ fn other_sweeps(
             other.config = r.config.clone();
             let settings = sweep::Settings::from_args(&other).ok()?;
             let plan = sweep::load_plan(&settings).ok()?;
-            Some((r.configfile, referenced_by(&plan)))
+            // The file with its `--config` keys: a trial of the same file is another sweep.
+            let mut label = r.configfile.display().to_string();
+            if !r.config.is_empty() {
+                label = format!("{label} (--config {})", r.config.join(" "));
+            }
+            Some((label, referenced_by(&plan)))
         })
         .collect()
 }

@@ -306,7 +306,7 @@ pub fn run(
     if outside > 0 {
         writeln!(
             notes,
-            "{outside} finished run(s) in the store belong to other sweeps (another experiments file); --all includes them"
+            "{outside} finished run(s) in the store belong to other sweeps (another experiments file, or other --config keys); --all includes them"
         )
         .map_err(output_error)?;
     }
