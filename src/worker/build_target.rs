@@ -114,13 +114,22 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
             .map_err(|source| WorkerError::Read { path, source })?;
         files.insert(name.to_string(), hash);
     }
+    // `finish` and `grad_tol` are left out of the serialized config at their defaults (so that
+    // older configs keep their IDs); meta.json holds every key, resolved: the finish by name and
+    // the tolerance training used (a `null` grad_tol resolves to 0.1·ln(n)/n).
+    let mut training_cfg: serde_json::Value = as_record("training_cfg", &cfg.training)?;
+    if let Some(keys) = training_cfg.as_object_mut() {
+        keys.entry("finish")
+            .or_insert_with(|| json!(cfg.training.finish.as_str()));
+        keys.insert("grad_tol".into(), json!(built.convergence.grad_tol));
+    }
     let meta = TargetRecord {
         target_id: spec.target_id.clone(),
         files,
         seed: cfg.seed,
         model_cfg,
         data_cfg: as_record("data_cfg", &cfg.data)?,
-        training_cfg: as_record("training_cfg", &cfg.training)?,
+        training_cfg,
         teacher_cfg: as_record("teacher_cfg", &cfg.teacher)?,
         dims: TargetDims {
             n: built.dims.n as u64,
