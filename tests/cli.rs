@@ -68,6 +68,23 @@ fn globs_select_jobs_and_their_upstream() {
     // 3 hmc runs plus the 3 targets they need.
     assert_eq!(hmc.total_jobs(), 6);
     assert!(!hmc.stdout().contains("run_sgld_"));
+    // Any output names its job (as in Snakemake), however the path is spelled.
+    for spelled in [
+        "runs/targets/*/run_hmc_*/trace.npz",
+        "./runs//targets/../targets/*/run_hmc_*/analysis.json",
+    ] {
+        assert_eq!(
+            t.run_with(&["-n", "-q", spelled]).success().total_jobs(),
+            6,
+            "{spelled}"
+        );
+    }
+    assert_eq!(
+        t.run_with(&["-n", "-q", "runs/targets/*/params.npz"])
+            .success()
+            .total_jobs(),
+        3
+    );
 }
 
 #[test]

@@ -306,6 +306,19 @@ impl Plan {
         self.job_dir(job).join(marker_name(job.rule()))
     }
 
+    /// Every file `job` writes: its completion marker first, then the others (README "What a
+    /// sweep writes"). A user may name any of them as a target, as Snakemake allows.
+    pub fn outputs(&self, job: JobRef) -> Vec<PathBuf> {
+        let dir = self.job_dir(job);
+        let others: &[&str] = match job.rule() {
+            Rule::BuildTarget => &TARGET_ARRAYS,
+            Rule::RunSampler => &[RUN_TRACE],
+        };
+        std::iter::once(self.output(job))
+            .chain(others.iter().map(|name| dir.join(name)))
+            .collect()
+    }
+
     pub fn spec_path(&self, job: JobRef) -> PathBuf {
         self.job_dir(job).join("spec.json")
     }
@@ -354,6 +367,11 @@ pub fn marker_name(rule: Rule) -> &'static str {
         Rule::RunSampler => "analysis.json",
     }
 }
+
+/// The arrays a build_target job writes next to its meta.json.
+pub const TARGET_ARRAYS: [&str; 3] = ["data.npz", "params.npz", "teacher.npz"];
+/// The draws a run_sampler job writes next to its analysis.json.
+pub const RUN_TRACE: &str = "trace.npz";
 
 /// `s` as one word a POSIX shell reads back unchanged: bare when every character is one no
 /// shell treats specially (as Python's `shlex.quote` decides), else in single quotes.

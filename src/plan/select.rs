@@ -96,8 +96,30 @@ pub fn output_string(plan: &Plan, job: JobRef) -> String {
     plan.output(job).to_string_lossy().into_owned()
 }
 
-fn normalize(glob: &str) -> &str {
-    glob.trim_start_matches("./")
+/// A path or glob as the user may write it, in the plan's spelling: `./` and empty components
+/// dropped (`runs//targets`), and `name/..` taken out where `name` is a plain folder name, as the
+/// file system would resolve it.
+fn normalize(glob: &str) -> String {
+    let absolute = glob.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in glob.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts
+                .last()
+                .is_some_and(|p| *p != ".." && !p.contains(['*', '?', '[', '{'])) =>
+            {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
 }
 
 /// Which jobs the globs select (with their upstream), indexed in `Plan::jobs()` order;
@@ -113,7 +135,7 @@ pub fn wanted_jobs(plan: &Plan, globs: &[String]) -> Result<Option<Vec<bool>>, P
     let cwd = std::env::current_dir().ok();
     let mut patterns = Vec::new();
     for g in globs {
-        let pattern = Pattern::new(normalize(g)).map_err(|e| PlanError::BadGlob {
+        let pattern = Pattern::new(&normalize(g)).map_err(|e| PlanError::BadGlob {
             glob: g.clone(),
             message: e.to_string(),
         })?;
@@ -122,15 +144,22 @@ pub fn wanted_jobs(plan: &Plan, globs: &[String]) -> Result<Option<Vec<bool>>, P
     let mut wanted = vec![false; plan.n_jobs()];
     let mut matched = vec![false; patterns.len()];
     for (i, job) in plan.jobs().enumerate() {
-        let rel = output_string(plan, job);
-        let rel = normalize(&rel);
+        // Any file the job writes names it (the marker, or e.g. a run's trace.npz).
+        let outputs: Vec<String> = plan
+            .outputs(job)
+            .iter()
+            .map(|p| normalize(&p.to_string_lossy()))
+            .collect();
         for (k, (_, pattern, absolute)) in patterns.iter().enumerate() {
-            let hit = if *absolute {
-                cwd.as_ref()
-                    .is_some_and(|c| pattern.matches_with(&c.join(rel).to_string_lossy(), options))
-            } else {
-                pattern.matches_with(rel, options)
-            };
+            let hit = outputs.iter().any(|rel| {
+                if *absolute {
+                    cwd.as_ref().is_some_and(|c| {
+                        pattern.matches_with(&normalize(&c.join(rel).to_string_lossy()), options)
+                    })
+                } else {
+                    pattern.matches_with(rel, options)
+                }
+            });
             if hit {
                 matched[k] = true;
                 wanted[i] = true;
@@ -234,6 +263,19 @@ pub fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_normalized_as_the_file_system_resolves_them() {
+        assert_eq!(
+            normalize("./runs//targets/x/meta.json"),
+            "runs/targets/x/meta.json"
+        );
+        assert_eq!(normalize("runs/targets/../targets/x"), "runs/targets/x");
+        assert_eq!(normalize("/abs/./a/../b"), "/abs/b");
+        // `..` after a glob or at the start stays: it is not a folder name to take out.
+        assert_eq!(normalize("runs/*/../x"), "runs/*/../x");
+        assert_eq!(normalize("../runs/x"), "../runs/x");
+    }
 
     #[test]
     fn until_keeps_the_named_rules_and_their_upstream() {

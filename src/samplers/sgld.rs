@@ -293,7 +293,7 @@ fn gradient_noise_warning(chains: &[ChainTrace]) -> Option<String> {
     }
     let excess = excess.iter().sum::<f64>() / excess.len() as f64;
     let llc = draws.iter().sum::<f64>() / draws.len() as f64;
-    if !(llc > 0.0) || excess <= MAX_GRADIENT_NOISE_SHARE * llc {
+    if llc.is_nan() || llc <= 0.0 || excess <= MAX_GRADIENT_NOISE_SHARE * llc {
         return None;
     }
     Some(format!(
@@ -675,8 +675,10 @@ mod tests {
     fn chains_with_noise(excess: Option<f64>, llc: f64) -> Vec<ChainTrace> {
         (0..4)
             .map(|_| {
-                let mut c = ChainTrace::default();
-                c.llc = vec![llc; 10];
+                let mut c = ChainTrace {
+                    llc: vec![llc; 10],
+                    ..Default::default()
+                };
                 if let Some(e) = excess {
                     c.tuned.insert("gradient_noise_llc".into(), e);
                 }

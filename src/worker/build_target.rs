@@ -19,7 +19,7 @@ use crate::store::record::{
 use crate::train::build_target;
 
 /// The arrays a target writes, whose hashes meta.json records under `files`.
-pub const TARGET_ARRAYS: [&str; 3] = ["data.npz", "params.npz", "teacher.npz"];
+pub use crate::plan::dag::TARGET_ARRAYS;
 
 pub fn run(spec_path: &Path) -> Result<(), WorkerError> {
     let started = Instant::now();
