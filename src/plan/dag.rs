@@ -117,12 +117,12 @@ pub enum PlanError {
         first: String,
         second: String,
     },
-    #[error("unknown rule `{0}`; the rules are build_target, run_sampler")]
+    #[error("unknown rule `{rule}`; the rules are build_target, run_sampler{hint}", rule = .0, hint = path_hint(.0))]
     UnknownRule(String),
     #[error("invalid target glob `{glob}`: {message}")]
     BadGlob { glob: String, message: String },
     #[error(
-        "`{glob}` matches no output of this sweep.\n  Outputs look like {example_target} and {example_run}; check the store_root and the IDs (`lambda-hat --summary` lists every output)."
+        "`{glob}` matches no output of this sweep.\n  Outputs look like {example_target} and {example_run}; check the store_root and the IDs (`lambda-hat --summary` lists every output).{}", yaml_hint(.glob)
     )]
     GlobNoMatch {
         glob: String,
@@ -365,6 +365,27 @@ pub fn marker_name(rule: Rule) -> &'static str {
     match rule {
         Rule::BuildTarget => "meta.json",
         Rule::RunSampler => "analysis.json",
+    }
+}
+
+/// For a "rule" that looks like a path: flags that take several values (`-R`, `--until`, as in
+/// Snakemake) also take the output globs after them.
+fn path_hint(word: &str) -> &'static str {
+    if word.contains(['/', '*']) {
+        "\n  hint: `-R`/`--forcerun` and `--until` take every word after them; put output paths \
+         first (`lambda-hat \"runs/targets/*/meta.json\" -R run_sampler`) or end the rules with `--`"
+    } else {
+        ""
+    }
+}
+
+/// For a "target" that is a YAML file: `--configfile` takes one file, and the next word is a
+/// target (as in Snakemake).
+fn yaml_hint(word: &str) -> &'static str {
+    if word.ends_with(".yaml") || word.ends_with(".yml") {
+        "\n  hint: `--configfile` takes one experiments file; the words after it are output paths"
+    } else {
+        ""
     }
 }
 
