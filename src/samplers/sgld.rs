@@ -524,12 +524,9 @@ fn attempt<F: Real, M: LossModel<F>, R: Rng>(
 ) -> Result<ChainTrace, Explosion> {
     let (n, d) = (post.model.n_data(), post.dim());
     let mut trace = ChainTrace::default();
+    // A batch of at least n rows is the full batch (README), recorded as `tuned.batch_size`;
+    // not a warning, which would make a sound run unhealthy (the preset's 256 on a small n).
     let batch = cfg.batch_size.map_or(n, |b| b.min(n));
-    if let Some(b) = cfg.batch_size.filter(|&b| b > n) {
-        trace.warnings.push(format!(
-            "chain {chain_index}: batch_size {b} exceeds the {n} data rows; used the full batch"
-        ));
-    }
     let limit = exploded_llc_limit(d);
     let mut chain = Chain::new(cfg, post, eps, batch);
     let (mut g_from, mut g_to) = (vec![F::zero(); d], vec![F::zero(); d]);
