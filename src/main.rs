@@ -1,21 +1,12 @@
 //! `lambda-hat`: parse the command line, run it, map errors to one message and an exit code.
 
-use std::io::Write;
-
 use clap::Parser;
 
 fn main() {
     let cli = lambda_hat::cli::Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = lambda_hat::cli::dispatch(cli) {
-        // Not `eprintln!`: when stderr is a closed pipe (`2>&1 | head`) that panics, and the
-        // exit code below would become 101.
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: {}",
-            lambda_hat::terminal::terminal_safe(&e.to_string())
-        );
-        std::process::exit(e.exit_code());
+        e.exit();
     }
 }
 

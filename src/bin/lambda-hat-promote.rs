@@ -8,8 +8,6 @@
 //! runs of the whole store where `lambda-hat promote` took the sweep's. Progress goes to stdout,
 //! an error to stderr with the exit code `lambda-hat promote` gives ([`lambda_hat::exit_code`]).
 
-use std::io::Write;
-
 use clap::Parser;
 
 fn main() {
@@ -18,12 +16,6 @@ fn main() {
         .chain(std::env::args_os().skip(1));
     let cli = lambda_hat::cli::Cli::parse_from(args);
     if let Err(e) = lambda_hat::cli::dispatch(cli) {
-        // Not `eprintln!`, which panics when stderr is a closed pipe.
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: {}",
-            lambda_hat::terminal::terminal_safe(&e.to_string())
-        );
-        std::process::exit(e.exit_code());
+        e.exit();
     }
 }

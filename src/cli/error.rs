@@ -46,6 +46,20 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Ends the program the way both binaries do on an error: one `error: ...` line on stderr
+    /// (control characters made visible, crate::terminal) and the error's exit code. Not
+    /// `eprintln!`: with stderr a closed pipe (`2>&1 | head`) that panics, and the exit code
+    /// would become 101.
+    pub fn exit(&self) -> ! {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: {}",
+            crate::terminal::terminal_safe(&self.to_string())
+        );
+        std::process::exit(self.exit_code())
+    }
+
     /// The exit code of this error: work that failed is [`exit_code::FAILED`], a machine that
     /// cannot read, write or start a program is [`exit_code::ENVIRONMENT`], the rest is the
     /// user's input ([`exit_code::USAGE`]).
