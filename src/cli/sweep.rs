@@ -666,12 +666,17 @@ fn report_failures(sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> 
         outcome.skipped
     );
     for f in &outcome.failed {
+        // A job refused by sbatch or cancelled while it was queued never wrote its log.
+        let log = if f.log.is_file() {
+            f.log.display().to_string()
+        } else {
+            "none (the job never started)".into()
+        };
         msg.push_str(&format!(
-            "  {} {}: {}\n      log: {}\n",
+            "  {} {}: {}\n      log: {log}\n",
             f.job.rule().name(),
             f.output,
             f.reason,
-            f.log.display()
         ));
     }
     msg.push_str(&rerun_advice(&outcome.failed));

@@ -162,7 +162,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let log = self.jobs[i].log.clone();
         self.progress.failed(
             &self.describe(i),
-            &format!("{why} (log: {})", log.display()),
+            &if log.is_file() {
+                format!("{why} (log: {})", log.display())
+            } else {
+                format!("{why} (it never started: no log)")
+            },
         );
         self.outcome.failed.push(Failure {
             job: self.jobs[i].job,
