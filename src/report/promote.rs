@@ -343,6 +343,11 @@ fn publish(
     source: &str,
     out: &mut dyn Write,
 ) -> Result<Vec<Promoted>, ReportError> {
+    // Every plot is looked for before the first is copied: a sampler without the plot must not
+    // leave a gallery with the others' plots and no snippet.
+    for c in &chosen {
+        plot_available(c, &output.plot_name)?;
+    }
     files::create_dir(&output.outdir)?;
     let extension = Path::new(&output.plot_name)
         .extension()
@@ -399,6 +404,22 @@ fn output_error(source: std::io::Error) -> ReportError {
         path: PathBuf::from("<standard output>"),
         source,
     }
+}
+
+/// Whether [`copy_plot`] will find the run's plot (a file, or the llc draws a trace plot is
+/// drawn from); the error it would give when not.
+fn plot_available(c: &Candidate, plot_name: &str) -> Result<(), ReportError> {
+    let diagnostics = c.run_dir.join("diagnostics");
+    let file = [diagnostics.join(plot_name), c.run_dir.join(plot_name)]
+        .iter()
+        .any(|p| p.is_file());
+    if file || (plot_name == TRACE_PNG && c.run_dir.join(TRACE_NPZ).is_file()) {
+        return Ok(());
+    }
+    Err(ReportError::PlotMissing {
+        path: diagnostics.join(plot_name),
+        available: join_names(&plots_in(&diagnostics)),
+    })
 }
 
 /// Copies the run's plot to `image`; returns where it came from, for the progress line.
@@ -762,6 +783,25 @@ mod tests {
         assert!(err.contains("plots in that run: trace.png"), "{err}");
         args.output.plot_name = "../meta.json".into();
         assert!(gallery(&args, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_plot_missing_for_one_sampler_copies_nothing() {
+        let tmp = TempDir::new("promote-partial");
+        let (a, _) = store(&tmp);
+        // The gallery takes target a (it has both samplers); its hmc run has energy.png, its
+        // sgld run does not.
+        let diagnostics = a.join("run_hmc_00000001").join("diagnostics");
+        fs::create_dir_all(&diagnostics).unwrap();
+        fs::write(diagnostics.join("energy.png"), b"png").unwrap();
+        let mut args = gallery_args(&tmp, &["hmc", "sgld"]);
+        args.output.plot_name = "energy.png".into();
+        let err = gallery(&args, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("energy.png"), "{err}");
+        assert!(
+            !args.output.outdir.join("hmc.png").exists(),
+            "a partial gallery was left"
+        );
     }
 
     #[test]
