@@ -12,11 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::slurm::cluster::parse_id_name;
+use super::slurm::cluster::record_jobs_by_name;
 use super::slurm::history::{self, JobHistory};
-use super::slurm::parse::{
-    AccountingRecord, JobKey, JobState, parse_job_ids, parse_sacct, parse_squeue,
-};
+use super::slurm::parse::{AccountingRecord, JobKey, JobState, parse_sacct, parse_squeue};
 use super::slurm::{Cluster, SlurmError};
 use crate::plan::{JobRef, OutputStatus, Plan, Rule};
 use crate::store::{Event, IncompleteMarkers, Journal, StoreHealth, StoreStatus};
@@ -225,12 +223,8 @@ fn find_cut_off_submissions(hist: &mut HashMap<String, JobHistory>, cluster: &mu
     if !out.success {
         return;
     }
-    let mut found: HashMap<(String, Option<u32>), JobKey> = HashMap::new();
-    for (id, name) in parse_id_name(&out.stdout) {
-        for key in parse_job_ids(&id).unwrap_or_default() {
-            found.insert((name.clone(), key.array_task), key);
-        }
-    }
+    let mut found = HashMap::new();
+    record_jobs_by_name(&out.stdout, &mut found);
     for open in hist.values_mut().filter_map(|h| h.open.as_mut()) {
         if open.slurm.is_none() {
             open.slurm = found.get(&(open.name.clone(), open.task)).copied();

@@ -8,6 +8,7 @@
 //! The argument lists are fixed here, next to the parsers' expectations (`parse::SQUEUE_ARGS`,
 //! `parse::SACCT_ARGS`), so what is parsed is always what was asked for.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::parse::{SACCT_ARGS, SQUEUE_ARGS};
+use super::parse::{JobKey, SACCT_ARGS, SQUEUE_ARGS, parse_job_ids};
 
 /// What a finished command printed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -160,4 +161,15 @@ pub fn parse_id_name(stdout: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.trim().split_once('|'))
         .map(|(id, name)| (id.trim().to_string(), name.trim().to_string()))
         .collect()
+}
+
+/// The jobs of a [`Cluster::squeue_names`] / [`Cluster::sacct_names`] answer by (name, array
+/// task), added to `found`: an array line (`123_[0-2]`) gives one entry per task. How a
+/// submission whose `sbatch` was cut off is found again (reattach, `status`, `cancel`).
+pub fn record_jobs_by_name(stdout: &str, found: &mut HashMap<(String, Option<u32>), JobKey>) {
+    for (id, name) in parse_id_name(stdout) {
+        for key in parse_job_ids(&id).unwrap_or_default() {
+            found.insert((name.clone(), key.array_task), key);
+        }
+    }
 }

@@ -9,9 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{Controller, SlurmOutcome, St, io_err, link_log};
 use crate::exec::slurm::SlurmError;
-use crate::exec::slurm::cluster::{Cluster, parse_id_name};
+use crate::exec::slurm::cluster::{Cluster, record_jobs_by_name};
 use crate::exec::slurm::history::{self, Open};
-use crate::exec::slurm::parse::{JobKey, parse_job_ids};
+use crate::exec::slurm::parse::JobKey;
 use crate::store::Journal;
 
 /// `sacct -S` wants local time without zone; go back a minute for clock skew.
@@ -80,17 +80,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
             .into_iter()
             .collect();
         let mut found: HashMap<(String, Option<u32>), JobKey> = HashMap::new();
-        let record = |text: &str, found: &mut HashMap<(String, Option<u32>), JobKey>| {
-            for (id, name) in parse_id_name(text) {
-                for key in parse_job_ids(&id).unwrap_or_default() {
-                    found.insert((name.clone(), key.array_task), key);
-                }
-            }
-        };
         if let Ok(out) = self.cluster.squeue_names(&names)
             && out.success
         {
-            record(&out.stdout, &mut found);
+            record_jobs_by_name(&out.stdout, &mut found);
         }
         let since = dangling
             .iter()
@@ -103,7 +96,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             && let Ok(out) = self.cluster.sacct_names(&names, &sacct_since(&since))
             && out.success
         {
-            record(&out.stdout, &mut found);
+            record_jobs_by_name(&out.stdout, &mut found);
         }
         for (i, open) in dangling {
             match found.get(&(open.name.clone(), open.task)) {
