@@ -174,7 +174,10 @@ fn resolve_sweep(path: &Path, root: Value, presets: &PresetDirs) -> Result<Sweep
 
     let store_root = match top.get("store_root") {
         None => PathBuf::from("runs"),
-        Some(Value::String(s)) if !s.trim().is_empty() => PathBuf::from(s),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            expand_home(s, std::env::var_os("HOME").as_deref())
+                .map_err(|message| ctx.invalid("top level", "store_root", message))?
+        }
         Some(other) => {
             return Err(ctx.invalid(
                 "top level",
@@ -267,6 +270,28 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn invalid(&self, entry: &str, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::invalid(self.path, entry, key, message)
+    }
+}
+
+/// `store_root` as the user means it: a leading `~` or `~/` is their home directory, as pandas,
+/// numpy and the shell read it. YAML does not expand it, and taken literally `~/runs` would make
+/// a folder named `~` in the working directory (and on a cluster, the outputs would land in the
+/// submission folder instead of the home the user named). `~user/…` is refused rather than
+/// guessed at; so is `~` when `HOME` is unset.
+fn expand_home(path: &str, home: Option<&std::ffi::OsStr>) -> Result<PathBuf, String> {
+    let Some(rest) = path.strip_prefix('~') else {
+        return Ok(PathBuf::from(path));
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return Err(format!(
+            "`{path}`: only `~` and `~/…` (your home directory) are expanded; write the full path"
+        ));
+    }
+    match home {
+        Some(home) if !home.is_empty() => Ok(Path::new(home).join(rest.trim_start_matches('/'))),
+        _ => Err(format!(
+            "`{path}` starts with `~` but HOME is not set; write the full path"
+        )),
     }
 }
 
@@ -918,6 +943,27 @@ mod tests {
 
     fn yaml(text: &str) -> Value {
         serde_yaml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn store_root_expands_a_leading_tilde_to_home_and_nothing_else() {
+        let home = Some(std::ffi::OsStr::new("/home/ada"));
+        assert_eq!(expand_home("~", home).unwrap(), Path::new("/home/ada"));
+        assert_eq!(expand_home("~/", home).unwrap(), Path::new("/home/ada"));
+        assert_eq!(
+            expand_home("~/scratch/runs", home).unwrap(),
+            Path::new("/home/ada/scratch/runs")
+        );
+        // Only a leading tilde means home.
+        assert_eq!(expand_home("runs/~x", home).unwrap(), Path::new("runs/~x"));
+        assert_eq!(
+            expand_home("/data/runs", home).unwrap(),
+            Path::new("/data/runs")
+        );
+        let other_user = expand_home("~bob/runs", home).unwrap_err();
+        assert!(other_user.contains("write the full path"), "{other_user}");
+        let no_home = expand_home("~/runs", None).unwrap_err();
+        assert!(no_home.contains("HOME is not set"), "{no_home}");
     }
 
     #[test]
