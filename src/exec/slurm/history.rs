@@ -1,5 +1,5 @@
 //! What the journal says about each job: the SLURM submission still open (for reattaching),
-//! the latest SLURM id, attempts, final state, elapsed time, MaxRSS and log (for `status`).
+//! the latest SLURM id, attempts (SLURM submissions and local starts), final state, elapsed time, MaxRSS and log (for `status`).
 //!
 //! Input: the journal's [`Event`]s in order. Output: a [`JobHistory`] per job key. Pure.
 //!
@@ -124,7 +124,10 @@ pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
                     h.elapsed_secs = detail_u64(e, "elapsed_secs").or(h.elapsed_secs);
                     h.max_rss_bytes = detail_u64(e, "max_rss_bytes").or(h.max_rss_bytes);
                 } else {
+                    // Only the local executor writes `started`: each is one attempt, as each
+                    // `submitted` is on SLURM.
                     h.last_end = None;
+                    h.attempts += 1;
                 }
             }
             _ => {}
@@ -143,6 +146,19 @@ mod tests {
             detail: Some(detail),
             ..Event::new(event, job, "run_sampler")
         }
+    }
+
+    #[test]
+    fn each_local_start_counts_as_an_attempt() {
+        let events = vec![
+            ev("started", "j", None, serde_json::json!({})),
+            ev("retry", "j", None, serde_json::json!("exit 1")),
+            ev("started", "j", None, serde_json::json!({})),
+            ev(FINISHED, "j", None, serde_json::json!({})),
+        ];
+        let h = &histories(&events)["j"];
+        assert_eq!(h.attempts, 2);
+        assert_eq!(h.last_end.as_deref(), Some(FINISHED));
     }
 
     #[test]
