@@ -714,6 +714,10 @@ fn detach_then_reattach_and_cancel() {
     let t = slurm_test(1).env("LAMBDA_HAT_TEST_SLEEP_SEC", "30");
     t.run_with(&["--profile", "local-slurm", "--detach"])
         .success();
+    // A dry run with the profile lists them, and says a run would follow, not resubmit, them.
+    t.run_with(&["-n", "--profile", "local-slurm"])
+        .success()
+        .stderr_has("4 of the jobs below were submitted to SLURM by an earlier run");
     t.run_with(&["cancel"])
         .success()
         .stdout_has("Cancelled 2 SLURM job(s) (4 lambda-hat jobs; 0 of them had finished");

@@ -382,6 +382,20 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     }
 
     if args.dry_run {
+        if on_slurm {
+            // A real run follows these instead of submitting them again; the listing cannot
+            // tell them apart from jobs it would submit, so say how many there are.
+            let queued = sched
+                .jobs
+                .iter()
+                .filter(|(j, _)| open.contains(&plan.job_key(*j)))
+                .count();
+            if queued > 0 {
+                crate::terminal::note!(
+                    "{queued} of the jobs below were submitted to SLURM by an earlier run and                      are not known to have ended: a run with this profile follows them instead                      of submitting them again (`lambda-hat status` shows their SLURM state)."
+                );
+            }
+        }
         let describe = |j: crate::plan::JobRef| resources::describe(&rule_resources[&j.rule()]);
         let worker = crate::plan::shell_words(&worker_command(&settings));
         let commands = settings.print_commands.then_some(worker.as_str());
