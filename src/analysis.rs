@@ -5,8 +5,20 @@
 //! analysis.json (ARCHITECTURE.md §3); the worker adds ids, configs and walltime around it. Pure: no
 //! I/O, no logging (the caller logs `warnings` if it wants to).
 //!
-//! * `llc_mean` / `llc_std` over all chains × draws, `llc_sem` = llc_std/√ess with
-//!   ess = ess_bulk of the LLC draws (ArviZ-exact, [`crate::diagnostics`]).
+//! * `llc_mean` / `llc_std` over all chains × draws, `llc_sem` = llc_std/√ess with ess the
+//!   bulk ESS of the LLC draws (ArviZ-exact, [`crate::diagnostics`]), or the batch-means ESS
+//!   where that is smaller ([`sem_ess`]). Why both: the bulk ESS sums autocorrelations up to
+//!   Geyer's truncation, the first lag pair whose sum is negative. MCLMC's LLC traces can dip
+//!   below zero within a few steps and then stay positive for hundreds (a deep linear network
+//!   6 → [2] → 6, λ = 10, n = 10,000: autocorrelation −0.13 at lag 7, +0.17 at 17, +0.06 at 60),
+//!   and the bulk ESS came out 3–5× the truth (τ 3–6 steps against 12–24 from batch means and
+//!   from thinned draws). Measured (2026-12-06) on 8 such targets × MCLMC: llc_sem 0.014–0.021
+//!   before, 0.028–0.049 after, the chain-means χ² (below) 2.3–41.5 before (median 15 on 3
+//!   degrees of freedom, one run flagged), all 8 healthy after, with errors against λ = 10 of
+//!   −1.8 to +0.01 % (one target at −1.8 %, where HMC gave −1.3 %). HMC on the same targets: llc_sem changed
+//!   by 0–9 %. Where the bulk ESS is right the two agree within the batch estimate's noise
+//!   (20 batches per chain, ±16 % on the variance for 4 chains), and the smaller is taken, so
+//!   llc_sem errs on the large side. `ess_bulk` itself stays ArviZ's.
 //! * Health warnings: R-hat above `max_r_hat`, bulk or tail ESS below `min_ess`, drift,
 //!   negative `llc_mean`, divergences above `max_divergence_fraction` of the draws, non-finite
 //!   draws, plus every chain's own warnings and the run's (e.g. an unconverged target).
@@ -17,7 +29,8 @@
 //!   exceeds 4 in well under 0.1 % of runs; a chain still relaxing toward equilibrium (too
 //!   short a warmup) shows up as a systematic difference between the halves.
 //! * Chain-means test: each chain's mean m_c and sem s_c (its std/√ess_bulk of that chain
-//!   alone) give χ² = Σ (m_c − m̄)²/s_c² with m̄ their inverse-variance weighted mean, on
+//!   alone, or its batch-means sem where larger, as for llc_sem; the calibration below was
+//!   measured before that floor, which only lowers χ²) give χ² = Σ (m_c − m̄)²/s_c² with m̄ their inverse-variance weighted mean, on
 //!   C − 1 degrees of freedom if every s_c is right. It is flagged when its Wilson–Hilferty
 //!   normal score exceeds `chain_means_z` (4.75: p < 10⁻⁶, χ² > 32.8 for 4 chains). So far
 //!   out because each chain's ESS is itself an estimate, whose error inflates χ²: on 684
@@ -100,7 +113,8 @@ pub struct Analysis {
     pub llc_sem: f64,
     #[serde(serialize_with = "all_finite_or_null")]
     pub llc_chain_means: Vec<f64>,
-    /// The ESS behind `llc_sem`: `ess_bulk`.
+    /// The ESS behind `llc_sem`: `ess_bulk`, or the batch-means ESS where that is smaller
+    /// ([`sem_ess`]).
     #[serde(serialize_with = "finite_or_null")]
     pub ess: f64,
     #[serde(serialize_with = "finite_or_null")]
@@ -200,6 +214,54 @@ pub fn drift_z(chains: &[Vec<f64>]) -> f64 {
     (m1 - m2).abs() / (se1 * se1 + se2 * se2).sqrt()
 }
 
+/// Batches per chain for the batch-means variance of a chain's mean (module doc): 20 batches
+/// of 2,000 draws in MCLMC's default 40,000, long enough for its slowest correlations on the
+/// models measured, and 4 × 19 degrees of freedom for a run's sem (±16 % on its variance).
+pub const BATCHES_PER_CHAIN: usize = 20;
+/// Fewest draws per batch: shorter batches add noise and no information the ESS does not have.
+const MIN_BATCH_LEN: usize = 10;
+
+/// The variance of a chain's mean by batch means: the draws cut into [`BATCHES_PER_CHAIN`]
+/// consecutive batches (the remainder at the start dropped: it is the furthest from
+/// equilibrium), the batch means' sample variance over the number of batches. `None` when the
+/// chain is too short for batches of [`MIN_BATCH_LEN`] or a draw is not finite.
+pub fn batch_means_variance(chain: &[f64]) -> Option<f64> {
+    let len = chain.len() / BATCHES_PER_CHAIN;
+    if len < MIN_BATCH_LEN || chain.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let used = &chain[chain.len() - len * BATCHES_PER_CHAIN..];
+    let means: Vec<f64> = used.chunks_exact(len).map(mean).collect();
+    let m = mean(&means);
+    let b = BATCHES_PER_CHAIN as f64;
+    let var_batch_means = means.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (b - 1.0);
+    Some(var_batch_means / b)
+}
+
+/// The ESS behind `llc_sem`: the smaller of ArviZ's bulk ESS and the batch-means ESS
+/// llc_std² / Var(λ̂), Var(λ̂) = Σ_c Var(m_c)/C² from [`batch_means_variance`] (chains of equal
+/// length). Geyer's truncation in the bulk ESS stops at the first negative pair of
+/// autocorrelations; an MCLMC trace whose autocorrelation dips below zero and then has a long
+/// positive tail is cut there (module doc), and batch means, which need no truncation, see the
+/// tail. With too few draws for batches, or unequal chains, it is the bulk ESS.
+pub fn sem_ess(chains: &[Vec<f64>], ess_bulk: f64, llc_std: f64) -> f64 {
+    let equal = chains.windows(2).all(|w| w[0].len() == w[1].len());
+    let variances: Option<Vec<f64>> = chains.iter().map(|c| batch_means_variance(c)).collect();
+    match variances {
+        Some(v) if equal && !v.is_empty() => {
+            let c = v.len() as f64;
+            let var_mean = v.iter().sum::<f64>() / (c * c);
+            let ess_batch = llc_std * llc_std / var_mean;
+            if ess_batch.is_finite() && ess_batch < ess_bulk {
+                ess_batch
+            } else {
+                ess_bulk
+            }
+        }
+        _ => ess_bulk,
+    }
+}
+
 /// The chain-means statistic χ² = Σ_c (m_c − m̄)²/s_c² (module doc) and its degrees of freedom
 /// C − 1; `None` with fewer than two chains or when a chain's sem is undefined or zero (too
 /// few or constant draws: other checks report those).
@@ -209,7 +271,12 @@ pub fn chain_means_chi2(chains: &[Vec<f64>]) -> Option<(f64, usize)> {
     }
     let mut means_and_weights = Vec::with_capacity(chains.len());
     for c in chains {
-        let sem = std_dev(c) / ess_bulk(std::slice::from_ref(c)).sqrt();
+        // The larger of the two estimates, as for llc_sem ([`sem_ess`]).
+        let sem_ess = std_dev(c) / ess_bulk(std::slice::from_ref(c)).sqrt();
+        let sem = match batch_means_variance(c) {
+            Some(v) if v.sqrt() > sem_ess => v.sqrt(),
+            _ => sem_ess,
+        };
         if !(sem.is_finite() && sem > 0.0) {
             return None;
         }
@@ -241,7 +308,7 @@ pub fn analyze(run: &SamplerRun, checks: &HealthChecks) -> Analysis {
     let diag = Diagnostics::compute(&chains);
     let llc_mean = mean(&all);
     let llc_std = std_dev(&all);
-    let ess = diag.ess_bulk;
+    let ess = sem_ess(&chains, diag.ess_bulk, llc_std);
     let grad_evals: u64 = run.chains.iter().map(|c| c.grad_evals).sum();
     let acceptances: Vec<f64> = run
         .chains
@@ -379,6 +446,80 @@ mod tests {
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
     use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// C chains of N draws of x_t = a_t + s_t: a_t an AR(2) with complex roots (radius 0.8,
+    /// period 12 draws; unit innovations), whose autocorrelation dips below zero, plus s_t a
+    /// slow AR(1) (φ = 0.995, innovations 0.03) of 1.5 % of the variance: the shape of the MCLMC
+    /// traces in the module doc. Integrated autocorrelation time, from the long-run variances
+    /// σ²/(1 − Σφ)²: (1/0.2544² + 0.0009/0.005²) / (5.919 + 0.0902) = 51.45 / 6.009 = 8.56.
+    fn oscillating_then_slow(seed: u64, chains: usize, n: usize) -> Vec<Vec<f64>> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let (r, period) = (0.8f64, 12.0f64);
+        let (p1, p2) = (2.0 * r * (std::f64::consts::TAU / period).cos(), -r * r);
+        (0..chains)
+            .map(|_| {
+                let (mut a1, mut a2, mut s) = (0.0f64, 0.0f64, 0.0f64);
+                (0..n)
+                    .map(|_| {
+                        let e: f64 = StandardNormal.sample(&mut rng);
+                        let f: f64 = StandardNormal.sample(&mut rng);
+                        let a = p1 * a1 + p2 * a2 + e;
+                        (a2, a1) = (a1, a);
+                        s = 0.995 * s + 0.03 * f;
+                        a + s
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batch_means_catch_the_slow_tail_that_the_bulk_ess_truncates() {
+        const TAU: f64 = 8.56; // oscillating_then_slow's doc
+        let chains = oscillating_then_slow(7, 4, 40_000);
+        let draws = 160_000.0;
+        let all = chains.concat();
+        let bulk = ess_bulk(&chains);
+        let ess = sem_ess(&chains, bulk, std_dev(&all));
+        // The defect this guards against: Geyer's truncation at the first negative pair of
+        // autocorrelations leaves the bulk ESS about twice the truth here.
+        assert!(draws / bulk < 0.6 * TAU, "bulk τ {}", draws / bulk);
+        // Batch means: 76 degrees of freedom give ±16 % (one sd) on the variance, and 2,000-draw
+        // batches cut the slow part's τ = 399 a little; 35 % is about two sds.
+        let tau = draws / ess;
+        assert!(
+            (tau / TAU - 1.0).abs() < 0.35,
+            "batch-means τ {tau} against {TAU}"
+        );
+        // Per chain too, so the chain-means χ² sees sems of the right size: its mean is the
+        // degrees of freedom (3) when they are right.
+        let (chi2, dof) = chain_means_chi2(&chains).unwrap();
+        assert_eq!(dof, 3);
+        assert!(chi2 < 16.3, "χ² {chi2} (p = 0.001 on 3 dof)");
+    }
+
+    #[test]
+    fn without_long_correlations_the_sem_is_the_bulk_ess_one_or_close() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let chains: Vec<Vec<f64>> = (0..4)
+            .map(|_| {
+                (0..4_000)
+                    .map(|_| StandardNormal.sample(&mut rng))
+                    .collect()
+            })
+            .collect();
+        let bulk = ess_bulk(&chains);
+        let ess = sem_ess(&chains, bulk, std_dev(&chains.concat()));
+        assert!(ess <= bulk);
+        // Never larger, and on independent draws within the batch estimate's noise (±16 %).
+        assert!(ess / bulk > 0.6, "{ess} against {bulk}");
+        // Too short for batches of 10: the bulk ESS alone.
+        let short: Vec<Vec<f64>> = chains.iter().map(|c| c[..150].to_vec()).collect();
+        let bulk = ess_bulk(&short);
+        assert_eq!(sem_ess(&short, bulk, std_dev(&short.concat())), bulk);
+        assert_eq!(batch_means_variance(&chains[0][..199]), None);
+        assert!(batch_means_variance(&chains[0][..200]).is_some());
+    }
 
     fn run_of(chains: Vec<Vec<f64>>) -> SamplerRun {
         SamplerRun {
