@@ -392,7 +392,9 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
                 .count();
             if queued > 0 {
                 crate::terminal::note!(
-                    "{queued} of the jobs below were submitted to SLURM by an earlier run and                      are not known to have ended: a run with this profile follows them instead                      of submitting them again (`lambda-hat status` shows their SLURM state)."
+                    "{queued} of the jobs below were submitted to SLURM by an earlier run and \
+                     are not known to have ended: a run with this profile follows them instead \
+                     of submitting them again (`lambda-hat status` shows their SLURM state)."
                 );
             }
         }
