@@ -1405,7 +1405,7 @@ samplers:
 
 /// After a detached SLURM sweep (its submissions open in the journal), a plan without the
 /// profile counts the jobs whose outputs are there as done, and keeps the others incomplete
-/// (never runs them a second time unasked), saying they are on SLURM.
+/// (never runs them a second time), saying they are on SLURM; a real run refuses to start.
 #[test]
 fn a_local_plan_after_a_detached_slurm_sweep_keeps_what_finished_there() {
     let t = Test::new().experiments(TINY_SWEEP);
@@ -1459,6 +1459,15 @@ fn a_local_plan_after_a_detached_slurm_sweep_keeps_what_finished_there() {
         !err.contains(&finished),
         "the finished one is not incomplete: {err}"
     );
+    // A real run, even with --ri, refuses: the job may still run on SLURM, and running it here
+    // too would compute it twice into the same files.
+    for flags in [&["-j", "2"][..], &["-j", "2", "--ri"]] {
+        t.run_with(flags)
+            .failure(exit_code::USAGE)
+            .stderr_has("would compute them a second time")
+            .stderr_has("--profile NAME");
+        assert!(!analyses[1].exists(), "nothing ran: {flags:?}");
+    }
 }
 
 /// A sweep started with `--config store_root=...` (README's pattern for a second store) is read

@@ -349,12 +349,24 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             .map(|(key, _)| key)
             .collect();
         let on_cluster = submitted - open.len();
+        if on_cluster > 0 && !args.dry_run {
+            // Refused whatever the flags: run here too, each such job would be computed twice,
+            // the two copies writing the same files with no lock between the hosts, and the
+            // later one would make the journal's hashes of the earlier one call it corrupt.
+            return Err(CliError::Usage(format!(
+                "{on_cluster} job(s) of this sweep were submitted to SLURM by an earlier run and \
+                 are not known to have ended, so this local run would compute them a second \
+                 time (`--ri` too). Follow them with the profile that submitted them \
+                 (`--profile NAME`), see their state with `lambda-hat status`, or stop them with \
+                 `lambda-hat cancel` and run again."
+            )));
+        }
         if on_cluster > 0 {
             crate::terminal::note!(
                 "{on_cluster} job(s) of this sweep were submitted to SLURM and are not known to \
                  have ended (`lambda-hat status` asks SLURM): follow them with the profile that \
-                 submitted them (`--profile NAME`), or stop them with `lambda-hat cancel`; `--ri` \
-                 here would run them a second time."
+                 submitted them (`--profile NAME`), or stop them with `lambda-hat cancel`; a \
+                 local run refuses to start while they may still run."
             );
         }
     }
