@@ -141,66 +141,133 @@ pub async fn run(
         if running.is_empty() {
             break;
         }
-        tokio::select! {
+        let interrupted_by = tokio::select! {
             joined = running.join_next() => {
                 let Some(Ok((i, status, secs))) = joined else { continue };
                 let job = jobs[i];
                 account(&mut in_use, &opts.resources[&job.rule()], -1);
                 let key = plan.job_key(job);
-                match judge(plan, job, status) {
-                    Ok(()) => {
-                        let _ = markers.clear(&key);
-                        let hash = crate::store::integrity::output_hash(&plan.output(job));
-                        let mut detail = usage_fields(plan, job, secs);
-                        detail.insert(crate::store::integrity::OUTPUT_HASH_KEY.into(), hash.into());
-                        let _ = journal.append(&Event {
-                            state: Some("COMPLETED".into()),
-                            detail: Some(detail.into()),
-                            ..Event::new("finished", &key, job.rule().name())
-                        });
-                        state[i] = State::Done;
-                        outcome.succeeded += 1;
-                        progress.finished(&describe(plan, job), secs);
-                    }
-                    Err((why, _)) if retried[i] < opts.retries => {
-                        retried[i] += 1;
-                        let _ = markers.clear(&key);
-                        let _ = journal.append(&Event { attempt: Some(retried[i] + 1), detail: Some(serde_json::json!(why)), ..Event::new("retry", &key, job.rule().name()) });
-                        progress.message(&format!("retrying {} (attempt {} of {}): {why}", describe(plan, job), retried[i] + 1, opts.retries + 1));
-                        state[i] = State::Waiting;
-                        next_waiting = next_waiting.min(i);
-                    }
-                    Err((why, killed_by_signal)) => {
-                        // A worker that exited with an error cleaned up after itself; one killed by a
-                        // signal may have left partial files, so its marker stays (→ --rerun-incomplete).
-                        if !killed_by_signal {
-                            let _ = markers.clear(&key);
+                let interrupt_kill = killed_by_interrupt(&status);
+                let verdict = judge(plan, job, status);
+                // Ctrl-C in a terminal reaches the whole process group: a worker may die of it
+                // before the controller's own handler runs. Then this is the interrupt, not a
+                // failure: wait briefly for the controller's signal and stop as it would.
+                if interrupt_kill
+                    && let Ok(signal) =
+                        tokio::time::timeout(INTERRUPT_GRACE, interrupts.recv()).await
+                {
+                    Some(signal)
+                } else {
+                    match verdict {
+                        Ok(()) => {
+                            record_finished(plan, job, secs, &markers, &mut journal);
+                            state[i] = State::Done;
+                            outcome.succeeded += 1;
+                            progress.finished(&describe(plan, job), secs);
                         }
-                        let mut detail = usage_fields(plan, job, secs);
-                        detail.insert("reason".into(), why.clone().into());
-                        let _ = journal.append(&Event { state: Some("FAILED".into()), detail: Some(detail.into()), ..Event::new("failed", &key, job.rule().name()) });
-                        state[i] = State::Failed;
-                        let f = failure(plan, job, why, killed_by_signal);
-                        progress.failed(&describe(plan, job), &format!("{} (log: {})", f.reason, f.log.display()));
-                        outcome.failed.push(f);
-                        stop_launching |= !opts.keep_going;
+                        Err((why, _)) if retried[i] < opts.retries => {
+                            retried[i] += 1;
+                            let _ = markers.clear(&key);
+                            let _ = journal.append(&Event { attempt: Some(retried[i] + 1), detail: Some(serde_json::json!(why)), ..Event::new("retry", &key, job.rule().name()) });
+                            progress.message(&format!("retrying {} (attempt {} of {}): {why}", describe(plan, job), retried[i] + 1, opts.retries + 1));
+                            state[i] = State::Waiting;
+                            next_waiting = next_waiting.min(i);
+                        }
+                        Err((why, killed_by_signal)) => {
+                            // A worker that exited with an error cleaned up after itself; one killed by a
+                            // signal may have left partial files, so its marker stays (→ --rerun-incomplete).
+                            if !killed_by_signal {
+                                let _ = markers.clear(&key);
+                            }
+                            let mut detail = usage_fields(plan, job, secs);
+                            detail.insert("reason".into(), why.clone().into());
+                            let _ = journal.append(&Event { state: Some("FAILED".into()), detail: Some(detail.into()), ..Event::new("failed", &key, job.rule().name()) });
+                            state[i] = State::Failed;
+                            let f = failure(plan, job, why, killed_by_signal);
+                            progress.failed(&describe(plan, job), &format!("{} (log: {})", f.reason, f.log.display()));
+                            outcome.failed.push(f);
+                            stop_launching |= !opts.keep_going;
+                        }
                     }
+                    None
                 }
             }
-            signal = interrupts.recv() => {
-                progress.message(&format!("interrupted ({signal}): stopping workers"));
-                // Dropping the wait futures drops the children, which kills them (kill_on_drop).
-                running.abort_all();
-                while running.join_next().await.is_some() {}
-                outcome.interrupted = true;
-                outcome.interrupted_by = Some(signal);
-                break;
+            signal = interrupts.recv() => Some(signal),
+        };
+        if let Some(signal) = interrupted_by {
+            progress.message(&format!("interrupted ({signal}): stopping workers"));
+            // Dropping the wait futures drops the children, which kills them (kill_on_drop).
+            running.abort_all();
+            // Jobs that finished in the meantime are kept as done, as on SLURM.
+            while let Some(joined) = running.join_next().await {
+                keep_if_finished(plan, &jobs, joined, &markers, &mut journal, &mut outcome);
             }
+            outcome.interrupted = true;
+            outcome.interrupted_by = Some(signal);
+            break;
         }
     }
     outcome.skipped += state.iter().filter(|s| **s == State::Waiting).count();
     progress.finish();
     Ok(outcome)
+}
+
+/// How long a worker's death by an interrupt signal waits for the controller's own: the
+/// same keypress reaches both within microseconds, so this is only ever waited in full when
+/// someone signalled the worker alone (then it is a failure like any other).
+const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether a worker was killed by SIGINT, SIGTERM or SIGHUP: what a terminal's Ctrl-C, a
+/// `kill` of the process group or a lost session sends to the controller and workers alike.
+fn killed_by_interrupt(status: &std::io::Result<ExitStatus>) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        matches!(status, Ok(s) if matches!(s.signal(), Some(libc::SIGINT | libc::SIGTERM | libc::SIGHUP)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        false
+    }
+}
+
+/// A finished job's records: its marker cleared and a `finished` event with its output's hash.
+fn record_finished(
+    plan: &Plan,
+    job: JobRef,
+    secs: f64,
+    markers: &IncompleteMarkers,
+    journal: &mut Journal,
+) {
+    let key = plan.job_key(job);
+    let _ = markers.clear(&key);
+    let hash = crate::store::integrity::output_hash(&plan.output(job));
+    let mut detail = usage_fields(plan, job, secs);
+    detail.insert(crate::store::integrity::OUTPUT_HASH_KEY.into(), hash.into());
+    let _ = journal.append(&Event {
+        state: Some("COMPLETED".into()),
+        detail: Some(detail.into()),
+        ..Event::new("finished", &key, job.rule().name())
+    });
+}
+
+/// While stopping: a worker that had already exited successfully (its wait returned before the
+/// abort) is recorded as finished, not left incomplete to be computed again.
+fn keep_if_finished(
+    plan: &Plan,
+    jobs: &[JobRef],
+    joined: Result<(usize, std::io::Result<ExitStatus>, f64), tokio::task::JoinError>,
+    markers: &IncompleteMarkers,
+    journal: &mut Journal,
+    outcome: &mut Outcome,
+) {
+    if let Ok((i, status, secs)) = joined
+        && judge(plan, jobs[i], status).is_ok()
+    {
+        record_finished(plan, jobs[i], secs, markers, journal);
+        outcome.succeeded += 1;
+    }
 }
 
 fn describe(plan: &Plan, job: JobRef) -> String {

@@ -141,6 +141,15 @@ impl Outcome {
         self
     }
 
+    pub fn stdout_lacks(self, needle: &str) -> Self {
+        assert!(
+            !self.stdout().contains(needle),
+            "stdout has {needle:?}: {}",
+            self.context()
+        );
+        self
+    }
+
     pub fn stderr_has(self, needle: &str) -> Self {
         assert!(
             self.stderr().contains(needle),
