@@ -78,7 +78,10 @@ impl CliError {
             | CliError::Slurm(SlurmError::Io { .. } | SlurmError::Program { .. })
             | CliError::Locked(crate::store::LockError::Io { .. })
             | CliError::Report(
-                ReportError::Read { .. } | ReportError::Write { .. } | ReportError::Delete { .. },
+                ReportError::Read { .. }
+                | ReportError::Write { .. }
+                | ReportError::Delete { .. }
+                | ReportError::Plot(crate::report::PlotError::Draw { .. }),
             ) => exit_code::ENVIRONMENT,
             _ => exit_code::USAGE,
         }

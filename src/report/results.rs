@@ -484,6 +484,7 @@ fn plot(path: &Path, rows: &[RunRow], x: Key) -> Result<(), ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::PlotError;
     use crate::report::testutil::{StoreBuilder, TempDir};
 
     /// Two targets, three samplers, one unfinished and one incomplete run.
@@ -894,5 +895,35 @@ mod tests {
         args.plot = Some(png.clone());
         run_to_strings(&args).unwrap();
         crate::report::testutil::assert_png(&png, (1000, 600));
+    }
+
+    #[test]
+    fn plot_makes_its_folder_and_names_the_system_reason_when_it_cannot_write() {
+        let tmp = TempDir::new("results-plot-folder");
+        half_finished_store(&tmp);
+        let mut args = ResultsArgs::new(tmp.path());
+        // A folder that does not exist yet is made, as --out makes its own.
+        let png = tmp.path().join("figures/sweep/llc.png");
+        args.plot = Some(png.clone());
+        run_to_strings(&args).unwrap();
+        crate::report::testutil::assert_png(&png, (1000, 600));
+        // A folder that cannot be made: one line with the system's reason, no debug text.
+        let blocker = tmp.path().join("a-file");
+        std::fs::write(&blocker, "").unwrap();
+        args.plot = Some(blocker.join("llc.png"));
+        let err = run_to_strings(&args).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, ReportError::Plot(PlotError::Draw { .. })),
+            "{text}"
+        );
+        assert!(
+            text.contains("Not a directory") || text.contains("File exists"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Os {") && !text.contains("backend"),
+            "{text}"
+        );
     }
 }

@@ -89,6 +89,13 @@ pub fn render(
             std::env::temp_dir().join(format!("lambda-hat-{}-plot.png", std::process::id()))
         }
     };
+    // The folder is made as `--out` makes it, and the temporary file is opened here first, so a
+    // path that cannot be written fails with the system's reason, not the PNG encoder's
+    // nested debug text.
+    if let Some(parent) = tmp.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| draw_error(&e))?;
+    }
+    std::fs::File::create(&tmp).map_err(|e| draw_error(&e))?;
     let result = (|| -> DrawResult {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         root.fill(&WHITE)?;
