@@ -128,6 +128,8 @@ pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
                     // `submitted` is on SLURM.
                     h.last_end = None;
                     h.attempts += 1;
+                    // What an earlier attempt ended with is not this one's.
+                    (h.state, h.reason, h.elapsed_secs, h.max_rss_bytes) = (None, None, None, None);
                 }
             }
             _ => {}
@@ -159,6 +161,15 @@ mod tests {
         let h = &histories(&events)["j"];
         assert_eq!(h.attempts, 2);
         assert_eq!(h.last_end.as_deref(), Some(FINISHED));
+        // Started again after finishing (a forced rerun, then killed): no state of the last.
+        let mut again = events.clone();
+        again[3].state = Some("COMPLETED".into());
+        again.push(ev("started", "j", None, serde_json::json!({})));
+        let h = &histories(&again)["j"];
+        assert_eq!(
+            (h.attempts, h.state.as_deref(), h.last_end.as_deref()),
+            (3, None, None)
+        );
     }
 
     #[test]
