@@ -355,6 +355,15 @@ pub fn analyze(run: &SamplerRun, checks: &HealthChecks) -> Analysis {
     a
 }
 
+/// `x` with three decimals, or as many more as it takes not to print a number at or below
+/// `bar` (R-hat 1.010011 read "1.010 > 1.01").
+fn above(x: f64, bar: f64) -> String {
+    (3..=9)
+        .map(|d| format!("{x:.d$}"))
+        .find(|s| s.parse::<f64>().is_ok_and(|v| v > bar))
+        .unwrap_or_else(|| x.to_string())
+}
+
 /// The health warnings of an analysis (see the module doc).
 fn health_warnings(a: &Analysis, chains: &[Vec<f64>], checks: &HealthChecks) -> Vec<String> {
     let mut w = Vec::new();
@@ -375,8 +384,9 @@ fn health_warnings(a: &Analysis, chains: &[Vec<f64>], checks: &HealthChecks) -> 
     }
     if a.r_hat > checks.max_r_hat {
         w.push(format!(
-            "R-hat {:.3} > {}: the chains disagree; run longer or check for multimodality",
-            a.r_hat, checks.max_r_hat
+            "R-hat {} > {}: the chains disagree; run longer or check for multimodality",
+            above(a.r_hat, checks.max_r_hat),
+            checks.max_r_hat
         ));
     }
     for (name, ess) in [("bulk", a.ess_bulk), ("tail", a.ess_tail)] {
@@ -496,6 +506,13 @@ mod tests {
         let (chi2, dof) = chain_means_chi2(&chains).unwrap();
         assert_eq!(dof, 3);
         assert!(chi2 < 16.3, "χ² {chi2} (p = 0.001 on 3 dof)");
+    }
+
+    #[test]
+    fn a_value_above_a_bar_never_prints_as_the_bar() {
+        assert_eq!(above(1.010011, 1.01), "1.01001");
+        assert_eq!(above(1.0234, 1.01), "1.023");
+        assert_eq!(above(1.0104, 1.01), "1.0104");
     }
 
     #[test]
