@@ -717,7 +717,9 @@ fn detach_then_reattach_and_cancel() {
     // A dry run with the profile lists them, and says a run would follow, not resubmit, them.
     t.run_with(&["-n", "--profile", "local-slurm"])
         .success()
-        .stderr_has("4 of the jobs below were submitted to SLURM by an earlier run and are not known");
+        .stderr_has(
+            "4 of the jobs below were submitted to SLURM by an earlier run and are not known",
+        );
     t.run_with(&["cancel"])
         .success()
         .stdout_has("Cancelled 2 SLURM job(s) (4 lambda-hat jobs; 0 of them had finished");
