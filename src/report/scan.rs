@@ -325,6 +325,20 @@ fn scan_target(
                 {
                     Status::Outdated
                 }
+                // A trace that is there but cut short (a full disk, a copy interrupted) is not
+                // a result to read; one that is absent is (`clean --keep-plots` removes the
+                // arrays of other sweeps' runs and keeps their numbers).
+                (Ok(_), Ok(_), Some(_))
+                    if run_dir.join(crate::plan::dag::RUN_TRACE).exists()
+                        && !crate::store::integrity::npz_is_whole(
+                            &run_dir.join(crate::plan::dag::RUN_TRACE),
+                        ) =>
+                {
+                    Status::Broken(format!(
+                        "{} is empty or cut short (the next sweep redoes the run)",
+                        run_dir.join(crate::plan::dag::RUN_TRACE).display()
+                    ))
+                }
                 (Ok(meta), Ok(mut analysis), Some(sampler)) => {
                     let bytes = bytes.as_deref().unwrap_or_default();
                     if let Some(why) =
@@ -453,6 +467,29 @@ mod tests {
         let scan = scan(tmp.path()).unwrap();
         assert!(scan.finished.is_empty());
         assert!(matches!(scan.unfinished[0].status, Status::Broken(_)));
+    }
+
+    #[test]
+    fn a_cut_short_trace_is_reported_not_read_and_a_cleaned_one_is_not_missed() {
+        let tmp = TempDir::new("scan-trace");
+        let store = StoreBuilder::new(tmp.path());
+        let t = store.target("tgt_aaaaaaaaaaaa", 1, &[4], 20, 100, 1);
+        let cut = store.finished_run(&t, "run_hmc_00000001", 3.0, "2026-01-01T00:00:00Z");
+        let cleaned = store.finished_run(&t, "run_hmc_00000002", 3.0, "2026-01-01T00:00:00Z");
+        let trace = cut.join("trace.npz");
+        let bytes = std::fs::read(&trace).unwrap();
+        std::fs::write(&trace, &bytes[..bytes.len() / 2]).unwrap();
+        // `clean --keep-plots` removes a run's arrays and keeps its numbers.
+        std::fs::remove_file(cleaned.join("trace.npz")).unwrap();
+        let scan = scan(tmp.path()).unwrap();
+        assert_eq!(scan.finished.len(), 1);
+        assert_eq!(scan.finished[0].run_name, "run_hmc_00000002");
+        match &scan.unfinished[0].status {
+            Status::Broken(why) => {
+                assert!(why.contains("trace.npz is empty or cut short"), "{why}")
+            }
+            other => panic!("expected Broken, got {other:?}"),
+        }
     }
 
     #[test]
