@@ -19,7 +19,8 @@
 //!   by 0–9 %. Where the bulk ESS is right the two agree within the batch estimate's noise
 //!   (20 batches per chain, ±16 % on the variance for 4 chains), and the smaller is taken, so
 //!   llc_sem errs on the large side. `ess_bulk` itself stays ArviZ's.
-//! * Health warnings: R-hat above `max_r_hat`, bulk or tail ESS below `min_ess`, drift,
+//! * Health warnings: one chain (R-hat undefined), R-hat above `max_r_hat`, bulk or tail ESS
+//!   below `min_ess`, drift,
 //!   negative `llc_mean`, divergences above `max_divergence_fraction` of the draws, non-finite
 //!   draws, plus every chain's own warnings and the run's (e.g. an unconverged target).
 //!   `healthy` is true exactly when there is no warning: `warnings` is the list of reasons.
@@ -382,6 +383,15 @@ fn health_warnings(a: &Analysis, chains: &[Vec<f64>], checks: &HealthChecks) -> 
     if chains.iter().any(|c| c.len() != a.draws) {
         w.push("chains recorded different numbers of draws: ESS and R-hat are undefined".into());
     }
+    if chains.len() == 1 {
+        // ArviZ's R-hat, like this one, is undefined for one chain; without it nothing
+        // compares independent starts, and "healthy" would claim a check that was not made.
+        w.push(
+            "one chain: R-hat and the chain-means test need at least 2 chains, so convergence \
+             was not checked; set chains: 2 or more"
+                .into(),
+        );
+    }
     if a.r_hat > checks.max_r_hat {
         w.push(format!(
             "R-hat {} > {}: the chains disagree; run longer or check for multimodality",
@@ -506,6 +516,18 @@ mod tests {
         let (chi2, dof) = chain_means_chi2(&chains).unwrap();
         assert_eq!(dof, 3);
         assert!(chi2 < 16.3, "χ² {chi2} (p = 0.001 on 3 dof)");
+    }
+
+    #[test]
+    fn one_chain_is_not_healthy_because_r_hat_is_undefined() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let chain: Vec<f64> = (0..2_000).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let chain: Vec<f64> = chain.iter().map(|x: &f64| 5.0 + x).collect();
+        let a = analyze(&run_of(vec![chain]), &HealthChecks::default());
+        assert!(a.r_hat.is_nan());
+        assert!(!a.healthy);
+        assert!(a.warnings[0].contains("one chain"), "{:?}", a.warnings);
+        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
     }
 
     #[test]
