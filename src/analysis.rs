@@ -521,7 +521,9 @@ mod tests {
     #[test]
     fn one_chain_is_not_healthy_because_r_hat_is_undefined() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-        let chain: Vec<f64> = (0..2_000).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let chain: Vec<f64> = (0..2_000)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
         let chain: Vec<f64> = chain.iter().map(|x: &f64| 5.0 + x).collect();
         let a = analyze(&run_of(vec![chain]), &HealthChecks::default());
         assert!(a.r_hat.is_nan());

@@ -166,7 +166,12 @@ impl Sampler for HmcConfig {
     }
 
     fn fix(&self) -> String {
-        step_size_fix(self.adapt_step_size, self.step_size, ", or use name: nuts")
+        step_size_fix(
+            self.adapt_step_size,
+            self.warmup,
+            self.step_size,
+            ", or use name: nuts",
+        )
     }
 
     fn gradients_per_chain(&self, _n_data: f64) -> f64 {

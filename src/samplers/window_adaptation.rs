@@ -66,8 +66,20 @@ impl MetropolisSettings {
 /// What to change when an HMC or NUTS chain explodes or gets stuck: a fixed step size is too
 /// large; an adapted one meets regions stiffer than where it was adapted. `alternative` is
 /// appended to the advice for the adapted case (HMC suggests NUTS).
-pub(super) fn step_size_fix(adapt_step_size: bool, step_size: f64, alternative: &str) -> String {
-    if adapt_step_size {
+pub(super) fn step_size_fix(
+    adapt_step_size: bool,
+    warmup: usize,
+    step_size: f64,
+    alternative: &str,
+) -> String {
+    if adapt_step_size && warmup == 0 {
+        // Nothing was adapted: the chains ran at the starting step, which was too large.
+        format!(
+            "warmup is 0, so the step size was never adapted and the starting step_size \
+             {step_size:.3e} is too large for this posterior: give a warmup (the preset's, or at \
+             least a few hundred transitions)"
+        )
+    } else if adapt_step_size {
         format!(
             "the adapted step size is too large for parts of this posterior: raise \
              target_acceptance (e.g. 0.95) or posterior.gamma{alternative}"
@@ -442,6 +454,18 @@ impl DiagWelford {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_step_size_advice_fits_what_was_adapted() {
+        let adapted = step_size_fix(true, 500, 0.01, ", or use name: nuts");
+        assert!(adapted.contains("raise target_acceptance"), "{adapted}");
+        // Nothing adapts without a warmup: raising the target would change nothing.
+        let no_warmup = step_size_fix(true, 0, 0.01, ", or use name: nuts");
+        assert!(no_warmup.contains("give a warmup"), "{no_warmup}");
+        assert!(!no_warmup.contains("target_acceptance"), "{no_warmup}");
+        let fixed = step_size_fix(false, 0, 0.01, "");
+        assert!(fixed.contains("adapt_step_size: false"), "{fixed}");
+    }
 
     /// Lengths of the windows of one kind; `window_end` is Some(is the last step) for the
     /// stages of that kind, None for the others.
