@@ -67,11 +67,18 @@ pub fn with_worker_error(why: String, log: &std::path::Path) -> String {
 }
 
 /// The message of the last `error: ` line a worker printed (main.rs writes a failed worker's
-/// error so), without the prefix.
+/// error so), without the prefix. Also when another library's unterminated message is glued
+/// in front of it (the zip writer's "ZipWriter drop failed: …" on a full disk): then the
+/// worker's own `error: job …` is found inside the line.
 pub fn last_error_line(log: &str) -> Option<&str> {
+    const PREFIX: &str = "error: ";
     log.lines()
         .rev()
-        .find_map(|l| l.trim_end().strip_prefix("error: "))
+        .find_map(|l| {
+            let l = l.trim_end();
+            l.strip_prefix(PREFIX)
+                .or_else(|| l.find("error: job ").map(|i| &l[i + PREFIX.len()..]))
+        })
         .filter(|m| !m.is_empty())
 }
 
@@ -128,6 +135,16 @@ mod tests {
         assert_eq!(
             with_worker_error("the worker exited with code 1".into(), &path),
             "the worker exited with code 1: sgld chain 0 exploded: lower sgld step_size"
+        );
+        // Glued after a library's message that did not end its line.
+        std::fs::write(
+            &path,
+            "ZipWriter drop failed: Io(..)error: job x failed: disk full\n",
+        )
+        .unwrap();
+        assert_eq!(
+            with_worker_error("the worker exited with code 1".into(), &path),
+            "the worker exited with code 1: job x failed: disk full"
         );
         // No log, or no error line: the reason as it was.
         let missing = dir.path().join("none.log");

@@ -48,7 +48,7 @@ pub fn write_trace_npz<A: WritableElement>(
         let mut npz = NpzWriter::new(file);
         add_arrays(&mut npz, arrays)?;
         add_arrays(&mut npz, flags)?;
-        npz.finish().map_err(std::io::Error::other)?;
+        npz.finish().map_err(npz_io_error)?;
         Ok(())
     })
     .map_err(|source| WorkerError::Write {
@@ -57,13 +57,25 @@ pub fn write_trace_npz<A: WritableElement>(
     })
 }
 
+/// The I/O error under an npz writer's error, with its kind and the system's words ("No space
+/// left on device"): the writer's own message stops at "zip file error: i/o error".
+fn npz_io_error(e: ndarray_npy::WriteNpzError) -> std::io::Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return std::io::Error::new(io.kind(), io.to_string());
+        }
+        source = err.source();
+    }
+    std::io::Error::other(e.to_string())
+}
+
 fn add_arrays<W: std::io::Write + std::io::Seek, A: WritableElement>(
     npz: &mut NpzWriter<W>,
     arrays: &[(String, ArrayD<A>)],
 ) -> std::io::Result<()> {
     for (name, array) in arrays {
-        npz.add_array(name.as_str(), array)
-            .map_err(std::io::Error::other)?;
+        npz.add_array(name.as_str(), array).map_err(npz_io_error)?;
     }
     Ok(())
 }
@@ -136,4 +148,22 @@ pub fn rows_to_matrix(rows: &[Vec<f64>]) -> ArrayD<f64> {
         }
     }
     m.into_dyn()
+}
+
+#[cfg(test)]
+mod npz_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_under_the_npz_writer_keeps_its_reason() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let words = full.to_string();
+        let e = ndarray_npy::WriteNpzError::Npy(ndarray_npy::WriteNpyError::Io(full));
+        let io = npz_io_error(e);
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        assert!(
+            io.to_string().contains("No space left on device"),
+            "{io} ({words})"
+        );
+    }
 }
