@@ -117,7 +117,15 @@ impl Journal {
     }
 }
 
-/// The events of a journal's bytes, and how many non-empty lines were not events.
+/// The event name given to a line that is not an event but still names its job: a write cut
+/// short (a full disk, a crash). Readers that know the event names pass over it; the output
+/// hashes take it as "this job's last record is unknown" (`store::status`), so a whole output
+/// whose `finished` line was cut is not called corrupt by the hash of an older finish.
+pub const TORN: &str = "torn";
+
+/// The events of a journal's bytes, and how many non-empty lines were not events. A line that
+/// is not an event but names a job (`"job":"…"`, the third field of every event) gives a
+/// [`TORN`] event for that job.
 pub fn parse_lines(bytes: &[u8]) -> (Vec<Event>, usize) {
     let mut events = Vec::new();
     let mut skipped = 0;
@@ -127,10 +135,29 @@ pub fn parse_lines(bytes: &[u8]) -> (Vec<Event>, usize) {
         }
         match serde_json::from_slice::<Event>(line) {
             Ok(event) => events.push(event),
-            Err(_) => skipped += 1,
+            Err(_) => {
+                skipped += 1;
+                if let Some(job) = torn_job(line) {
+                    events.push(Event::new(TORN, job, ""));
+                }
+            }
         }
     }
     (events, skipped)
+}
+
+/// The job key a torn line names, if its `"job":"…"` field survived whole and is a key
+/// (letters, digits, `_`, `.`, `-`).
+fn torn_job(line: &[u8]) -> Option<&str> {
+    const FIELD: &[u8] = b"\"job\":\"";
+    let start = line.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
+    let len = line[start..].iter().position(|&b| b == b'"')?;
+    let key = std::str::from_utf8(&line[start..start + len]).ok()?;
+    (!key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
+    .then_some(key)
 }
 
 #[cfg(test)]
@@ -148,6 +175,24 @@ mod tests {
         let (events, skipped) = parse_lines(&bytes);
         assert_eq!(events.len(), 2);
         assert_eq!(skipped, 3);
+    }
+
+    #[test]
+    fn a_torn_line_that_names_its_job_is_a_torn_event() {
+        let mut line =
+            serde_json::to_string(&Event::new("finished", "tgt_1.run_hmc_2", "r")).unwrap();
+        line.truncate(line.len() - 5);
+        let (events, skipped) = parse_lines(format!("{line}\n").as_bytes());
+        assert_eq!(skipped, 1);
+        assert_eq!(
+            (events[0].event.as_str(), events[0].job.as_str()),
+            (TORN, "tgt_1.run_hmc_2")
+        );
+        // Cut inside the key, or no key at all: nothing to name.
+        let (events, _) = parse_lines(b"{\"time\":\"x\",\"event\":\"finished\",\"job\":\"tgt_1.ru");
+        assert!(events.is_empty());
+        let (events, _) = parse_lines(b"{\"job\":\"a b\"");
+        assert!(events.is_empty());
     }
 
     #[test]

@@ -82,6 +82,12 @@ pub fn touched_target_files(
 pub fn output_hashes(events: &[super::Event]) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for e in events {
+        if e.event == super::journal::TORN {
+            // Perhaps this job's newer finish, cut short: the older hash would call its whole
+            // output corrupt. Unknown instead; the files' own checks still apply.
+            out.remove(&e.job);
+            continue;
+        }
         if e.event != "finished" {
             continue;
         }
@@ -243,4 +249,36 @@ pub fn modified_string(path: &Path) -> Option<String> {
     let time = std::fs::metadata(path).ok()?.modified().ok()?;
     let dt: chrono::DateTime<chrono::Local> = time.into();
     Some(dt.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Event;
+
+    fn finished(job: &str, hash: &str) -> Event {
+        Event {
+            detail: Some(serde_json::json!({ super::super::integrity::OUTPUT_HASH_KEY: hash })),
+            ..Event::new("finished", job, "run_sampler")
+        }
+    }
+
+    #[test]
+    fn a_torn_line_for_a_job_makes_its_hash_unknown_not_the_older_one() {
+        let events = vec![
+            finished("a", "h1"),
+            finished("b", "h2"),
+            Event::new(super::super::journal::TORN, "a", ""),
+        ];
+        let hashes = output_hashes(&events);
+        assert_eq!(hashes.get("a"), None);
+        assert_eq!(hashes.get("b").map(String::as_str), Some("h2"));
+        // A later whole finish records its hash again.
+        let mut later = events;
+        later.push(finished("a", "h3"));
+        assert_eq!(
+            output_hashes(&later).get("a").map(String::as_str),
+            Some("h3")
+        );
+    }
 }
