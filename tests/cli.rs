@@ -417,6 +417,12 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
 #[test]
 fn empty_targets_and_missing_file_and_malformed_yaml() {
     bad("targets: []\nsamplers: []\n", &["targets list is empty"]);
+    bad("samplers: []\n", &["top level: targets: missing"]);
+    // A sampler written as a bare word: the entry is named once, with no empty key path.
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers: [hmc]\n",
+        &["samplers[0]: a sampler entry must be a mapping"],
+    );
     Test::new()
         .args(["-n"])
         .run()

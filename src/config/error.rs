@@ -15,7 +15,7 @@ pub enum ConfigError {
     #[error("malformed YAML in {path}: {}", plain(.message))]
     Yaml { path: PathBuf, message: String },
 
-    #[error("invalid config in {path}, {entry}: {key}: {}", plain(.message))]
+    #[error("invalid config in {path}, {entry}{}: {}", key_part(.key), plain(.message))]
     Invalid {
         path: PathBuf,
         /// e.g. `targets[1] (model: base, data: base, seed: 42)` or `top level`.
@@ -119,5 +119,15 @@ mod tests {
                 .contains("99999999999999999999` is too large")
         );
         assert_eq!(plain("unknown field `stepz`"), "unknown field `stepz`");
+    }
+}
+
+/// `: key` after the entry, or nothing for a problem with the entry as a whole (a sampler
+/// written as a bare string), which would otherwise read "samplers[0]: : …".
+fn key_part(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!(": {key}")
     }
 }

@@ -208,7 +208,14 @@ fn resolve_sweep(path: &Path, root: Value, presets: &PresetDirs) -> Result<Sweep
 
     let targets_val = match top.get("targets") {
         Some(Value::Sequence(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Sequence(_)) | Some(Value::Null) | None => {
+        None => {
+            return Err(ctx.invalid(
+                "top level",
+                "targets",
+                "missing: add a list like `targets: [ { model: small, data: small, seed: 42 } ]`",
+            ));
+        }
+        Some(Value::Sequence(_)) | Some(Value::Null) => {
             return Err(ctx.invalid("top level", "targets", "the targets list is empty: add at least one entry like `- { model: small, data: small, seed: 42 }`"));
         }
         Some(other) => {
