@@ -99,6 +99,16 @@ pub struct UnknownPreset {
     pub looked: String,
 }
 
+/// `: key` after the entry, or nothing for a problem with the entry as a whole (a sampler
+/// written as a bare string), which would otherwise read "samplers[0]: : …".
+fn key_part(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!(": {key}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::plain;
@@ -119,15 +129,5 @@ mod tests {
                 .contains("99999999999999999999` is too large")
         );
         assert_eq!(plain("unknown field `stepz`"), "unknown field `stepz`");
-    }
-}
-
-/// `: key` after the entry, or nothing for a problem with the entry as a whole (a sampler
-/// written as a bare string), which would otherwise read "samplers[0]: : …".
-fn key_part(key: &str) -> String {
-    if key.is_empty() {
-        String::new()
-    } else {
-        format!(": {key}")
     }
 }
