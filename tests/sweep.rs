@@ -797,6 +797,32 @@ fn a_job_that_finished_as_ctrl_c_came_is_kept() {
         .stdout_lacks(&format!("output: {built}"));
 }
 
+/// A run whose trace.npz was deleted or cut short is redone, and the dry run's reason names
+/// that file, not the analysis.json that is still there.
+#[test]
+fn the_dry_run_reason_names_the_file_that_is_missing_or_cut_short() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2", "-q"]).success();
+    let analyses = files_named(&t.store(), "analysis.json");
+    let rel = |p: &Path| p.strip_prefix(t.path()).unwrap().display().to_string();
+    let deleted = analyses[0].with_file_name("trace.npz");
+    std::fs::remove_file(&deleted).unwrap();
+    let cut = analyses[1].with_file_name("trace.npz");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let dry = t.run_with(&["-n"]).success();
+    let out = dry.stdout();
+    assert!(
+        out.contains(&format!("Missing output files: {}\n", rel(&deleted))),
+        "{out}"
+    );
+    assert!(out.contains(&format!(": {}\n", rel(&cut))), "{out}");
+    assert!(
+        !out.contains(&format!("files: {}", rel(&analyses[0]))),
+        "{out}"
+    );
+}
+
 #[test]
 fn retries_start_a_failed_job_again() {
     // A worker command that fails the first attempt of every job, then runs the real worker.

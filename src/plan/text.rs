@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use super::dag::{JobRef, Plan, Rule};
-use super::select::{OutputStatus, Schedule, output_string};
+use super::select::{OutputStatus, Reason, Schedule, output_string};
 
 /// The "Job stats" table: one row per rule with jobs to run, and the total.
 pub fn job_stats(out: &mut dyn Write, schedule: &Schedule) -> io::Result<()> {
@@ -27,12 +27,15 @@ pub const NOTHING_TO_DO: &str =
     "Nothing to be done (all requested files are present and up to date).";
 
 /// A dry run: every job with its output, reason and resources (unless `quiet`), framed by job
-/// stats; with `worker_command` (`-p`), each job's command too.
+/// stats; with `worker_command` (`-p`), each job's command too. `damaged` names the job's files
+/// that are missing or cut short, for the reason of a job that runs because of them (the
+/// marker may be there while the trace is not); empty, the reason names the marker.
 pub fn dry_run(
     out: &mut dyn Write,
     plan: &Plan,
     schedule: &Schedule,
     resources: &dyn Fn(JobRef) -> String,
+    damaged: &dyn Fn(JobRef) -> Vec<String>,
     quiet: bool,
     worker_command: Option<&str>,
 ) -> io::Result<()> {
@@ -53,7 +56,14 @@ pub fn dry_run(
         writeln!(out, "    output: {output}")?;
         writeln!(out, "    log: {}", plan.log_path(*job).display())?;
         writeln!(out, "    jobid: {jobid}")?;
-        writeln!(out, "    reason: {}", reason.describe(&output))?;
+        let named = match reason {
+            Reason::MissingOutput | Reason::Corrupt => {
+                Some(damaged(*job)).filter(|files| !files.is_empty())
+            }
+            _ => None,
+        };
+        let files = named.map_or_else(|| output.clone(), |files| files.join(" "));
+        writeln!(out, "    reason: {}", reason.describe(&files))?;
         let res = resources(*job);
         if !res.is_empty() {
             writeln!(out, "    resources: {res}")?;
