@@ -6,10 +6,20 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// "3 of 8 jobs done", and how many failed when any did.
+fn count_line(done: usize, failed: usize, total: usize) -> String {
+    match failed {
+        0 => format!("{done} of {total} jobs done"),
+        n => format!("{done} of {total} jobs done, {n} failed"),
+    }
+}
+
 pub struct Progress {
     bar: Option<ProgressBar>,
     total: usize,
     done: usize,
+    /// Failed so far: counted apart, so "N of M jobs" never counts a failure as done.
+    failed: usize,
     quiet: bool,
 }
 
@@ -43,6 +53,7 @@ impl Progress {
             bar,
             total,
             done: 0,
+            failed: 0,
             quiet,
         }
     }
@@ -68,15 +79,14 @@ impl Progress {
             bar.inc(1);
         }
         self.line(&format!(
-            "[{}] done   {what} ({secs:.1} s) — {} of {} jobs",
+            "[{}] done   {what} ({secs:.1} s) — {}",
             now(),
-            self.done,
-            self.total
+            count_line(self.done, self.failed, self.total)
         ));
     }
 
     pub fn failed(&mut self, what: &str, why: &str) {
-        self.done += 1;
+        self.failed += 1;
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
@@ -150,6 +160,12 @@ fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_count_never_calls_a_failure_done() {
+        assert_eq!(count_line(2, 0, 6), "2 of 6 jobs done");
+        assert_eq!(count_line(1, 1, 6), "1 of 6 jobs done, 1 failed");
+    }
 
     #[test]
     fn time_left_is_time_per_finished_job_times_jobs_left() {
