@@ -159,16 +159,31 @@ fn worker_pids(cwd: &Path) -> Vec<i32> {
 /// Starts `lambda-hat -j JOBS` in the background with every worker sleeping 30 s first.
 /// The controller's stderr goes to `controller.err` in the test directory.
 fn start_slow_sweep(t: &Test, jobs: &str) -> (std::process::Child, PathBuf) {
+    start_sweep(t, jobs, "30", false)
+}
+
+/// Starts the sweep in the background with `-j jobs`, each worker sleeping `sleep_sec` first,
+/// stderr in `controller.err`; with `own_group`, in a process group of its own (as a shell
+/// starts a foreground job, so a terminal's Ctrl-C reaches it and its workers alike).
+fn start_sweep(
+    t: &Test,
+    jobs: &str,
+    sleep_sec: &str,
+    own_group: bool,
+) -> (std::process::Child, PathBuf) {
+    use std::os::unix::process::CommandExt;
     let stderr = std::fs::File::create(t.path().join("controller.err")).unwrap();
-    let child = std::process::Command::new(BIN)
+    let mut command = std::process::Command::new(BIN);
+    command
         .args(["-j", jobs])
         .current_dir(t.path())
-        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", sleep_sec)
         .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    (child, t.path().canonicalize().unwrap())
+        .stderr(stderr);
+    if own_group {
+        command.process_group(0);
+    }
+    (command.spawn().unwrap(), t.path().canonicalize().unwrap())
 }
 
 /// Waits (at most 20 s) until `n` workers run in `dir`; returns their PIDs.
@@ -705,20 +720,9 @@ fn ctrl_c_stops_the_workers_keeps_markers_and_exits_130() {
 /// about 1 try in 8 exited 1 with "FAILED … killed by signal 2". Three tries, as the race is.
 #[test]
 fn ctrl_c_to_the_process_group_is_an_interrupt_not_a_failure() {
-    use std::os::unix::process::CommandExt;
     for _ in 0..3 {
         let t = Test::new().experiments(TINY_SWEEP);
-        let stderr = std::fs::File::create(t.path().join("controller.err")).unwrap();
-        let mut controller = std::process::Command::new(BIN)
-            .args(["-j", "2"])
-            .current_dir(t.path())
-            .env("LAMBDA_HAT_TEST_SLEEP_SEC", "30")
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let dir = t.path().canonicalize().unwrap();
+        let (mut controller, dir) = start_sweep(&t, "2", "30", true);
         assert!(!wait_for_workers(&dir, 2).is_empty(), "workers started");
         std::process::Command::new("kill")
             .args(["-INT", "--", &format!("-{}", controller.id())])
@@ -736,16 +740,7 @@ fn ctrl_c_to_the_process_group_is_an_interrupt_not_a_failure() {
 #[test]
 fn a_job_that_finished_as_ctrl_c_came_is_kept() {
     let t = Test::new().experiments(TINY_SWEEP);
-    let stderr = std::fs::File::create(t.path().join("controller.err")).unwrap();
-    let mut controller = std::process::Command::new(BIN)
-        .args(["-j", "1"])
-        .current_dir(t.path())
-        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let dir = t.path().canonicalize().unwrap();
+    let (mut controller, dir) = start_sweep(&t, "1", "1", false);
     assert_eq!(wait_for_workers(&dir, 1).len(), 1, "the build started");
     let pid = controller.id().to_string();
     let signal = |sig: &str| {
@@ -1582,8 +1577,19 @@ fn a_local_plan_after_a_detached_slurm_sweep_keeps_what_finished_there() {
         !err.contains(&finished),
         "the finished one is not incomplete: {err}"
     );
-    // A real run, even with --ri, refuses: the job may still run on SLURM, and running it here
-    // too would compute it twice into the same files.
+    // Where SLURM is (a stand-in squeue on PATH), a real run, even with --ri, refuses: the job
+    // may still run there, and running it here too would compute it twice into the same files.
+    let bin = t.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let squeue = bin.join("squeue");
+    std::fs::write(&squeue, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&squeue, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t = t.env("PATH", &path);
     for flags in [&["-j", "2"][..], &["-j", "2", "--ri"]] {
         t.run_with(flags)
             .failure(exit_code::USAGE)
@@ -1591,6 +1597,14 @@ fn a_local_plan_after_a_detached_slurm_sweep_keeps_what_finished_there() {
             .stderr_has("--profile NAME");
         assert!(!analyses[1].exists(), "nothing ran: {flags:?}");
     }
+    // Without SLURM (a store copied off the cluster) nothing can be running: the unfinished job
+    // is incomplete, as any killed job, and `--ri` redoes it.
+    let t = t.env("PATH", "/nonexistent");
+    t.run_with(&["-j", "2"])
+        .failure(exit_code::USAGE)
+        .stderr_has("--rerun-incomplete");
+    t.run_with(&["-j", "2", "--ri", "-q"]).success();
+    assert!(analyses[1].exists());
 }
 
 /// A sweep started with `--config store_root=...` (README's pattern for a second store) is read

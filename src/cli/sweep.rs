@@ -349,10 +349,12 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             .map(|(key, _)| key)
             .collect();
         let on_cluster = submitted - open.len();
-        if on_cluster > 0 && !args.dry_run {
-            // Refused whatever the flags: run here too, each such job would be computed twice,
-            // the two copies writing the same files with no lock between the hosts, and the
-            // later one would make the journal's hashes of the earlier one call it corrupt.
+        // Refused whatever the flags: run here too, each such job would be computed twice, the
+        // two copies writing the same files with no lock between the hosts, and the later one
+        // would make the journal's hashes of the earlier one call it corrupt. Not where SLURM
+        // is absent (a store copied off the cluster): no job of it can be running here, and
+        // the unfinished ones are incomplete (`--ri` redoes them).
+        if on_cluster > 0 && !args.dry_run && slurm::on_path("squeue") {
             return Err(CliError::Usage(format!(
                 "{on_cluster} job(s) of this sweep were submitted to SLURM by an earlier run and \
                  are not known to have ended, so this local run would compute them a second \
