@@ -76,10 +76,20 @@ impl TargetHealthFields {
     /// to be converged.
     pub fn run_warning(&self, target_id: &str) -> Option<String> {
         (self.converged() == Some(false)).then(|| {
+            // A saddle passed the gradient test, so a tighter grad_tol is what lets training go
+            // on past it; more steps alone stop at the same tolerance.
+            let c = self.convergence.clone().unwrap_or_default();
+            let saddle = matches!((c.grad_norm, c.grad_tol), (Some(g), Some(t)) if g <= t)
+                && c.excess_over_minimum.is_some();
+            let fix = if saddle {
+                "train the target further: lower training.grad_tol and raise training.steps"
+            } else {
+                "train the target longer: training.steps"
+            };
             format!(
                 "target {target_id} is not a converged minimum ({}): the LLC is defined at a \
                  local minimum, and an estimate elsewhere does not measure a minimum's geometry \
-                 (train the target longer: training.steps)",
+                 ({fix})",
                 self.gradient_text()
             )
         })
@@ -339,6 +349,24 @@ mod tests {
         assert_eq!(
             run(r#"{"healthy": false}"#).first_warning().as_deref(),
             Some("marked unhealthy (no warning recorded)")
+        );
+    }
+
+    #[test]
+    fn a_saddle_run_warning_says_to_lower_grad_tol() {
+        let saddle = target(
+            r#"{"convergence": {"converged": false, "grad_norm": 0.5, "grad_tol": 10.0,
+                                "excess_over_minimum": 12.0}}"#,
+        );
+        let w = saddle.run_warning("tgt_a").unwrap();
+        assert!(w.contains("a saddle"), "{w}");
+        assert!(w.contains("lower training.grad_tol"), "{w}");
+        let short =
+            target(r#"{"convergence": {"converged": false, "grad_norm": 0.5, "grad_tol": 0.1}}"#);
+        let w = short.run_warning("tgt_a").unwrap();
+        assert!(
+            w.ends_with("(train the target longer: training.steps)"),
+            "{w}"
         );
     }
 
