@@ -120,9 +120,19 @@ fn blame_assignment(e: ConfigError, assignments: &[String]) -> ConfigError {
 
 /// Sets `KEY=VALUE` in `root` (see [`load_sweep_with`]). Errors name what is wrong with it.
 pub fn apply_assignment(root: &mut Value, assignment: &str) -> Result<(), String> {
-    let (key, value) = assignment
-        .split_once('=')
-        .ok_or("expected KEY=VALUE, e.g. store_root=runs_b or posterior.gamma=10")?;
+    let Some((key, value)) = assignment.split_once('=') else {
+        // `--config` takes every word after it, so an output path meant as a target lands here.
+        let path_like = assignment.contains('/') || assignment.contains('*');
+        return Err(if path_like {
+            format!(
+                "expected KEY=VALUE, got what looks like an output path: `--config` takes every \
+                 word after it, so put output paths first (`lambda-hat \"{assignment}\" --config \
+                 KEY=VALUE`) or end the values with `--`"
+            )
+        } else {
+            "expected KEY=VALUE, e.g. store_root=runs_b or posterior.gamma=10".into()
+        });
+    };
     let segments: Vec<&str> = key.split('.').collect();
     if segments.iter().any(|s| s.trim().is_empty()) {
         return Err(format!("`{key}` is not a key: use names separated by dots"));
@@ -991,6 +1001,8 @@ mod tests {
         let mut root = yaml("store_root: runs\n");
         let err = |root: &mut Value, a: &str| apply_assignment(root, a).unwrap_err();
         assert!(err(&mut root, "store_root").contains("KEY=VALUE"));
+        let path = err(&mut root, "runs/targets/*/meta.json");
+        assert!(path.contains("put output paths first"), "{path}");
         assert!(err(&mut root, "posterior..gamma=1").contains("not a key"));
         assert!(err(&mut root, "=1").contains("not a key"));
         assert!(err(&mut root, "store_root.x=1").contains("`store_root` is the string"));
