@@ -477,18 +477,6 @@ pub(crate) fn is_stuck(divergences: u64, transitions: usize) -> bool {
     transitions >= STUCK_CHECK_AFTER && 10 * divergences >= 9 * transitions as u64
 }
 
-/// A finished chain's draws are too few to be stuck in the sense of [`is_stuck`] below this
-/// many; under it a chain is not judged (an all-rejected run of a handful of draws).
-const STUCK_AT_END_AFTER: usize = 20;
-
-/// A finished chain is stuck when at least 90 % of its transitions diverged, however short it
-/// is (from [`STUCK_AT_END_AFTER`]): the wait of [`STUCK_CHECK_AFTER`] guards a chain still
-/// running against a burst in one stiff region, but a whole run of 100 draws of which 90 %
-/// diverged has an LLC of 0 ± 0 that means nothing (all draws at w*).
-fn is_stuck_at_end(divergences: u64, transitions: usize) -> bool {
-    transitions >= STUCK_AT_END_AFTER && 10 * divergences >= 9 * transitions as u64
-}
-
 /// Refuses a run whose chains exploded or got stuck (see the module doc).
 fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), SamplerError> {
     let limit = exploded_llc_limit(dim);
@@ -504,7 +492,7 @@ fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), S
         // Metropolis samplers: one transition per draw, each divergent or not.
         let metropolis = cfg.kind().is_metropolis();
         let transitions = trace.llc.len();
-        if metropolis && is_stuck_at_end(trace.divergences, transitions) {
+        if metropolis && is_stuck(trace.divergences, transitions) {
             return Err(SamplerError::Stuck {
                 sampler: cfg.name(),
                 chain: c,
