@@ -15,8 +15,8 @@
 //!   from thinned draws). Measured (2026-12-06) on 8 such targets × MCLMC: llc_sem 0.014–0.021
 //!   before, 0.028–0.049 after, the chain-means χ² (below) 2.3–41.5 before (median 15 on 3
 //!   degrees of freedom, one run flagged), all 8 healthy after, with errors against λ = 10 of
-//!   −1.8 to +0.01 % (one target at −1.8 %, where HMC gave −1.3 %). HMC on the same targets: llc_sem changed
-//!   by 0–9 %. Where the bulk ESS is right the two agree within the batch estimate's noise
+//!   −1.8 to +0.01 % (one target at −1.8 %, where HMC gave −1.3 %). HMC on the same targets:
+//!   llc_sem changed by 0–9 %. Where the bulk ESS is right the two agree within the batch estimate's noise
 //!   (20 batches per chain, ±16 % on the variance for 4 chains), and the smaller is taken, so
 //!   llc_sem errs on the large side. `ess_bulk` itself stays ArviZ's.
 //! * Health warnings: one chain (R-hat undefined), R-hat above `max_r_hat`, bulk or tail ESS
@@ -31,7 +31,8 @@
 //!   short a warmup) shows up as a systematic difference between the halves.
 //! * Chain-means test: each chain's mean m_c and sem s_c (its std/√ess_bulk of that chain
 //!   alone, or its batch-means sem where larger, as for llc_sem; the calibration below was
-//!   measured before that floor, which only lowers χ²) give χ² = Σ (m_c − m̄)²/s_c² with m̄ their inverse-variance weighted mean, on
+//!   measured before that floor, which only lowers χ²) give χ² = Σ (m_c − m̄)²/s_c² with m̄
+//!   their inverse-variance weighted mean, on
 //!   C − 1 degrees of freedom if every s_c is right. It is flagged when its Wilson–Hilferty
 //!   normal score exceeds `chain_means_z` (4.75: p < 10⁻⁶, χ² > 32.8 for 4 chains). So far
 //!   out because each chain's ESS is itself an estimate, whose error inflates χ²: on 684

@@ -415,16 +415,11 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         let describe = |j: crate::plan::JobRef| resources::describe(&rule_resources[&j.rule()]);
         let worker = crate::plan::shell_words(&worker_command(&settings));
         let commands = settings.print_commands.then_some(worker.as_str());
-        // The job's files that are absent or, for archives, cut short: what a user deleted or
-        // a full disk left (the reason then names them, not the marker that is still there).
+        // What a user deleted or a full disk left: the reason names those files, not the
+        // marker that may still be there.
         let damaged = |j: crate::plan::JobRef| -> Vec<String> {
-            plan.outputs(j)
+            crate::store::status::damaged_files(&plan, j)
                 .iter()
-                .filter(|p| {
-                    !p.is_file()
-                        || (p.extension().is_some_and(|e| e == "npz")
-                            && !crate::store::integrity::npz_is_whole(p))
-                })
                 .map(|p| p.display().to_string())
                 .collect()
         };

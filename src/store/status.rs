@@ -128,6 +128,18 @@ fn whole_marker(
         .then_some(json)
 }
 
+/// The job's files that are absent or, for archives, cut short (no end-of-central-directory
+/// record, super::integrity): what a dry run names as the reason a job is redone.
+pub fn damaged_files(plan: &Plan, job: JobRef) -> Vec<std::path::PathBuf> {
+    plan.outputs(job)
+        .into_iter()
+        .filter(|p| {
+            !p.is_file()
+                || (p.extension().is_some_and(|e| e == "npz") && !super::integrity::npz_is_whole(p))
+        })
+        .collect()
+}
+
 /// Whether all of a job's files are present and whole as files (markers name the job, archives
 /// end as they should), whatever the journal recorded about them: what `--touch` accepts.
 pub fn job_files_whole(plan: &Plan, job: JobRef) -> bool {

@@ -1,5 +1,6 @@
 //! What the journal says about each job: the SLURM submission still open (for reattaching),
-//! the latest SLURM id, attempts (SLURM submissions and local starts), final state, elapsed time, MaxRSS and log (for `status`).
+//! the latest SLURM id, attempts (SLURM submissions and local starts), final state, elapsed
+//! time, MaxRSS and log (for `status`).
 //!
 //! Input: the journal's [`Event`]s in order. Output: a [`JobHistory`] per job key. Pure.
 //!
