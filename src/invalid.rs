@@ -24,9 +24,28 @@ pub fn positive(out: &mut Vec<Invalid>, path: &str, x: f64) {
     }
 }
 
-pub fn at_least_one(out: &mut Vec<Invalid>, path: &str, x: usize) {
+/// The largest count a setting may have (steps, draws, rows, chains, components): 10⁹. A larger
+/// one is a slip (a billion gradient steps take days here), and the samplers add and multiply
+/// counts (warmup + steps, draws × leapfrog steps), which must not overflow: past 10⁹ a typed
+/// 2^64 − 1 wrapped SGLD's step count to a run without draws, and crashed HMC.
+pub const MAX_COUNT: usize = 1_000_000_000;
+
+/// A count: at least 1 and at most [`MAX_COUNT`].
+pub fn count(out: &mut Vec<Invalid>, path: &str, x: usize) {
     if x == 0 {
         out.push(invalid(path, "must be at least 1, got 0"));
+    } else {
+        count_or_zero(out, path, x);
+    }
+}
+
+/// A count that may be 0 (warmup steps): at most [`MAX_COUNT`].
+pub fn count_or_zero(out: &mut Vec<Invalid>, path: &str, x: usize) {
+    if x > MAX_COUNT {
+        out.push(invalid(
+            path,
+            format!("must be at most {MAX_COUNT} (10^9), got {x}"),
+        ));
     }
 }
 

@@ -376,6 +376,25 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
             &[key, "at least 1"],
         );
     }
+    // Counts past 10^9, such as a typed 2^64 - 1: SGLD's warmup + steps wrapped to a run
+    // without draws, HMC's leapfrog count overflowed, a mixture's centres overflowed an array.
+    for (sampler, over, key) in [
+        ("sgld", "{ warmup: 18446744073709551615 }", "warmup"),
+        ("hmc", "{ num_integration_steps: 18446744073709551615 }", "num_integration_steps"),
+        ("nuts", "{ warmup: 1000000001 }", "warmup"),
+        ("mclmc", "{ draws: 1000000001 }", "draws"),
+    ] {
+        bad(
+            &format!(
+                "targets:\n  - {{ model: small, data: small, seed: 1 }}\nsamplers:\n  - {{ name: {sampler}, overrides: {over} }}\n"
+            ),
+            &[key, "at most 1000000000"],
+        );
+    }
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { data: { x_dist: mixture, mixture_components: 101, n_data: 100 } } }\nsamplers: []\n",
+        &["mixture_components", "at most n_data (100)"],
+    );
     bad(
         "targets:\n  - { model: small, data: small, seed: 1, overrides: { posterior: { gamma: -1 } } }\nsamplers: []\n",
         &["posterior.gamma"],

@@ -383,6 +383,29 @@ fn emptied_or_truncated_outputs_are_corrupt_and_redone() {
     );
     t.run_with(&["--summary"]).success().stdout_has("corrupt");
     t.run_with(&["status"]).success().stdout_has("corrupt");
+    // The damaged target's runs are no results either: redone with its rebuild, so `status`
+    // counts them outdated and `results` lists them apart, saying why.
+    t.run_with(&["status"]).success().stdout_has("outdated");
+    let results = t
+        .run_with(&["results", "--format", "json"])
+        .success()
+        .stdout();
+    let doc: serde_json::Value = serde_json::from_str(&results).unwrap();
+    let damaged_dir = other_target.parent().unwrap();
+    assert!(
+        doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !damaged_dir.ends_with(r["target_id"].as_str().unwrap())),
+        "{results}"
+    );
+    assert!(
+        doc["not_finished"]
+            .to_string()
+            .contains("its target's files are damaged"),
+        "{results}"
+    );
     t.run_with(&["-j", "2"]).success();
     assert_eq!(read_llc(&analyses[0]), before, "redone bit for bit");
     t.run_with(&["-n"])

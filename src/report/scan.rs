@@ -292,6 +292,22 @@ fn scan_target(
         });
     }
 
+    // Damaged target files (an archive cut short, an edited meta.json): the next sweep rebuilds
+    // the target and redoes its runs, so none of them is a result (as `-n` and `status` say).
+    let damage = crate::store::status::target_damage(
+        target_dir,
+        target_id,
+        known.hashes.get(target_id),
+    );
+    if let Some(why) = &damage {
+        scan.unfinished.push(Unfinished {
+            target_id: target_id.to_string(),
+            run_name: None,
+            path: target_dir.to_path_buf(),
+            status: Status::Broken(format!("{why} (the next sweep rebuilds the target)")),
+        });
+    }
+
     for (run_name, run_dir) in child_dirs(target_dir, "run_")? {
         let marker = (target_id.to_string(), Some(run_name.clone()));
         let analysis_path = run_dir.join(ANALYSIS_JSON);
@@ -314,6 +330,11 @@ fn scan_target(
                     .map_err(|e| format!("{}: {e}", analysis_path.display()))
             });
             match (&meta, analysis, sampler_of(&run_name)) {
+                (Ok(_), Ok(_), Some(_)) if damage.is_some() => Status::Broken(format!(
+                    "its target's files are damaged ({}); the next sweep rebuilds the target and \
+                     redoes this run",
+                    damage.as_deref().unwrap_or_default()
+                )),
                 (Ok(meta), Ok(analysis), Some(_))
                     if crate::store::record::sampled_another_build(
                         known
@@ -490,6 +511,32 @@ mod tests {
             }
             other => panic!("expected Broken, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn runs_of_a_damaged_target_are_listed_apart_with_the_target() {
+        let tmp = TempDir::new("scan-target-damage");
+        let store = StoreBuilder::new(tmp.path());
+        let t = store.target("tgt_aaaaaaaaaaaa", 1, &[4], 20, 100, 1);
+        store.finished_run(&t, "run_hmc_00000001", 3.0, "2026-01-01T00:00:00Z");
+        assert_eq!(scan(tmp.path()).unwrap().finished.len(), 1);
+
+        let params = t.join("params.npz");
+        let bytes = std::fs::read(&params).unwrap();
+        std::fs::write(&params, &bytes[..bytes.len() / 2]).unwrap();
+        let scan = scan(tmp.path()).unwrap();
+        assert!(scan.finished.is_empty(), "a run of a damaged target is no result");
+        let whys: Vec<String> = scan
+            .unfinished
+            .iter()
+            .map(|u| match &u.status {
+                Status::Broken(why) => why.clone(),
+                other => panic!("expected Broken, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(whys.len(), 2, "{whys:?}");
+        assert!(whys[0].contains("params.npz in") && whys[0].contains("cut short"), "{whys:?}");
+        assert!(whys[1].contains("its target's files are damaged"), "{whys:?}");
     }
 
     #[test]

@@ -75,7 +75,7 @@ use super::window_adaptation::{
 use super::{
     ChainTrace, Footprint, NonFinite, OPEN_TRAJECTORY_STEPS, Sampler, SamplerError, is_stuck,
 };
-use crate::invalid::{Invalid, at_least_one};
+use crate::invalid::{Invalid, count, count_or_zero};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
@@ -150,8 +150,9 @@ impl Sampler for HmcConfig {
             max_energy_error: self.max_energy_error,
         }
         .validate(prefix, out);
+        count_or_zero(out, &format!("{prefix}.warmup"), self.warmup);
         if let IntegrationSteps::Fixed(n) = self.num_integration_steps {
-            at_least_one(out, &format!("{prefix}.num_integration_steps"), n);
+            count(out, &format!("{prefix}.num_integration_steps"), n);
         }
     }
 

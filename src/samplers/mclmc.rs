@@ -24,7 +24,7 @@ use super::mclmc_settings::{Integrator, MclmcConfig};
 use super::mclmc_tuning::{self, MAX_ESS_COORDS, TuningStart};
 use super::stat;
 use super::{ChainTrace, Footprint, Sampler, SamplerError, curvature, independent_chains};
-use crate::invalid::{Invalid, at_least_one, invalid, positive};
+use crate::invalid::{Invalid, count, invalid, positive};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
@@ -47,7 +47,7 @@ impl Sampler for MclmcConfig {
 
     fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         let p = |k: &str| format!("{prefix}.{k}");
-        at_least_one(out, &p("draws"), self.draws);
+        count(out, &p("draws"), self.draws);
         for (k, f) in [
             ("frac_tune1", self.frac_tune1),
             ("frac_tune2", self.frac_tune2),
@@ -74,7 +74,7 @@ impl Sampler for MclmcConfig {
                 "is set without `L`: set both to skip tuning, or neither to tune them",
             )),
             (None, None) => {
-                at_least_one(out, &p("num_tuning_steps"), self.num_tuning_steps);
+                count(out, &p("num_tuning_steps"), self.num_tuning_steps);
                 if (self.frac_tune1 + self.frac_tune2) * (self.num_tuning_steps as f64) < 1.0 {
                     out.push(invalid(
                         &p("frac_tune1"),

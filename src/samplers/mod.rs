@@ -64,7 +64,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::invalid::{Invalid, at_least_one};
+use crate::invalid::{Invalid, count};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
@@ -256,7 +256,7 @@ macro_rules! registry {
 
             /// Pushes every out-of-range setting onto `out`, key paths under `prefix`.
             pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
-                at_least_one(out, &format!("{prefix}.chains"), self.chains());
+                count(out, &format!("{prefix}.chains"), self.chains());
                 match self {
                     $(SamplerConfig::$variant(s) => s.validate(prefix, out)),+
                 }

@@ -56,7 +56,7 @@ use super::window_adaptation::{
     Adaptation, MetropolisSettings, WarmupSettings, WarmupWalker, step_size_fix, windowed_warmup,
 };
 use super::{ChainTrace, Footprint, NonFinite, OPEN_TRAJECTORY_STEPS, Sampler, SamplerError};
-use crate::invalid::{Invalid, invalid};
+use crate::invalid::{Invalid, count_or_zero, invalid};
 use crate::numeric::Real;
 use crate::posterior::{LossModel, Posterior};
 
@@ -143,6 +143,7 @@ impl Sampler for NutsConfig {
             max_energy_error: self.max_energy_error,
         }
         .validate(prefix, out);
+        count_or_zero(out, &format!("{prefix}.warmup"), self.warmup);
         if !(1..=MAX_TREE_DEPTH_LIMIT).contains(&self.max_tree_depth) {
             out.push(invalid(
                 &format!("{prefix}.max_tree_depth"),

@@ -44,7 +44,7 @@ use super::{
     ChainTrace, Footprint, NonFinite, Sampler, SamplerError, calibration_rng, exploded_llc_limit,
     sgld_step, stat,
 };
-use crate::invalid::{Invalid, at_least_one, fraction, invalid, positive};
+use crate::invalid::{Invalid, count, count_or_zero, fraction, invalid, positive};
 use crate::numeric::Real;
 use crate::posterior::{LogpEval, LossModel, Posterior, Rows};
 
@@ -145,8 +145,9 @@ impl Sampler for SgldConfig {
             )),
             StepSize::Auto => {}
         }
-        at_least_one(out, &p("steps"), self.steps);
-        at_least_one(out, &p("eval_every"), self.eval_every);
+        count(out, &p("steps"), self.steps);
+        count_or_zero(out, &p("warmup"), self.warmup);
+        count(out, &p("eval_every"), self.eval_every);
         if self.eval_every > 0 && self.steps > 0 && self.steps < self.eval_every {
             out.push(invalid(
                 &p("steps"),
@@ -157,7 +158,7 @@ impl Sampler for SgldConfig {
             ));
         }
         if let Some(b) = self.batch_size {
-            at_least_one(out, &p("batch_size"), b);
+            count(out, &p("batch_size"), b);
         }
         fraction(out, &p("precond_decay"), self.precond_decay, true);
         fraction(out, &p("precond_beta1"), self.precond_beta1, false);

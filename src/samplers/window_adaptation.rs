@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
-use crate::invalid::{Invalid, at_least_one, fraction, positive};
+use crate::invalid::{Invalid, count, fraction, positive};
 use crate::numeric::Real;
 
 /// How HMC's (and NUTS's) warmup adapts the step size and inverse mass matrix.
@@ -56,7 +56,7 @@ pub(super) struct MetropolisSettings {
 impl MetropolisSettings {
     pub(super) fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         let p = |k: &str| format!("{prefix}.{k}");
-        at_least_one(out, &p("draws"), self.draws);
+        count(out, &p("draws"), self.draws);
         positive(out, &p("step_size"), self.step_size);
         fraction(out, &p("target_acceptance"), self.target_acceptance, true);
         positive(out, &p("max_energy_error"), self.max_energy_error);

@@ -128,6 +128,38 @@ fn whole_marker(
         .then_some(json)
 }
 
+/// Why a target's files, all present, cannot be used (`None` when they are whole, or when one
+/// is missing, which is not damage: `clean --keep-plots` removes the arrays): an archive cut
+/// short, or a meta.json that does not name the target or is not the file its job wrote (the
+/// journal's recorded hash, `recorded`). Its runs are then redone with it, so reports list
+/// them apart and `status` counts them outdated.
+pub fn target_damage(dir: &Path, target_id: &str, recorded: Option<&String>) -> Option<String> {
+    if !TARGET_FILES.iter().all(|f| dir.join(f).is_file()) {
+        return None;
+    }
+    if whole_marker(dir, TARGET_FILES, "target_id", target_id, recorded).is_some() {
+        return None;
+    }
+    let cut_short: Vec<&str> = TARGET_FILES[1..]
+        .iter()
+        .copied()
+        .filter(|f| !super::integrity::npz_is_whole(&dir.join(f)))
+        .collect();
+    Some(if cut_short.is_empty() {
+        format!(
+            "{} is not the file its job wrote (edited, or not this target's)",
+            dir.join(TARGET_FILES[0]).display()
+        )
+    } else {
+        format!(
+            "{} in {} {} empty or cut short",
+            cut_short.join(" and "),
+            dir.display(),
+            if cut_short.len() == 1 { "is" } else { "are" }
+        )
+    })
+}
+
 /// The job's files that are absent or, for archives, cut short (no end-of-central-directory
 /// record, super::integrity): what a dry run names as the reason a job is redone.
 pub fn damaged_files(plan: &Plan, job: JobRef) -> Vec<std::path::PathBuf> {
@@ -195,7 +227,10 @@ impl StoreStatus {
                                 Some(files) => files.clone(),
                                 None => super::integrity::file_hashes(&analysis, "target_files"),
                             };
-                            if super::record::sampled_another_build(&sampled, &target_files) {
+                            // A run of a damaged target is redone with its rebuild.
+                            if (present && !whole)
+                                || super::record::sampled_another_build(&sampled, &target_files)
+                            {
                                 runs_outdated.insert(key.clone());
                             }
                             runs_done.insert(key);

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::invalid::{Invalid, at_least_one, fraction, invalid, positive};
+use crate::invalid::{Invalid, count, fraction, invalid, positive};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -101,7 +101,7 @@ impl DataConfig {
     }
 
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
-        at_least_one(out, &format!("{prefix}.n_data"), self.n_data);
+        count(out, &format!("{prefix}.n_data"), self.n_data);
         if !(self.noise_scale.is_finite() && self.noise_scale >= 0.0) {
             out.push(invalid(
                 &format!("{prefix}.noise_scale"),
@@ -113,17 +113,28 @@ impl DataConfig {
             &format!("{prefix}.aniso_condition"),
             self.aniso_condition,
         );
-        at_least_one(
+        count(
             out,
             &format!("{prefix}.mixture_components"),
             self.mixture_components,
         );
+        // Each row draws one centre, so more centres than rows add nothing but memory (the
+        // centres are not counted in a job's memory estimate; rows are).
+        if self.x_dist == XDist::Mixture && self.mixture_components > self.n_data {
+            out.push(invalid(
+                &format!("{prefix}.mixture_components"),
+                format!(
+                    "must be at most n_data ({}): each row draws one centre, got {}",
+                    self.n_data, self.mixture_components
+                ),
+            ));
+        }
         positive(
             out,
             &format!("{prefix}.mixture_spread"),
             self.mixture_spread,
         );
-        at_least_one(out, &format!("{prefix}.manifold_dim"), self.manifold_dim);
+        count(out, &format!("{prefix}.manifold_dim"), self.manifold_dim);
         positive(out, &format!("{prefix}.tail_df"), self.tail_df);
         fraction(
             out,

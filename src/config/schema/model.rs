@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::invalid::{Invalid, at_least_one, invalid};
+use crate::invalid::{Invalid, count, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -70,8 +70,8 @@ fn at_most(out: &mut Vec<Invalid>, key: &str, value: usize, max: usize) {
 
 impl ModelConfig {
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
-        at_least_one(out, &format!("{prefix}.in_dim"), self.in_dim);
-        at_least_one(out, &format!("{prefix}.out_dim"), self.out_dim);
+        count(out, &format!("{prefix}.in_dim"), self.in_dim);
+        count(out, &format!("{prefix}.out_dim"), self.out_dim);
         at_most(out, &format!("{prefix}.in_dim"), self.in_dim, MAX_DIM);
         at_most(out, &format!("{prefix}.out_dim"), self.out_dim, MAX_DIM);
         at_most(out, &format!("{prefix}.depth"), self.depth, MAX_DEPTH);
@@ -107,7 +107,7 @@ impl ModelConfig {
                     ));
                 }
             }
-            (None, Some(p)) => at_least_one(out, &format!("{prefix}.target_params"), p),
+            (None, Some(p)) => count(out, &format!("{prefix}.target_params"), p),
             (None, None) if self.depth > 0 => out.push(invalid(
                 &format!("{prefix}.widths"),
                 "a model with hidden layers needs `widths` (one per layer) or `target_params`",

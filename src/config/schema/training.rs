@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::invalid::{Invalid, at_least_one, invalid, positive};
+use crate::invalid::{Invalid, count, invalid, positive};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -87,10 +87,10 @@ impl TrainingConfig {
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         positive(out, &format!("{prefix}.learning_rate"), self.learning_rate);
         // 0 steps would hand the sampler the initialization as "w*", far from any minimum.
-        at_least_one(out, &format!("{prefix}.steps"), self.steps);
-        at_least_one(out, &format!("{prefix}.eval_every"), self.eval_every);
+        count(out, &format!("{prefix}.steps"), self.steps);
+        count(out, &format!("{prefix}.eval_every"), self.eval_every);
         if let Some(b) = self.batch_size {
-            at_least_one(out, &format!("{prefix}.batch_size"), b);
+            count(out, &format!("{prefix}.batch_size"), b);
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             out.push(invalid(
