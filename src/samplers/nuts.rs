@@ -36,7 +36,8 @@
 //! it had on its trajectory), `energy_error` (the largest |H − H0| over the transition's
 //! leapfrog points, +∞ when one was not finite: the number divergence is judged on, where
 //! HMC's records the proposal's signed error), `step_size`, `diverging` (0/1), `tree_depth`
-//! (completed doublings) and `n_leapfrog` (gradients of the transition). As HMC:
+//! (doublings tried, as Stan counts them: a rejected last doubling counts, so a draw
+//! costs at most 2^tree_depth − 1 gradients) and `n_leapfrog` (gradients of the transition). As HMC:
 //! `warmup_step_size`, `warmup_acceptance` and `warmup_diverging` for the adaptation plot.
 //!
 //! Every buffer a transition needs is allocated with the chain: the two trajectory ends, one
@@ -495,6 +496,10 @@ impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
             };
             self.seam.copy_from_slice(&self.ends[dir].p);
             let Some(lsw_sub) = self.build(depth, dir, 0, &mut b, rng) else {
+                // Stan's convention, which ArviZ's `tree_depth` follows: a doubling counts
+                // when it is tried, even if its subtree turned or diverged and was rejected, so
+                // that a draw's gradients are at most 2^depth − 1.
+                depth += 1;
                 break;
             };
             // Biased progressive sampling: move to the new subtree with probability

@@ -707,9 +707,10 @@ fn nuts_with_a_huge_fixed_step_diverges_on_every_draw() {
     assert_eq!(a.divergences as usize, a.chains * a.draws, "{a:?}");
     for c in &run.chains {
         assert!(c.stats["diverging"].iter().all(|&d| d == 1.0));
-        // The first leapfrog step diverges: the tree never completes a doubling.
+        // The first leapfrog step diverges: the first doubling is tried (depth 1, Stan's
+        // count) and rejected.
         assert!(c.stats["n_leapfrog"].iter().all(|&n| n == 1.0));
-        assert!(c.stats["tree_depth"].iter().all(|&d| d == 0.0));
+        assert!(c.stats["tree_depth"].iter().all(|&d| d == 1.0));
         assert_eq!(c.tuned["step_size"], 1e3);
     }
     assert!(a.warnings.iter().any(|w| w.contains("divergent")));
@@ -732,10 +733,14 @@ fn nuts_max_tree_depth_bounds_the_trajectory() {
             assert!(c.stats["tree_depth"].iter().all(|&d| d == depth as f64));
         }
     }
-    // And the preset's adapted step stays well inside depth 10 on a Gaussian.
+    // And the preset's adapted step stays well inside depth 10 on a Gaussian, every draw
+    // within the 2^depth − 1 gradients of its recorded depth (Stan's and ArviZ's convention).
     let (run, _) = small_nuts(|_| {});
     for c in &run.chains {
         assert!(c.stats["n_leapfrog"].iter().all(|&x| x <= 1023.0));
+        for (&n, &d) in c.stats["n_leapfrog"].iter().zip(&c.stats["tree_depth"]) {
+            assert!(d >= 1.0 && n <= 2f64.powf(d) - 1.0, "{n} gradients at depth {d}");
+        }
     }
 }
 
