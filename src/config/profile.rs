@@ -218,12 +218,40 @@ fn parse_profile(file: &Path, text: &str) -> Result<Profile, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Profile::default());
     }
-    serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
+    let profile: Profile = serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
         path: file.to_path_buf(),
         entry: "profile".into(),
         key: "config.yaml".into(),
         message: e.to_string(),
-    })
+    })?;
+    if let Some(cmd) = &profile.worker_command {
+        check_worker_command(cmd).map_err(|message| ConfigError::Invalid {
+            path: file.to_path_buf(),
+            entry: "profile".into(),
+            key: "worker-command".into(),
+            message,
+        })?;
+    }
+    Ok(profile)
+}
+
+/// A `worker-command` is split at whitespace into words, each passed on as it is (and quoted
+/// for the job script): an empty one would run whatever `worker` is on the node's PATH, and
+/// quotes or backslashes, which a shell would remove, would stay in the words.
+fn check_worker_command(cmd: &str) -> Result<(), String> {
+    if cmd.trim().is_empty() {
+        return Err("is empty: give the lambda-hat binary's path on the compute nodes, or drop \
+                    the key to use this binary's own path"
+            .into());
+    }
+    if cmd.contains(['\'', '"', '`', '\\']) {
+        return Err(format!(
+            "`{cmd}` has quotes or backslashes, but the command is split at spaces without a \
+             shell's quoting, so they would stay in the words: give a path without spaces or \
+             quotes (a symbolic link to the binary, for example)"
+        ));
+    }
+    Ok(())
 }
 
 pub fn load_profile(name: &str) -> Result<LoadedProfile, ConfigError> {
@@ -296,6 +324,27 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn an_empty_or_quoted_worker_command_is_refused() {
+        let check = |yaml: &str| parse_profile(Path::new("p/config.yaml"), yaml);
+        for bad in ["worker-command: ''", "worker-command: '   '"] {
+            let err = check(bad).unwrap_err().to_string();
+            assert!(err.contains("worker-command") && err.contains("is empty"), "{err}");
+        }
+        for bad in [
+            r#"worker-command: "'/opt/my dir/lambda-hat' -v""#,
+            r#"worker-command: '/opt/my\ dir/lambda-hat'"#,
+        ] {
+            let err = check(bad).unwrap_err().to_string();
+            assert!(err.contains("quotes or backslashes"), "{bad}: {err}");
+        }
+        let ok = check("worker-command: /opt/lh/bin/lambda-hat -v").unwrap();
+        assert_eq!(
+            ok.worker_command.as_deref(),
+            Some("/opt/lh/bin/lambda-hat -v")
+        );
     }
 
     #[test]
