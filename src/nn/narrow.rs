@@ -75,6 +75,15 @@
 //! 0.0004 either way. Small tanh HMC sweep (4 chains, 2 threads), median of three:
 //! 17,900 → 24,100 gradients/s.
 
+//! Tried and left out (2026-12-06, Zen 5 VM with AVX-512): weight gradients two inputs × four
+//! outputs at a time (each block of g_j loaded once for two sums: 12 loads per 16 multiply-adds
+//! in f64 instead of 10 per 8), and a layer's last `h % 4` outputs four inputs at a time. Same
+//! sums in the same order, so the same bits. Best-of-15 ms per gradient on one thread, three
+//! alternating runs of each build, f64 / f32: small8 0.0273–0.0372 / 0.0172–0.0174 →
+//! 0.0295–0.0299 / 0.0181–0.0221, small8-tanh 0.0380–0.0391 / 0.0207–0.0263 → 0.0399–0.0402 /
+//! 0.0210–0.0221, dln432 unchanged: not faster, so not kept. (Written as one `[[[F; 16]; 4]; 2]`
+//! array of partial sums, the compiler kept them on the stack in scalar code, 2–4× slower.)
+
 // The loops write `a = a + b`, not `a += b`: through the generic `AddAssign` bound the compound
 // form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
 #![allow(clippy::assign_op_pattern)]
