@@ -316,6 +316,14 @@ fn a_mistake_in_a_preset_file_is_named_in_that_file() {
         .run_with(&["-n"])
         .failure(exit_code::USAGE)
         .clear_error(&["config/experiments.yaml", "samplers[0] (name: hmc)", "overrides.step_sise"]);
+    // So does a bad item of a list it set, not only a bad scalar.
+    Test::new()
+        .experiments(
+            "targets:\n  - { model: small, data: small, seed: 1, overrides: { model: { widths: [-1, 6] } } }\nsamplers: []\n",
+        )
+        .run_with(&["-n"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["config/experiments.yaml", "targets[0]", "model.widths[0]"]);
 }
 
 /// A bad key set by `--config` is blamed on the command line, not looked for in the file.

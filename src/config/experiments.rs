@@ -449,10 +449,16 @@ impl<'a> Layer<'a> {
     }
 }
 
-/// The layer (highest precedence first) that set `key` (dotted, within the section), else the
-/// last one: a preset holds every key of its section, so a bad key no override wrote is its.
+/// The layer (highest precedence first) that set `key` (dotted, within the section, with list
+/// items as `widths[0]`), else the last one: a preset holds every key of its section, so a bad
+/// key no override wrote is its.
 fn blame<'l, 'a>(layers: &'l [Layer<'a>], key: &str) -> Option<&'l Layer<'a>> {
-    let segments: Vec<&str> = key.split('.').filter(|k| !k.is_empty()).collect();
+    // `widths[0]` is the key `widths`, then item 0 (an override replaces a whole list).
+    let segments: Vec<&str> = key
+        .split('.')
+        .map(|k| k.split_once('[').map_or(k, |(name, _)| name))
+        .filter(|k| !k.is_empty())
+        .collect();
     let sets = |v: &Value| segments.iter().try_fold(v, |v, k| v.get(*k)).is_some();
     layers
         .iter()
