@@ -50,6 +50,12 @@ pub enum ResourceError {
     RuleSyntax { text: String },
     #[error("unknown rule `{rule}` in `{text}`; the rules are build_target, run_sampler")]
     UnknownRule { rule: String, text: String },
+    #[error(
+        "unknown resource `{name}`: did you mean {suggestion}? (A name lambda-hat does not know \
+         is a custom resource, which only --resources limits count and SLURM never sees, so one \
+         this close to a known name is refused.)"
+    )]
+    Misspelled { name: String, suggestion: String },
     #[error("invalid value for resource {name}: `{value}` ({why})")]
     Value {
         name: String,
@@ -201,9 +207,59 @@ fn parse_megabytes(raw: &str) -> Option<i64> {
     (mb <= i64::MAX as f64).then_some(mb as i64)
 }
 
+/// The resources lambda-hat reads itself; any other name is a custom resource.
+const KNOWN: &[&str] = &["mem_mb", "mem_mb_per_cpu", "runtime", "cpus_per_task"];
+
+/// Names people write for a known resource under another scheduler's spelling.
+const OTHER_SPELLINGS: &[(&str, &str)] = &[
+    ("partition", "`slurm_partition`"),
+    ("account", "`slurm_account`"),
+    ("mem_gb", "`mem` with a unit (mem=4G) or `mem_mb`"),
+    ("memory", "`mem` with a unit (mem=4G) or `mem_mb`"),
+    ("ntasks", "`cpus_per_task` (a job is one task)"),
+];
+
+/// The known resource a name looks like a slip for, if any: another scheduler's spelling, or
+/// within one edit of a known name (two for names of 6 letters or more: `runtme`,
+/// `cpus-per-task`). Short custom names stay free (`gpus` is two edits from `gres`).
+fn misspelling_of(name: &str) -> Option<String> {
+    if KNOWN.contains(&name) || TEXT_RESOURCES.contains(&name) {
+        return None;
+    }
+    if let Some((_, known)) = OTHER_SPELLINGS.iter().find(|(n, _)| *n == name) {
+        return Some(known.to_string());
+    }
+    let allowed = if name.chars().count() >= 6 { 2 } else { 1 };
+    KNOWN
+        .iter()
+        .chain(TEXT_RESOURCES)
+        .chain(["time", "walltime", "mem", "threads"].iter())
+        .find(|k| edit_distance(name, k) <= allowed)
+        .map(|k| format!("`{k}`"))
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions of characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// Parses and validates a value for resource `name`.
 pub fn parse_value(name: &str, raw: &str) -> Result<ResourceValue, ResourceError> {
     let name = canonical_name(name);
+    if let Some(suggestion) = misspelling_of(&name) {
+        return Err(ResourceError::Misspelled { name, suggestion });
+    }
     let raw = raw.trim();
     let bad = |why: &str| ResourceError::Value {
         name: name.clone(),
@@ -525,6 +581,32 @@ mod tests {
             parse_value("slurm_partition", "gpu").unwrap(),
             ResourceValue::Text("gpu".into())
         );
+    }
+
+    #[test]
+    fn a_name_close_to_a_known_resource_is_refused_with_the_known_one() {
+        assert_eq!(edit_distance("runtme", "runtime"), 1);
+        assert_eq!(edit_distance("cpus-per-task", "cpus_per_task"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        for (name, suggested) in [
+            ("runtme", "`runtime`"),
+            ("cpus-per-task", "`cpus_per_task`"),
+            ("partition", "`slurm_partition`"),
+            ("account", "`slurm_account`"),
+            ("mem_gb", "`mem` with a unit"),
+            ("slurm_acount", "`slurm_account`"),
+        ] {
+            let err = parse_value(name, "30").unwrap_err();
+            assert!(
+                matches!(&err, ResourceError::Misspelled { suggestion, .. } if suggestion.starts_with(suggested)),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains("did you mean"), "{err}");
+        }
+        // Custom names that are not near a known one stay custom, and aliases stay aliases.
+        for name in ["gpus", "gpu", "disk_mb", "tmpdir", "licenses", "time", "mem", "threads"] {
+            assert!(parse_value(name, "3").is_ok(), "{name}");
+        }
     }
 
     #[test]
