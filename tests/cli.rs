@@ -572,7 +572,19 @@ fn a_bad_bundle_size_is_refused_naming_the_key_and_the_file() {
         .experiments(TINY_SWEEP)
         .file("profiles/p/config.yaml", "bundle-size: auto\n");
     t.run_with(&["-n", "--profile", "profiles/p", "--bundle-size", "4"])
-        .success();
+        .success()
+        .stderr_has("ignores it");
+}
+
+/// SLURM's flags on a local sweep: --detach, which would run the whole sweep in the foreground,
+/// is refused; --bundle-size, harmless, is noted as ignored.
+#[test]
+fn slurm_flags_on_a_local_sweep_are_refused_or_noted() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "1", "--detach"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["--detach", "runs locally", "--executor slurm"]);
+    assert!(!t.store().exists(), "nothing ran");
 }
 
 /// Runs `lambda-hat ARGS` in `t`'s directory with stdout and stderr as given.

@@ -161,6 +161,22 @@ impl Settings {
         if jobs == 0 {
             return Err(CliError::Usage("-j/--jobs must be at least 1".into()));
         }
+        // Flags of the SLURM executor, given on the command line of a local sweep: --detach
+        // would otherwise run the whole sweep in the foreground, the opposite of what it asks.
+        if executor == Executor::Local && args.detach {
+            return Err(CliError::Usage(
+                "--detach leaves SLURM jobs queued and returns, but this sweep runs locally, in \
+                 this process: use --executor slurm or a SLURM --profile, or keep a local sweep \
+                 running with nohup or tmux"
+                    .into(),
+            ));
+        }
+        if executor == Executor::Local && args.bundle_size.is_some() {
+            crate::terminal::note!(
+                "note: --bundle-size bundles SLURM jobs; this local sweep runs its jobs one by \
+                 one (-j at a time) and ignores it"
+            );
+        }
         Ok(Settings {
             configfile: args
                 .configfile
