@@ -270,6 +270,12 @@ fn sigterm_and_sighup_stop_the_workers_and_keep_their_markers_like_ctrl_c() {
             wait_until_no_workers(&dir),
             "{signal}: workers outlived the controller"
         );
+        // It says how many markers it kept: the jobs that were running (two at -j 2).
+        let err = std::fs::read_to_string(t.path().join("controller.err")).unwrap();
+        assert!(
+            err.contains("2 incomplete markers were kept"),
+            "{signal}: {err}"
+        );
         // The interrupted job's marker stays, so the next run asks for --ri; with it the sweep
         // finishes with the numbers of a run never interrupted.
         t.run_with(&["-j", "2"])

@@ -34,15 +34,26 @@ pub enum CliError {
     Locked(#[from] crate::store::LockError),
     #[error("{0}")]
     ValidationFailed(String),
-    #[error(
-        "interrupted: running jobs were stopped; their incomplete markers were kept (rerun with --rerun-incomplete)"
-    )]
-    Interrupted(i32),
+    /// Ctrl-C or a signal: the exit code, and the incomplete markers left in the store (only a
+    /// job that was running when stopped leaves one; one that was queued or pending does not).
+    #[error("{}", interrupted_message(*markers))]
+    Interrupted { code: i32, markers: usize },
     #[error("{what}: {source}")]
     Io {
         what: String,
         source: std::io::Error,
     },
+}
+
+fn interrupted_message(markers: usize) -> String {
+    match markers {
+        0 => "interrupted: no job was left half-done; run the same command to go on".into(),
+        n => format!(
+            "interrupted: running jobs were stopped; {n} incomplete marker{} kept (rerun with \
+             --rerun-incomplete)",
+            if n == 1 { " was" } else { "s were" }
+        ),
+    }
 }
 
 impl CliError {
@@ -70,7 +81,7 @@ impl CliError {
             | CliError::Worker(_)
             | CliError::Validate(_)
             | CliError::ValidationFailed(_) => exit_code::FAILED,
-            CliError::Interrupted(code) => *code,
+            CliError::Interrupted { code, .. } => *code,
             CliError::Io { .. }
             | CliError::Exec(
                 ExecError::Io { .. } | ExecError::Spawn { .. } | ExecError::Signals(_),

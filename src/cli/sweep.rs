@@ -693,9 +693,12 @@ pub fn worker_command(settings: &Settings) -> Vec<String> {
 fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
     if outcome.interrupted {
         let signal = outcome.interrupted_by.unwrap_or("SIGINT");
-        return Err(CliError::Interrupted(crate::exec::signals::exit_code(
-            signal,
-        )));
+        return Err(CliError::Interrupted {
+            code: crate::exec::signals::exit_code(signal),
+            markers: crate::store::incomplete::IncompleteMarkers::new(&plan.store_root)
+                .list()
+                .len(),
+        });
     }
     if outcome.failed.is_empty() {
         crate::terminal::note!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
