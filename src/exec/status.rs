@@ -150,6 +150,9 @@ struct Files {
     outdated: bool,
     corrupt: bool,
     incomplete: bool,
+    /// Its completion marker was written after its bundle was submitted, while the bundle
+    /// (SLURM job) may still run its other members: finished, whatever SLURM says.
+    finished_in_bundle: bool,
 }
 
 /// The state of a job from what SLURM, the store and the journal say. A live SLURM job (queued
@@ -164,6 +167,9 @@ fn classify(
     local_alive: bool,
 ) -> JobStatus {
     let open_state = slurm.filter(|(_, open)| *open).map(|(state, _)| state);
+    if files.finished_in_bundle && files.done {
+        return JobStatus::Done;
+    }
     match open_state {
         Some(Some(JobState::Pending | JobState::Requeued)) => return JobStatus::Pending,
         Some(Some(s)) if !s.is_terminal() => return JobStatus::Running,
@@ -199,6 +205,18 @@ fn classify(
         Some(history::FAILED | history::SUBMIT_FAILED) => JobStatus::Failed,
         _ => JobStatus::Missing,
     }
+}
+
+/// Whether the file at `path` was last written at or after `since` (RFC 3339): a bundle member's
+/// marker written in this submission, not one a forced rerun is about to replace.
+fn written_since(path: &std::path::Path, since: &str) -> bool {
+    let Ok(since) = chrono::DateTime::parse_from_rfc3339(since) else {
+        return false;
+    };
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(|t| chrono::DateTime::<chrono::Utc>::from(t) >= since)
+        .unwrap_or(false)
 }
 
 /// Submissions whose `sbatch` was cut off (the controller died while it ran: the journal has
@@ -287,6 +305,9 @@ impl SweepStatus {
                 outdated: status.outdated(plan, job),
                 corrupt: status.corrupt(plan, job),
                 incomplete,
+                finished_in_bundle: open.is_some_and(|o| {
+                    o.bundled && written_since(&plan.output(job), &o.since)
+                }),
             };
             let state = classify(
                 files,
@@ -452,7 +473,41 @@ mod tests {
             outdated,
             corrupt,
             incomplete,
+            finished_in_bundle: false,
         }
+    }
+
+    #[test]
+    fn a_bundle_member_that_finished_is_done_while_its_bundle_runs() {
+        let running = Some(JobState::Running);
+        // Its marker written in this submission: done, whatever SLURM says of the bundle.
+        let finished = Files {
+            finished_in_bundle: true,
+            ..files(true, false, false, true)
+        };
+        assert_eq!(
+            classify(finished, None, Some((&running, true)), false),
+            JobStatus::Done
+        );
+        // Files from before (a forced rerun waiting its turn in the bundle): running.
+        let waiting = files(true, false, false, true);
+        assert_eq!(
+            classify(waiting, None, Some((&running, true)), false),
+            JobStatus::Running
+        );
+    }
+
+    #[test]
+    fn a_marker_counts_as_written_since_a_time_by_its_modification_time() {
+        let dir = std::env::temp_dir().join(format!("lh-written-since-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("analysis.json");
+        std::fs::write(&marker, "{}").unwrap();
+        assert!(written_since(&marker, "2020-01-01T00:00:00+00:00"));
+        assert!(!written_since(&marker, "2999-01-01T00:00:00Z"));
+        assert!(!written_since(&marker, "not a time"));
+        assert!(!written_since(&dir.join("absent.json"), "2020-01-01T00:00:00Z"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
