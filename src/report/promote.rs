@@ -15,7 +15,7 @@
 //!
 //! A gallery shows one target, so its samplers are compared on the same posterior: `--target`,
 //! else the target with runs of the most of the requested samplers (all samplers when none is
-//! requested), the newest run breaking ties. When a run has no
+//! requested), then with healthy runs of the most of them, the newest run breaking ties. When a run has no
 //! `diagnostics/trace.png` but has its `trace.npz`, the trace plot is drawn from it, so stores
 //! from before the worker drew plots still promote.
 
@@ -253,22 +253,32 @@ pub fn gallery(args: &GalleryArgs, out: &mut dyn Write) -> Result<Vec<Promoted>,
 }
 
 /// The target a gallery shows by default: the one with runs of the most `requested` samplers
-/// (of the most samplers when none is requested); among those, the one with the newest run
-/// (then the larger ID, so the choice is deterministic).
+/// (of the most samplers when none is requested); among those, the one with a healthy run of
+/// the most of them (a gallery of a target whose runs are all unhealthy, when another has
+/// healthy ones, shows the worst of the store), then the one with the newest run (then the
+/// larger ID, so the choice is deterministic).
 fn default_target(runs: &[scan::FinishedRun], requested: &[&str]) -> String {
     use std::collections::{BTreeMap, BTreeSet};
-    let mut per_target: BTreeMap<&str, (BTreeSet<&str>, Option<DateTime<FixedOffset>>)> =
-        BTreeMap::new();
+    #[derive(Default)]
+    struct Target<'a> {
+        samplers: BTreeSet<&'a str>,
+        healthy: BTreeSet<&'a str>,
+        newest: Option<DateTime<FixedOffset>>,
+    }
+    let mut per_target: BTreeMap<&str, Target> = BTreeMap::new();
     for r in runs {
         let entry = per_target.entry(&r.meta.target_id).or_default();
         if requested.is_empty() || requested.contains(&r.sampler.as_str()) {
-            entry.0.insert(&r.sampler);
+            entry.samplers.insert(&r.sampler);
+            if healthy_on_converged(r) {
+                entry.healthy.insert(&r.sampler);
+            }
         }
-        entry.1 = entry.1.max(created_at(&r.analysis));
+        entry.newest = entry.newest.max(created_at(&r.analysis));
     }
     per_target
         .into_iter()
-        .max_by_key(|(id, (samplers, newest))| (samplers.len(), *newest, *id))
+        .max_by_key(|(id, t)| (t.samplers.len(), t.healthy.len(), t.newest, *id))
         .map(|(id, _)| id.to_string())
         .unwrap_or_default()
 }
@@ -624,6 +634,31 @@ mod tests {
         assert_eq!(second, first);
         assert_eq!(second.matches(snippet::BEGIN).count(), 1);
         assert_eq!(second.matches(snippet::END).count(), 1);
+    }
+
+    #[test]
+    fn the_default_target_is_one_with_healthy_runs_when_there_is_one() {
+        let tmp = TempDir::new("promote-healthy-target");
+        let s = StoreBuilder::new(&tmp.path().join("runs"));
+        let a = s.target("tgt_aaaaaaaaaaaa", 2, &[8, 8], 120, 5000, 42);
+        let z = s.target("tgt_zzzzzzzzzzzz", 2, &[8, 8], 120, 5000, 43);
+        for (sampler, n) in [("hmc", 1), ("sgld", 2)] {
+            s.finished_run(&a, &format!("run_{sampler}_0000000{n}"), 3.0, "2026-01-01T00:00:00Z");
+            // Newer, on the larger ID, both samplers: chosen before, though all unhealthy.
+            s.finished_run_with(
+                &z,
+                &format!("run_{sampler}_0000001{n}"),
+                serde_json::json!({"created_at": "2026-03-01T00:00:00Z", "healthy": false,
+                                   "warnings": ["R-hat 1.230 > 1.01: the chains disagree"]}),
+                &[vec![1.0; 10]],
+            );
+        }
+        let promoted = gallery(&gallery_args(&tmp, &["hmc", "sgld"]), &mut Vec::new()).unwrap();
+        assert!(
+            promoted.iter().all(|p| p.target_id == "tgt_aaaaaaaaaaaa"),
+            "{promoted:?}"
+        );
+        assert!(promoted.iter().all(|p| p.unhealthy.is_none()));
     }
 
     #[test]
