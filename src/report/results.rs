@@ -268,6 +268,12 @@ pub fn rows_table(rows: &[RunRow], terminal: bool) -> Table {
                     {
                         Value::Text("-".into())
                     }
+                    // A setting the run does not have (MCLMC's num_integration_steps) is not a
+                    // failed computation: `-`, as for an unknown convergence, not `NaN`.
+                    (Key::Config(_), true) => match c.value(r) {
+                        Value::Null => Value::Text("-".into()),
+                        v => v,
+                    },
                     _ => c.value(r),
                 })
                 .collect()
@@ -617,6 +623,33 @@ mod tests {
             tail("run_hmc_00000004"),
             ["true", "-", "0", "run_hmc_00000004"]
         );
+    }
+
+    #[test]
+    fn a_setting_a_run_does_not_have_is_a_dash_in_the_table_and_empty_in_csv() {
+        let tmp = TempDir::new("results-missing-setting");
+        let s = StoreBuilder::new(tmp.path());
+        let t = s.target("tgt_aaaaaaaaaaaa", 1, &[4], 20, 100, 1);
+        let hmc = s.finished_run(&t, "run_hmc_00000001", 3.0, "2026-01-01T00:00:00Z");
+        let mclmc = s.finished_run(&t, "run_mclmc_00000002", 3.1, "2026-01-01T00:00:00Z");
+        // Two HMC variants, so the table shows the setting that tells them apart.
+        let hmc20 = s.finished_run(&t, "run_hmc_00000003", 3.0, "2026-01-01T00:00:00Z");
+        for (dir, sampler) in [
+            (&hmc, serde_json::json!({"name": "hmc", "num_integration_steps": 10})),
+            (&hmc20, serde_json::json!({"name": "hmc", "num_integration_steps": 20})),
+            (&mclmc, serde_json::json!({"name": "mclmc"})),
+        ] {
+            let spec = serde_json::json!({"config": {"sampler": sampler}});
+            std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
+        }
+        let (text, _) = run_to_strings(&ResultsArgs::new(tmp.path())).unwrap();
+        assert!(text.contains("num_integration_steps"), "{text}");
+        let line = text.lines().find(|l| l.contains("run_mclmc")).unwrap();
+        assert!(!line.contains("NaN") && line.contains(" - "), "{line}");
+        let mut args = ResultsArgs::new(tmp.path());
+        args.format = Format::Csv;
+        let (csv, _) = run_to_strings(&args).unwrap();
+        assert!(!csv.contains("NaN") && !csv.contains(",-,"), "{csv}");
     }
 
     #[test]
