@@ -56,3 +56,20 @@ pub fn fraction(out: &mut Vec<Invalid>, path: &str, x: f64, open_low: bool) {
         out.push(invalid(path, format!("must be {range}, got {x}")));
     }
 }
+
+/// Levenshtein distance: the fewest insertions, deletions and substitutions of characters that
+/// turn `a` into `b`. For telling a slip (`runtme`, `dat`) from a name of its own.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}

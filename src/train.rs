@@ -874,8 +874,14 @@ mod tests {
         adam_only.finish = Finish::None;
         let short = build_target::<f64>(&deep_linear(adam_only)).unwrap();
         let s = &short.convergence;
-        assert!(s.grad_norm > s.grad_tol && s.grad_norm > c.grad_norm, "{s:?}");
-        assert!(s.converged && s.excess_over_minimum.unwrap() < DEFAULT_LLC_SHIFT, "{s:?}");
+        assert!(
+            s.grad_norm > s.grad_tol && s.grad_norm > c.grad_norm,
+            "{s:?}"
+        );
+        assert!(
+            s.converged && s.excess_over_minimum.unwrap() < DEFAULT_LLC_SHIFT,
+            "{s:?}"
+        );
         assert!(short.l0 > built.l0, "{} vs {}", short.l0, built.l0);
         assert_eq!(short.convergence.finish_stop, "not run");
     }
@@ -970,7 +976,10 @@ mod tests {
         };
         // The f32 case of the doc: a gradient far above tolerance, the loss at the minimum.
         let f32_case = judged(4.8e-4, -1e-4);
-        assert!(f32_case.converged && f32_case.warning().is_none(), "{f32_case:?}");
+        assert!(
+            f32_case.converged && f32_case.warning().is_none(),
+            "{f32_case:?}"
+        );
         assert_eq!(f32_case.llc_shift_bound, 0.0);
         // Above the bound the gradient decides; above the saddle threshold nothing passes.
         assert!(!judged(4.8e-4, 0.02).converged);

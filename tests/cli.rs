@@ -388,7 +388,11 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
     // without draws, HMC's leapfrog count overflowed, a mixture's centres overflowed an array.
     for (sampler, over, key) in [
         ("sgld", "{ warmup: 18446744073709551615 }", "warmup"),
-        ("hmc", "{ num_integration_steps: 18446744073709551615 }", "num_integration_steps"),
+        (
+            "hmc",
+            "{ num_integration_steps: 18446744073709551615 }",
+            "num_integration_steps",
+        ),
         ("nuts", "{ warmup: 1000000001 }", "warmup"),
         ("mclmc", "{ draws: 1000000001 }", "draws"),
     ] {
@@ -445,6 +449,11 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
 fn empty_targets_and_missing_file_and_malformed_yaml() {
     bad("targets: []\nsamplers: []\n", &["targets list is empty"]);
     bad("samplers: []\n", &["top level: targets: missing"]);
+    // A slip in a preset key reads as the key missing; the message names the slip.
+    bad(
+        "targets:\n  - { model: small, dat: small, seed: 1 }\nsamplers: []\n",
+        &["data: missing", "`dat` is not a key"],
+    );
     // A sampler written as a bare word: the entry is named once, with no empty key path.
     bad(
         "targets:\n  - { model: small, data: small, seed: 1 }\nsamplers: [hmc]\n",

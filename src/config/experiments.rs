@@ -571,11 +571,20 @@ fn preset_name<'v>(
         Some(Value::String(s)) => Ok(s.clone()),
         None | Some(Value::Null) => match default {
             Some(d) => Ok(d.to_string()),
-            None => Err(ctx.invalid(
-                entry,
-                key,
-                format!("missing: name a {key} preset, e.g. `{key}: small`"),
-            )),
+            None => {
+                // A slip in the key (`dat: small`) reads as the key missing: name it.
+                let slip = map
+                    .keys()
+                    .filter_map(Value::as_str)
+                    .find(|k| *k != key && crate::invalid::edit_distance(k, key) <= 2);
+                let hint =
+                    slip.map_or(String::new(), |k| format!(" (`{k}` is not a key: a slip?)"));
+                Err(ctx.invalid(
+                    entry,
+                    key,
+                    format!("missing: name a {key} preset, e.g. `{key}: small`{hint}"),
+                ))
+            }
         },
         Some(other) => Err(ctx.invalid(
             entry,

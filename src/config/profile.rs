@@ -240,9 +240,11 @@ fn parse_profile(file: &Path, text: &str) -> Result<Profile, ConfigError> {
 /// quotes or backslashes, which a shell would remove, would stay in the words.
 fn check_worker_command(cmd: &str) -> Result<(), String> {
     if cmd.trim().is_empty() {
-        return Err("is empty: give the lambda-hat binary's path on the compute nodes, or drop \
+        return Err(
+            "is empty: give the lambda-hat binary's path on the compute nodes, or drop \
                     the key to use this binary's own path"
-            .into());
+                .into(),
+        );
     }
     if cmd.contains(['\'', '"', '`', '\\']) {
         return Err(format!(
@@ -331,7 +333,10 @@ mod tests {
         let check = |yaml: &str| parse_profile(Path::new("p/config.yaml"), yaml);
         for bad in ["worker-command: ''", "worker-command: '   '"] {
             let err = check(bad).unwrap_err().to_string();
-            assert!(err.contains("worker-command") && err.contains("is empty"), "{err}");
+            assert!(
+                err.contains("worker-command") && err.contains("is empty"),
+                "{err}"
+            );
         }
         for bad in [
             r#"worker-command: "'/opt/my dir/lambda-hat' -v""#,

@@ -234,24 +234,8 @@ fn misspelling_of(name: &str) -> Option<String> {
         .iter()
         .chain(TEXT_RESOURCES)
         .chain(["time", "walltime", "mem", "threads"].iter())
-        .find(|k| edit_distance(name, k) <= allowed)
+        .find(|k| crate::invalid::edit_distance(name, k) <= allowed)
         .map(|k| format!("`{k}`"))
-}
-
-/// Levenshtein distance: insertions, deletions and substitutions of characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// Parses and validates a value for resource `name`.
@@ -585,9 +569,12 @@ mod tests {
 
     #[test]
     fn a_name_close_to_a_known_resource_is_refused_with_the_known_one() {
-        assert_eq!(edit_distance("runtme", "runtime"), 1);
-        assert_eq!(edit_distance("cpus-per-task", "cpus_per_task"), 2);
-        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(crate::invalid::edit_distance("runtme", "runtime"), 1);
+        assert_eq!(
+            crate::invalid::edit_distance("cpus-per-task", "cpus_per_task"),
+            2
+        );
+        assert_eq!(crate::invalid::edit_distance("", "abc"), 3);
         for (name, suggested) in [
             ("runtme", "`runtime`"),
             ("cpus-per-task", "`cpus_per_task`"),
@@ -604,7 +591,9 @@ mod tests {
             assert!(err.to_string().contains("did you mean"), "{err}");
         }
         // Custom names that are not near a known one stay custom, and aliases stay aliases.
-        for name in ["gpus", "gpu", "disk_mb", "tmpdir", "licenses", "time", "mem", "threads"] {
+        for name in [
+            "gpus", "gpu", "disk_mb", "tmpdir", "licenses", "time", "mem", "threads",
+        ] {
             assert!(parse_value(name, "3").is_ok(), "{name}");
         }
     }

@@ -305,9 +305,8 @@ impl SweepStatus {
                 outdated: status.outdated(plan, job),
                 corrupt: status.corrupt(plan, job),
                 incomplete,
-                finished_in_bundle: open.is_some_and(|o| {
-                    o.bundled && written_since(&plan.output(job), &o.since)
-                }),
+                finished_in_bundle: open
+                    .is_some_and(|o| o.bundled && written_since(&plan.output(job), &o.since)),
             };
             let state = classify(
                 files,
@@ -506,7 +505,10 @@ mod tests {
         assert!(written_since(&marker, "2020-01-01T00:00:00+00:00"));
         assert!(!written_since(&marker, "2999-01-01T00:00:00Z"));
         assert!(!written_since(&marker, "not a time"));
-        assert!(!written_since(&dir.join("absent.json"), "2020-01-01T00:00:00Z"));
+        assert!(!written_since(
+            &dir.join("absent.json"),
+            "2020-01-01T00:00:00Z"
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

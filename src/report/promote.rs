@@ -643,7 +643,12 @@ mod tests {
         let a = s.target("tgt_aaaaaaaaaaaa", 2, &[8, 8], 120, 5000, 42);
         let z = s.target("tgt_zzzzzzzzzzzz", 2, &[8, 8], 120, 5000, 43);
         for (sampler, n) in [("hmc", 1), ("sgld", 2)] {
-            s.finished_run(&a, &format!("run_{sampler}_0000000{n}"), 3.0, "2026-01-01T00:00:00Z");
+            s.finished_run(
+                &a,
+                &format!("run_{sampler}_0000000{n}"),
+                3.0,
+                "2026-01-01T00:00:00Z",
+            );
             // Newer, on the larger ID, both samplers: chosen before, though all unhealthy.
             s.finished_run_with(
                 &z,

@@ -635,8 +635,14 @@ mod tests {
         // Two HMC variants, so the table shows the setting that tells them apart.
         let hmc20 = s.finished_run(&t, "run_hmc_00000003", 3.0, "2026-01-01T00:00:00Z");
         for (dir, sampler) in [
-            (&hmc, serde_json::json!({"name": "hmc", "num_integration_steps": 10})),
-            (&hmc20, serde_json::json!({"name": "hmc", "num_integration_steps": 20})),
+            (
+                &hmc,
+                serde_json::json!({"name": "hmc", "num_integration_steps": 10}),
+            ),
+            (
+                &hmc20,
+                serde_json::json!({"name": "hmc", "num_integration_steps": 20}),
+            ),
             (&mclmc, serde_json::json!({"name": "mclmc"})),
         ] {
             let spec = serde_json::json!({"config": {"sampler": sampler}});

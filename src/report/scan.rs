@@ -294,11 +294,8 @@ fn scan_target(
 
     // Damaged target files (an archive cut short, an edited meta.json): the next sweep rebuilds
     // the target and redoes its runs, so none of them is a result (as `-n` and `status` say).
-    let damage = crate::store::status::target_damage(
-        target_dir,
-        target_id,
-        known.hashes.get(target_id),
-    );
+    let damage =
+        crate::store::status::target_damage(target_dir, target_id, known.hashes.get(target_id));
     if let Some(why) = &damage {
         scan.unfinished.push(Unfinished {
             target_id: target_id.to_string(),
@@ -525,7 +522,10 @@ mod tests {
         let bytes = std::fs::read(&params).unwrap();
         std::fs::write(&params, &bytes[..bytes.len() / 2]).unwrap();
         let scan = scan(tmp.path()).unwrap();
-        assert!(scan.finished.is_empty(), "a run of a damaged target is no result");
+        assert!(
+            scan.finished.is_empty(),
+            "a run of a damaged target is no result"
+        );
         let whys: Vec<String> = scan
             .unfinished
             .iter()
@@ -535,8 +535,14 @@ mod tests {
             })
             .collect();
         assert_eq!(whys.len(), 2, "{whys:?}");
-        assert!(whys[0].contains("params.npz in") && whys[0].contains("cut short"), "{whys:?}");
-        assert!(whys[1].contains("its target's files are damaged"), "{whys:?}");
+        assert!(
+            whys[0].contains("params.npz in") && whys[0].contains("cut short"),
+            "{whys:?}"
+        );
+        assert!(
+            whys[1].contains("its target's files are damaged"),
+            "{whys:?}"
+        );
     }
 
     #[test]

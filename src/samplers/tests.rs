@@ -739,7 +739,10 @@ fn nuts_max_tree_depth_bounds_the_trajectory() {
     for c in &run.chains {
         assert!(c.stats["n_leapfrog"].iter().all(|&x| x <= 1023.0));
         for (&n, &d) in c.stats["n_leapfrog"].iter().zip(&c.stats["tree_depth"]) {
-            assert!(d >= 1.0 && n <= 2f64.powf(d) - 1.0, "{n} gradients at depth {d}");
+            assert!(
+                d >= 1.0 && n <= 2f64.powf(d) - 1.0,
+                "{n} gradients at depth {d}"
+            );
         }
     }
 }
