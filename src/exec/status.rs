@@ -114,6 +114,9 @@ pub struct SweepStatus {
 #[derive(Default)]
 struct Live {
     queue: HashMap<JobKey, JobState>,
+    /// Pending jobs whose reason waiting will not clear, with the advice for it: seen here, so
+    /// that `status` names them after `--detach` too, when no controller polls and journals it.
+    stuck: HashMap<JobKey, String>,
     acct: HashMap<JobKey, AccountingRecord>,
 }
 
@@ -129,6 +132,11 @@ fn ask_slurm(cluster: &mut impl Cluster, ids: &BTreeSet<u64>, with_accounting: b
         && out.success
     {
         for e in parse_squeue(&out.stdout).unwrap_or_default() {
+            if let (JobState::Pending, Some(reason)) = (&e.state, &e.reason)
+                && let Some(advice) = crate::exec::slurm::parse::stuck_pending_advice(reason)
+            {
+                live.stuck.insert(e.job, format!("{reason}: {advice}"));
+            }
             live.queue.insert(e.job, e.state);
         }
     }
@@ -336,10 +344,13 @@ impl SweepStatus {
                     .and_then(|a| a.max_rss_bytes)
                     .or_else(|| h.and_then(|h| h.max_rss_bytes)),
                 log: plan.log_path(job).display().to_string(),
-                stuck: h
-                    .and_then(|h| h.stuck.as_ref())
-                    .filter(|_| state == JobStatus::Pending)
-                    .map(|(reason, advice)| format!("{reason}: {advice}")),
+                stuck: slurm_key
+                    .and_then(|k| live.stuck.get(&k).cloned())
+                    .or_else(|| {
+                        h.and_then(|h| h.stuck.as_ref())
+                            .map(|(reason, advice)| format!("{reason}: {advice}"))
+                    })
+                    .filter(|_| state == JobStatus::Pending),
                 job: key,
             });
         }

@@ -701,6 +701,35 @@ fn status_asks_the_cluster_about_the_jobs_in_flight_and_cancel_stops_them() {
     assert_eq!(fake.count("scancel"), 1);
 }
 
+/// After `--detach` no controller polls, so no journal line says a job is stuck pending: status
+/// reads SLURM's reason itself and names the job with what to change.
+#[test]
+fn status_names_a_job_stuck_pending_after_detach() {
+    use crate::exec::status::SweepStatus;
+    let (_store, plan, mut fake) = submit_detached("stuck-detached");
+    fake.pending_reason = Some("PartitionConfig".into());
+    assert!(
+        events(&plan)
+            .iter()
+            .all(|e| e.event != super::history::PENDING_STUCK)
+    );
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    let stuck: Vec<&str> = report
+        .jobs
+        .iter()
+        .filter_map(|j| j.stuck.as_deref())
+        .collect();
+    assert_eq!(stuck.len(), 3, "{:?}", report.jobs);
+    assert!(
+        stuck[0].starts_with("PartitionConfig: ") && stuck[0].contains("cpus_per_task"),
+        "{stuck:?}"
+    );
+    // A reason that clears by itself is not called stuck.
+    fake.pending_reason = Some("Priority".into());
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    assert!(report.jobs.iter().all(|j| j.stuck.is_none()));
+}
+
 /// A submission whose `sbatch` was cut off (the controller died: `submitting` without
 /// `submitted` in the journal) is on SLURM all the same: `status` finds it by its name and shows
 /// it, and `cancel` stops it.
