@@ -2,7 +2,8 @@
 //! another, so a sweep of jobs that take seconds does not pay SLURM's per-job cost (queue,
 //! scheduling cycle, job start, accounting) for each of them (ARCHITECTURE.md §6, glossary).
 //! A bundle holds run_sampler jobs of one target and, when the target is not built yet, its
-//! build_target job first: as Snakemake's job groups span rules, a target that is built and
+//! build_target job first (runs of targets already built wait for no build and share bundles
+//! across targets; `auto` packs several whole targets too): as Snakemake's job groups span rules, a target that is built and
 //! sampled in one bundle costs one SLURM job instead of two, and its runs do not wait a
 //! scheduling cycle for the build's `afterok`.
 //!
