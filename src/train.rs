@@ -64,9 +64,7 @@ const ADAM_EPS: f64 = 1e-8;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainError {
-    #[error(
-        "training diverged: the loss became {loss} at step {step}; lower training.learning_rate or use optimizer: adam"
-    )]
+    #[error("{}", diverged_message(*step, *loss))]
     Diverged { step: usize, loss: f64 },
     #[error("model: {0}")]
     Model(#[from] NnError),
@@ -102,6 +100,23 @@ pub struct Trained<F> {
     /// the gradient criterion).
     pub stopped_early: bool,
     pub convergence: Convergence,
+}
+
+/// At step 0 no optimizer has moved yet: a loss that is not finite there comes from the data
+/// (a `noise_scale` of 1e308 made every target fail with advice about the learning rate).
+fn diverged_message(step: usize, loss: f64) -> String {
+    if step == 0 {
+        format!(
+            "the loss is {loss} at the initial weights, before any training step: the data's \
+             values are too large for the arithmetic (check data.noise_scale and \
+             teacher.weight_scale)"
+        )
+    } else {
+        format!(
+            "training diverged: the loss became {loss} at step {step}; lower \
+             training.learning_rate (with optimizer: sgd, adam is steadier)"
+        )
+    }
 }
 
 /// Whether training reached a minimum, as meta.json's `convergence` records it.
@@ -790,8 +805,23 @@ mod tests {
             training(Optimizer::Sgd, 50.0, 500, None),
         );
         match build_target::<f64>(&cfg) {
-            Err(TrainError::Diverged { step, .. }) => assert!(step > 1 && step < 500),
+            Err(e @ TrainError::Diverged { step, .. }) => {
+                assert!(step > 1 && step < 500);
+                assert!(e.to_string().contains("lower training.learning_rate"), "{e}");
+            }
             other => panic!("expected divergence, got {other:?}"),
+        }
+        // Data too large for the arithmetic: not finite before any step, and said so.
+        let cfg = target(
+            model(0, 0, Activation::Identity),
+            1e308,
+            training(Optimizer::Adam, 1e-3, 100, None),
+        );
+        match build_target::<f64>(&cfg) {
+            Err(e @ TrainError::Diverged { step: 0, .. }) => {
+                assert!(e.to_string().contains("data.noise_scale"), "{e}");
+            }
+            other => panic!("expected a non-finite start, got {other:?}"),
         }
     }
 
