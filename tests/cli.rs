@@ -158,12 +158,13 @@ fn jobs_too_large_for_memory_are_refused_before_anything_runs() {
             "targets:\n  - {{ model: small, data: small, seed: 1, overrides: {{ {target_overrides} }} }}\nsamplers:\n  - {{ name: hmc, overrides: {{ {sampler_overrides} }} }}\n"
         )
     };
+    // (Counts stop at 10^9; these are within it.)
     bad(
-        &sweep("", "draws: 1000000000000"),
+        &sweep("", "draws: 1000000000, chains: 1000"),
         &["run_hmc_", "TB of memory", "the trace", "typo"],
     );
     bad(
-        &sweep("data: { n_data: 10000000000 }", ""),
+        &sweep("data: { n_data: 1000000000 }", ""),
         &["meta.json", "GB of memory", "the data set", "n_data"],
     );
     bad(
