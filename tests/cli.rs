@@ -586,6 +586,24 @@ fn a_bad_bundle_size_is_refused_naming_the_key_and_the_file() {
         .stderr_has("ignores it");
 }
 
+/// SLURM profile numbers out of range are refused, not applied quietly: a retry factor of 1e308
+/// asked for an unlimited time limit, a max-array-size of 0 turned arrays off.
+#[test]
+fn out_of_range_slurm_profile_numbers_are_refused() {
+    for (line, needles) in [
+        ("retry-factor: 1.0e308", ["retry-factor", "at most 10"]),
+        ("max-array-size: 0", ["max-array-size", "use-arrays: false"]),
+        ("array-throttle: 0", ["array-throttle", "at least 1"]),
+    ] {
+        let t = Test::new()
+            .experiments(TINY_SWEEP)
+            .file("profiles/p/config.yaml", &format!("executor: slurm\n{line}\n"));
+        t.run_with(&["-n", "--profile", "profiles/p"])
+            .failure(exit_code::USAGE)
+            .clear_error(&needles);
+    }
+}
+
 /// SLURM's flags on a local sweep: --detach, which would run the whole sweep in the foreground,
 /// is refused; --bundle-size, harmless, is noted as ignored.
 #[test]

@@ -592,10 +592,24 @@ fn slurm_options(
     let poll_min = seconds("poll-min-interval", p.poll_min_interval, 2.0)?;
     let poll_max = seconds("poll-max-interval", p.poll_max_interval, 60.0)?;
     let retry_factor = p.retry_factor.unwrap_or(2.0);
-    if !(retry_factor.is_finite() && retry_factor > 1.0) {
+    // Above 10 a retry's time and memory run past any partition's limits within two retries
+    // (a factor of 1e308 asked SLURM for an unlimited time limit).
+    if !(retry_factor.is_finite() && retry_factor > 1.0 && retry_factor <= 10.0) {
         return Err(CliError::Usage(format!(
-            "profile key retry-factor: {retry_factor} must be a number above 1 (memory and time grow by it on retry)"
+            "profile key retry-factor: {retry_factor} must be a number above 1 and at most 10 \
+             (memory and time grow by it on retry)"
         )));
+    }
+    // 0 would quietly mean something else (no arrays; a throttle of 1): say what does.
+    for (key, value, instead) in [
+        ("max-array-size", p.max_array_size, "`use-arrays: false` submits no arrays"),
+        ("array-throttle", p.array_throttle, "leave it out to throttle arrays at -j"),
+    ] {
+        if value == Some(0) {
+            return Err(CliError::Usage(format!(
+                "profile key {key}: must be at least 1 ({instead})"
+            )));
+        }
     }
     Ok(SlurmOptions {
         jobs: settings.jobs,
@@ -609,7 +623,7 @@ fn slurm_options(
         worker_command: worker_command(settings),
         templates,
         use_arrays: p.use_arrays.unwrap_or(true),
-        max_array_size: p.max_array_size.unwrap_or(1000).max(1),
+        max_array_size: p.max_array_size.unwrap_or(1000),
         array_throttle: p.array_throttle,
         poll_min,
         poll_max,
