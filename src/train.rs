@@ -807,7 +807,10 @@ mod tests {
         match build_target::<f64>(&cfg) {
             Err(e @ TrainError::Diverged { step, .. }) => {
                 assert!(step > 1 && step < 500);
-                assert!(e.to_string().contains("lower training.learning_rate"), "{e}");
+                assert!(
+                    e.to_string().contains("lower training.learning_rate"),
+                    "{e}"
+                );
             }
             other => panic!("expected divergence, got {other:?}"),
         }

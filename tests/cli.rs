@@ -595,9 +595,10 @@ fn out_of_range_slurm_profile_numbers_are_refused() {
         ("max-array-size: 0", ["max-array-size", "use-arrays: false"]),
         ("array-throttle: 0", ["array-throttle", "at least 1"]),
     ] {
-        let t = Test::new()
-            .experiments(TINY_SWEEP)
-            .file("profiles/p/config.yaml", &format!("executor: slurm\n{line}\n"));
+        let t = Test::new().experiments(TINY_SWEEP).file(
+            "profiles/p/config.yaml",
+            &format!("executor: slurm\n{line}\n"),
+        );
         t.run_with(&["-n", "--profile", "profiles/p"])
             .failure(exit_code::USAGE)
             .clear_error(&needles);

@@ -602,8 +602,16 @@ fn slurm_options(
     }
     // 0 would quietly mean something else (no arrays; a throttle of 1): say what does.
     for (key, value, instead) in [
-        ("max-array-size", p.max_array_size, "`use-arrays: false` submits no arrays"),
-        ("array-throttle", p.array_throttle, "leave it out to throttle arrays at -j"),
+        (
+            "max-array-size",
+            p.max_array_size,
+            "`use-arrays: false` submits no arrays",
+        ),
+        (
+            "array-throttle",
+            p.array_throttle,
+            "leave it out to throttle arrays at -j",
+        ),
     ] {
         if value == Some(0) {
             return Err(CliError::Usage(format!(
