@@ -292,11 +292,18 @@ fn scan_target(
         });
     }
 
-    // Damaged target files (an archive cut short, an edited meta.json): the next sweep rebuilds
-    // the target and redoes its runs, so none of them is a result (as `-n` and `status` say).
+    // Damaged target files: the next sweep rebuilds the target and redoes its runs (as `-n` and
+    // `status` say). With an archive cut short none of them is a result; with a rewritten
+    // meta.json they stand, unhealthy, as a run rewritten by hand does.
+    use crate::store::status::TargetDamage;
     let damage =
         crate::store::status::target_damage(target_dir, target_id, known.hashes.get(target_id));
-    if let Some(why) = &damage {
+    let (cut_short, rewritten) = match &damage {
+        Some(TargetDamage::CutShort(why)) => (Some(why.as_str()), None),
+        Some(TargetDamage::Rewritten(why)) => (None, Some(why.as_str())),
+        None => (None, None),
+    };
+    if let Some(why) = cut_short {
         scan.unfinished.push(Unfinished {
             target_id: target_id.to_string(),
             run_name: None,
@@ -327,10 +334,10 @@ fn scan_target(
                     .map_err(|e| format!("{}: {e}", analysis_path.display()))
             });
             match (&meta, analysis, sampler_of(&run_name)) {
-                (Ok(_), Ok(_), Some(_)) if damage.is_some() => Status::Broken(format!(
+                (Ok(_), Ok(_), Some(_)) if cut_short.is_some() => Status::Broken(format!(
                     "its target's files are damaged ({}); the next sweep rebuilds the target and \
                      redoes this run",
-                    damage.as_deref().unwrap_or_default()
+                    cut_short.unwrap_or_default()
                 )),
                 (Ok(meta), Ok(analysis), Some(_))
                     if crate::store::record::sampled_another_build(
@@ -364,6 +371,13 @@ fn scan_target(
                     {
                         analysis.health.healthy = Some(false);
                         analysis.health.warnings.push(why);
+                    }
+                    if let Some(why) = rewritten {
+                        analysis.health.healthy = Some(false);
+                        analysis.health.warnings.push(format!(
+                            "its target's {why}; the next sweep rebuilds the target and redoes \
+                             this run (`--touch` accepts it as it is)"
+                        ));
                     }
                     let mut config = target_config.clone();
                     if let Ok(spec) = read_json::<serde_json::Value>(&run_dir.join("spec.json")) {
@@ -542,6 +556,28 @@ mod tests {
         assert!(
             whys[1].contains("its target's files are damaged"),
             "{whys:?}"
+        );
+
+        // A meta.json that is not its job's (here: naming another target; in a sweep, not the
+        // hash the journal recorded, as after a worker run by hand): the runs stand, unhealthy.
+        let tmp = TempDir::new("scan-target-rewritten");
+        let store = StoreBuilder::new(tmp.path());
+        let t = store.target("tgt_aaaaaaaaaaaa", 1, &[4], 20, 100, 1);
+        store.finished_run(&t, "run_hmc_00000001", 3.0, "2026-01-01T00:00:00Z");
+        let meta = t.join("meta.json");
+        let text = std::fs::read_to_string(&meta).unwrap();
+        std::fs::write(&meta, text.replace("tgt_aaaaaaaaaaaa", "tgt_bbbbbbbbbbbb")).unwrap();
+        let rewritten = super::scan(tmp.path()).unwrap();
+        assert_eq!(rewritten.finished.len(), 1, "{:?}", rewritten.unfinished);
+        let health = &rewritten.finished[0].analysis.health;
+        assert_eq!(health.healthy, Some(false));
+        assert!(
+            health
+                .warnings
+                .iter()
+                .any(|w| w.contains("not the file its job wrote")),
+            "{:?}",
+            health.warnings
         );
     }
 

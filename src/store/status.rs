@@ -128,12 +128,26 @@ fn whole_marker(
         .then_some(json)
 }
 
-/// Why a target's files, all present, cannot be used (`None` when they are whole, or when one
-/// is missing, which is not damage: `clean --keep-plots` removes the arrays): an archive cut
-/// short, or a meta.json that does not name the target or is not the file its job wrote (the
-/// journal's recorded hash, `recorded`). Its runs are then redone with it, so reports list
-/// them apart and `status` counts them outdated.
-pub fn target_damage(dir: &Path, target_id: &str, recorded: Option<&String>) -> Option<String> {
+/// What is wrong with a target's files, all present: see [`target_damage`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetDamage {
+    /// An archive is empty or cut short: its runs sampled arrays that are gone.
+    CutShort(String),
+    /// meta.json does not name the target or is not the file its job wrote (edited, or
+    /// rewritten by a worker run by hand): its runs stand, but the next sweep redoes them.
+    Rewritten(String),
+}
+
+/// What is wrong with a target's files, all present (`None` when they are whole, or when one
+/// is missing, which is not damage: `clean --keep-plots` removes the arrays); `recorded` is the
+/// meta.json hash the journal recorded. Either way `-n` rebuilds the target and redoes its runs,
+/// so `status` counts them outdated; reports list the runs of a cut-short target apart and
+/// show those of a rewritten one unhealthy, as they do a run rewritten by hand.
+pub fn target_damage(
+    dir: &Path,
+    target_id: &str,
+    recorded: Option<&String>,
+) -> Option<TargetDamage> {
     if !TARGET_FILES.iter().all(|f| dir.join(f).is_file()) {
         return None;
     }
@@ -146,17 +160,18 @@ pub fn target_damage(dir: &Path, target_id: &str, recorded: Option<&String>) -> 
         .filter(|f| !super::integrity::npz_is_whole(&dir.join(f)))
         .collect();
     Some(if cut_short.is_empty() {
-        format!(
-            "{} is not the file its job wrote (edited, or not this target's)",
+        TargetDamage::Rewritten(format!(
+            "{} is not the file its job wrote in the sweep (edited, or rewritten by a worker run \
+             by hand)",
             dir.join(TARGET_FILES[0]).display()
-        )
+        ))
     } else {
-        format!(
+        TargetDamage::CutShort(format!(
             "{} in {} {} empty or cut short",
             cut_short.join(" and "),
             dir.display(),
             if cut_short.len() == 1 { "is" } else { "are" }
-        )
+        ))
     })
 }
 
