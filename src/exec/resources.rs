@@ -172,13 +172,20 @@ pub fn rule_defaults(rule: Rule) -> ResourceMap {
 /// unit, e.g. `4G`) means `mem_mb`; `threads` means `cpus_per_task`, the cores one job gets.
 /// Without these, `mem=4000` was taken for a custom resource and the job got the default memory.
 pub fn canonical_name(name: &str) -> String {
-    match name {
-        "time" | "walltime" => "runtime".to_string(),
-        "mem" => "mem_mb".to_string(),
-        "threads" => "cpus_per_task".to_string(),
-        other => other.to_string(),
-    }
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, canonical)| canonical)
+        .to_string()
 }
+
+/// Other names of the known resources ([`canonical_name`]), alias first.
+const ALIASES: &[(&str, &str)] = &[
+    ("time", "runtime"),
+    ("walltime", "runtime"),
+    ("mem", "mem_mb"),
+    ("threads", "cpus_per_task"),
+];
 
 /// A memory size in megabytes: a plain integer is megabytes; with a unit, as Snakemake reads
 /// `mem`: K/KB, M/MB, G/GB, T/TB decimal (1 GB = 1000 MB), KiB, MiB, GiB, TiB binary (1 GiB =
@@ -233,7 +240,7 @@ fn misspelling_of(name: &str) -> Option<String> {
     KNOWN
         .iter()
         .chain(TEXT_RESOURCES)
-        .chain(["time", "walltime", "mem", "threads"].iter())
+        .chain(ALIASES.iter().map(|(alias, _)| alias))
         .find(|k| crate::invalid::edit_distance(name, k) <= allowed)
         .map(|k| format!("`{k}`"))
 }
