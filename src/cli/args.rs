@@ -127,8 +127,8 @@ pub struct SweepArgs {
     pub report: Option<PathBuf>,
 
     /// Set experiments-file keys, e.g. `--config store_root=runs_b posterior.gamma=10`: dotted
-    /// keys reach into mappings, values are YAML, and the file is validated as if it said so.
-    /// Also after `status`, `cancel`, `results`, `report`, `promote` and `clean`, so they read
+    /// keys reach into mappings, values are YAML (a mapping merges into the section key by key,
+    /// as in Snakemake), and the file is validated as if it said so. Also after `status`, `cancel`, `results`, `report`, `promote` and `clean`, so they read
     /// the same sweep (put it after the subcommand: it takes every word up to the next flag).
     #[arg(
         long,

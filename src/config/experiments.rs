@@ -153,7 +153,18 @@ pub fn apply_assignment(root: &mut Value, assignment: &str) -> Result<(), String
         };
         let k = Value::String((*segment).to_string());
         if i + 1 == segments.len() {
-            map.insert(k, value);
+            // A mapping merges into a mapping key by key, as Snakemake's `--config` does
+            // (`update_config`): `training={learning_rate: 0.01}` keeps the file's `steps`.
+            // Replacing the section instead would silently reset every key it did not repeat
+            // to its default (a sweep's budgets among them). Anything else replaces.
+            match map.get_mut(&k) {
+                Some(existing @ Value::Mapping(_)) if value.is_mapping() => {
+                    deep_merge(existing, &value)
+                }
+                _ => {
+                    map.insert(k, value);
+                }
+            }
             return Ok(());
         }
         node = map.entry(k).or_insert(Value::Null);
@@ -1009,6 +1020,23 @@ mod tests {
             "store_root: runs b\nposterior: { gamma: 10 }\ntraining: { steps: 500 }\nsamplers: [{name: hmc}]\n",
         );
         assert_eq!(root, want);
+    }
+
+    #[test]
+    fn a_mapping_value_merges_into_the_section_as_snakemake_does() {
+        let mut root =
+            yaml("training: { steps: 4000, learning_rate: 0.001 }\nposterior: { gamma: 100 }\n");
+        apply_assignment(&mut root, "training={learning_rate: 0.01}").unwrap();
+        apply_assignment(&mut root, "posterior={beta0: 2, gamma: 5}").unwrap();
+        // Not a mapping on either side: the value replaces.
+        apply_assignment(&mut root, "training.steps=[1]").unwrap();
+        let want = yaml(
+            "training: { steps: [1], learning_rate: 0.01 }\nposterior: { gamma: 5, beta0: 2 }\n",
+        );
+        assert_eq!(root, want);
+        // `null` still clears a section.
+        apply_assignment(&mut root, "posterior=null").unwrap();
+        assert_eq!(root["posterior"], Value::Null);
     }
 
     #[test]
