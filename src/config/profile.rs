@@ -218,11 +218,34 @@ fn parse_profile(file: &Path, text: &str) -> Result<Profile, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Profile::default());
     }
-    let profile: Profile = serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
+    let invalid = |key: String, message: String| ConfigError::Invalid {
         path: file.to_path_buf(),
         entry: "profile".into(),
-        key: "config.yaml".into(),
-        message: e.to_string(),
+        key,
+        message,
+    };
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| invalid("config.yaml".into(), e.to_string()))?;
+    if let serde_yaml::Value::Mapping(m) = &value
+        && m.contains_key("retries")
+        && m.contains_key("restart-times")
+    {
+        return Err(invalid(
+            "restart-times".into(),
+            "is Snakemake's name for `retries`, which the profile also sets: keep one of them"
+                .into(),
+        ));
+    }
+    // Deserialized through serde_path_to_error so a message names its key (`jobs: 0` said only
+    // "must be at least 1" before: the count's parser does not know which key it reads).
+    let profile: Profile = serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key.is_empty() || key == "." {
+            "config.yaml".to_string()
+        } else {
+            key
+        };
+        invalid(key, e.into_inner().to_string())
     })?;
     if let Some(cmd) = &profile.worker_command {
         check_worker_command(cmd).map_err(|message| ConfigError::Invalid {
@@ -309,7 +332,7 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<Profile, String> {
-        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+        parse_profile(Path::new("p/config.yaml"), yaml).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -325,6 +348,9 @@ mod tests {
                 e.contains("at least 1") || e.contains("not a count"),
                 "{bad}: {e}"
             );
+            // The message names the key: the count's parser alone does not know it.
+            let key = bad.split(':').next().unwrap();
+            assert!(e.contains(&format!("profile: {key}: ")), "{bad}: {e}");
         }
     }
 
@@ -387,6 +413,8 @@ mod tests {
         assert!(matches!(list.set_resources, Some(RuleResources::List(l)) if l.len() == 1));
         let map = parse("set-resources: {run_sampler: {mem_mb: 10}}").unwrap();
         assert!(matches!(map.set_resources, Some(RuleResources::Map(_))));
+        let both = parse("restart-times: 3\nretries: 1").unwrap_err();
+        assert!(both.contains("Snakemake's name for `retries`"), "{both}");
         let e = parse("set-resources: 5").unwrap_err();
         assert!(e.contains("a list of `RULE:NAME=VALUE` strings"), "{e}");
     }
