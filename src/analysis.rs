@@ -393,6 +393,17 @@ fn health_warnings(a: &Analysis, chains: &[Vec<f64>], checks: &HealthChecks) -> 
                 .into(),
         );
     }
+    let ragged = chains.iter().any(|c| c.len() != a.draws);
+    if chains.len() > 1 && non_finite == 0 && !ragged && !a.r_hat.is_finite() {
+        // NaN compares false with the limit below, so this needs its own line. R-hat is
+        // undefined (as in ArviZ) for fewer than 4 draws, and for draws that do not vary
+        // within the chains: a chain that never moved, whose ESS still reads every draw.
+        w.push(
+            "R-hat is undefined (fewer than 4 draws, or LLC draws that do not vary within the \
+             chains: did every transition get rejected?), so convergence was not checked"
+                .into(),
+        );
+    }
     if a.r_hat > checks.max_r_hat {
         w.push(format!(
             "R-hat {} > {}: the chains disagree; run longer or check for multimodality",
@@ -720,6 +731,19 @@ mod tests {
         let has = |s: &str| a.warnings.iter().any(|w| w.contains(s));
         assert!(has("R-hat"), "{:?}", a.warnings);
         assert!(has("ESS"), "{:?}", a.warnings);
+    }
+
+    #[test]
+    fn constant_chains_have_an_undefined_r_hat_and_are_flagged() {
+        // Two chains that never moved: ESS reads every draw (as ArviZ's does), R-hat is NaN.
+        let a = analyze(&run_of(vec![vec![0.0; 150]; 2]), &HealthChecks::default());
+        assert!(a.r_hat.is_nan());
+        assert!(!a.healthy);
+        assert!(
+            a.warnings.iter().any(|w| w.contains("R-hat is undefined")),
+            "{:?}",
+            a.warnings
+        );
     }
 
     /// AR(1) chains x_t = φ x_{t−1} + √(1 − φ²) z_t around `mean` (unit variance), started

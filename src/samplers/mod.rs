@@ -477,6 +477,16 @@ pub(crate) fn is_stuck(divergences: u64, transitions: usize) -> bool {
     transitions >= STUCK_CHECK_AFTER && 10 * divergences >= 9 * transitions as u64
 }
 
+/// At the end of a run, when no more draws are coming: a chain is also stuck when every one of
+/// its transitions diverged, however few there were. Such a chain never left its start, and a
+/// run shorter than [`STUCK_CHECK_AFTER`] reported an LLC of exactly 0 with an ESS of every
+/// draw. (A short chain with most but not all transitions divergent moved, and is reported
+/// with its divergences, which make it unhealthy: refusing it would make short smoke runs
+/// fail where the longer run would only be flagged.)
+pub(crate) fn ended_stuck(divergences: u64, transitions: usize) -> bool {
+    is_stuck(divergences, transitions) || (transitions > 0 && divergences == transitions as u64)
+}
+
 /// Refuses a run whose chains exploded or got stuck (see the module doc).
 fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), SamplerError> {
     let limit = exploded_llc_limit(dim);
@@ -492,7 +502,7 @@ fn guard(cfg: &SamplerConfig, dim: usize, chains: &[ChainTrace]) -> Result<(), S
         // Metropolis samplers: one transition per draw, each divergent or not.
         let metropolis = cfg.kind().is_metropolis();
         let transitions = trace.llc.len();
-        if metropolis && is_stuck(trace.divergences, transitions) {
+        if metropolis && ended_stuck(trace.divergences, transitions) {
             return Err(SamplerError::Stuck {
                 sampler: cfg.name(),
                 chain: c,

@@ -317,7 +317,7 @@ fn small_configs() -> Vec<SamplerConfig> {
         match &mut cfg {
             SamplerConfig::Hmc(h) if per_chain_hmc => {
                 h.adaptation = Adaptation::PerChain;
-                h.warmup = 60;
+                h.warmup = 200;
                 h.draws = 40;
                 small_hmc_trajectory(h);
             }
@@ -699,12 +699,39 @@ fn nuts_with_a_huge_fixed_step_diverges_on_every_draw() {
     // away, where the energy error is far above 1000. Every transition must say so: this is
     // how stuck chains are detected. (The metric stays the identity: a metric adapted on a
     // chain that never moved would shrink the steps by its regularization floor.)
-    let (run, a) = small_nuts(|n| {
-        n.adapt_step_size = false;
-        n.adapt_mass_matrix = false;
-        n.step_size = 1e3;
-    });
+    let prob = LinReg::<f64>::problem(100, 5, 0.5, 9);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let mut cfg = match small_config("nuts") {
+        SamplerConfig::Nuts(n) => n,
+        _ => unreachable!(),
+    };
+    cfg.adapt_step_size = false;
+    cfg.adapt_mass_matrix = false;
+    cfg.step_size = 1e3;
+    let cfg = SamplerConfig::Nuts(cfg);
+    // `run` refuses such a run (`guard`: stuck, however short): the chains themselves first.
+    let rngs = (0..cfg.chains())
+        .map(|c| chain_rng("run_nuts", c))
+        .collect();
+    let chains = cfg.run_chains(&post, rngs, "run_nuts").expect("chains run");
+    let run = SamplerRun {
+        chains,
+        warnings: Vec::new(),
+    };
+    let a = analyze(&run, &HealthChecks::default());
     assert_eq!(a.divergences as usize, a.chains * a.draws, "{a:?}");
+    match super::run(&cfg, &post, "run_nuts").expect_err("stuck") {
+        SamplerError::Stuck {
+            diverged,
+            transitions,
+            ..
+        } => assert_eq!((diverged, transitions), (a.draws as u64, a.draws)),
+        other => panic!("expected Stuck, got {other:?}"),
+    }
     for c in &run.chains {
         assert!(c.stats["diverging"].iter().all(|&d| d == 1.0));
         // The first leapfrog step diverges: the first doubling is tried (depth 1, Stan's
@@ -1041,6 +1068,26 @@ fn hmc_with_a_huge_fixed_step_fails_instead_of_reporting_zero() {
     let text = err.to_string();
     assert!(text.contains("adapt_step_size"), "{text}");
     assert!(text.contains("step_size"), "{text}");
+
+    // Fewer draws than the in-run check waits for: refused at the end instead.
+    if let SamplerConfig::Hmc(h) = &mut cfg {
+        h.draws = 150;
+    }
+    match run(&cfg, &post, "run_short_huge_hmc").expect_err("must not produce a result") {
+        SamplerError::Stuck { transitions, .. } => assert_eq!(transitions, 150),
+        other => panic!("expected Stuck, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_chain_is_stuck_at_its_end_when_all_of_even_a_few_transitions_diverged() {
+    use super::{ended_stuck, is_stuck};
+    // In the run: only after STUCK_CHECK_AFTER transitions.
+    assert!(!is_stuck(150, 150));
+    assert!(is_stuck(180, 200) && !is_stuck(179, 200));
+    // At the end: also every transition of a shorter chain.
+    assert!(ended_stuck(150, 150) && ended_stuck(3, 3) && ended_stuck(180, 200));
+    assert!(!ended_stuck(149, 150) && !ended_stuck(0, 0) && !ended_stuck(0, 5));
 }
 
 /// `step_size: auto` gives every chain the same calibrated step, records it, and counts the
