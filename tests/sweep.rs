@@ -973,6 +973,14 @@ fn reports_on_a_finished_store() {
         2,
         "clean without --yes deletes nothing"
     );
+    // Not while another controller holds the store: its jobs are being written.
+    let lock = std::fs::File::open(t.store().join(".lambda-hat/lock")).unwrap();
+    lock.try_lock().unwrap();
+    t.run_with(&["clean", "--yes"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["another lambda-hat is running"]);
+    drop(lock);
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 2);
     t.run_with(&["clean", "--yes"]).success();
     assert_eq!(files_named(&t.store(), "meta.json").len(), 1);
     t.run_with(&["-n"])
@@ -1005,8 +1013,71 @@ fn clean_keeps_the_results_of_the_other_sweeps_in_the_store() {
         3,
         "the other sweep's target and run stay"
     );
-    // The other file now plans another seed: its old target is nobody's, and goes.
+    // A recorded file that no longer plans (an edit with a mistake), or a record that cannot
+    // be read: what that sweep keeps is unknown, so nothing is deleted.
+    std::fs::write(t.path().join("config/other.yaml"), "targets: [oops\n").unwrap();
+    t.run_with(&["clean"])
+        .success()
+        .stdout_has("with --yes, clean will refuse");
+    t.run_with(&["clean", "--yes"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["nothing was deleted", "other.yaml no longer plans"]);
+    std::fs::write(t.path().join("config/other.yaml"), other(7)).unwrap();
+    let records: Vec<_> = std::fs::read_dir(t.store().join(".lambda-hat/sweeps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let other_record = records
+        .iter()
+        .find(|p| std::fs::read_to_string(p).unwrap().contains("other.yaml"))
+        .expect("the other sweep's record")
+        .clone();
+    let whole = std::fs::read(&other_record).unwrap();
+    std::fs::write(&other_record, &whole[..20]).unwrap();
+    t.run_with(&["clean", "--yes"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["nothing was deleted", "not readable JSON"]);
+    assert_eq!(files_named(&t.store(), "meta.json").len(), 3);
+    std::fs::write(&other_record, &whole).unwrap();
+
+    // A job submitted to SLURM and not known to have ended is being written: kept, even when
+    // no sweep plans it any more. The other sweep ran last, so its target is the last built.
+    let journal_path = t.store().join(".lambda-hat/journal.jsonl");
+    let journal = std::fs::read_to_string(&journal_path).unwrap();
+    let other_target = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|e| e["rule"] == "build_target" && e["event"] == "finished")
+        .map(|e| e["job"].as_str().unwrap().to_string())
+        .expect("a build_target event");
+    let event = |name: &str| {
+        format!(
+            "{{\"time\":\"2026-12-06T00:00:00+00:00\",\"event\":\"{name}\",\"job\":\"{other_target}\",\"rule\":\"build_target\",\"executor\":\"slurm\",\"detail\":{{\"name\":\"lh-x\"}}}}\n"
+        )
+    };
+    let append = |line: String| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal_path)
+            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+    };
+    append(event("submitting"));
     std::fs::write(t.path().join("config/other.yaml"), other(8)).unwrap();
+    t.run_with(&["clean", "--yes"])
+        .success()
+        .stdout_has("Kept 1 job(s) submitted to SLURM");
+    assert!(
+        t.store()
+            .join("targets")
+            .join(&other_target)
+            .join("meta.json")
+            .is_file()
+    );
+    append(event("cancelled"));
+
+    // The other file now plans another seed: its old target is nobody's, and goes.
     t.run_with(&["clean", "--yes"]).success();
     assert_eq!(files_named(&t.store(), "meta.json").len(), 2);
     t.run_with(&["-n"])

@@ -44,18 +44,38 @@ pub fn record(store_root: &Path, configfile: &Path, config: &[String]) -> std::i
     super::write_json_atomic(&path, &rec)
 }
 
-/// Every sweep recorded in the store (unreadable records are skipped: they can only make
-/// `clean` keep less, which the listing then shows).
-pub fn list(store_root: &Path) -> Vec<SweepRecord> {
+/// The sweeps recorded in the store, and the records that could not be read.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub sweeps: Vec<SweepRecord>,
+    /// Record files that are not the JSON [`record`] writes (cut short, edited). `clean` must
+    /// not delete on their account: each may be the only thing keeping another sweep's results.
+    pub unreadable: Vec<PathBuf>,
+}
+
+/// Every sweep recorded in the store.
+pub fn list(store_root: &Path) -> Recorded {
+    let mut out = Recorded::default();
     let Ok(entries) = std::fs::read_dir(dir(store_root)) else {
-        return Vec::new();
+        return out;
     };
-    let mut out: Vec<SweepRecord> = entries
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
-        .collect();
-    out.sort_by(|a, b| (&a.configfile, &a.config).cmp(&(&b.configfile, &b.config)));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // A temporary file of an atomic write in progress is not a record.
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        match std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<SweepRecord>(&bytes).ok())
+        {
+            Some(rec) => out.sweeps.push(rec),
+            None => out.unreadable.push(path),
+        }
+    }
+    out.sweeps
+        .sort_by(|a, b| (&a.configfile, &a.config).cmp(&(&b.configfile, &b.config)));
+    out.unreadable.sort();
     out
 }
 
@@ -66,14 +86,32 @@ mod tests {
     #[test]
     fn each_sweep_is_recorded_once_and_read_back() {
         let store = tempfile::tempdir().unwrap();
-        assert!(list(store.path()).is_empty());
+        assert!(list(store.path()).sweeps.is_empty());
         let a = store.path().join("a.yaml");
         record(store.path(), &a, &[]).unwrap();
         record(store.path(), &a, &[]).unwrap();
         record(store.path(), &a, &["store_root=x".into()]).unwrap();
         let got = list(store.path());
+        assert!(got.unreadable.is_empty());
+        let got = got.sweeps;
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got.iter().all(|r| r.configfile == a));
         assert_eq!(got[1].config, vec!["store_root=x".to_string()]);
+    }
+
+    #[test]
+    fn a_damaged_record_is_listed_as_unreadable_not_dropped() {
+        let store = tempfile::tempdir().unwrap();
+        record(store.path(), &store.path().join("a.yaml"), &[]).unwrap();
+        let recorded = std::fs::read_dir(dir(store.path()))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::write(&recorded, "{\"configfile\": \"/x").unwrap();
+        let got = list(store.path());
+        assert!(got.sweeps.is_empty());
+        assert_eq!(got.unreadable, vec![recorded]);
     }
 }
