@@ -1755,3 +1755,30 @@ fn status_and_reports_take_the_sweeps_config_keys() {
     assert_eq!(not_started.len(), 2, "{json}");
     assert!(not_started.iter().all(|u| u["status"] == "not_finished"));
 }
+
+/// A store that cannot be written is the machine's problem (exit 3), not a failed job (1): the
+/// sweep stops launching, lets the running jobs end, and records nothing as done that it could
+/// not record (README, exit codes).
+#[test]
+fn a_store_that_cannot_be_written_stops_the_sweep_with_exit_code_3() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let plan = t.run_with(&["-n"]).success();
+    let target = plan
+        .stdout()
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|w| w.starts_with("tgt_"))
+        .expect("a target in the dry run")
+        .to_string();
+    // A file where the target's directory must go: its spec.json cannot be written.
+    std::fs::create_dir_all(t.store().join("targets")).unwrap();
+    std::fs::write(t.store().join("targets").join(&target), "").unwrap();
+    t.run_with(&["-j", "1", "-k"])
+        .failure(exit_code::ENVIRONMENT)
+        .clear_error(&["cannot write spec.json", &target]);
+    // The job that could not start left no incomplete marker: once the path is free, the
+    // next sweep runs it without asking for --rerun-incomplete.
+    std::fs::remove_file(t.store().join("targets").join(&target)).unwrap();
+    let again = t.run_with(&["-n"]).success();
+    assert!(!again.stdout().contains("ncomplete"), "{}", again.stdout());
+    t.run_with(&["-j", "1", "-q"]).success();
+}

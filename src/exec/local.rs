@@ -77,6 +77,11 @@ pub async fn run(
     let mut outcome = Outcome::default();
     let mut progress = Progress::new(jobs.len(), opts.quiet);
     let mut stop_launching = false;
+    // The store cannot be written (a full disk, a journal made read-only): the sweep stops
+    // launching, lets the running jobs end, and returns this (exit code 3). Counting it as a
+    // job failure said exit 1, and a finished job whose journal line was lost was later called
+    // corrupt and computed again.
+    let mut unwritable: Option<ExecError> = None;
     let mut next_waiting = 0; // every job before this index has left `Waiting`
 
     let mut interrupts = super::signals::Interrupts::install().map_err(ExecError::Signals)?;
@@ -123,6 +128,16 @@ pub async fn run(
                             (i, status, started.elapsed().as_secs_f64())
                         });
                     }
+                    Err(e @ ExecError::Io { .. }) => {
+                        // It never started, so it left no partial files: no marker either.
+                        let _ = markers.clear(&plan.job_key(job));
+                        state[i] = State::Skipped;
+                        outcome.skipped += 1;
+                        progress.message(&format!("stopping (the running jobs finish first): {e}"));
+                        unwritable.get_or_insert(e);
+                        stop_launching = true;
+                        break;
+                    }
                     Err(e) => {
                         state[i] = State::Failed;
                         // It never started, so it left no partial files: no marker either.
@@ -160,7 +175,10 @@ pub async fn run(
                 } else {
                     match verdict {
                         Ok(()) => {
-                            record_finished(plan, job, secs, &markers, &mut journal);
+                            if let Err(e) = record_finished(plan, job, secs, &markers, &mut journal) {
+                                unwritable.get_or_insert(e);
+                                stop_launching = true;
+                            }
                             state[i] = State::Done;
                             outcome.succeeded += 1;
                             progress.finished(&describe(plan, job), secs);
@@ -168,7 +186,10 @@ pub async fn run(
                         Err((why, _)) if retried[i] < opts.retries => {
                             retried[i] += 1;
                             let _ = markers.clear(&key);
-                            let _ = journal.append(&Event { attempt: Some(retried[i] + 1), detail: Some(serde_json::json!(why)), ..Event::new("retry", &key, job.rule().name()) });
+                            if let Err(e) = journal.append(&Event { attempt: Some(retried[i] + 1), detail: Some(serde_json::json!(why)), ..Event::new("retry", &key, job.rule().name()) }) {
+                                unwritable.get_or_insert(journal_error(&journal, e));
+                                stop_launching = true;
+                            }
                             progress.message(&format!("retrying {} (attempt {} of {}): {why}", describe(plan, job), retried[i] + 1, opts.retries + 1));
                             state[i] = State::Waiting;
                             next_waiting = next_waiting.min(i);
@@ -181,7 +202,10 @@ pub async fn run(
                             }
                             let mut detail = usage_fields(plan, job, secs);
                             detail.insert("reason".into(), why.clone().into());
-                            let _ = journal.append(&Event { state: Some("FAILED".into()), detail: Some(detail.into()), ..Event::new("failed", &key, job.rule().name()) });
+                            if let Err(e) = journal.append(&Event { state: Some("FAILED".into()), detail: Some(detail.into()), ..Event::new("failed", &key, job.rule().name()) }) {
+                                unwritable.get_or_insert(journal_error(&journal, e));
+                                stop_launching = true;
+                            }
                             state[i] = State::Failed;
                             let f = failure(plan, job, why, killed_by_signal);
                             progress.failed(&describe(plan, job), &format!("{} (log: {})", f.reason, f.log.display()));
@@ -209,7 +233,19 @@ pub async fn run(
     }
     outcome.skipped += state.iter().filter(|s| **s == State::Waiting).count();
     progress.finish();
-    Ok(outcome)
+    match unwritable {
+        // An interrupt says more about how the sweep ended (and sets its exit code).
+        Some(e) if !outcome.interrupted => Err(e),
+        _ => Ok(outcome),
+    }
+}
+
+fn journal_error(journal: &Journal, source: std::io::Error) -> ExecError {
+    ExecError::Io {
+        what: "the journal",
+        path: journal.path().to_path_buf(),
+        source,
+    }
 }
 
 /// How long a worker's death by an interrupt signal waits for the controller's own: the
@@ -232,24 +268,30 @@ fn killed_by_interrupt(status: &std::io::Result<ExitStatus>) -> bool {
     }
 }
 
-/// A finished job's records: its marker cleared and a `finished` event with its output's hash.
+/// A finished job's records: a `finished` event with its output's hash, then its marker
+/// cleared. In that order: without the event, the next sweep would take the output for one
+/// that is not the job's (corrupt) and compute it again, so when the journal cannot be written
+/// the marker stays and the job reads as incomplete, which is what it is to the store.
 fn record_finished(
     plan: &Plan,
     job: JobRef,
     secs: f64,
     markers: &IncompleteMarkers,
     journal: &mut Journal,
-) {
+) -> Result<(), ExecError> {
     let key = plan.job_key(job);
-    let _ = markers.clear(&key);
     let hash = crate::store::integrity::output_hash(&plan.output(job));
     let mut detail = usage_fields(plan, job, secs);
     detail.insert(crate::store::integrity::OUTPUT_HASH_KEY.into(), hash.into());
-    let _ = journal.append(&Event {
-        state: Some("COMPLETED".into()),
-        detail: Some(detail.into()),
-        ..Event::new("finished", &key, job.rule().name())
-    });
+    journal
+        .append(&Event {
+            state: Some("COMPLETED".into()),
+            detail: Some(detail.into()),
+            ..Event::new("finished", &key, job.rule().name())
+        })
+        .map_err(|e| journal_error(journal, e))?;
+    let _ = markers.clear(&key);
+    Ok(())
 }
 
 /// While stopping: a worker that had already exited successfully (its wait returned before the
@@ -265,8 +307,11 @@ fn keep_if_finished(
     if let Ok((i, status, secs)) = joined
         && judge(plan, jobs[i], status).is_ok()
     {
-        record_finished(plan, jobs[i], secs, markers, journal);
-        outcome.succeeded += 1;
+        // Already stopping: a journal that cannot be written leaves the job incomplete (its
+        // marker stays), which the interrupt's message counts.
+        if record_finished(plan, jobs[i], secs, markers, journal).is_ok() {
+            outcome.succeeded += 1;
+        }
     }
 }
 
