@@ -1782,3 +1782,46 @@ fn a_store_that_cannot_be_written_stops_the_sweep_with_exit_code_3() {
     assert!(!again.stdout().contains("ncomplete"), "{}", again.stdout());
     t.run_with(&["-j", "1", "-q"]).success();
 }
+
+/// teacher.npz is an output of its target (README): missing or cut short, the target is
+/// rebuilt, bit for bit (and its runs with it, as after any rebuild).
+#[test]
+fn a_damaged_teacher_npz_rebuilds_its_target() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["-j", "2", "-q"]).success();
+    let teacher = files_named(&t.store(), "teacher.npz")[0].clone();
+    let bytes = std::fs::read(&teacher).unwrap();
+    std::fs::write(&teacher, &bytes[..bytes.len() / 2]).unwrap();
+    let dry = t.run_with(&["-n"]).success();
+    let out = dry.stdout();
+    assert!(
+        out.contains("reason: Corrupt output files") && out.contains("teacher.npz"),
+        "{out}"
+    );
+    assert!(out.contains("rule build_target"), "{out}");
+    // --touch refuses it, naming the damaged archive (not the whole meta.json beside it).
+    let touch = t.run_with(&["--touch"]).failure(exit_code::FAILED);
+    let err = touch.stderr();
+    assert!(
+        err.contains("teacher.npz") && !err.contains("meta.json"),
+        "{err}"
+    );
+    t.run_with(&["-j", "2", "-q"]).success();
+    assert_eq!(
+        std::fs::read(&teacher).unwrap(),
+        bytes,
+        "rebuilt bit for bit"
+    );
+
+    // Asked for by name when missing: planned, not "present and up to date".
+    std::fs::remove_file(&teacher).unwrap();
+    let rel = teacher
+        .strip_prefix(t.path())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    t.run_with(&["-n", &rel])
+        .success()
+        .stdout_has("Missing output files");
+}

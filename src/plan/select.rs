@@ -63,7 +63,10 @@ impl Reason {
                 format!("Incomplete output files (left by a killed or interrupted run): {output}")
             }
             Reason::Corrupt => {
-                format!("Corrupt output files (emptied or truncated; redone): {output}")
+                format!(
+                    "Corrupt output files (emptied, cut short, or not the file its job wrote; \
+                     redone): {output}"
+                )
             }
             Reason::UpdatedInput => {
                 "Input files updated by another job (its target is rebuilt)".to_string()

@@ -16,9 +16,13 @@ use crate::plan::{JobRef, OutputStatus, Plan};
 
 use super::incomplete::IncompleteMarkers;
 
-/// A target is done when its marker AND the files its runs read exist (`clean --keep-plots`
+/// A target is done when its marker AND its arrays exist and are whole (`clean --keep-plots`
 /// removes the arrays but keeps the markers, and such a target must be rebuilt when used again).
-const TARGET_FILES: &[&str] = &["meta.json", "params.npz", "data.npz"];
+/// The runs read only the first two arrays; `teacher.npz` is checked too because README offers
+/// it as an output (until 2026-12-06 a missing or cut one went unnoticed, and asking for it
+/// said it was present). A target rebuilt for it redoes its runs, as any rebuilt target does
+/// (Snakemake's rule: a job whose input job runs runs too).
+const TARGET_FILES: &[&str] = &["meta.json", "params.npz", "data.npz", "teacher.npz"];
 /// A run is done when its marker and its trace exist.
 const RUN_FILES: &[&str] = &["analysis.json", "trace.npz"];
 

@@ -47,7 +47,15 @@ pub fn touch(plan: &Plan, jobs: &[JobRef], dry_run: bool) -> io::Result<Touched>
             out.touched.push(output);
             whole.push(job);
         } else {
-            out.refused.push(output);
+            // Name the files that are missing or cut short, when it is those (the marker may be
+            // whole and an archive beside it not); else the marker itself is what is wrong.
+            let damaged = super::status::damaged_files(plan, job);
+            match damaged.is_empty() {
+                true => out.refused.push(output),
+                false => out
+                    .refused
+                    .extend(damaged.iter().map(|p| p.display().to_string())),
+            }
         }
     }
     if dry_run {
