@@ -1825,3 +1825,27 @@ fn a_damaged_teacher_npz_rebuilds_its_target() {
         .success()
         .stdout_has("Missing output files");
 }
+
+/// A plot that cannot be written fails its job before analysis.json (whose presence means the
+/// trace and plots are complete), so the next run makes it; before, the run was done for good
+/// without it.
+#[test]
+fn a_plot_that_cannot_be_written_fails_the_job_and_the_next_run_makes_it() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let plan = t.run_with(&["-n"]).success().stdout();
+    let run = plan
+        .split_whitespace()
+        .find(|w| w.contains("/run_sgld_") && w.ends_with("analysis.json"))
+        .expect("a run in the dry run");
+    let run_dir = t.path().join(run).parent().unwrap().to_path_buf();
+    // A directory where the trace plot goes: drawing it fails.
+    let blocked = run_dir.join("diagnostics/trace.png");
+    std::fs::create_dir_all(&blocked).unwrap();
+    t.run_with(&["-j", "1", "-k", "-q"])
+        .failure(exit_code::FAILED)
+        .clear_error(&["cannot draw", "trace.png"]);
+    assert!(!run_dir.join("analysis.json").exists());
+    std::fs::remove_dir(&blocked).unwrap();
+    t.run_with(&["-j", "1", "-q"]).success();
+    assert!(blocked.is_file() && run_dir.join("analysis.json").is_file());
+}

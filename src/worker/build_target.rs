@@ -89,15 +89,18 @@ fn build<F: Real>(spec: &TargetSpec, dir: &Path, started: Instant) -> Result<(),
     let plot = dir
         .join("diagnostics")
         .join(crate::report::plots::TRAINING_LOSS_PNG);
-    let plotted = std::fs::create_dir_all(dir.join("diagnostics"))
-        .map_err(|e| e.to_string())
-        .and_then(|_| {
-            crate::report::plots::plot_training_loss(&plot, &spec.target_id, &steps, &losses)
-                .map_err(|e| e.to_string())
-        });
-    if let Err(e) = plotted {
-        // A plot is a convenience: never fail a trained target over it.
-        crate::terminal::note!("warning: training-loss plot not written: {e}");
+    std::fs::create_dir_all(dir.join("diagnostics")).map_err(|source| WorkerError::Write {
+        path: dir.join("diagnostics"),
+        source,
+    })?;
+    match crate::report::plots::plot_training_loss(&plot, &spec.target_id, &steps, &losses) {
+        Ok(()) => {}
+        Err(e @ crate::report::PlotError::NoData { .. }) => {
+            crate::terminal::note!("warning: training-loss plot not written: {e}")
+        }
+        // As for a run's plots (run_sampler.rs): a file that cannot be written fails the job
+        // before its meta.json, so the next run makes it.
+        Err(e) => return Err(WorkerError::Plot(e)),
     }
 
     let mut model_cfg: ModelRecord = as_record("model_cfg", &cfg.model)?;

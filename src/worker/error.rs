@@ -15,6 +15,10 @@ pub enum WorkerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A plot could not be drawn into its file (a full disk, permissions): the job fails, so
+    /// that no run is recorded done without the plots its analysis.json promises.
+    #[error("{0}")]
+    Plot(crate::report::PlotError),
     #[error("{path} is not a valid spec: {message}")]
     Spec { path: PathBuf, message: String },
     #[error(

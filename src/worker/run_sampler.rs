@@ -158,7 +158,7 @@ fn sample<F: Real>(sampled: Sampled<'_>) -> Result<(), WorkerError> {
         crate::terminal::note!("warning: {w}");
     }
     write_trace(&run_dir.join("trace.npz"), &run)?;
-    write_plots(spec, sampler, &run, &analysis, sampling_secs, run_dir);
+    write_plots(spec, sampler, &run, &analysis, sampling_secs, run_dir)?;
 
     let record = RunRecord {
         target_id: spec.target_id.clone(),
@@ -234,15 +234,12 @@ fn write_plots(
     analysis: &crate::analysis::Analysis,
     sampling_secs: f64,
     run_dir: &Path,
-) {
+) -> Result<(), WorkerError> {
     let dir = run_dir.join("diagnostics");
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        crate::terminal::note!(
-            "warning: plots not written: cannot create {}: {e}",
-            dir.display()
-        );
-        return;
-    }
+    std::fs::create_dir_all(&dir).map_err(|source| WorkerError::Write {
+        path: dir.clone(),
+        source,
+    })?;
     let llc: Vec<Vec<f64>> = run.chains.iter().map(|c| c.llc.clone()).collect();
     let label = format!("{} on {}", spec.run_id, spec.target_id);
     let draws = (analysis.chains * analysis.draws).max(1) as f64;
@@ -289,9 +286,17 @@ fn write_plots(
         ));
     }
     for r in results {
-        if let Err(e) = r {
-            // Plots are a convenience: a run's numbers are never lost over one.
-            crate::terminal::note!("warning: plot not written: {e}");
+        match r {
+            Ok(()) => {}
+            // Nothing to draw (e.g. no finite draw): a warning, the numbers say why.
+            Err(e @ crate::report::PlotError::NoData { .. }) => {
+                crate::terminal::note!("warning: plot not written: {e}")
+            }
+            // The file could not be written: the job fails before its analysis.json, whose
+            // presence means the trace and plots are complete, and the next run redoes it
+            // (until 2026-12-06 a full disk left a run done without its plot for good).
+            Err(e) => return Err(WorkerError::Plot(e)),
         }
     }
+    Ok(())
 }
