@@ -54,6 +54,23 @@ pub fn auto_step_size<F: Real, M: LossModel<F>, R: Rng>(
     post: &Posterior<'_, F, M>,
     rng: &mut R,
 ) -> AutoStep {
+    let (n_beta, gamma) = (post.n_beta.f64(), post.gamma.f64());
+    let (lambda_max, grad_evals) = lambda_max_at(post, &post.w_star, rng);
+    AutoStep {
+        step_size: STIFFNESS_FRACTION / (n_beta * lambda_max + gamma),
+        lambda_max,
+        grad_evals,
+    }
+}
+
+/// The largest Hessian eigenvalue of L_n at `at` (clamped at 0: away from a minimum the power
+/// iteration may settle on a negative one, which adds no stiffness), and the gradients spent.
+/// Used at w* for the auto step, and at the chains' positions by SGLD's stiffness check.
+pub fn lambda_max_at<F: Real, M: LossModel<F>, R: Rng>(
+    post: &Posterior<'_, F, M>,
+    at: &[F],
+    rng: &mut R,
+) -> (f64, u64) {
     let d = post.dim();
     let (n_beta, gamma) = (post.n_beta.f64(), post.gamma.f64());
     let h = STEP_FRACTION / (n_beta + gamma).sqrt();
@@ -62,16 +79,15 @@ pub fn auto_step_size<F: Real, M: LossModel<F>, R: Rng>(
     let mut g1 = vec![F::zero(); d];
     let mut v = vec![F::zero(); d];
     let mut w = vec![F::zero(); d];
-    post.model
-        .loss_grad(&post.w_star, Rows::All, &mut g0, &mut ws);
+    post.model.loss_grad(at, Rows::All, &mut g0, &mut ws);
     fill_unit_vector(rng, &mut v);
     let mut lambda = 0.0f64;
     for _ in 0..POWER_ITERS {
-        for ((wi, &si), &vi) in w.iter_mut().zip(&post.w_star).zip(&v) {
+        for ((wi, &si), &vi) in w.iter_mut().zip(at).zip(&v) {
             *wi = si + F::of(h) * vi;
         }
         post.model.loss_grad(&w, Rows::All, &mut g1, &mut ws);
-        // g1 ← Hv ≈ (∇L(w* + hv) − ∇L(w*)) / h
+        // g1 ← Hv ≈ (∇L(at + hv) − ∇L(at)) / h
         for (a, &b) in g1.iter_mut().zip(&g0) {
             *a = (*a - b) / F::of(h);
         }
@@ -86,12 +102,7 @@ pub fn auto_step_size<F: Real, M: LossModel<F>, R: Rng>(
             break;
         }
     }
-    let lambda_max = lambda.max(0.0);
-    AutoStep {
-        step_size: STIFFNESS_FRACTION / (n_beta * lambda_max + gamma),
-        lambda_max,
-        grad_evals: 1 + POWER_ITERS as u64,
-    }
+    (lambda.max(0.0), 1 + POWER_ITERS as u64)
 }
 
 #[cfg(test)]

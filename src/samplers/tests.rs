@@ -1020,6 +1020,48 @@ fn sgld_recovers_from_a_huge_step_by_restarting_smaller() {
     );
 }
 
+/// The stiffness check measures ε·(nβ·λ_max + γ) where the chains go: on a quadratic loss the
+/// Hessian is the same everywhere, so it is 0.1 at the auto step (by its construction) and five
+/// times that at five times the step, where the run is warned.
+#[test]
+fn sgld_stiffness_check_measures_the_step_against_the_curvature_the_chains_met() {
+    let prob = LinReg::<f64>::problem(LINREG_N, LINREG_D, 0.5, 11);
+    let post = Posterior::new(
+        &prob.model,
+        prob.w_star.clone(),
+        &PosteriorConfig::default(),
+    );
+    let mut cfg = small_config("sgld");
+    if let SamplerConfig::Sgld(s) = &mut cfg {
+        s.step_size = StepSize::Auto;
+    }
+    let auto = run(&cfg, &post, "run_stiff").expect("runs");
+    // Power iteration from below: within 1 % after 50 iterations (sgld_step.rs).
+    for c in &auto.chains {
+        assert!((c.tuned["stiffness"] - 0.1).abs() < 0.002, "{:?}", c.tuned);
+    }
+    assert!(
+        !auto.chains[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("curvature"))
+    );
+    let eps = auto.chains[0].tuned["auto_step_size"];
+    if let SamplerConfig::Sgld(s) = &mut cfg {
+        s.step_size = StepSize::Fixed(5.0 * eps);
+    }
+    let big = run(&cfg, &post, "run_stiff").expect("runs");
+    for c in &big.chains {
+        assert!((c.tuned["stiffness"] - 0.5).abs() < 0.01, "{:?}", c.tuned);
+    }
+    let w = &big.chains[0].warnings;
+    assert!(
+        w.iter()
+            .any(|w| w.contains("too large for the curvature") && w.contains("0.50")),
+        "{w:?}"
+    );
+}
+
 /// A step so large that even a thousandth of it explodes: the run is an error that names the
 /// setting, never a result.
 #[test]
