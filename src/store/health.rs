@@ -176,6 +176,10 @@ pub struct StoreHealth {
     pub convergence_unknown: usize,
     /// Markers that exist but cannot be read or parsed.
     pub unreadable: Vec<Problem>,
+    /// Finished runs whose target was rebuilt or damaged since: not results of this sweep's
+    /// target (`results` lists them apart, the next run redoes them), so neither healthy nor
+    /// unhealthy.
+    pub outdated_runs: usize,
 }
 
 fn read_fields<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
@@ -188,6 +192,10 @@ impl StoreHealth {
     pub fn scan(plan: &Plan, status: &dyn OutputStatus) -> StoreHealth {
         let mut health = StoreHealth::default();
         for job in plan.jobs().filter(|j| status.done(plan, *j)) {
+            if matches!(job, JobRef::Run(_)) && status.outdated(plan, job) {
+                health.outdated_runs += 1;
+                continue;
+            }
             let marker = plan.output(job);
             let dir = plan.job_dir(job);
             match job {
@@ -308,6 +316,13 @@ impl StoreHealth {
             line.push_str(&format!(
                 " ({} unknown: built before convergence was recorded)",
                 self.convergence_unknown
+            ));
+        }
+        if self.outdated_runs > 0 {
+            line.push_str(&format!(
+                "; {} outdated run(s) not counted (their target was rebuilt or damaged: redone by \
+                 the next run)",
+                self.outdated_runs
             ));
         }
         if !self.unreadable.is_empty() {
