@@ -172,6 +172,13 @@ fn unknown_names_exit_2_and_list_the_valid_ones() {
     t.run_with(&["validate", "--configfile", "missing.yaml"])
         .failure(exit_code::USAGE)
         .clear_error(&["missing.yaml", "no such file"]);
+    // Global sweep flags it would ignore are refused, not silently dropped.
+    t.run_with(&["validate", "--config", "posterior.gamma=10"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["validate does not take", "posterior.gamma=10"]);
+    t.run_with(&["validate", "--profile", "slurm"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["validate does not take", "--profile slurm"]);
 }
 
 #[test]

@@ -45,12 +45,29 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Some(Command::Clean(mut args)) => clean(&cli.sweep, &mut args),
         Some(Command::Status { json }) => status::status(&cli.sweep, cli.verbose > 0, json),
         Some(Command::Cancel) => status::cancel(&cli.sweep),
-        Some(Command::Validate(args)) => validate::run(
-            &args,
-            cli.sweep.configfile.as_deref(),
-            cli.sweep.quiet,
-            &mut std::io::stdout().lock(),
-        ),
+        Some(Command::Validate(args)) => {
+            // Global flags clap accepts after any subcommand: validate runs its own cases, so
+            // an experiments-file key or a profile would be silently ignored there.
+            let ignored = match (&cli.sweep.config[..], &cli.sweep.profile) {
+                ([], None) => None,
+                ([first, ..], _) => Some(format!("--config {first}")),
+                (_, Some(p)) => Some(format!("--profile {p}")),
+            };
+            if let Some(flag) = ignored {
+                return Err(CliError::Usage(format!(
+                    "validate does not take `{flag}`: it runs its own cases (their data, \
+                     training and posterior are fixed so the known LLCs hold) on this machine; \
+                     it reads only the sampler presets, next to --configfile \
+                     (see `lambda-hat validate --help`)"
+                )));
+            }
+            validate::run(
+                &args,
+                cli.sweep.configfile.as_deref(),
+                cli.sweep.quiet,
+                &mut std::io::stdout().lock(),
+            )
+        }
         None => match cli.sweep.report.clone() {
             Some(output) => report(
                 &cli.sweep,
