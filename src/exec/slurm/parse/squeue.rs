@@ -32,10 +32,25 @@ pub struct QueueEntry {
 /// What to change when a job pends for `reason`, if waiting will not help: the reasons SLURM
 /// gives for a request no node, partition, association or QOS can ever grant. `None` for the
 /// reasons that clear by themselves (`Priority`, `Resources`, `Dependency`, ...).
+///
+/// Only the reason's first word counts: SLURM appends details after a comma or in parentheses
+/// for several reasons (`ReqNodeNotAvail, UnavailableNodes:vm`,
+/// `ReqNodeNotAvail, May be reserved for other job`, `BadConstraints(...)` on some versions), so
+/// matching the whole text missed exactly the drained-node case users hit most.
 pub fn stuck_pending_advice(reason: &str) -> Option<&'static str> {
-    let advice = match reason {
-        "PartitionConfig" | "PartitionNodeLimit" | "BadConstraints" | "ReqNodeNotAvail" => {
+    let word = reason
+        .split([',', '(', ' '])
+        .next()
+        .unwrap_or_default()
+        .trim();
+    let advice = match word {
+        "PartitionConfig" | "PartitionNodeLimit" | "BadConstraints" => {
             "no node of the partition can satisfy the job's request: lower cpus_per_task, mem_mb or gpu, or choose another slurm_partition (sinfo -o '%P %c %m %G' lists what nodes have)"
+        }
+        // The request fits, but the nodes it may run on are down, drained or reserved: lowering
+        // the request does not help, an admin or another partition does.
+        "ReqNodeNotAvail" => {
+            "the nodes it may run on are down or drained: ask the admins (sinfo -R lists why) or choose another slurm_partition"
         }
         "PartitionTimeLimit" => {
             "runtime is above the partition's time limit: lower runtime or choose another slurm_partition"

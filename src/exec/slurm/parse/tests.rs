@@ -25,6 +25,38 @@ fn pending_reasons_that_never_clear_get_advice_and_the_others_none() {
     }
 }
 
+/// SLURM appends details to several reasons; the advice follows the first word, and a drained
+/// node is not answered with "lower cpus_per_task".
+#[test]
+fn stuck_reasons_with_details_appended_get_advice() {
+    let out = "\
+12_0|PENDING|ReqNodeNotAvail, UnavailableNodes:vm
+12_1|PENDING|ReqNodeNotAvail, May be reserved for other job
+13|PENDING|PartitionConfig
+14|PENDING|QOSMaxCpuPerJobLimit
+15|PENDING|Resources
+16|PENDING|Priority
+";
+    let entries = parse_squeue(out).unwrap();
+    let advice: Vec<_> = entries
+        .iter()
+        .map(|e| e.reason.as_deref().and_then(stuck_pending_advice))
+        .collect();
+    for a in &advice[..2] {
+        let a = a.expect("ReqNodeNotAvail with details got no advice");
+        assert!(a.contains("down or drained"), "{a}");
+        assert!(!a.contains("lower cpus_per_task"), "{a}");
+    }
+    assert!(advice[2].unwrap().contains("lower cpus_per_task"));
+    assert!(advice[3].is_some());
+    assert_eq!(advice[4], None);
+    assert_eq!(advice[5], None);
+    assert!(stuck_pending_advice("BadConstraints(gpu)").is_some());
+    assert!(stuck_pending_advice("PartitionTimeLimit, extra").is_some());
+    // A reason merely starting with a known word's letters is not that reason.
+    assert_eq!(stuck_pending_advice("ReqNodeNotAvailable2"), None);
+}
+
 // ---- outputs captured from the real SLURM 22.05 of scripts/slurm-local.sh ----
 
 #[test]
