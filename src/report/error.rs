@@ -115,6 +115,17 @@ pub enum ReportError {
     )]
     NothingReferenced { root: PathBuf },
 
+    #[error(
+        "{flag} `{}`: only PNG plots can be written; name the file with a .png extension",
+        path.display()
+    )]
+    PlotFormat { flag: &'static str, path: PathBuf },
+
+    #[error(
+        "--plot-x needs --plot FILE: it picks the x axis of that plot, and without it nothing is drawn"
+    )]
+    PlotXWithoutPlot,
+
     #[error("nothing to plot into `{}`: {reason}", path.display())]
     NothingToPlot { path: PathBuf, reason: String },
 

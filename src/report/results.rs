@@ -71,9 +71,10 @@ pub struct ResultsArgs {
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
 
-    /// Column for the x axis of --plot (any column of the table).
-    #[arg(long, value_name = "COLUMN", default_value = "target_params")]
-    pub plot_x: String,
+    /// Column for the x axis of --plot (any column of the table). Default: target_params.
+    // No clap default: a --plot-x given without --plot must be seen, to be refused.
+    #[arg(long, value_name = "COLUMN")]
+    pub plot_x: Option<String>,
 
     /// Keep only healthy runs on targets not known to be unconverged (the rest are counted in
     /// a note).
@@ -99,7 +100,7 @@ impl ResultsArgs {
             group_by: Vec::new(),
             out: None,
             plot: None,
-            plot_x: "target_params".into(),
+            plot_x: None,
             healthy_only: false,
             all: false,
             scope: None,
@@ -138,6 +139,36 @@ pub fn parse_columns(names: &[String], rows: &[RunRow]) -> Result<Vec<Key>, Repo
         }
     }
     Ok(keys)
+}
+
+/// The x axis of `--plot` when `--plot-x` is not given.
+const DEFAULT_PLOT_X: &str = "target_params";
+
+/// `--plot-x` without `--plot`, and a `--plot` file that is not PNG, are refused before the
+/// store is read: the first did nothing and said nothing, the second failed only after the
+/// table was printed, with the PNG encoder's debug text (which named the temporary file).
+fn check_plot_flags(args: &ResultsArgs) -> Result<(), ReportError> {
+    match &args.plot {
+        None if args.plot_x.is_some() => Err(ReportError::PlotXWithoutPlot),
+        Some(path) => check_png_path("--plot", path),
+        None => Ok(()),
+    }
+}
+
+/// Plots are only written as PNG, and the encoder picks the format from the extension, so a
+/// file named otherwise (`x.svg`, `x`) is refused by name. A device or pipe (`/dev/stdout`)
+/// gets PNG bytes whatever its name.
+pub fn check_png_path(flag: &'static str, path: &Path) -> Result<(), ReportError> {
+    let png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    match files::destination(path) {
+        files::Destination::File(_) if !png => Err(ReportError::PlotFormat {
+            flag,
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `--plot-x`: a fixed column, or a configuration column some run has. Without runs only the
@@ -299,13 +330,15 @@ pub fn run(
 ) -> Result<(), ReportError> {
     // Validate what can be validated before reading the store, so a typo in a fixed column
     // fails fast; configuration columns are known once the runs are read.
+    check_plot_flags(args)?;
+    let plot_x_name = args.plot_x.as_deref().unwrap_or(DEFAULT_PLOT_X);
     if args.plot.is_some() {
-        parse_plot_x(&args.plot_x, None)?;
+        parse_plot_x(plot_x_name, None)?;
     }
     let (mut rows, unfinished, outside) = collect_in(&args.runs_root, args.scope.as_ref())?;
     let group_columns = parse_columns(&args.group_by, &rows)?;
     let plot_x = match args.plot {
-        Some(_) => parse_plot_x(&args.plot_x, Some(&rows))?,
+        Some(_) => parse_plot_x(plot_x_name, Some(&rows))?,
         None => None,
     };
     let mut notes = Vec::new();
@@ -855,12 +888,12 @@ mod tests {
         let mut args = ResultsArgs::new(tmp.path());
         let png = tmp.path().join("p.png");
         args.plot = Some(png.clone());
-        args.plot_x = "colour".into();
+        args.plot_x = Some("colour".into());
         let err = run_to_strings(&args).unwrap_err();
         assert!(matches!(err, ReportError::UnknownColumn { .. }), "{err}");
         assert!(!png.exists());
         for x in ["sampler", "activation", "seed", "n_data"] {
-            args.plot_x = x.into();
+            args.plot_x = Some(x.into());
             run_to_strings(&args).unwrap();
             crate::report::testutil::assert_png(&png, (1000, 600));
         }
@@ -915,7 +948,32 @@ mod tests {
         assert_eq!(cli.args.format, Format::Csv);
         assert_eq!(cli.args.group_by, ["sampler", "target_params"]);
         assert_eq!(cli.args.runs_root, PathBuf::from("runs"));
-        assert_eq!(cli.args.plot_x, "target_params");
+        assert_eq!(cli.args.plot_x, None);
+    }
+
+    /// Checked before the store is read, so even a missing store gives these messages.
+    #[test]
+    fn plot_must_be_png_and_plot_x_needs_plot() {
+        let tmp = TempDir::new("results-plot-format");
+        let mut args = ResultsArgs::new(tmp.path().join("runs"));
+        for name in ["x.svg", "x.pdf", "x"] {
+            args.plot = Some(tmp.path().join(name));
+            let err = run_to_strings(&args).unwrap_err();
+            assert!(matches!(err, ReportError::PlotFormat { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(name) && msg.contains(".png"), "{msg}");
+            assert!(!msg.contains("partial"), "{msg}");
+        }
+        for name in ["x.png", "x.PNG"] {
+            args.plot = Some(tmp.path().join(name));
+            let err = run_to_strings(&args).unwrap_err();
+            assert!(matches!(err, ReportError::StoreMissing { .. }), "{err}");
+        }
+        args.plot = None;
+        args.plot_x = Some("gamma".into());
+        let err = run_to_strings(&args).unwrap_err();
+        assert!(matches!(err, ReportError::PlotXWithoutPlot), "{err}");
+        assert!(err.to_string().contains("--plot"), "{err}");
     }
 
     #[test]
