@@ -14,6 +14,10 @@ use crate::config::profile::parse_count;
 #[command(
     name = "lambda-hat",
     version,
+    // Snakemake accepts a flag given twice (`-n --dryrun`, a profile's flag repeated by hand):
+    // a repeated switch stays on and a repeated single-value option keeps its last value.
+    // Append options (--config, --set-resources, targets) still collect every value.
+    args_override_self = true,
     about = "Local learning coefficient (LLC) sweeps with MCMC, run locally or on SLURM",
     after_help = "Examples:\n  lambda-hat -n                      preview the whole DAG\n  lambda-hat -j 4                    run the sweep locally, 4 jobs at a time\n  lambda-hat --profile slurm -j 100  run it on SLURM\n  lambda-hat \"runs/targets/*/meta.json\" -j 4   only build targets"
 )]
@@ -305,5 +309,54 @@ mod tests {
             let err = parse(&["-j", bad]).unwrap_err().to_string();
             assert!(err.contains("at least 1"), "{bad}: {err}");
         }
+    }
+
+    /// Repeats are accepted as in Snakemake; lists still collect every value.
+    #[test]
+    fn repeated_flags_are_accepted_and_lists_still_append() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let argv = std::iter::once("lambda-hat").chain(args.iter().copied());
+            super::Cli::try_parse_from(argv)
+        };
+        for args in [
+            &["-n", "--dryrun"][..],
+            &["-n", "-n"],
+            &["-F", "-F", "-n"],
+            &["--dry-run", "--dry-run", "-p", "-p"],
+        ] {
+            let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(cli.sweep.dry_run, "{args:?}");
+        }
+        let cli = parse(&["-j", "2", "-j", "3", "--configfile", "a.yaml", "--configfile", "b.yaml"])
+            .unwrap();
+        assert_eq!(cli.sweep.jobs, Some(3));
+        assert_eq!(
+            cli.sweep.configfile.as_deref(),
+            Some(std::path::Path::new("b.yaml"))
+        );
+        let cli = parse(&[
+            "--config",
+            "a=1",
+            "b=2",
+            "--config",
+            "c=3",
+            "--set-resources",
+            "run_sampler:mem_mb=100",
+            "--set-resources",
+            "build_target:mem_mb=200",
+            "x/*",
+            "y/*",
+        ])
+        .unwrap();
+        assert_eq!(cli.sweep.config, ["a=1", "b=2", "c=3"]);
+        // The words after the last --set-resources are its values (num_args 1..); none is lost.
+        let all: Vec<_> = cli.sweep.set_resources.iter().chain(&cli.sweep.targets).collect();
+        assert_eq!(all.len(), 4, "{all:?}");
+        let cli = parse(&["results", "--plot", "a.png", "--plot", "b.png"]).unwrap();
+        let Some(super::Command::Results(r)) = cli.command else {
+            panic!("not results")
+        };
+        assert_eq!(r.plot.as_deref(), Some(std::path::Path::new("b.png")));
     }
 }
