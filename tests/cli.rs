@@ -716,3 +716,21 @@ fn a_byte_order_mark_and_yaml_merge_keys_are_read_as_pyyaml_reads_them() {
         .success()
         .stdout_has("build_target        2");
 }
+
+/// `-n` changes nothing, `--unlock` included: it says what would be removed and removes nothing;
+/// a repeated flag (`-n --dryrun`) is accepted as Snakemake accepts it.
+#[test]
+fn unlock_under_dry_run_removes_nothing() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    let lock = t.store().join(".lambda-hat/lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let record = r#"{"pid": 1, "host": "another-host-that-crashed"}"#;
+    std::fs::write(&lock, record).unwrap();
+    t.run_with(&["-n", "--unlock", "--dryrun"])
+        .success()
+        .stderr_has("Would unlock")
+        .stderr_has("nothing removed");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), record);
+    t.run_with(&["--unlock"]).success().stderr_has("Unlocked");
+    assert!(!lock.exists());
+}

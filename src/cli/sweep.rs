@@ -230,6 +230,23 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     }
     let settings = Settings::from_args(args)?;
     let plan = load_plan(&settings)?;
+    if args.unlock && args.dry_run {
+        // -n promises that nothing changes, --unlock included: say what would go.
+        use crate::store::lock::{Unlocked, lock_path, unlock_preview};
+        let store = plan.store_root.display();
+        let file = lock_path(&plan.store_root);
+        let file = file.display();
+        match unlock_preview(&plan.store_root)? {
+            Unlocked::Removed => crate::terminal::note!(
+                "Would unlock the store {store} (remove {file}); nothing removed (dry run)."
+            ),
+            Unlocked::RemovedHeld(holder) => crate::terminal::note!(
+                "Would unlock the store {store} (remove {file}); its lock is held by {holder}, which is not running on this host. Nothing removed (dry run)."
+            ),
+            Unlocked::NoLock => crate::terminal::note!("The store {store} has no lock to remove."),
+        }
+        return Ok(());
+    }
     if args.unlock {
         use crate::store::lock::{Unlocked, unlock};
         let store = plan.store_root.display();

@@ -149,6 +149,29 @@ pub fn unlock(store_root: &Path) -> Result<Unlocked, LockError> {
     }
 }
 
+/// What [`unlock`] would do, changing nothing (`--unlock -n`): the lock is only looked at, not
+/// taken, since taking it rewrites the holder record.
+pub fn unlock_preview(store_root: &Path) -> Result<Unlocked, LockError> {
+    let path = lock_path(store_root);
+    if !path.exists() {
+        return Ok(Unlocked::NoLock);
+    }
+    match holder(store_root) {
+        None => Ok(Unlocked::Removed),
+        Some(holder) => {
+            let record = std::fs::read_to_string(&path).unwrap_or_default();
+            if holder_is_alive_here(&record) {
+                Err(LockError::Held {
+                    store: store_root.display().to_string(),
+                    holder,
+                })
+            } else {
+                Ok(Unlocked::RemovedHeld(holder))
+            }
+        }
+    }
+}
+
 /// Whether the record names a process of this host that is still running. A record without
 /// pid or host counts as alive: nothing is removed on a guess.
 fn holder_is_alive_here(record: &str) -> bool {
@@ -247,8 +270,13 @@ mod tests {
             unlock(dir.path()).is_err(),
             "a lock this live process holds is not removed"
         );
+        assert!(unlock_preview(dir.path()).is_err());
         drop(first);
         drop(acquire_soon(dir.path()));
+        // `--unlock -n` says what would go and removes nothing.
+        let record = std::fs::read(lock_path(dir.path())).unwrap();
+        assert_eq!(unlock_preview(dir.path()).unwrap(), Unlocked::Removed);
+        assert_eq!(std::fs::read(lock_path(dir.path())).unwrap(), record);
         assert_eq!(soon(|| unlock(dir.path())), Unlocked::Removed);
         assert!(!lock_path(dir.path()).exists());
         assert_eq!(unlock(dir.path()).unwrap(), Unlocked::NoLock);
