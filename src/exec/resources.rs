@@ -263,23 +263,28 @@ pub fn parse_value(name: &str, raw: &str) -> Result<ResourceValue, ResourceError
         }
         return Ok(ResourceValue::Text(raw.to_string()));
     }
-    if name == "runtime" {
-        return parse_minutes(raw)
-            .map(ResourceValue::Int)
-            .ok_or_else(|| bad("a runtime in minutes, or a number with m, h or d, e.g. 90, 2h"));
+    let value = match name.as_str() {
+        "runtime" => parse_minutes(raw)
+            .ok_or_else(|| bad("a runtime in minutes, or a number with m, h or d, e.g. 90, 2h"))?,
+        "mem_mb" => parse_megabytes(raw)
+            .ok_or_else(|| bad("megabytes, or a size with a unit, e.g. 4000, 4G, 16GiB"))?,
+        _ => match raw.parse::<i64>() {
+            Ok(v) if v >= 0 || POSITIVE.contains(&name.as_str()) => v,
+            _ => return Err(bad("must be a non-negative integer")),
+        },
+    };
+    if POSITIVE.contains(&name.as_str()) && value < 1 {
+        return Err(bad(
+            "must be at least 1: a job needs memory, time and a core (SLURM refuses 0 too)",
+        ));
     }
-    if name == "mem_mb" {
-        return parse_megabytes(raw)
-            .map(ResourceValue::Int)
-            .ok_or_else(|| bad("megabytes, or a size with a unit, e.g. 4000, 4G, 16GiB"));
-    }
-    match raw.parse::<i64>() {
-        // 0 cores would let a job past the `--cores` limit (it would count for nothing).
-        Ok(0) if name == "cpus_per_task" => Err(bad("must be at least 1: a job runs on a core")),
-        Ok(v) if v >= 0 => Ok(ResourceValue::Int(v)),
-        _ => Err(bad("must be a non-negative integer")),
-    }
+    Ok(ResourceValue::Int(value))
 }
+
+/// Resources a job cannot have none of. Refused at parse time, so the local and SLURM executors
+/// agree: `mem_mb=0` used to pass locally (skipping the memory check) and fail only on SLURM;
+/// 0 cores let a job past the `--cores` limit (it counted for nothing).
+const POSITIVE: &[&str] = &["mem_mb", "mem_mb_per_cpu", "runtime", "cpus_per_task"];
 
 /// Normalises a value read from YAML (profiles) for resource `name`.
 pub fn from_yaml(name: &str, value: &serde_yaml::Value) -> Result<ResourceValue, ResourceError> {
@@ -301,12 +306,8 @@ fn parse_minutes(raw: &str) -> Option<i64> {
         'd' => (&raw[..raw.len() - 1], 24 * 60),
         _ => (raw, 1),
     };
-    digits
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .map(|v| v * factor)
+    // 0 and negative parse here and are refused by the caller with the other counts.
+    digits.trim().parse::<i64>().ok()?.checked_mul(factor)
 }
 
 /// `NAME=VALUE` (for `--resources` and `--default-resources`).
@@ -552,6 +553,40 @@ mod tests {
         let text = "MemTotal:       24576000 kB\nMemFree:        1000 kB\n";
         assert_eq!(parse_meminfo_total(text), Some(24576000.0 * 1024.0));
         assert_eq!(parse_meminfo_total("nothing"), None);
+    }
+
+    /// 0 (and negative) memory, time or cores is refused with one message, whatever the
+    /// executor: locally `mem_mb=0` passed and skipped the memory check.
+    #[test]
+    fn zero_and_negative_counts_are_refused_alike() {
+        for text in [
+            "mem_mb=0",
+            "mem_mb=0G",
+            "mem=0",
+            "mem_mb_per_cpu=0",
+            "runtime=0",
+            "time=0h",
+            "runtime=-5",
+            "cpus_per_task=0",
+            "cpus_per_task=-1",
+            "threads=0",
+        ] {
+            let e = parse_assignment(text).unwrap_err().to_string();
+            assert!(e.contains("must be at least 1"), "{text}: {e}");
+        }
+        let e = parse_rule_assignment("run_sampler:mem_mb=0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mem_mb") && e.contains("at least 1"), "{e}");
+        assert!(parse_assignment("mem_mb=-1").is_err());
+        assert_eq!(
+            parse_assignment("gpu=0").unwrap(),
+            ("gpu".into(), ResourceValue::Int(0))
+        );
+        assert_eq!(
+            parse_assignment("runtime=1").unwrap(),
+            ("runtime".into(), ResourceValue::Int(1))
+        );
     }
 
     #[test]
