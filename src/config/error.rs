@@ -15,6 +15,11 @@ pub enum ConfigError {
     #[error("malformed YAML in {path}: {}", plain(.message))]
     Yaml { path: PathBuf, message: String },
 
+    /// Valid YAML with a whole number no setting can hold (`seed: 18446744073709551616`): the
+    /// reader refuses it while parsing, but the file is not malformed.
+    #[error("number out of range in {path}: {message}")]
+    OutOfRange { path: PathBuf, message: String },
+
     #[error("invalid config in {path}, {entry}{}: {}", key_part(.key), plain(.message))]
     Invalid {
         path: PathBuf,

@@ -327,15 +327,52 @@ fn expand_home(path: &str, home: Option<&std::ffi::OsStr>) -> Result<PathBuf, St
 /// Windows editors write, is skipped, and merge keys (`<<: *anchor`) are merged into their
 /// mapping (the mapping's own keys win).
 fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
-    let error = |e: serde_yaml::Error| ConfigError::Yaml {
-        path: path.to_path_buf(),
-        // serde_yaml's message already names the line and column.
-        message: e.to_string(),
+    let error = |e: serde_yaml::Error| {
+        // serde_yaml's message already names the key path, line and column.
+        let message = e.to_string();
+        match out_of_range(&message) {
+            Some(message) => ConfigError::OutOfRange {
+                path: path.to_path_buf(),
+                message,
+            },
+            None => ConfigError::Yaml {
+                path: path.to_path_buf(),
+                message,
+            },
+        }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut value: Value = serde_yaml::from_str(text).map_err(error)?;
     value.apply_merge().map_err(error)?;
     Ok(value)
+}
+
+/// serde_yaml reads a whole number beyond 64 bits as a 128-bit one that no YAML value can hold,
+/// and says so as "invalid type: integer `N` as u128, expected any YAML value": the user's
+/// file is fine but the number is too large. Rewritten as that, naming the key the message
+/// starts with (`targets[0].seed: ...`) and keeping its line and column.
+fn out_of_range(message: &str) -> Option<String> {
+    const HEAD: &str = "invalid type: integer `";
+    let at = message.find(HEAD)?;
+    let rest = &message[at + HEAD.len()..];
+    let end = rest.find('`')?;
+    let number = &rest[..end];
+    let after = &rest[end + 1..];
+    let tail = after
+        .strip_prefix(" as u128, expected any YAML value")
+        .or_else(|| after.strip_prefix(" as i128, expected any YAML value"))?;
+    let limit = if number.starts_with('-') {
+        format!("at least {}", i64::MIN)
+    } else {
+        format!("at most {}", u64::MAX)
+    };
+    let key = message[..at].trim().trim_end_matches(':');
+    let key = if key.is_empty() {
+        String::new()
+    } else {
+        format!("`{key}`: ")
+    };
+    Some(format!("{key}{number} is out of range ({limit}){tail}"))
 }
 
 fn show(v: &Value) -> String {
@@ -982,6 +1019,25 @@ fn resolve_sampler(
 
 #[cfg(test)]
 mod tests {
+
+    /// A number too large for 64 bits is valid YAML out of range, not "malformed YAML".
+    #[test]
+    fn a_huge_number_is_out_of_range_naming_its_key() {
+        let path = Path::new("experiments.yaml");
+        let text = "targets:\n  - { model: small, seed: 18446744073709551616 }\n";
+        let e = parse_yaml(path, text).unwrap_err();
+        assert!(matches!(e, ConfigError::OutOfRange { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`targets[0].seed`: 18446744073709551616 is out of range (at most 18446744073709551615)"),
+            "{msg}"
+        );
+        assert!(msg.contains("line 2") && !msg.contains("malformed"), "{msg}");
+        let e = parse_yaml(path, "seed: -99999999999999999999\n").unwrap_err();
+        assert!(e.to_string().contains("at least -9223372036854775808"), "{e}");
+        let e = parse_yaml(path, "seed: [1\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Yaml { .. }), "{e}");
+    }
     use super::*;
 
     fn yaml(text: &str) -> Value {
