@@ -137,12 +137,27 @@ pub fn apply_assignment(root: &mut Value, assignment: &str) -> Result<(), String
     if segments.iter().any(|s| s.trim().is_empty()) {
         return Err(format!("`{key}` is not a key: use names separated by dots"));
     }
+    // `targets[0].seed=5` read as a key named `targets[0]` and failed as "unknown key": say
+    // that list items have no address here, and how to set the list instead.
+    if let Some(at) = segments.iter().position(|s| s.contains('[')) {
+        let list = segments[..at]
+            .iter()
+            .copied()
+            .chain(segments[at].split('[').next())
+            .collect::<Vec<_>>()
+            .join(".");
+        return Err(list_item_message(&list));
+    }
     let value: Value =
         serde_yaml::from_str(value).map_err(|e| format!("the value is not YAML: {e}"))?;
     let mut node = root;
     for (i, segment) in segments.iter().enumerate() {
         if node.is_null() {
             *node = Value::Mapping(Mapping::new());
+        }
+        if node.is_sequence() {
+            // `targets.0.seed=5`: the same as `targets[0]`.
+            return Err(list_item_message(&segments[..i].join(".")));
         }
         let Value::Mapping(map) = node else {
             return Err(format!(
@@ -170,6 +185,18 @@ pub fn apply_assignment(root: &mut Value, assignment: &str) -> Result<(), String
         node = map.entry(k).or_insert(Value::Null);
     }
     Ok(())
+}
+
+fn list_item_message(list: &str) -> String {
+    let example = match list {
+        "targets" => "{model: small, data: small, seed: 5}, ...",
+        "samplers" => "{name: hmc}, ...",
+        _ => "...",
+    };
+    format!(
+        "`{list}` is a list, and --config cannot address one of its items; give the whole list \
+         instead, e.g. --config '{list}=[{example}]'"
+    )
 }
 
 /// Resolves experiments-file text (`path` is used for messages and preset lookup only).
@@ -1076,6 +1103,20 @@ mod tests {
             "store_root: runs b\nposterior: { gamma: 10 }\ntraining: { steps: 500 }\nsamplers: [{name: hmc}]\n",
         );
         assert_eq!(root, want);
+    }
+
+    /// List items have no --config address; the message says to give the whole list.
+    #[test]
+    fn an_assignment_to_a_list_item_says_to_give_the_whole_list() {
+        let mut root = yaml("targets: [{ model: small, seed: 1 }]\n");
+        for a in ["targets[0].seed=5", "targets[0]={seed: 5}", "targets.0.seed=5"] {
+            let e = apply_assignment(&mut root, a).unwrap_err();
+            assert!(
+                e.contains("`targets` is a list") && e.contains("--config 'targets=["),
+                "{a}: {e}"
+            );
+        }
+        assert_eq!(root, yaml("targets: [{ model: small, seed: 1 }]\n"));
     }
 
     #[test]
