@@ -199,6 +199,49 @@ fn list_item_message(list: &str) -> String {
     )
 }
 
+/// The longest name one path component may have (Linux's NAME_MAX, in bytes).
+const MAX_NAME_BYTES: usize = 255;
+/// The longest path the system opens (Linux's PATH_MAX, 4096 bytes with the closing NUL).
+const MAX_PATH_BYTES: usize = 4095;
+/// Room kept below the store root for the deepest file lambda-hat writes there (a temporary
+/// file beside a run's trace, `targets/tgt_<12 hex>/run_<sampler>_<8 hex>/.<pid>.partial-...`,
+/// or a SLURM task log under `.lambda-hat/`, each about 100 bytes); IDs are fixed-length
+/// hashes, so no name from the experiments file makes this deeper.
+const STORE_DEPTH_BYTES: usize = 256;
+
+/// A store root the system cannot hold files under is refused here, before `-n` says all is
+/// well: an overlong one passed planning and failed the first job with "File name too long"
+/// (exit 3). `cwd` makes a relative root absolute, as the system sees it.
+fn check_path_length(root: &Path, cwd: Option<&Path>) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(long) = root
+        .components()
+        .map(|c| c.as_os_str())
+        .find(|c| c.len() > MAX_NAME_BYTES)
+    {
+        return Err(format!(
+            "a folder name in it is {} bytes long (`{}…`); the system allows at most \
+             {MAX_NAME_BYTES} bytes per name: choose a shorter store_root",
+            long.len(),
+            String::from_utf8_lossy(&long.as_bytes()[..40]),
+        ));
+    }
+    let absolute = match cwd {
+        Some(cwd) if root.is_relative() => cwd.join(root),
+        _ => root.to_path_buf(),
+    };
+    let limit = MAX_PATH_BYTES - STORE_DEPTH_BYTES;
+    let len = absolute.as_os_str().len();
+    if len > limit {
+        return Err(format!(
+            "the path is {len} bytes long (as an absolute path); at most {limit} bytes leave \
+             room for the files lambda-hat writes under it (the system allows {MAX_PATH_BYTES} \
+             in all): choose a shorter store_root"
+        ));
+    }
+    Ok(())
+}
+
 /// Resolves experiments-file text (`path` is used for messages and preset lookup only).
 pub fn parse_sweep(path: &Path, text: &str, presets: &PresetDirs) -> Result<Sweep, ConfigError> {
     resolve_sweep(path, parse_yaml(path, text)?, presets)
@@ -234,6 +277,8 @@ fn resolve_sweep(path: &Path, root: Value, presets: &PresetDirs) -> Result<Sweep
             ));
         }
     };
+    check_path_length(&store_root, std::env::current_dir().ok().as_deref())
+        .map_err(|message| ctx.invalid("top level", "store_root", message))?;
     let precision = precision_of(&ctx, &top)?;
 
     let workflow_src = presets.workflow()?;
@@ -1103,6 +1148,34 @@ mod tests {
             "store_root: runs b\nposterior: { gamma: 10 }\ntraining: { steps: 500 }\nsamplers: [{name: hmc}]\n",
         );
         assert_eq!(root, want);
+    }
+
+    /// An overlong store_root is refused at validation, not by the first job's write.
+    #[test]
+    fn an_overlong_store_root_is_refused() {
+        let cwd = Path::new("/home/user/sweep");
+        assert!(check_path_length(Path::new("runs"), Some(cwd)).is_ok());
+        assert!(check_path_length(&PathBuf::from("a".repeat(255)), Some(cwd)).is_ok());
+        let e = check_path_length(&PathBuf::from("a".repeat(300)), Some(cwd)).unwrap_err();
+        assert!(e.contains("300 bytes") && e.contains("255"), "{e}");
+        let deep = vec!["b".repeat(200); 20].join("/");
+        let e = check_path_length(Path::new(&deep), Some(cwd)).unwrap_err();
+        assert!(e.contains("3839 bytes"), "{e}");
+        let e = check_path_length(Path::new(&format!("/{}", "c".repeat(256))), None);
+        assert!(e.is_err());
+        // Through the whole file: the message names store_root.
+        let text = format!(
+            "store_root: {}\ntargets: [{{ model: small, data: small, seed: 1 }}]\nsamplers: [{{ name: sgld }}]\n",
+            "a".repeat(300)
+        );
+        let e = parse_sweep(
+            Path::new("e.yaml"),
+            &text,
+            &PresetDirs::for_experiments_file(Path::new("e.yaml")),
+        )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store_root") && e.contains("255"), "{e}");
     }
 
     /// List items have no --config address; the message says to give the whole list.
