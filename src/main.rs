@@ -1,9 +1,7 @@
 //! `lambda-hat`: parse the command line, run it, map errors to one message and an exit code.
 
-use clap::Parser;
-
 fn main() {
-    let cli = lambda_hat::cli::Cli::parse();
+    let cli = lambda_hat::cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = lambda_hat::cli::dispatch(cli) {
         e.exit();

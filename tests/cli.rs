@@ -734,3 +734,21 @@ fn unlock_under_dry_run_removes_nothing() {
     t.run_with(&["--unlock"]).success().stderr_has("Unlocked");
     assert!(!lock.exists());
 }
+
+/// A bare word a slip away from a subcommand is read as an output glob; the message names the
+/// subcommand meant. A Snakemake flag lambda-hat lacks gets its own hint, not clap's nearest.
+#[test]
+fn misspelt_subcommands_and_snakemake_only_flags_get_a_hint() {
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["statsu"])
+        .failure(exit_code::USAGE)
+        .stderr_has("did you mean `status`?");
+    t.run_with(&["resutls"])
+        .failure(exit_code::USAGE)
+        .stderr_has("did you mean `results`?");
+    t.run_with(&["--slurm"])
+        .failure(exit_code::USAGE)
+        .stderr_has("--executor slurm");
+    let out = t.run_with(&["--nolock"]).failure(exit_code::USAGE);
+    assert!(!out.stderr().contains("'--unlock'"), "{}", out.stderr());
+}

@@ -359,4 +359,39 @@ mod tests {
         };
         assert_eq!(r.plot.as_deref(), Some(std::path::Path::new("b.png")));
     }
+
+    /// plan's list of subcommands (for "did you mean `status`?") is clap's.
+    #[test]
+    fn the_plan_knows_every_subcommand() {
+        let mut clap: Vec<_> = super::Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        let mut ours: Vec<_> = crate::plan::dag::SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+        clap.sort();
+        ours.sort();
+        assert_eq!(clap, ours);
+    }
+
+    /// Snakemake flags lambda-hat lacks get a hint of their own, not clap's nearest spelling.
+    #[test]
+    fn snakemake_only_flags_get_their_own_hint() {
+        use clap::Parser;
+        let hint = |args: &[&str]| {
+            let argv = std::iter::once("lambda-hat").chain(args.iter().copied());
+            let err = super::Cli::try_parse_from(argv).unwrap_err();
+            crate::cli::snakemake_hint(&err)
+        };
+        for args in [&["--slurm"][..], &["--cluster", "sbatch"], &["--executor", "cluster-generic"]] {
+            let h = hint(args).unwrap_or_else(|| panic!("{args:?}: no hint"));
+            assert!(h.contains("--executor slurm") && h.contains("--profile slurm"), "{h}");
+        }
+        let h = hint(&["--nolock"]).unwrap();
+        assert!(h.contains("two controllers") && !h.starts_with("--unlock"), "{h}");
+        assert!(hint(&["--reason"]).unwrap().contains("-n"));
+        assert!(hint(&["--rerun-triggers", "mtime"]).unwrap().contains("IDs"));
+        // Other mistakes keep clap's own message.
+        assert_eq!(hint(&["--dryrn"]), None);
+        assert_eq!(hint(&["--executor", "pbs"]), None);
+    }
 }

@@ -13,6 +13,64 @@ use std::io::Write;
 
 use crate::report::promote::PromoteCommand;
 
+/// Parses the command line; on an error, exits as clap does (code 2), except that a Snakemake
+/// flag lambda-hat does not have gets a hint of its own (see [`snakemake_hint`]).
+pub fn parse() -> Cli {
+    use clap::Parser;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match snakemake_hint(&e) {
+            Some(message) => {
+                crate::terminal::note!("error: {message}");
+                std::process::exit(crate::exit_code::USAGE)
+            }
+            None => e.exit(),
+        },
+    }
+}
+
+/// The message for a Snakemake flag lambda-hat has no counterpart of. clap's own tip names the
+/// nearest spelling, which misleads here: `--slurm` suggested `--summary`, `--cluster` `--list`,
+/// and `--nolock` `--unlock`, its opposite.
+pub fn snakemake_hint(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    const CLUSTER: &str = "lambda-hat submits to SLURM itself: use `--executor slurm` or \
+                           `--profile slurm` (README: SLURM)";
+    match err.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = context(ContextKind::InvalidArg)?;
+            let flag = arg.split('=').next().unwrap_or(arg);
+            let why = match flag {
+                "--slurm" | "--cluster" | "--cluster-generic" | "--cluster-config"
+                | "--cluster-status" | "--cluster-cancel" | "--drmaa" => CLUSTER,
+                "--nolock" => {
+                    "the store lock is what keeps two controllers from running the same jobs \
+                     twice, so it cannot be turned off; if a crashed run left it behind, \
+                     `lambda-hat --unlock` removes it"
+                }
+                "--reason" | "-r" => "`-n` always shows why each job would run",
+                "--rerun-triggers" => {
+                    "a job reruns when its output is missing or its target was rebuilt; a \
+                     changed config gives new IDs, so new jobs; force reruns with -R RULE or -F"
+                }
+                _ => return None,
+            };
+            Some(format!("lambda-hat has no `{flag}`: {why}"))
+        }
+        ErrorKind::InvalidValue => {
+            let arg = context(ContextKind::InvalidArg)?;
+            let value = context(ContextKind::InvalidValue)?;
+            (arg.starts_with("--executor") && value.starts_with("cluster"))
+                .then(|| format!("lambda-hat has no executor `{value}`: {CLUSTER}"))
+        }
+        _ => None,
+    }
+}
+
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {

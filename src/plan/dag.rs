@@ -122,7 +122,7 @@ pub enum PlanError {
     #[error("invalid target glob `{glob}`: {message}")]
     BadGlob { glob: String, message: String },
     #[error(
-        "`{glob}` matches no output of this sweep.\n  Outputs look like {example_target} and {example_run}; check the store_root and the IDs (`lambda-hat --summary` lists every output).{}", yaml_hint(.glob)
+        "`{glob}` matches no output of this sweep.\n  Outputs look like {example_target} and {example_run}; check the store_root and the IDs (`lambda-hat --summary` lists every output).{}{}", yaml_hint(.glob), subcommand_hint(.glob)
     )]
     GlobNoMatch {
         glob: String,
@@ -381,6 +381,26 @@ fn path_hint(word: &str) -> &'static str {
 
 /// For a "target" that is a YAML file: `--configfile` takes one file, and the next word is a
 /// target (as in Snakemake).
+/// The subcommands of `lambda-hat` (cli::args checks this list against clap's).
+pub const SUBCOMMANDS: &[&str] = &[
+    "worker", "results", "report", "promote", "clean", "status", "cancel", "validate",
+];
+
+/// A bare word a slip away from a subcommand (`statsu`, `resutls`) is read as an output glob;
+/// name the subcommand meant. Words with `/` or `*` are globs on purpose.
+fn subcommand_hint(word: &str) -> String {
+    if word.contains(['/', '*']) {
+        return String::new();
+    }
+    SUBCOMMANDS
+        .iter()
+        .map(|s| (crate::invalid::edit_distance(word, s), s))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, s)| format!("\n  hint: did you mean `{s}`? (`lambda-hat {s}`)"))
+        .unwrap_or_default()
+}
+
 fn yaml_hint(word: &str) -> &'static str {
     if word.ends_with(".yaml") || word.ends_with(".yml") {
         "\n  hint: `--configfile` takes one experiments file; the words after it are output paths"
