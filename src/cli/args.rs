@@ -328,8 +328,17 @@ mod tests {
             let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert!(cli.sweep.dry_run, "{args:?}");
         }
-        let cli = parse(&["-j", "2", "-j", "3", "--configfile", "a.yaml", "--configfile", "b.yaml"])
-            .unwrap();
+        let cli = parse(&[
+            "-j",
+            "2",
+            "-j",
+            "3",
+            "--configfile",
+            "a.yaml",
+            "--configfile",
+            "b.yaml",
+        ])
+        .unwrap();
         assert_eq!(cli.sweep.jobs, Some(3));
         assert_eq!(
             cli.sweep.configfile.as_deref(),
@@ -351,7 +360,12 @@ mod tests {
         .unwrap();
         assert_eq!(cli.sweep.config, ["a=1", "b=2", "c=3"]);
         // The words after the last --set-resources are its values (num_args 1..); none is lost.
-        let all: Vec<_> = cli.sweep.set_resources.iter().chain(&cli.sweep.targets).collect();
+        let all: Vec<_> = cli
+            .sweep
+            .set_resources
+            .iter()
+            .chain(&cli.sweep.targets)
+            .collect();
         assert_eq!(all.len(), 4, "{all:?}");
         let cli = parse(&["results", "--plot", "a.png", "--plot", "b.png"]).unwrap();
         let Some(super::Command::Results(r)) = cli.command else {
@@ -367,7 +381,10 @@ mod tests {
             .get_subcommands()
             .map(|c| c.get_name().to_string())
             .collect();
-        let mut ours: Vec<_> = crate::plan::dag::SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+        let mut ours: Vec<_> = crate::plan::dag::SUBCOMMANDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         clap.sort();
         ours.sort();
         assert_eq!(clap, ours);
@@ -382,14 +399,28 @@ mod tests {
             let err = super::Cli::try_parse_from(argv).unwrap_err();
             crate::cli::snakemake_hint(&err)
         };
-        for args in [&["--slurm"][..], &["--cluster", "sbatch"], &["--executor", "cluster-generic"]] {
+        for args in [
+            &["--slurm"][..],
+            &["--cluster", "sbatch"],
+            &["--executor", "cluster-generic"],
+        ] {
             let h = hint(args).unwrap_or_else(|| panic!("{args:?}: no hint"));
-            assert!(h.contains("--executor slurm") && h.contains("--profile slurm"), "{h}");
+            assert!(
+                h.contains("--executor slurm") && h.contains("--profile slurm"),
+                "{h}"
+            );
         }
         let h = hint(&["--nolock"]).unwrap();
-        assert!(h.contains("two controllers") && !h.starts_with("--unlock"), "{h}");
+        assert!(
+            h.contains("two controllers") && !h.starts_with("--unlock"),
+            "{h}"
+        );
         assert!(hint(&["--reason"]).unwrap().contains("-n"));
-        assert!(hint(&["--rerun-triggers", "mtime"]).unwrap().contains("IDs"));
+        assert!(
+            hint(&["--rerun-triggers", "mtime"])
+                .unwrap()
+                .contains("IDs")
+        );
         // Other mistakes keep clap's own message.
         assert_eq!(hint(&["--dryrn"]), None);
         assert_eq!(hint(&["--executor", "pbs"]), None);

@@ -1104,9 +1104,15 @@ mod tests {
             msg.contains("`targets[0].seed`: 18446744073709551616 is out of range (at most 18446744073709551615)"),
             "{msg}"
         );
-        assert!(msg.contains("line 2") && !msg.contains("malformed"), "{msg}");
+        assert!(
+            msg.contains("line 2") && !msg.contains("malformed"),
+            "{msg}"
+        );
         let e = parse_yaml(path, "seed: -99999999999999999999\n").unwrap_err();
-        assert!(e.to_string().contains("at least -9223372036854775808"), "{e}");
+        assert!(
+            e.to_string().contains("at least -9223372036854775808"),
+            "{e}"
+        );
         let e = parse_yaml(path, "seed: [1\n").unwrap_err();
         assert!(matches!(e, ConfigError::Yaml { .. }), "{e}");
     }
@@ -1173,8 +1179,8 @@ mod tests {
             &text,
             &PresetDirs::for_experiments_file(Path::new("e.yaml")),
         )
-            .unwrap_err()
-            .to_string();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("store_root") && e.contains("255"), "{e}");
     }
 
@@ -1182,7 +1188,11 @@ mod tests {
     #[test]
     fn an_assignment_to_a_list_item_says_to_give_the_whole_list() {
         let mut root = yaml("targets: [{ model: small, seed: 1 }]\n");
-        for a in ["targets[0].seed=5", "targets[0]={seed: 5}", "targets.0.seed=5"] {
+        for a in [
+            "targets[0].seed=5",
+            "targets[0]={seed: 5}",
+            "targets.0.seed=5",
+        ] {
             let e = apply_assignment(&mut root, a).unwrap_err();
             assert!(
                 e.contains("`targets` is a list") && e.contains("--config 'targets=["),
