@@ -152,13 +152,20 @@ pub fn target_damage(
     target_id: &str,
     recorded: Option<&String>,
 ) -> Option<TargetDamage> {
-    if !TARGET_FILES.iter().all(|f| dir.join(f).is_file()) {
+    // The files the runs read must be there; a missing teacher.npz is not damage to them (the
+    // target is rebuilt for it, `StoreStatus::scan`), and must not hide damage to the others.
+    let present: Vec<&str> = TARGET_FILES
+        .iter()
+        .copied()
+        .filter(|f| dir.join(f).is_file())
+        .collect();
+    if !TARGET_FILES[..3].iter().all(|f| present.contains(f)) {
         return None;
     }
-    if whole_marker(dir, TARGET_FILES, "target_id", target_id, recorded).is_some() {
+    if whole_marker(dir, &present, "target_id", target_id, recorded).is_some() {
         return None;
     }
-    let cut_short: Vec<&str> = TARGET_FILES[1..]
+    let cut_short: Vec<&str> = present[1..]
         .iter()
         .copied()
         .filter(|f| !super::integrity::npz_is_whole(&dir.join(f)))
