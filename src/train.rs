@@ -176,9 +176,13 @@ impl Convergence {
         // a loss that stopped decreasing with its gradient still non-zero is at a non-smooth
         // point (relu kinks), where more steps do not help (measured on the `small` relu preset:
         // 2,000, 10,000 and 40,000 steps all ended with ‖g‖ ≈ 7e-4 to 1.1e-3).
+        // The other cause of a stall is f32 at large n: the loss's rounding hides the last
+        // decreases (a tanh target in f32 was told to train longer, which did not help).
         let advice = if self.finish_stop == "stalled" {
-            "the loss stopped decreasing before its gradient vanished, as at a relu kink, so more \
-             steps will not help (a smooth activation such as tanh or gelu has exact minima)"
+            "the loss stopped decreasing at its floating-point resolution before its gradient \
+             vanished, so more steps will not help: at a relu kink (a smooth activation such as \
+             tanh or gelu has exact minima), or, in f32 at large n, at the rounding of the loss \
+             (precision: f64 trains to a smaller gradient)"
         } else {
             "raise training.steps"
         };
@@ -1075,7 +1079,10 @@ mod tests {
         // n = 5,000: nβ = 587, (0.587)² = 0.34 LLC units.
         let w = c.warning().expect("a warning");
         assert!(w.contains("up to 0.34 LLC units"), "{w}");
-        assert!(w.contains("relu kink"), "{w}");
+        assert!(
+            w.contains("relu kink") && w.contains("precision: f64"),
+            "{w}"
+        );
         assert!(!w.contains("raise training.steps"), "{w}");
         c.finish_stop = "step budget";
         let w = c.warning().expect("a warning");

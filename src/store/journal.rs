@@ -107,7 +107,7 @@ impl Journal {
             Err(e) => return Err(e),
         };
         let (events, skipped) = parse_lines(&bytes);
-        if skipped > 0 {
+        if skipped > 0 && first_warning(&path, skipped) {
             tracing::warn!(
                 "{}: skipped {skipped} line(s) that are not journal events",
                 path.display()
@@ -115,6 +115,20 @@ impl Journal {
         }
         Ok(events)
     }
+}
+
+/// Whether this process has not yet warned about `skipped` bad lines in the journal at `path`:
+/// one command reads the journal several times (planning, status, health), and the same
+/// warning was printed two to four times.
+fn first_warning(path: &Path, skipped: usize) -> bool {
+    static WARNED: std::sync::Mutex<Vec<(PathBuf, usize)>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (path.to_path_buf(), skipped);
+    if warned.contains(&key) {
+        return false;
+    }
+    warned.push(key);
+    true
 }
 
 /// The event name given to a line that is not an event but still names its job: a write cut
@@ -163,6 +177,19 @@ fn torn_job(line: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_warning_is_given_once_per_path_and_count() {
+        let a = Path::new("/tmp/first-warning-test/a/journal.jsonl");
+        assert!(first_warning(a, 3));
+        assert!(!first_warning(a, 3));
+        // More bad lines since (a crash in between): worth saying again.
+        assert!(first_warning(a, 4));
+        assert!(first_warning(
+            Path::new("/tmp/first-warning-test/b/journal.jsonl"),
+            3
+        ));
+    }
 
     #[test]
     fn lines_that_are_not_events_are_skipped_and_counted_whatever_their_bytes() {
