@@ -1,6 +1,7 @@
 //! The command line: clap definitions ([`args`]) and dispatch to the parts that do the work.
 
 pub mod args;
+mod clean;
 pub mod error;
 pub mod status;
 pub mod sweep;
@@ -8,8 +9,6 @@ pub mod validate;
 
 pub use args::{Cli, Command};
 pub use error::CliError;
-
-use std::io::Write;
 
 use crate::report::promote::PromoteCommand;
 
@@ -100,7 +99,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             crate::report::promote::run(&args, &mut std::io::stdout().lock())?;
             Ok(())
         }
-        Some(Command::Clean(mut args)) => clean(&cli.sweep, &mut args),
+        Some(Command::Clean(mut args)) => clean::clean(&cli.sweep, &mut args),
         Some(Command::Status { json }) => status::status(&cli.sweep, cli.verbose > 0, json),
         Some(Command::Cancel) => status::cancel(&cli.sweep),
         Some(Command::Validate(args)) => {
@@ -163,7 +162,7 @@ fn report(
 }
 
 /// The target IDs and run directory names `plan` references.
-fn referenced_by(plan: &crate::plan::Plan) -> crate::report::clean::Referenced {
+pub(super) fn referenced_by(plan: &crate::plan::Plan) -> crate::report::clean::Referenced {
     crate::report::clean::Referenced {
         targets: plan.targets.iter().map(|t| t.id.clone()).collect(),
         runs: (0..plan.runs.len() as u32)
@@ -172,147 +171,8 @@ fn referenced_by(plan: &crate::plan::Plan) -> crate::report::clean::Referenced {
     }
 }
 
-/// `lambda-hat clean`: lists (and with `--yes` deletes) what no sweep of the store plans.
-///
-/// Deleting is the one thing here that cannot be undone, so it keeps, besides what this
-/// experiments file plans: what every other recorded sweep plans ([`other_sweeps`]), and the
-/// jobs submitted to SLURM that are not known to have ended (their directories are being
-/// written). It refuses to delete while another controller holds the store's lock (its jobs
-/// are being written too), or while a sweep record cannot be read or a recorded experiments
-/// file cannot be planned (either may be the only thing keeping another sweep's results).
-fn clean(
-    sweep_args: &args::SweepArgs,
-    args: &mut crate::report::clean::CleanArgs,
-) -> Result<(), CliError> {
-    let settings = sweep::Settings::from_args(sweep_args)?;
-    let plan = sweep::load_plan(&settings)?;
-    if args.runs_root == std::path::Path::new(DEFAULT_STORE) {
-        args.runs_root = plan.store_root.clone();
-    }
-    // Held until the deletions are done, so no sweep starts writing in between.
-    let _lock = if args.yes && crate::store::private_dir(&args.runs_root).is_dir() {
-        Some(crate::store::StoreLock::acquire(&args.runs_root)?)
-    } else {
-        None
-    };
-    let mut referenced = referenced_by(&plan);
-    let others = other_sweeps(sweep_args, &settings, &args.runs_root);
-    for (_, other) in &others.kept {
-        referenced.targets.extend(other.targets.iter().cloned());
-        referenced.runs.extend(other.runs.iter().cloned());
-    }
-    let in_flight = keep_in_flight(&args.runs_root, &mut referenced);
-    let mut out = std::io::stdout().lock();
-    let mut say = |text: String| {
-        writeln!(out, "{text}").map_err(|e| CliError::io("cannot write to stdout", e))
-    };
-    if !others.kept.is_empty() {
-        let files: Vec<String> = others.kept.iter().map(|(f, _)| f.clone()).collect();
-        say(format!(
-            "Kept what the other sweeps that write into this store still plan: {}",
-            files.join(", ")
-        ))?;
-    }
-    if in_flight > 0 {
-        say(format!(
-            "Kept {in_flight} job(s) submitted to SLURM that are not known to have ended (see \
-             `lambda-hat status`; `lambda-hat cancel` stops them)."
-        ))?;
-    }
-    if !others.problems.is_empty() {
-        let list = others.problems.join("\n  ");
-        if args.yes {
-            return Err(CliError::Usage(format!(
-                "nothing was deleted: what these sweeps of the store plan is unknown, and \
-                 their results may be among what this experiments file does not plan:\n  \
-                 {list}\n  Fix the file, or, if that sweep's results may go, delete its record \
-                 (the .json file named) and run clean again."
-            )));
-        }
-        say(format!(
-            "warning: with --yes, clean will refuse to delete until these are fixed:\n  {list}"
-        ))?;
-    }
-    crate::report::clean::run(args, &referenced, &mut out)?;
-    Ok(())
-}
-
-/// Adds to `referenced` the jobs of the store whose SLURM submission the journal leaves open
-/// (queued, running, or ended while no controller followed them); returns how many.
-fn keep_in_flight(
-    store: &std::path::Path,
-    referenced: &mut crate::report::clean::Referenced,
-) -> usize {
-    let events = crate::store::Journal::read_all(store).unwrap_or_default();
-    let mut n = 0;
-    for (key, history) in crate::exec::slurm::history::histories(&events) {
-        if history.open.is_none() {
-            continue;
-        }
-        n += 1;
-        // Job keys are `tgt_…` (build_target) or `tgt_….run_…` (run_sampler).
-        let (target, run) = match key.split_once('.') {
-            Some((t, r)) => (t, Some(r)),
-            None => (key.as_str(), None),
-        };
-        referenced.targets.insert(target.to_string());
-        if let Some(run) = run {
-            referenced.runs.insert(run.to_string());
-        }
-    }
-    n
-}
-
-/// The other sweeps recorded in the store ([`other_sweeps`]).
-struct OtherSweeps {
-    /// By experiments file: what each still plans.
-    kept: Vec<(String, crate::report::clean::Referenced)>,
-    /// Records that cannot be read, and recorded files that exist but do not plan.
-    problems: Vec<String>,
-}
-
-/// What the other sweeps recorded in the store (crate::store::sweeps) still plan, by
-/// experiments file: those whose file still exists. A recorded file that no longer exists is a
-/// finished trial (README: delete the file to let `clean` drop its results); one that exists
-/// but no longer plans (an edit with a mistake) is a problem, not a leftover. IDs do not
-/// depend on where a sweep ran, so each file is planned from here.
-fn other_sweeps(
-    sweep_args: &args::SweepArgs,
-    current: &sweep::Settings,
-    store: &std::path::Path,
-) -> OtherSweeps {
-    let this = std::path::absolute(&current.configfile).ok();
-    let recorded = crate::store::sweeps::list(store);
-    let mut problems: Vec<String> = recorded
-        .unreadable
-        .iter()
-        .map(|p| format!("{}: the sweep record is not readable JSON", p.display()))
-        .collect();
-    let mut kept = Vec::new();
-    for r in recorded.sweeps {
-        if !r.configfile.is_file()
-            || (Some(&r.configfile) == this.as_ref() && r.config == current.config)
-        {
-            continue;
-        }
-        let mut other = sweep_args.clone();
-        other.configfile = Some(r.configfile.clone());
-        other.config = r.config.clone();
-        // The file with its `--config` keys: a trial of the same file is another sweep.
-        let mut label = r.configfile.display().to_string();
-        if !r.config.is_empty() {
-            label = format!("{label} (--config {})", r.config.join(" "));
-        }
-        match sweep::Settings::from_args(&other).and_then(|s| sweep::load_plan(&s)) {
-            Ok(plan) => kept.push((label, referenced_by(&plan))),
-            Err(e) => problems.push(format!("{label} no longer plans: {e}")),
-        }
-    }
-    OtherSweeps { kept, problems }
-}
-
 /// The default `--runs-root` (clap's default value).
-const DEFAULT_STORE: &str = "runs";
+pub(super) const DEFAULT_STORE: &str = "runs";
 
 /// `--runs-root` left at its default means "the store of the experiments file" (with its
 /// `--config` keys), when that file exists and names one; reading it is best effort (a report

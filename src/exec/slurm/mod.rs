@@ -141,7 +141,13 @@ pub fn preflight() -> Result<(), SlurmError> {
 
 /// Keys of jobs whose SLURM submission the journal leaves open.
 pub fn open_submissions(plan: &Plan) -> HashSet<String> {
-    let events = Journal::read_all(&plan.store_root).unwrap_or_default();
+    open_submissions_in(&plan.store_root)
+}
+
+/// [`open_submissions`] of every job the store's journal names, whatever sweep planned it
+/// (`clean` keeps them all).
+pub fn open_submissions_in(store_root: &std::path::Path) -> HashSet<String> {
+    let events = Journal::read_all(store_root).unwrap_or_default();
     history::histories(&events)
         .into_iter()
         .filter(|(_, h)| h.open.is_some())
