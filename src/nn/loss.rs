@@ -29,6 +29,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::NnError;
+use super::aligned::AlignedBuf;
 use super::mlp::{CHUNK_ROWS, Mlp, Scratch};
 use super::moments;
 use super::narrow::{BLOCK, Cols};
@@ -59,21 +60,38 @@ pub struct MlpLoss<F> {
     moments: Option<(Columns<F>, f64)>,
 }
 
-/// A data set stored feature-major: column i of X is `x[i·n .. (i + 1)·n]`, likewise for Y.
+/// A data set stored feature-major: column i of X is `x[i·stride .. i·stride + n]`, likewise
+/// for Y. The stride is n rounded up to whole cache lines and the buffers are line-aligned
+/// ([`AlignedBuf`]), so every column, and every chunk of it (chunks start on whole register
+/// blocks), starts on a cache line whatever n is.
 #[derive(Debug, Clone)]
 struct Columns<F> {
-    x: Vec<F>,
-    y: Vec<F>,
+    x: AlignedBuf<F>,
+    y: AlignedBuf<F>,
     n: usize,
+    stride: usize,
 }
 
 impl<F: Real> Columns<F> {
     fn of(x: ArrayView2<'_, F>, y: ArrayView2<'_, F>) -> Self {
-        let t = |a: ArrayView2<'_, F>| a.t().iter().copied().collect::<Vec<F>>();
+        let n = x.nrows();
+        let line = 64 / std::mem::size_of::<F>();
+        let stride = n.div_ceil(line) * line;
+        let t = |a: ArrayView2<'_, F>| {
+            let mut buf = AlignedBuf::zeros(stride * a.ncols());
+            if stride == 0 {
+                return buf; // no rows: nothing to copy (and no chunks of length 0)
+            }
+            for (col, dst) in a.columns().into_iter().zip(buf.chunks_exact_mut(stride)) {
+                dst[..n].iter_mut().zip(col).for_each(|(d, &v)| *d = v);
+            }
+            buf
+        };
         Columns {
             x: t(x),
             y: t(y),
-            n: x.nrows(),
+            n,
+            stride,
         }
     }
 }
@@ -226,7 +244,7 @@ impl<F: Real> MlpLoss<F> {
     ) {
         let in_dim = self.mlp.in_dim();
         let od = self.mlp.out_dim();
-        let n = data.n;
+        let stride = data.stride;
         lane.sse = 0.0;
         if with_grad {
             lane.grad.fill(F::zero());
@@ -240,13 +258,13 @@ impl<F: Real> MlpLoss<F> {
                 Rows::All => (
                     Cols {
                         buf: &data.x[start..],
-                        stride: n,
+                        stride,
                         rows: m,
                         width: in_dim,
                     },
                     Cols {
                         buf: &data.y[start..],
-                        stride: n,
+                        stride,
                         rows: m,
                         width: od,
                     },
@@ -383,8 +401,8 @@ impl<F: Real> MlpWorkspace<F> {
 #[derive(Debug, Clone)]
 struct Lane<F> {
     /// Gathered inputs and targets of a minibatch chunk (in_dim and out_dim × CHUNK_ROWS).
-    x: Vec<F>,
-    y: Vec<F>,
+    x: AlignedBuf<F>,
+    y: AlignedBuf<F>,
     scratch: Scratch<F>,
     /// This lane's gradient sum (p).
     grad: Vec<F>,
@@ -397,8 +415,8 @@ impl<F: Real> Lane<F> {
         let scratch = Scratch::new(mlp, CHUNK_ROWS);
         debug_assert_eq!(scratch.rows(), CHUNK_ROWS);
         Lane {
-            x: vec![F::zero(); CHUNK_ROWS * mlp.in_dim()],
-            y: vec![F::zero(); CHUNK_ROWS * mlp.out_dim()],
+            x: AlignedBuf::zeros(CHUNK_ROWS * mlp.in_dim()),
+            y: AlignedBuf::zeros(CHUNK_ROWS * mlp.out_dim()),
             scratch,
             grad: vec![F::zero(); mlp.n_params()],
             sse: 0.0,

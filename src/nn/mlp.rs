@@ -30,6 +30,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::NnError;
 use super::activation::activate;
+use super::aligned::AlignedBuf;
 use super::layout::{LayerShape, Layout};
 use super::matmul::gemm;
 use super::narrow::{self, Cols, Isa};
@@ -421,13 +422,13 @@ fn weight_and_bias_mut<'a, F>(
 pub(crate) struct Scratch<F> {
     rows: usize,
     /// Per hidden layer, width × rows: Z_l, then A_{l+1} after the activation.
-    hidden: Vec<Vec<F>>,
+    hidden: Vec<AlignedBuf<F>>,
     /// Per hidden layer, width × rows: φ'(Z_l), then G_l during the backward pass.
-    deriv: Vec<Vec<F>>,
+    deriv: Vec<AlignedBuf<F>>,
     /// out_dim × rows: ŷ, then dL/dŷ.
-    out: Vec<F>,
+    out: AlignedBuf<F>,
     /// (widest hidden layer) × rows: dL/dA of the layer being back-propagated.
-    back: Vec<F>,
+    back: AlignedBuf<F>,
 }
 
 impl<F: Real> Scratch<F> {
@@ -440,10 +441,16 @@ impl<F: Real> Scratch<F> {
         let widest = widths.iter().copied().max().unwrap_or(0);
         Scratch {
             rows,
-            hidden: widths.iter().map(|&h| vec![F::zero(); rows * h]).collect(),
-            deriv: widths.iter().map(|&h| vec![F::zero(); rows * h]).collect(),
-            out: vec![F::zero(); rows * mlp.out_dim()],
-            back: vec![F::zero(); rows * widest],
+            hidden: widths
+                .iter()
+                .map(|&h| AlignedBuf::zeros(rows * h))
+                .collect(),
+            deriv: widths
+                .iter()
+                .map(|&h| AlignedBuf::zeros(rows * h))
+                .collect(),
+            out: AlignedBuf::zeros(rows * mlp.out_dim()),
+            back: AlignedBuf::zeros(rows * widest),
         }
     }
 

@@ -16,6 +16,7 @@
 //!   general matrix-product backend of wide layers.
 
 mod activation;
+mod aligned;
 pub mod layout;
 pub mod loss;
 mod matmul;

@@ -84,6 +84,27 @@
 //! 0.0210–0.0221, dln432 unchanged: not faster, so not kept. (Written as one `[[[F; 16]; 4]; 2]`
 //! array of partial sums, the compiler kept them on the stack in scalar code, 2–4× slower.)
 
+//! Weight gradients at the load unit's pace (2026-12-06, Zen 5 VM). Timed alone (8 inputs × 8
+//! outputs over a 200-row chunk, one thread), `weight_grad` took 1,940 ns, 4.4 times the time of
+//! its 1,600 multiply-adds at the measured peak of one 8-lane multiply-add per cycle; a C loop of
+//! the same dot products ran at 1.4. Three causes, three changes, same sums in the same order:
+//! - every buffer the kernels read now starts on a cache line ([`super::aligned`]): a 64-byte
+//!   load across two lines costs about twice one within a line (1,940 → 1,490 ns);
+//! - `dots`' partial sums were indexed at a run-time place by the last rows, so the compiler
+//!   kept them in memory and stored them on every pass of the main loop; the last rows now work
+//!   on a copy (→ 1,140 ns), in blocks of 8, 4, 2 and 1 rows for four sums (→ 960 ns);
+//! - a layer with fewer than four outputs (a network's last) summed one input at a time, each
+//!   sum waiting on its own additions; it now takes four inputs at a time against the output's
+//!   column (8 × 1 over 200 rows: 173 → 147 ns, and 1,062 → 788 ns over 1,000 rows).
+//!
+//! Gradient benchmark, one thread, best ms, two alternating runs of the old and new builds, f64 /
+//! f32: small8 0.0276–0.0278 / 0.0171–0.0174 → 0.0215–0.0216 / 0.0128–0.0132, small8-tanh
+//! 0.0370–0.0386 / 0.0204–0.0208 → 0.0320–0.0323 / 0.0163–0.0169, dln432-all-rows 0.0615–0.0624
+//! / 0.0380–0.0382 → 0.0518–0.0531 / 0.0375–0.0378, dln432 unchanged (4,300–4,600 → 5,000
+//! GFLOP/s-equivalent: its 8 moment rows take `short_dots`, compiled per row count). In the
+//! sampling loop (small tanh model, HMC, 4 chains on 2 threads, `sampling_sec`): 44,537 / 47,103
+//! → 56,402 / 54,376 gradients/s; the demo's arrays and this run's trace byte-identical.
+
 // The loops write `a = a + b`, not `a += b`: through the generic `AddAssign` bound the compound
 // form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
 #![allow(clippy::assign_op_pattern)]
@@ -390,6 +411,44 @@ fn weight_grad_loops<F: Real>(
 ) {
     let (k, h) = (a.width, g.width);
     debug_assert_eq!(dw.len(), k * h);
+    if h < 4 && k >= 4 && a.rows >= BLOCK {
+        // Fewer than four outputs (a network's last layer, usually one): four *inputs* at a
+        // time against each output's column instead, so that four sums are in flight rather
+        // than one. x·y and y·x are the same fused product, so the bits are too. Not for
+        // fewer rows than a block (a deep linear network's moment rows), where there is no
+        // chain of additions to hide and the grouped short sums measured slower (dln432, f32:
+        // 0.0002 → 0.0004 ms).
+        for j in 0..h {
+            let gj = g.col(j);
+            let mut i = 0;
+            while i + 4 <= k {
+                let cols = [a.col(i), a.col(i + 1), a.col(i + 2), a.col(i + 3)];
+                let s = dots::<F, 4>(halves, gj, cols);
+                for (q, s) in s.into_iter().enumerate() {
+                    dw[(i + q) * h + j] += s;
+                }
+                i += 4;
+            }
+            while i < k {
+                dw[i * h + j] += dots::<F, 1>(HalfBlocks(false), gj, [a.col(i)])[0];
+                i += 1;
+            }
+        }
+    } else {
+        weight_grad_by_input(halves, a, g, dw);
+    }
+    if let Some(db) = db {
+        for (j, d) in db.iter_mut().enumerate() {
+            *d += sum(g.col(j));
+        }
+    }
+}
+
+/// [`weight_grad`]'s products for layers with four outputs or more: each input's column against
+/// four outputs' at a time.
+#[inline(always)]
+fn weight_grad_by_input<F: Real>(halves: HalfBlocks, a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F]) {
+    let (k, h) = (a.width, g.width);
     for i in 0..k {
         let ai = a.col(i);
         let dwi = &mut dw[i * h..(i + 1) * h];
@@ -407,11 +466,6 @@ fn weight_grad_loops<F: Real>(
             // few chains of additions to hide their latency.
             dwi[j] += dots::<F, 1>(HalfBlocks(false), ai, [g.col(j)])[0];
             j += 1;
-        }
-    }
-    if let Some(db) = db {
-        for (j, d) in db.iter_mut().enumerate() {
-            *d += sum(g.col(j));
         }
     }
 }
@@ -507,7 +561,7 @@ fn mul_add_block<F: Real, const L: usize>(acc: &mut [F; L], c: F, x: &[F; L]) {
 fn dots<F: Real, const J: usize>(halves: HalfBlocks, x: &[F], y: [&[F]; J]) -> [F; J] {
     let m = x.len();
     if m < BLOCK {
-        return short_dots(x, y);
+        return short_dots(x, y, [[F::zero(); BLOCK]; J]);
     }
     let full = m - m % BLOCK;
     let mut acc = [[F::zero(); BLOCK]; J];
@@ -530,12 +584,26 @@ fn dots<F: Real, const J: usize>(halves: HalfBlocks, x: &[F], y: [&[F]; J]) -> [
             r += BLOCK;
         }
     }
-    for q in 0..J {
-        for (t, (&a, &b)) in x[full..].iter().zip(&y[q][full..m]).enumerate() {
-            acc[q][t] = a.mul_add(b, acc[q][t]);
-        }
+    if full == m {
+        return acc.map(pairwise);
     }
-    acc.map(pairwise)
+    // The last rows, row full + t into partial sum t. They index the partial sums at run-time
+    // places, which only memory allows: a copy takes them, so that `acc` itself is only ever
+    // indexed by constants and stays in registers through the loop above (indexed at run time,
+    // it was written back to the stack on every pass). One sum's last rows go one at a time:
+    // in blocks, or through `short_dots`, the one-sum loop above compiled to slower code
+    // (dln432-all-rows, f64: 0.048 against 0.057–0.079 ms).
+    let mut last = acc;
+    let (x, y) = (&x[full..], y.map(|yq| &yq[full..m]));
+    if J == 1 {
+        for (t, (&a, &b)) in x.iter().zip(y[0]).enumerate() {
+            last[0][t] = a.mul_add(b, last[0][t]);
+        }
+    } else {
+        let mut r = 0;
+        in_tail_blocks!(r < m - full, L => dots_rows::<F, J, L>(x, y, r, &mut last));
+    }
+    last.map(pairwise)
 }
 
 /// Half of [`dots`]' partial sums over the first `full` rows (a multiple of `BLOCK`): lanes
@@ -567,17 +635,36 @@ fn lane_sums<F: Real, const J: usize>(
     }
 }
 
-/// [`dots`] of fewer than `BLOCK` rows (a deep linear network's 2·in_dim moment rows), in
-/// blocks of 8, 4, 2 and 1 rows (`in_tail_blocks!`), row r into partial sum r as in `dots`: the
-/// same sums, in vector registers rather than one row at a time. A function of its own so that
-/// `dots`' partial sums, never indexed at a run-time offset, stay in registers (measured: folding
-/// this into `dots`' tail made small8 ~1.5× slower).
+/// [`dots`] of fewer than `BLOCK` rows (a deep linear network's 2·in_dim moment rows, or the
+/// last rows of a longer sum): row r into partial sum r, added to `acc`, then the partial sums
+/// pairwise. Compiled once per row count ([`short_dots_of`]), so that every row's place among the
+/// partial sums is a constant and they stay in vector registers: at a run-time place they live
+/// in memory, where the loads that follow a block's stores waited on them (dln432's moment rows
+/// in f32, 0.0002 against 0.0005 ms), and `dots`' own partial sums, handed over, had to be
+/// stored on every pass of its loop.
 #[inline(always)]
-fn short_dots<F: Real, const J: usize>(x: &[F], y: [&[F]; J]) -> [F; J] {
-    let m = x.len();
-    let mut acc = [[F::zero(); BLOCK]; J];
+fn short_dots<F: Real, const J: usize>(x: &[F], y: [&[F]; J], acc: [[F; BLOCK]; J]) -> [F; J] {
+    macro_rules! by_len {
+        ($($len:literal)*) => {
+            match x.len() {
+                $($len => short_dots_of::<F, J, $len>(x, y, acc),)*
+                _ => unreachable!("short_dots takes fewer than BLOCK rows"),
+            }
+        };
+    }
+    const _: () = assert!(BLOCK == 16, "one arm per row count below BLOCK");
+    by_len!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+}
+
+/// [`short_dots`] of exactly M rows, in blocks of 8, 4, 2 and 1 (`in_tail_blocks!`).
+#[inline(always)]
+fn short_dots_of<F: Real, const J: usize, const M: usize>(
+    x: &[F],
+    y: [&[F]; J],
+    mut acc: [[F; BLOCK]; J],
+) -> [F; J] {
     let mut r = 0;
-    in_tail_blocks!(r < m, L => dots_rows::<F, J, L>(x, y, r, &mut acc));
+    in_tail_blocks!(r < M, L => dots_rows::<F, J, L>(x, y, r, &mut acc));
     acc.map(pairwise)
 }
 
@@ -659,7 +746,7 @@ mod tests {
         // an input stride larger than the row count, as for a chunk of the data's columns.
         for isa in isas() {
             for m in [1, 5, 16, 17, 40, 48] {
-                for (k, h) in [(3, 2), (4, 8), (1, 1), (5, 5)] {
+                for (k, h) in [(3, 2), (4, 8), (1, 1), (5, 5), (8, 1), (6, 3)] {
                     let stride = m + 3;
                     let x = ints(k * stride, 1);
                     let a = Cols {
@@ -736,60 +823,64 @@ mod tests {
         // then the partial sums pairwise; each step a fused multiply-add (one rounding), which is
         // what makes the bits the same on every instruction set. Every row count up to 3 blocks exercises whole
         // blocks and every split of the last rows into blocks of 8, 4, 2 and 1.
-        let (k, h) = (5, 6);
-        for isa in isas() {
-            for m in 1..=3 * BLOCK {
-                let x: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.37).sin()).collect();
-                let w: Vec<f64> = (0..k * h).map(|i| (i as f64 * 1.3).cos()).collect();
-                let b: Vec<f64> = (0..h).map(|j| 0.1 * j as f64 + 0.05).collect();
-                let a = Cols {
-                    buf: &x,
-                    stride: m,
-                    rows: m,
-                    width: k,
-                };
-                let mut z = vec![f64::NAN; h * m];
-                affine(isa, &w, Some(&b), a, &mut z);
-                for j in 0..h {
-                    for r in 0..m {
-                        let mut want = b[j];
-                        for i in 0..k {
-                            want = w[i * h + j].mul_add(x[i * m + r], want);
-                        }
-                        assert_eq!(z[j * m + r].to_bits(), want.to_bits(), "{isa:?} m={m}");
-                    }
-                }
-
-                let g = Cols {
-                    buf: &z,
-                    stride: m,
-                    rows: m,
-                    width: h,
-                };
-                let mut dw = vec![0.0; k * h];
-                weight_grad(isa, a, g, &mut dw, None);
-                for i in 0..k {
+        // Shapes for both ways of grouping the weight gradients: four outputs at a time, and
+        // four inputs at a time against each output's column (fewer than four outputs).
+        for (k, h) in [(5, 6), (5, 1), (6, 3), (3, 2)] {
+            for isa in isas() {
+                for m in 1..=3 * BLOCK {
+                    let x: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.37).sin()).collect();
+                    let w: Vec<f64> = (0..k * h).map(|i| (i as f64 * 1.3).cos()).collect();
+                    let b: Vec<f64> = (0..h).map(|j| 0.1 * j as f64 + 0.05).collect();
+                    let a = Cols {
+                        buf: &x,
+                        stride: m,
+                        rows: m,
+                        width: k,
+                    };
+                    let mut z = vec![f64::NAN; h * m];
+                    affine(isa, &w, Some(&b), a, &mut z);
                     for j in 0..h {
-                        let mut lanes = [0.0; BLOCK];
                         for r in 0..m {
-                            lanes[r % BLOCK] = x[i * m + r].mul_add(z[j * m + r], lanes[r % BLOCK]);
+                            let mut want = b[j];
+                            for i in 0..k {
+                                want = w[i * h + j].mul_add(x[i * m + r], want);
+                            }
+                            assert_eq!(z[j * m + r].to_bits(), want.to_bits(), "{isa:?} m={m}");
                         }
-                        let want = 0.0 + pairwise(lanes);
-                        assert_eq!(dw[i * h + j].to_bits(), want.to_bits(), "{isa:?} m={m}");
                     }
-                }
 
-                let old: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.71).cos()).collect();
-                let (mut back, mut deriv) = (old.clone(), vec![0.5; k * m]);
-                back_prop(isa, &w, g, true, &mut back, &mut deriv);
-                for i in 0..k {
-                    for r in 0..m {
-                        let mut want = old[i * m + r];
+                    let g = Cols {
+                        buf: &z,
+                        stride: m,
+                        rows: m,
+                        width: h,
+                    };
+                    let mut dw = vec![0.0; k * h];
+                    weight_grad(isa, a, g, &mut dw, None);
+                    for i in 0..k {
                         for j in 0..h {
-                            want = w[i * h + j].mul_add(z[j * m + r], want);
+                            let mut lanes = [0.0; BLOCK];
+                            for r in 0..m {
+                                lanes[r % BLOCK] =
+                                    x[i * m + r].mul_add(z[j * m + r], lanes[r % BLOCK]);
+                            }
+                            let want = 0.0 + pairwise(lanes);
+                            assert_eq!(dw[i * h + j].to_bits(), want.to_bits(), "{isa:?} m={m}");
                         }
-                        assert_eq!(back[i * m + r].to_bits(), want.to_bits(), "{isa:?} m={m}");
-                        assert_eq!(deriv[i * m + r].to_bits(), (0.5 * want).to_bits());
+                    }
+
+                    let old: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.71).cos()).collect();
+                    let (mut back, mut deriv) = (old.clone(), vec![0.5; k * m]);
+                    back_prop(isa, &w, g, true, &mut back, &mut deriv);
+                    for i in 0..k {
+                        for r in 0..m {
+                            let mut want = old[i * m + r];
+                            for j in 0..h {
+                                want = w[i * h + j].mul_add(z[j * m + r], want);
+                            }
+                            assert_eq!(back[i * m + r].to_bits(), want.to_bits(), "{isa:?} m={m}");
+                            assert_eq!(deriv[i * m + r].to_bits(), (0.5 * want).to_bits());
+                        }
                     }
                 }
             }
