@@ -37,7 +37,10 @@ impl<F: Clone> AlignedBuf<F> {
     /// line is known before anything is written.
     fn filled(len: usize, fill: F, values: &[F]) -> Self {
         let size = std::mem::size_of::<F>().max(1);
-        debug_assert!(ALIGN.is_multiple_of(size), "element size must divide the alignment");
+        debug_assert!(
+            ALIGN.is_multiple_of(size),
+            "element size must divide the alignment"
+        );
         let slack = ALIGN / size;
         let mut storage = Vec::with_capacity(len + slack);
         let misalign = storage.as_ptr() as usize % ALIGN;

@@ -349,7 +349,11 @@ impl Mlp {
             let back = &mut s.back[..m * fi];
             let deriv = &mut below[l - 1][..m * fi];
             match self.kernels[l] {
-                Kernel::Narrow => narrow::back_prop(self.isa, wl, g, self.skip[l], back, deriv),
+                Kernel::Narrow => {
+                    // dL/dA_l is read again only by layer l − 1's residual connection.
+                    let keep = self.skip[l - 1];
+                    narrow::back_prop(self.isa, wl, g, self.skip[l], keep, back, deriv)
+                }
                 Kernel::Gemm => {
                     let beta = if self.skip[l] { F::one() } else { F::zero() };
                     gemm(

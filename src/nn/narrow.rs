@@ -104,6 +104,13 @@
 //! GFLOP/s-equivalent: its 8 moment rows take `short_dots`, compiled per row count). In the
 //! sampling loop (small tanh model, HMC, 4 chains on 2 threads, `sampling_sec`): 44,537 / 47,103
 //! → 56,402 / 54,376 gradients/s; the demo's arrays and this run's trace byte-identical.
+//!
+//! Then (same day, same measurements): a sum's last rows of four sums go through `short_dots`
+//! (compiled per row count, partial sums in registers), and `back_prop` stores dL/dA only when
+//! the layer below has a residual connection that reads it. small8 f64 0.0216 → 0.0207–0.0208,
+//! f32 0.0129 → 0.0123; small8-tanh f64 0.0322–0.0328 → 0.0310–0.0314; dln432-all-rows f64
+//! 0.0511–0.0531 → 0.0507. Small tanh HMC: 45,009 / 46,225 (the build before all of this) →
+//! 57,341 / 57,366 gradients/s, trace and the demo's arrays byte-identical.
 
 // The loops write `a = a + b`, not `a += b`: through the generic `AddAssign` bound the compound
 // form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
@@ -331,9 +338,11 @@ multiversion! {
     /// Backward, data: `back_i[r] = Σ_j W[i, j]·g_j[r]` (plus the old `back_i[r]` when the layer
     /// has a residual connection), then `deriv_i[r] *= back_i[r]`: dL/dA of the layer's input
     /// times φ' of the layer below, which is that layer's dL/dZ. `back` and `deriv` are
-    /// `fan_in × rows`, packed.
+    /// `fan_in × rows`, packed. `back` is written only when `keep` says the layer below needs
+    /// it (its own residual connection): a store per value saved otherwise (k = 8, h = 1 over
+    /// 208 rows, one thread: 278 → 164 ns; k = h = 8: 629 → 547 ns).
     fn back_prop / back_prop_avx512 / back_prop_avx2 = back_prop_loops
-        (w: &[F], g: Cols<'_, F>, skip: bool, back: &mut [F], deriv: &mut [F])
+        (w: &[F], g: Cols<'_, F>, skip: bool, keep: bool, back: &mut [F], deriv: &mut [F])
 }
 
 #[inline(always)]
@@ -476,6 +485,7 @@ fn back_prop_loops<F: Real>(
     w: &[F],
     g: Cols<'_, F>,
     skip: bool,
+    keep: bool,
     back: &mut [F],
     deriv: &mut [F],
 ) {
@@ -486,7 +496,7 @@ fn back_prop_loops<F: Real>(
     let mut d_groups = deriv.chunks_exact_mut(GROUP * m);
     for (n, (bg, dg)) in (&mut b_groups).zip(&mut d_groups).enumerate() {
         let wg = &w[n * GROUP * h..(n + 1) * GROUP * h];
-        back_prop_inputs::<F, GROUP>(halves, wg, g, skip, bg, dg);
+        back_prop_inputs::<F, GROUP>(halves, wg, g, skip, keep, bg, dg);
     }
     let rest = b_groups
         .into_remainder()
@@ -494,7 +504,15 @@ fn back_prop_loops<F: Real>(
         .zip(d_groups.into_remainder().chunks_exact_mut(m));
     for (q, (bi, di)) in rest.enumerate() {
         let i = start + q;
-        back_prop_inputs::<F, 1>(HalfBlocks(false), &w[i * h..(i + 1) * h], g, skip, bi, di);
+        back_prop_inputs::<F, 1>(
+            HalfBlocks(false),
+            &w[i * h..(i + 1) * h],
+            g,
+            skip,
+            keep,
+            bi,
+            di,
+        );
     }
 }
 
@@ -507,11 +525,12 @@ fn back_prop_inputs<F: Real, const I: usize>(
     w: &[F],
     g: Cols<'_, F>,
     skip: bool,
+    keep: bool,
     back: &mut [F],
     deriv: &mut [F],
 ) {
     let m = g.rows;
-    in_row_blocks!(halves, m, r, L => back_prop_rows::<F, I, L>(w, g, skip, r, back, deriv));
+    in_row_blocks!(halves, m, r, L => back_prop_rows::<F, I, L>(w, g, skip, keep, r, back, deriv));
 }
 
 /// Rows r … r + L − 1 of [`back_prop_inputs`]: zero (or the residual's values) plus each
@@ -521,6 +540,7 @@ fn back_prop_rows<F: Real, const I: usize, const L: usize>(
     w: &[F],
     g: Cols<'_, F>,
     skip: bool,
+    keep: bool,
     r: usize,
     back: &mut [F],
     deriv: &mut [F],
@@ -539,7 +559,9 @@ fn back_prop_rows<F: Real, const I: usize, const L: usize>(
         }
     }
     for (q, acc) in acc.iter().enumerate() {
-        back[q * m + r..q * m + r + L].copy_from_slice(acc);
+        if keep {
+            back[q * m + r..q * m + r + L].copy_from_slice(acc);
+        }
         let dd = &mut deriv[q * m + r..q * m + r + L];
         for t in 0..L {
             dd[t] = dd[t] * acc[t];
@@ -600,8 +622,7 @@ fn dots<F: Real, const J: usize>(halves: HalfBlocks, x: &[F], y: [&[F]; J]) -> [
             last[0][t] = a.mul_add(b, last[0][t]);
         }
     } else {
-        let mut r = 0;
-        in_tail_blocks!(r < m - full, L => dots_rows::<F, J, L>(x, y, r, &mut last));
+        return short_dots(x, y, acc);
     }
     last.map(pairwise)
 }
@@ -792,12 +813,13 @@ mod tests {
                         assert_eq!(db[j], 2.0 + gbuf[j * m..(j + 1) * m].iter().sum::<f64>());
                     }
 
-                    for skip in [false, true] {
+                    for (skip, keep) in [(false, true), (true, true), (false, false), (true, false)]
+                    {
                         let old = ints(k * m, 5);
                         let mut back = old.clone();
                         let d0 = ints(k * m, 6);
                         let mut deriv = d0.clone();
-                        back_prop(isa, &w, g, skip, &mut back, &mut deriv);
+                        back_prop(isa, &w, g, skip, keep, &mut back, &mut deriv);
                         for i in 0..k {
                             for r in 0..m {
                                 let mut want: f64 =
@@ -805,7 +827,9 @@ mod tests {
                                 if skip {
                                     want += old[i * m + r];
                                 }
-                                assert_eq!(back[i * m + r], want, "{isa:?} skip={skip}");
+                                // Without `keep`, dL/dA is not stored: `back` keeps its values.
+                                let back_want = if keep { want } else { old[i * m + r] };
+                                assert_eq!(back[i * m + r], back_want, "{isa:?} skip={skip}");
                                 assert_eq!(deriv[i * m + r], d0[i * m + r] * want);
                             }
                         }
@@ -871,7 +895,7 @@ mod tests {
 
                     let old: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.71).cos()).collect();
                     let (mut back, mut deriv) = (old.clone(), vec![0.5; k * m]);
-                    back_prop(isa, &w, g, true, &mut back, &mut deriv);
+                    back_prop(isa, &w, g, true, true, &mut back, &mut deriv);
                     for i in 0..k {
                         for r in 0..m {
                             let mut want = old[i * m + r];
@@ -913,7 +937,7 @@ mod tests {
             let mut dw = vec![0.0f32; k * h];
             weight_grad(isa, a, g, &mut dw, None);
             let (mut back, mut deriv) = (vec![0.0f32; k * m], vec![1.0f32; k * m]);
-            back_prop(isa, &w, g, false, &mut back, &mut deriv);
+            back_prop(isa, &w, g, false, true, &mut back, &mut deriv);
             (z, dw, back)
         };
         let reference = run(Isa::Baseline);
