@@ -609,20 +609,18 @@ fn dots<F: Real, const J: usize>(halves: HalfBlocks, x: &[F], y: [&[F]; J]) -> [
     if full == m {
         return acc.map(pairwise);
     }
-    // The last rows, row full + t into partial sum t. They index the partial sums at run-time
-    // places, which only memory allows: a copy takes them, so that `acc` itself is only ever
-    // indexed by constants and stays in registers through the loop above (indexed at run time,
-    // it was written back to the stack on every pass). One sum's last rows go one at a time:
-    // in blocks, or through `short_dots`, the one-sum loop above compiled to slower code
-    // (dln432-all-rows, f64: 0.048 against 0.057–0.079 ms).
-    let mut last = acc;
+    // The last rows, row full + t into partial sum t. Several sums: `short_dots`, compiled per
+    // row count, keeps every partial sum in registers. One sum: one row at a time, on a copy
+    // (indexed at run-time places, the copy lives in memory and `acc` stays in registers
+    // through the loop above; `short_dots` here made that loop's one-sum code slower:
+    // dln432-all-rows, f64, 0.048 against 0.057–0.079 ms).
     let (x, y) = (&x[full..], y.map(|yq| &yq[full..m]));
-    if J == 1 {
-        for (t, (&a, &b)) in x.iter().zip(y[0]).enumerate() {
-            last[0][t] = a.mul_add(b, last[0][t]);
-        }
-    } else {
+    if J > 1 {
         return short_dots(x, y, acc);
+    }
+    let mut last = acc;
+    for (t, (&a, &b)) in x.iter().zip(y[0]).enumerate() {
+        last[0][t] = a.mul_add(b, last[0][t]);
     }
     last.map(pairwise)
 }
