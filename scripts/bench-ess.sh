@@ -66,7 +66,7 @@ if [ "$quick" = 1 ]; then
   small_mclmc='{ num_tuning_steps: 1000, draws: 1000 }'
   small_sgld='{ steps: 6000, eval_every: 20 }'
   base_train=50
-  base_hmc='{ warmup: 10, draws: 10, num_integration_steps: 3 }'
+  base_hmc='{ warmup: 10, draws: 10, num_integration_steps: 3, step_size: 0.001, adapt_step_size: false }'
   base_mclmc='{ num_tuning_steps: 50, draws: 20 }'
   base_sgld='{ steps: 300, warmup: 100, eval_every: 10 }'
   base_precisions="f64"
@@ -85,7 +85,9 @@ else
   small_sgld='{ steps: 40000, eval_every: 40 }'
   base_train=200
   # base: about 500 gradients per run (30-80 ms each): a throughput figure, not an estimate.
-  base_hmc='{ warmup: 20, draws: 20, num_integration_steps: 3 }'
+  # HMC at a fixed small step: a 20-step warmup cannot adapt one (it chose 0.68 and every
+  # transition diverged, which lambda-hat refuses as a stuck chain, since 2026-12-06).
+  base_hmc='{ warmup: 20, draws: 20, num_integration_steps: 3, step_size: 0.001, adapt_step_size: false }'
   base_mclmc='{ num_tuning_steps: 100, draws: 30 }'
   base_sgld='{ steps: 1000, warmup: 200, eval_every: 10 }'
   base_precisions="f64 f32"

@@ -171,6 +171,7 @@ impl Sampler for HmcConfig {
             self.adapt_step_size,
             self.warmup,
             self.step_size,
+            self.target_acceptance,
             ", or use name: nuts",
         )
     }

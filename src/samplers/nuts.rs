@@ -166,7 +166,13 @@ impl Sampler for NutsConfig {
     }
 
     fn fix(&self) -> String {
-        step_size_fix(self.adapt_step_size, self.warmup, self.step_size, "")
+        step_size_fix(
+            self.adapt_step_size,
+            self.warmup,
+            self.step_size,
+            self.target_acceptance,
+            "",
+        )
     }
 
     fn gradients_per_chain(&self, _n_data: f64) -> f64 {

@@ -70,8 +70,11 @@ pub(super) fn step_size_fix(
     adapt_step_size: bool,
     warmup: usize,
     step_size: f64,
+    target_acceptance: f64,
     alternative: &str,
 ) -> String {
+    // A higher target means smaller steps; past 0.95, the next sensible one is 0.99.
+    let higher = if target_acceptance < 0.95 { 0.95 } else { 0.99 };
     if adapt_step_size && warmup == 0 {
         // Nothing was adapted: the chains ran at the starting step, which was too large.
         format!(
@@ -79,10 +82,17 @@ pub(super) fn step_size_fix(
              {step_size:.3e} is too large for this posterior: give a warmup (the preset's, or at \
              least a few hundred transitions)"
         )
+    } else if adapt_step_size && warmup < MIN_CALIBRATED_WARMUP {
+        // A short warmup has no calibration windows, and its step-size search may not settle.
+        format!(
+            "warmup is only {warmup} transitions, too few for the step size to settle: raise \
+             warmup (at least {MIN_CALIBRATED_WARMUP}, or the preset's), or target_acceptance \
+             (e.g. {higher}){alternative}"
+        )
     } else if adapt_step_size {
         format!(
             "the adapted step size is too large for parts of this posterior: raise \
-             target_acceptance (e.g. 0.95) or posterior.gamma{alternative}"
+             target_acceptance (e.g. {higher}) or posterior.gamma{alternative}"
         )
     } else {
         format!(
@@ -457,13 +467,27 @@ mod tests {
 
     #[test]
     fn the_step_size_advice_fits_what_was_adapted() {
-        let adapted = step_size_fix(true, 500, 0.01, ", or use name: nuts");
-        assert!(adapted.contains("raise target_acceptance"), "{adapted}");
+        let adapted = step_size_fix(true, 500, 0.01, 0.8, ", or use name: nuts");
+        assert!(
+            adapted.contains("raise target_acceptance (e.g. 0.95)"),
+            "{adapted}"
+        );
+        // Already at 0.95: the advice must not repeat the value the run used.
+        let at_095 = step_size_fix(true, 500, 0.01, 0.95, ", or use name: nuts");
+        assert!(at_095.contains("(e.g. 0.99)"), "{at_095}");
         // Nothing adapts without a warmup: raising the target would change nothing.
-        let no_warmup = step_size_fix(true, 0, 0.01, ", or use name: nuts");
+        let no_warmup = step_size_fix(true, 0, 0.01, 0.8, ", or use name: nuts");
         assert!(no_warmup.contains("give a warmup"), "{no_warmup}");
         assert!(!no_warmup.contains("target_acceptance"), "{no_warmup}");
-        let fixed = step_size_fix(false, 0, 0.01, "");
+        // A warmup too short to settle: say so first (a 20-step warmup adapted 0.68 on a
+        // network where a few hundred steps adapt a step that works).
+        let short = step_size_fix(true, 20, 0.01, 0.8, "");
+        assert!(short.contains("warmup is only 20 transitions"), "{short}");
+        assert!(
+            short.contains(&format!("at least {MIN_CALIBRATED_WARMUP}")),
+            "{short}"
+        );
+        let fixed = step_size_fix(false, 0, 0.01, 0.8, "");
         assert!(fixed.contains("adapt_step_size: false"), "{fixed}");
     }
 
