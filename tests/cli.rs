@@ -489,6 +489,21 @@ fn a_glob_matching_nothing_is_an_error() {
         .run()
         .failure(exit_code::USAGE)
         .clear_error(&["matches no output", "runs/targets/tgt_"]);
+    // Not a dry run: the mistakes are refused before the store is locked or the sweep
+    // recorded, so nothing is left behind (a misspelt subcommand used to leave runs/ with a
+    // lock file and a sweep record).
+    let t = Test::new().experiments(TINY_SWEEP);
+    t.run_with(&["statsu"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["matches no output", "did you mean `status`"]);
+    t.run_with(&["-j", "1", "--forcerun", "train"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["unknown rule `train`"]);
+    assert!(
+        !t.store().exists(),
+        "a refused request wrote {}",
+        t.store().display()
+    );
 }
 
 #[test]

@@ -259,6 +259,20 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
+    // The request's own mistakes (a target that names no output of the sweep, an unknown rule)
+    // are refused before the store is locked or the sweep recorded: a typo (`lambda-hat
+    // statsu`) must leave no store behind. The checks read the plan only.
+    let forcerun = args
+        .forcerun
+        .iter()
+        .map(|r| Rule::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let until = args
+        .until
+        .iter()
+        .map(|r| Rule::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::plan::select::wanted_jobs(&plan, &args.targets)?;
     // One controller per store (src/store/lock.rs), taken before the store is read, so the
     // status below cannot mistake another controller's live jobs for killed ones. Dry runs
     // and summaries only read, and need no lock.
@@ -290,16 +304,6 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         );
     }
     let status = StoreStatus::scan(&plan);
-    let forcerun = args
-        .forcerun
-        .iter()
-        .map(|r| Rule::parse(r))
-        .collect::<Result<Vec<_>, _>>()?;
-    let until = args
-        .until
-        .iter()
-        .map(|r| Rule::parse(r))
-        .collect::<Result<Vec<_>, _>>()?;
     let request = Request {
         globs: args.targets.clone(),
         forcerun,
