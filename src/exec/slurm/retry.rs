@@ -74,7 +74,12 @@ impl Ending<'_> {
             JobState::Failed if self.exit_code == 0 => "failed (FAILED)".into(),
             JobState::Failed => format!("failed with exit code {} (FAILED)", self.exit_code),
             s if s.is_infrastructure_failure() => format!("ended {s}: a node or scheduler problem"),
-            JobState::Cancelled => "was cancelled outside lambda-hat (CANCELLED)".into(),
+            // Who cancelled is not in SLURM's record: `lambda-hat cancel` from another
+            // terminal, the user's own scancel and an administrator all read the same here.
+            JobState::Cancelled => {
+                "was cancelled (CANCELLED: by scancel, `lambda-hat cancel` or an administrator)"
+                    .into()
+            }
             s => format!("ended {s}"),
         }
     }
@@ -254,10 +259,14 @@ mod tests {
             matches!(decide(&e, &res(), 1, 1, 2.0), RetryVerdict::Retry { resources, .. } if resources == res())
         );
         let e = end(&JobState::Cancelled, 0, None);
-        assert!(matches!(
-            decide(&e, &res(), 1, 5, 2.0),
-            RetryVerdict::Fail { .. }
-        ));
+        match decide(&e, &res(), 1, 5, 2.0) {
+            // SLURM does not say who cancelled: the message must not claim it was not us.
+            RetryVerdict::Fail { why } => {
+                assert!(why.contains("lambda-hat cancel"), "{why}");
+                assert!(!why.contains("outside lambda-hat"), "{why}");
+            }
+            v => panic!("{v:?}"),
+        }
     }
 
     #[test]
