@@ -255,6 +255,10 @@ fn sigterm_and_sighup_stop_the_workers_and_keep_their_markers_like_ctrl_c() {
     // Exit codes as a shell reports a signal: 128 + its number.
     for (signal, code) in [("-TERM", 143), ("-HUP", 129)] {
         let t = Test::new().experiments(TINY_SWEEP);
+        // Another sweep's marker in the same store: not this run's to report.
+        let other = t.store().join(".lambda-hat/incomplete/tgt_0123456789ab");
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        std::fs::write(&other, "").unwrap();
         let (mut controller, dir) = start_slow_sweep(&t, "2");
         assert!(
             !wait_for_workers(&dir, 1).is_empty(),

@@ -736,11 +736,18 @@ pub fn worker_command(settings: &Settings) -> Vec<String> {
 fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
     if outcome.interrupted {
         let signal = outcome.interrupted_by.unwrap_or("SIGINT");
+        // This sweep's markers only: the store may hold other sweeps' (a shared store_root),
+        // which the user's --rerun-incomplete here would not concern.
+        let ours: std::collections::HashSet<String> =
+            plan.jobs().map(|job| plan.job_key(job)).collect();
+        let markers = crate::store::incomplete::IncompleteMarkers::new(&plan.store_root)
+            .list()
+            .into_iter()
+            .filter(|key| ours.contains(key))
+            .count();
         return Err(CliError::Interrupted {
             code: crate::exec::signals::exit_code(signal),
-            markers: crate::store::incomplete::IncompleteMarkers::new(&plan.store_root)
-                .list()
-                .len(),
+            markers,
         });
     }
     if outcome.failed.is_empty() {
