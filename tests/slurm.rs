@@ -609,6 +609,8 @@ fn bad_input_gives_one_clear_message_and_submits_nothing() {
         .failure(exit_code::ENVIRONMENT)
         .clear_error(&["`sbatch`", "not on PATH", "--profile slurm"]);
     nothing_submitted(&t);
+    // Refused before the store is locked or the sweep recorded: nothing on disk.
+    assert!(!t.store().exists(), "{} was written", t.store().display());
 
     // Unknown partition: sbatch's own words, with the rule and the job.
     let t = slurm_test(1);

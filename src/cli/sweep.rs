@@ -273,10 +273,17 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         .map(|r| Rule::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
     crate::plan::select::wanted_jobs(&plan, &args.targets)?;
+    // Dry runs and summaries only read, and need no lock (below) and no cluster.
+    let read_only = args.dry_run || args.summary || args.detailed_summary || args.dag;
+    // A machine without SLURM's commands, under the SLURM executor, is refused before the
+    // store is locked for the same reason: the sweep could neither submit nor follow its jobs.
+    if settings.executor == Executor::Slurm && !read_only && !args.touch {
+        slurm::preflight().map_err(CliError::from)?;
+    }
     // One controller per store (src/store/lock.rs), taken before the store is read, so the
     // status below cannot mistake another controller's live jobs for killed ones. Dry runs
     // and summaries only read, and need no lock.
-    let _lock = if args.dry_run || args.summary || args.detailed_summary || args.dag {
+    let _lock = if read_only {
         None
     } else {
         Some(StoreLock::acquire(&plan.store_root)?)
@@ -484,7 +491,6 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
 
     let outcome = match slurm_opts {
         Some(opts) => {
-            slurm::preflight().map_err(CliError::from)?;
             let result = run_slurm(&plan, &sched, &opts).await?;
             if let Some((queued, waiting)) = result.detached {
                 report_failures(&sched, &result.outcome)?;
