@@ -22,6 +22,7 @@ const GELU_C: f64 = 0.797_884_560_802_865_4;
 const GELU_K: f64 = 0.044_715;
 
 /// Replaces every z in `za` by φ(z); writes φ'(z) to `d` when given (same length as `za`).
+#[inline(always)]
 pub(crate) fn activate<F: Real>(act: Activation, za: &mut [F], d: Option<&mut [F]>) {
     match act {
         Activation::Identity => {

@@ -151,6 +151,16 @@ impl Isa {
         }
         Isa::Baseline
     }
+
+    /// Every instruction set this CPU can run, the baseline first: tests compare their results.
+    #[cfg(test)]
+    pub(crate) fn all_available() -> Vec<Isa> {
+        match Isa::detect() {
+            Isa::Avx512 => vec![Isa::Baseline, Isa::Avx2, Isa::Avx512],
+            Isa::Avx2 => vec![Isa::Baseline, Isa::Avx2],
+            Isa::Baseline => vec![Isa::Baseline],
+        }
+    }
 }
 
 /// A feature-major block of `rows` rows and `width` features: feature i is
@@ -749,21 +759,11 @@ mod tests {
     }
 
     /// Every instruction set this CPU runs, so each compiled copy is tested.
-    fn isas() -> Vec<Isa> {
-        let mut out = vec![Isa::Baseline];
-        match Isa::detect() {
-            Isa::Avx512 => out.extend([Isa::Avx2, Isa::Avx512]),
-            Isa::Avx2 => out.push(Isa::Avx2),
-            Isa::Baseline => {}
-        }
-        out
-    }
-
     #[test]
     fn kernels_match_plain_loops_for_every_row_count() {
         // Row counts below, at and between block multiples, so both the blocks and the tails run;
         // an input stride larger than the row count, as for a chunk of the data's columns.
-        for isa in isas() {
+        for isa in Isa::all_available() {
             for m in [1, 5, 16, 17, 40, 48] {
                 for (k, h) in [(3, 2), (4, 8), (1, 1), (5, 5), (8, 1), (6, 3)] {
                     let stride = m + 3;
@@ -848,7 +848,7 @@ mod tests {
         // Shapes for both ways of grouping the weight gradients: four outputs at a time, and
         // four inputs at a time against each output's column (fewer than four outputs).
         for (k, h) in [(5, 6), (5, 1), (6, 3), (3, 2)] {
-            for isa in isas() {
+            for isa in Isa::all_available() {
                 for m in 1..=3 * BLOCK {
                     let x: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.37).sin()).collect();
                     let w: Vec<f64> = (0..k * h).map(|i| (i as f64 * 1.3).cos()).collect();
@@ -939,7 +939,7 @@ mod tests {
             (z, dw, back)
         };
         let reference = run(Isa::Baseline);
-        for isa in isas() {
+        for isa in Isa::all_available() {
             assert_eq!(run(isa), reference, "{isa:?}");
         }
     }
