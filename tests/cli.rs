@@ -566,6 +566,42 @@ fn a_snakemake_style_profile_means_what_it_says() {
         .stdout_has("resources: cpus_per_task=2, mem_mb=1000, runtime=60");
 }
 
+/// `mem` and `mem_mb` (or `time` and `runtime`) are one resource: both in one layer, with
+/// different values, is a mistake named with the two assignments, not a silent pick.
+#[test]
+fn one_resource_under_two_names_in_one_layer_is_refused() {
+    let t = Test::new().experiments(TINY_SWEEP).file(
+        "profiles/p/config.yaml",
+        "default-resources:\n  time: 60\n  runtime: 90\n",
+    );
+    t.run_with(&[
+        "-n",
+        "--set-resources",
+        "run_sampler:mem=4G",
+        "run_sampler:mem_mb=1000",
+    ])
+    .failure(exit_code::USAGE)
+    .clear_error(&[
+        "mem_mb is given twice in --set-resources (run_sampler)",
+        "`run_sampler:mem=4G`",
+        "`run_sampler:mem_mb=1000`",
+    ]);
+    t.run_with(&["-n", "--profile", "profiles/p"])
+        .failure(exit_code::USAGE)
+        .clear_error(&["runtime is given twice in the profile's default-resources"]);
+    // Across layers the later one still wins, and the same value under both names is fine.
+    t.run_with(&[
+        "-n",
+        "--default-resources",
+        "mem=4G",
+        "--set-resources",
+        "run_sampler:mem_mb=2000",
+        "run_sampler:mem=2G",
+    ])
+    .success()
+    .stdout_has("resources: cpus_per_task=1, mem_mb=2000, runtime=120");
+}
+
 #[test]
 fn an_unknown_executor_is_refused_with_the_valid_ones() {
     let t = Test::new()

@@ -16,7 +16,9 @@ use crate::config::profile::{
     BundleSize, Executor, LoadedProfile, ResourceList, RuleResources, load_profile,
 };
 use crate::exec::local::{self, LocalOptions};
-use crate::exec::resources::{self, Limits, ResourceLayers, ResourceMap, ResourceValue};
+use crate::exec::resources::{
+    self, LayerBuilder, Limits, ResourceLayers, ResourceMap, ResourceValue,
+};
 use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
 use crate::exec::{Outcome, default_worker_command};
 use crate::plan::select::schedule;
@@ -49,22 +51,42 @@ pub struct Settings {
     pub print_commands: bool,
 }
 
-fn resource_list(list: &ResourceList) -> Result<ResourceMap, CliError> {
-    let mut out = ResourceMap::new();
+fn resource_list(list: &ResourceList, place: &str) -> Result<ResourceMap, CliError> {
+    let mut out = LayerBuilder::default();
     match list {
         ResourceList::Map(m) => {
             for (k, v) in m {
-                out.insert(resources::canonical_name(k), resources::from_yaml(k, v)?);
+                out.add(k, resources::from_yaml(k, v)?, place)?;
             }
         }
         ResourceList::List(items) => {
             for item in items {
-                let (k, v) = resources::parse_assignment(item)?;
-                out.insert(k, v);
+                out.add_text(item, place)?;
             }
         }
     }
-    Ok(out)
+    Ok(out.build())
+}
+
+/// One `set-resources` layer: `RULE:NAME=VALUE` items, each rule's assignments a
+/// [`LayerBuilder`] of its own.
+fn rule_layer<'a>(
+    items: impl IntoIterator<Item = &'a String>,
+    place: &str,
+) -> Result<BTreeMap<Rule, ResourceMap>, CliError> {
+    let mut layer: BTreeMap<Rule, LayerBuilder> = BTreeMap::new();
+    for item in items {
+        let (rule, _, value) = resources::parse_rule_assignment(item)?;
+        let rest = item.split_once(':').map_or(item.as_str(), |(_, r)| r);
+        let name = rest.split_once('=').map_or(rest, |(n, _)| n);
+        let place = format!("{place} ({})", rule.name());
+        let shown = item.trim().to_string();
+        layer
+            .entry(rule)
+            .or_default()
+            .add_shown(name, value, shown, &place)?;
+    }
+    Ok(layer.into_iter().map(|(r, b)| (r, b.build())).collect())
 }
 
 fn int_limits(map: &ResourceMap, into: &mut BTreeMap<String, i64>) -> Result<(), CliError> {
@@ -106,51 +128,49 @@ impl Settings {
 
         let mut layers = ResourceLayers::default();
         if let Some(list) = &p.default_resources {
-            layers.default_resources.push(resource_list(list)?);
+            let place = "the profile's default-resources";
+            layers.default_resources.push(resource_list(list, place)?);
         }
-        let mut cli_defaults = ResourceMap::new();
+        let mut cli_defaults = LayerBuilder::default();
         for item in &args.default_resources {
-            let (k, v) = resources::parse_assignment(item)?;
-            cli_defaults.insert(k, v);
+            cli_defaults.add_text(item, "--default-resources")?;
         }
-        layers.default_resources.push(cli_defaults);
+        layers.default_resources.push(cli_defaults.build());
         if let Some(set) = &p.set_resources {
-            let mut layer: BTreeMap<Rule, ResourceMap> = BTreeMap::new();
-            match set {
+            let place = "the profile's set-resources";
+            let layer = match set {
                 RuleResources::Map(set) => {
+                    let mut layer = BTreeMap::new();
                     for (rule, values) in set {
                         let rule = Rule::parse(rule)?;
-                        let m = layer.entry(rule).or_default();
+                        let place = format!("{place} ({})", rule.name());
+                        let mut m = LayerBuilder::default();
                         for (k, v) in values {
-                            m.insert(resources::canonical_name(k), resources::from_yaml(k, v)?);
+                            m.add(k, resources::from_yaml(k, v)?, &place)?;
                         }
+                        layer.insert(rule, m.build());
                     }
+                    layer
                 }
                 // Snakemake profiles write it as the flag's words: `- run_sampler:mem_mb=4000`.
-                RuleResources::List(items) => {
-                    for item in items {
-                        let (rule, k, v) = resources::parse_rule_assignment(item)?;
-                        layer.entry(rule).or_default().insert(k, v);
-                    }
-                }
-            }
+                RuleResources::List(items) => rule_layer(items, place)?,
+            };
             layers.set_resources.push(layer);
         }
-        let mut cli_set: BTreeMap<Rule, ResourceMap> = BTreeMap::new();
-        for item in &args.set_resources {
-            let (rule, k, v) = resources::parse_rule_assignment(item)?;
-            cli_set.entry(rule).or_default().insert(k, v);
-        }
-        layers.set_resources.push(cli_set);
+        layers
+            .set_resources
+            .push(rule_layer(&args.set_resources, "--set-resources")?);
 
         let mut limits = Limits::default();
         if let Some(list) = &p.resources {
-            int_limits(&resource_list(list)?, &mut limits.resources)?;
+            let place = "the profile's resources";
+            int_limits(&resource_list(list, place)?, &mut limits.resources)?;
         }
+        let mut cli_limits = LayerBuilder::default();
         for item in &args.resources {
-            let (k, v) = resources::parse_assignment(item)?;
-            int_limits(&BTreeMap::from([(k, v)]), &mut limits.resources)?;
+            cli_limits.add_text(item, "--resources")?;
         }
+        int_limits(&cli_limits.build(), &mut limits.resources)?;
         limits.cores = args.cores.or(p.cores).map(|c| c as i64);
 
         let executor = args.executor.or(p.executor).unwrap_or_default();

@@ -76,6 +76,16 @@ pub enum ResourceError {
     /// A job whose memory estimate does not fit (the whole message: see [`check_memory`]).
     #[error("{0}")]
     Memory(String),
+    #[error(
+        "{name} is given twice in {place}, as `{first}` and as `{second}`; give it once (later \
+         layers, such as the command line over the profile, may still override it)"
+    )]
+    TwoNames {
+        name: String,
+        place: String,
+        first: String,
+        second: String,
+    },
 }
 
 /// No job may need more than this (1 TiB), whatever its resources say: a config that does is
@@ -336,6 +346,69 @@ pub fn parse_rule_assignment(text: &str) -> Result<(Rule, String, ResourceValue)
         other => other,
     })?;
     Ok((rule, name, value))
+}
+
+/// One layer's assignments (one flag's values, or one profile key), collected so that the same
+/// resource under two of its names is refused: with `mem=4G` and `mem_mb=1000` in one layer the
+/// value used would be a guess (a YAML map's keys even come back sorted, so the file's order
+/// would not decide it). The same name twice is the usual "the last one wins".
+#[derive(Debug, Default)]
+pub struct LayerBuilder {
+    values: ResourceMap,
+    /// Canonical name → the name as written, its value, and the assignment as written (for
+    /// the error message).
+    written: BTreeMap<String, (String, ResourceValue, String)>,
+}
+
+impl LayerBuilder {
+    /// Adds `name = value`, `name` as written; `place` names the layer for an error.
+    pub fn add(
+        &mut self,
+        name: &str,
+        value: ResourceValue,
+        place: &str,
+    ) -> Result<(), ResourceError> {
+        let shown = format!("{}={value}", name.trim());
+        self.add_shown(name, value, shown, place)
+    }
+
+    /// Adds a `NAME=VALUE` assignment ([`parse_assignment`]).
+    pub fn add_text(&mut self, text: &str, place: &str) -> Result<(), ResourceError> {
+        let (_, value) = parse_assignment(text)?;
+        let name = text.split_once('=').map_or(text, |(n, _)| n);
+        self.add_shown(name, value, text.trim().to_string(), place)
+    }
+
+    /// [`add`](Self::add), with the assignment as the user wrote it (`mem=4G`) for the error.
+    pub fn add_shown(
+        &mut self,
+        name: &str,
+        value: ResourceValue,
+        shown: String,
+        place: &str,
+    ) -> Result<(), ResourceError> {
+        let name = name.trim();
+        let canonical = canonical_name(name);
+        if let Some((first, before, first_shown)) = self.written.get(&canonical)
+            && first != name
+            && *before != value
+        {
+            return Err(ResourceError::TwoNames {
+                name: canonical,
+                place: place.to_string(),
+                first: first_shown.clone(),
+                second: shown,
+            });
+        }
+        let entry = (name.to_string(), value.clone(), shown);
+        self.written.insert(canonical.clone(), entry);
+        self.values.insert(canonical, value);
+        Ok(())
+    }
+
+    pub fn build(self) -> ResourceMap {
+        self.values
+    }
 }
 
 /// The layers that determine a job's resources, lowest precedence first after the rule defaults.
@@ -651,6 +724,53 @@ mod tests {
                 .contains("unknown rule")
         );
         assert!(parse_assignment("mem_mb").is_err());
+    }
+
+    #[test]
+    fn one_resource_under_two_names_in_one_layer_is_refused() {
+        let mut layer = LayerBuilder::default();
+        layer
+            .add_text("mem=4G", "--set-resources (run_sampler)")
+            .unwrap();
+        let e = layer
+            .add_text("mem_mb=1000", "--set-resources (run_sampler)")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mem_mb is given twice in --set-resources (run_sampler)")
+                && e.contains("`mem=4G`")
+                && e.contains("`mem_mb=1000`"),
+            "{e}"
+        );
+        // The same name twice: the last one wins, as on any command line.
+        let mut layer = LayerBuilder::default();
+        layer.add_text("runtime=10", "--default-resources").unwrap();
+        layer.add_text("runtime=20", "--default-resources").unwrap();
+        // Two names that agree are not a conflict.
+        layer.add_text("threads=2", "--default-resources").unwrap();
+        layer
+            .add_text("cpus_per_task=2", "--default-resources")
+            .unwrap();
+        let built = layer.build();
+        assert_eq!(built["runtime"], ResourceValue::Int(20));
+        assert_eq!(built["cpus_per_task"], ResourceValue::Int(2));
+        // YAML maps (profiles) go through `add` with the key as written.
+        let mut layer = LayerBuilder::default();
+        layer
+            .add(
+                "time",
+                ResourceValue::Int(60),
+                "the profile's default-resources",
+            )
+            .unwrap();
+        let e = layer
+            .add(
+                "runtime",
+                ResourceValue::Int(90),
+                "the profile's default-resources",
+            )
+            .unwrap_err();
+        assert!(matches!(e, ResourceError::TwoNames { .. }), "{e}");
     }
 
     #[test]
