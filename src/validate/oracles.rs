@@ -125,6 +125,49 @@ mod tests {
         }
     }
 
+    /// Aoyagi and Watanabe's (2005) λ of reduced-rank regression: one hidden layer, input M,
+    /// hidden H, output N, true rank r. Written from that paper's four cases, independently of
+    /// the general formula above.
+    fn reduced_rank_regression(m: usize, h: usize, n: usize, r: usize) -> f64 {
+        let (m, h, n, r) = (m as f64, h as f64, n as f64, r as f64);
+        if m + n < h + r {
+            m * n / 2.0
+        } else if m + h < n + r {
+            (h * m - h * r + n * r) / 2.0
+        } else if n + h < m + r {
+            (h * n - h * r + m * r) / 2.0
+        } else {
+            let even = (m + h + n + r) as i64 % 2 == 0;
+            let t = 2.0 * (h + r) * (m + n) - (m - n).powi(2) - (h + r).powi(2);
+            (t + if even { 0.0 } else { 1.0 }) / 8.0
+        }
+    }
+
+    #[test]
+    fn aoyagi_agrees_with_reduced_rank_regression_on_every_small_two_layer_network() {
+        // Every shape up to width 9 and every rank: 2,754 networks. The general formula's
+        // conditions S ≥ ℓ·max Δ_Σ and S < ℓ·min Δ_rest decide the answer on 210 of them
+        // ([5, 6, 5] with r = 1: 11.5, where the prefix condition alone gives 12.5).
+        let mut checked = 0;
+        for m in 1..=9 {
+            for h in 1..=9 {
+                for n in 1..=9 {
+                    for r in 0..=m.min(h).min(n) {
+                        let got = aoyagi_deep_linear_llc(&[m, h, n], r);
+                        let want = reduced_rank_regression(m, h, n, r);
+                        assert!(
+                            (got - want).abs() < EXACT,
+                            "[{m}, {h}, {n}] r={r}: {got} != {want}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2754);
+        assert!((aoyagi_deep_linear_llc(&[5, 6, 5], 1) - 11.5).abs() < EXACT);
+    }
+
     #[test]
     fn aoyagi_rejects_impossible_networks() {
         assert!(aoyagi_deep_linear_llc(&[3], 0).is_nan());
