@@ -354,7 +354,6 @@ pub fn parse_rule_assignment(text: &str) -> Result<(Rule, String, ResourceValue)
 /// would not decide it). The same name twice is the usual "the last one wins".
 #[derive(Debug, Default)]
 pub struct LayerBuilder {
-    values: ResourceMap,
     /// Canonical name → the name as written, its value, and the assignment as written (for
     /// the error message).
     written: BTreeMap<String, (String, ResourceValue, String)>,
@@ -400,14 +399,16 @@ impl LayerBuilder {
                 second: shown,
             });
         }
-        let entry = (name.to_string(), value.clone(), shown);
-        self.written.insert(canonical.clone(), entry);
-        self.values.insert(canonical, value);
+        self.written
+            .insert(canonical, (name.to_string(), value, shown));
         Ok(())
     }
 
     pub fn build(self) -> ResourceMap {
-        self.values
+        self.written
+            .into_iter()
+            .map(|(name, (_, value, _))| (name, value))
+            .collect()
     }
 }
 

@@ -255,15 +255,13 @@ impl Mlp {
         s: &mut Scratch<F>,
         with_deriv: bool,
     ) {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx512` is only ever the result of detecting AVX-512F on this CPU.
-            Isa::Avx512 => unsafe { self.forward_avx512(w, x, s, with_deriv) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx2` is only ever the result of detecting AVX2 and FMA on this CPU.
-            Isa::Avx2 => unsafe { self.forward_avx2(w, x, s, with_deriv) },
-            _ => self.forward_loops(w, x, s, with_deriv),
-        }
+        narrow::dispatch!(
+            self.isa,
+            Self::forward_avx512,
+            Self::forward_avx2,
+            Self::forward_loops,
+            (self, w, x, s, with_deriv)
+        )
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -354,15 +352,13 @@ impl Mlp {
         s: &mut Scratch<F>,
         grad: &mut [F],
     ) {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx512` is only ever the result of detecting AVX-512F on this CPU.
-            Isa::Avx512 => unsafe { self.backward_avx512(w, x, s, grad) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx2` is only ever the result of detecting AVX2 and FMA on this CPU.
-            Isa::Avx2 => unsafe { self.backward_avx2(w, x, s, grad) },
-            _ => self.backward_loops(w, x, s, grad),
-        }
+        narrow::dispatch!(
+            self.isa,
+            Self::backward_avx512,
+            Self::backward_avx2,
+            Self::backward_loops,
+            (self, w, x, s, grad)
+        )
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -181,9 +181,9 @@ impl<'a, F> Cols<'a, F> {
     }
 }
 
-/// Calls `$loops(args…)` compiled for the instruction set `$isa`.
+/// Calls `$loops` with the parenthesized arguments, compiled for the instruction set `$isa`.
 macro_rules! dispatch {
-    ($isa:expr, $avx512:ident, $avx2:ident, $loops:ident ($($arg:expr),*)) => {
+    ($isa:expr, $avx512:path, $avx2:path, $loops:path, ($($arg:expr),*)) => {
         match $isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx512` is only ever the result of detecting AVX-512F on this CPU.
@@ -196,6 +196,9 @@ macro_rules! dispatch {
     };
 }
 
+/// Also `Mlp::forward` and `Mlp::backward`'s dispatch (`mlp.rs`).
+pub(crate) use dispatch;
+
 /// Defines `$name` (dispatching) and its AVX-512 and AVX2 copies of the `#[inline(always)]`
 /// loop function `$loops`. `$name` takes the instruction set and `$loops`' arguments after the
 /// first; that first argument, [`HalfBlocks`], follows from the instruction set and F, so
@@ -206,7 +209,7 @@ macro_rules! multiversion {
         $(#[$doc])*
         pub(crate) fn $name<F: Real>(isa: Isa, $($arg: $ty),*) {
             let halves = HalfBlocks::for_isa::<F>(isa);
-            dispatch!(isa, $avx512, $avx2, $loops(halves, $($arg),*))
+            dispatch!(isa, $avx512, $avx2, $loops, (halves, $($arg),*))
         }
 
         #[cfg(target_arch = "x86_64")]
