@@ -171,13 +171,54 @@ fn all_finite_or_null<S: Serializer>(xs: &[f64], s: S) -> Result<S::Ok, S::Error
     to_options(xs).serialize(s)
 }
 
+/// Keys of `tuned` that count things (leapfrog steps, minibatch rows, restarts). They are
+/// written as JSON integers, so that pandas and numpy read `10`, not `10.0`; the samplers keep
+/// every tuned value as an f64 in memory.
+const TUNED_COUNTS: [&str; 3] = ["batch_size", "num_integration_steps", "restarts"];
+
+/// One tuned value as written: a count as an integer, anything else as a float.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TunedValue {
+    Count(u64),
+    Real(f64),
+}
+
+/// `tuned` with non-finite values as null and [`TUNED_COUNTS`] as integers.
 fn map_finite_or_null<S: Serializer>(
     m: &BTreeMap<String, Vec<f64>>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let as_options: BTreeMap<&String, Vec<Option<f64>>> =
-        m.iter().map(|(k, v)| (k, to_options(v))).collect();
-    as_options.serialize(s)
+    let as_options: BTreeMap<String, Vec<Option<f64>>> =
+        m.iter().map(|(k, v)| (k.clone(), to_options(v))).collect();
+    serialize_tuned(&as_options, s)
+}
+
+/// Writes a `tuned` map (None as null) with [`TUNED_COUNTS`] as integers; analysis.json and
+/// the run records (`store::record`) both write it so. A count that is not a whole number below
+/// 2^53 (it cannot be one, but a float is what arrives) stays a float rather than being rounded.
+pub(crate) fn serialize_tuned<S: Serializer>(
+    m: &BTreeMap<String, Vec<Option<f64>>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let is_count = |x: f64| (0.0..=9_007_199_254_740_992.0).contains(&x) && x.fract() == 0.0;
+    let as_written: BTreeMap<&String, Vec<Option<TunedValue>>> = m
+        .iter()
+        .map(|(k, v)| {
+            let counts = TUNED_COUNTS.contains(&k.as_str());
+            let values = v
+                .iter()
+                .map(|x| {
+                    x.map(|x| match counts && is_count(x) {
+                        true => TunedValue::Count(x as u64),
+                        false => TunedValue::Real(x),
+                    })
+                })
+                .collect();
+            (k, values)
+        })
+        .collect();
+    as_written.serialize(s)
 }
 
 fn mean(xs: &[f64]) -> f64 {
@@ -839,6 +880,30 @@ mod tests {
         // Chain 1 has no tuned step size: null, not a made-up value.
         assert_eq!(v["tuned"]["step_size"][0], 0.1);
         assert!(v["tuned"]["step_size"][1].is_null());
+    }
+
+    #[test]
+    fn tuned_counts_are_written_as_integers_and_the_rest_as_floats() {
+        let mut run = run_of(iid(6, 2, 50, 1.0));
+        for (c, steps) in run.chains.iter_mut().zip([10.0, 2.5]) {
+            c.tuned.insert("num_integration_steps".into(), steps);
+            c.tuned.insert("step_size".into(), 1.0);
+        }
+        run.chains[0].tuned.insert("batch_size".into(), 256.0);
+        let text = serde_json::to_string(&analyze(&run, &HealthChecks::default())).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let tuned = &v["tuned"];
+        assert!(tuned["num_integration_steps"][0].is_u64(), "{tuned}");
+        assert!(tuned["batch_size"][0].is_u64(), "{tuned}");
+        // Chain 1 has no batch size: null. A fractional count is not rounded: it stays a float.
+        assert!(tuned["batch_size"][1].is_null(), "{tuned}");
+        assert_eq!(tuned["num_integration_steps"][1].as_f64(), Some(2.5));
+        // A step size that happens to be whole is still a float, so a column keeps one type.
+        assert!(tuned["step_size"][0].is_f64(), "{tuned}");
+        assert!(
+            text.contains("\"num_integration_steps\":[10,2.5]"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -140,7 +140,8 @@ pub struct RunRecord {
     /// Mean acceptance (HMC, NUTS) or SGLD's MALA diagnostic; `None` for MCLMC.
     pub acceptance_rate: Option<f64>,
     pub divergences: u64,
-    /// What adaptation chose (step size, L, …), one entry per chain.
+    /// What adaptation chose (step size, L, …), one entry per chain; counts written as integers.
+    #[serde(serialize_with = "crate::analysis::serialize_tuned")]
     pub tuned: BTreeMap<String, Vec<Option<f64>>>,
     /// `healthy` and `warnings` (older stores have no `healthy`: it is derived).
     #[serde(flatten)]
