@@ -68,27 +68,6 @@ fn resource_list(list: &ResourceList, place: &str) -> Result<ResourceMap, CliErr
     Ok(out.build())
 }
 
-/// One `set-resources` layer: `RULE:NAME=VALUE` items, each rule's assignments a
-/// [`LayerBuilder`] of its own.
-fn rule_layer<'a>(
-    items: impl IntoIterator<Item = &'a String>,
-    place: &str,
-) -> Result<BTreeMap<Rule, ResourceMap>, CliError> {
-    let mut layer: BTreeMap<Rule, LayerBuilder> = BTreeMap::new();
-    for item in items {
-        let (rule, _, value) = resources::parse_rule_assignment(item)?;
-        let rest = item.split_once(':').map_or(item.as_str(), |(_, r)| r);
-        let name = rest.split_once('=').map_or(rest, |(n, _)| n);
-        let place = format!("{place} ({})", rule.name());
-        let shown = item.trim().to_string();
-        layer
-            .entry(rule)
-            .or_default()
-            .add_shown(name, value, shown, &place)?;
-    }
-    Ok(layer.into_iter().map(|(r, b)| (r, b.build())).collect())
-}
-
 fn int_limits(map: &ResourceMap, into: &mut BTreeMap<String, i64>) -> Result<(), CliError> {
     for (k, v) in map {
         match v {
@@ -153,13 +132,14 @@ impl Settings {
                     layer
                 }
                 // Snakemake profiles write it as the flag's words: `- run_sampler:mem_mb=4000`.
-                RuleResources::List(items) => rule_layer(items, place)?,
+                RuleResources::List(items) => resources::rule_layer(items, place)?,
             };
             layers.set_resources.push(layer);
         }
-        layers
-            .set_resources
-            .push(rule_layer(&args.set_resources, "--set-resources")?);
+        layers.set_resources.push(resources::rule_layer(
+            &args.set_resources,
+            "--set-resources",
+        )?);
 
         let mut limits = Limits::default();
         if let Some(list) = &p.resources {

@@ -322,6 +322,12 @@ fn parse_minutes(raw: &str) -> Option<i64> {
 
 /// `NAME=VALUE` (for `--resources` and `--default-resources`).
 pub fn parse_assignment(text: &str) -> Result<(String, ResourceValue), ResourceError> {
+    let (name, value) = parse_written(text)?;
+    Ok((canonical_name(name), value))
+}
+
+/// `NAME=VALUE` with the name as written (trimmed, not canonical: `mem`, not `mem_mb`).
+fn parse_written(text: &str) -> Result<(&str, ResourceValue), ResourceError> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| ResourceError::Syntax { text: text.into() })?;
@@ -329,11 +335,17 @@ pub fn parse_assignment(text: &str) -> Result<(String, ResourceValue), ResourceE
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(ResourceError::Syntax { text: text.into() });
     }
-    Ok((canonical_name(name), parse_value(name, value)?))
+    Ok((name, parse_value(name, value)?))
 }
 
 /// `RULE:NAME=VALUE` (for `--set-resources`).
 pub fn parse_rule_assignment(text: &str) -> Result<(Rule, String, ResourceValue), ResourceError> {
+    let (rule, name, value) = parse_rule_written(text)?;
+    Ok((rule, canonical_name(name), value))
+}
+
+/// [`parse_rule_assignment`] with the name as written.
+fn parse_rule_written(text: &str) -> Result<(Rule, &str, ResourceValue), ResourceError> {
     let (rule, rest) = text
         .split_once(':')
         .ok_or_else(|| ResourceError::RuleSyntax { text: text.into() })?;
@@ -341,11 +353,30 @@ pub fn parse_rule_assignment(text: &str) -> Result<(Rule, String, ResourceValue)
         rule: rule.into(),
         text: text.into(),
     })?;
-    let (name, value) = parse_assignment(rest).map_err(|e| match e {
+    let (name, value) = parse_written(rest).map_err(|e| match e {
         ResourceError::Syntax { .. } => ResourceError::RuleSyntax { text: text.into() },
         other => other,
     })?;
     Ok((rule, name, value))
+}
+
+/// One `--set-resources` layer (the flag's values, or a profile's list): `RULE:NAME=VALUE`
+/// items, each rule's assignments a [`LayerBuilder`] of its own; `place` names the layer in
+/// errors.
+pub fn rule_layer<'a>(
+    items: impl IntoIterator<Item = &'a String>,
+    place: &str,
+) -> Result<BTreeMap<Rule, ResourceMap>, ResourceError> {
+    let mut layer: BTreeMap<Rule, LayerBuilder> = BTreeMap::new();
+    for item in items {
+        let (rule, name, value) = parse_rule_written(item)?;
+        let place = format!("{place} ({})", rule.name());
+        layer
+            .entry(rule)
+            .or_default()
+            .add_shown(name, value, item.trim().to_string(), &place)?;
+    }
+    Ok(layer.into_iter().map(|(r, b)| (r, b.build())).collect())
 }
 
 /// One layer's assignments (one flag's values, or one profile key), collected so that the same
@@ -373,8 +404,7 @@ impl LayerBuilder {
 
     /// Adds a `NAME=VALUE` assignment ([`parse_assignment`]).
     pub fn add_text(&mut self, text: &str, place: &str) -> Result<(), ResourceError> {
-        let (_, value) = parse_assignment(text)?;
-        let name = text.split_once('=').map_or(text, |(n, _)| n);
+        let (name, value) = parse_written(text)?;
         self.add_shown(name, value, text.trim().to_string(), place)
     }
 
@@ -772,6 +802,35 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, ResourceError::TwoNames { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_rule_layer_checks_names_rule_by_rule() {
+        let items = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // The same resource under two names for two different rules is no conflict.
+        let layer = rule_layer(
+            &items(&["run_sampler:mem=4G", " build_target:mem_mb=1000 "]),
+            "--set-resources",
+        )
+        .unwrap();
+        assert_eq!(layer[&Rule::RunSampler]["mem_mb"], ResourceValue::Int(4000));
+        assert_eq!(layer[&Rule::BuildTarget]["mem_mb"], ResourceValue::Int(1000));
+        // For one rule it is, and the message quotes both items as written.
+        let e = rule_layer(
+            &items(&["run_sampler:mem=4G", "run_sampler:mem_mb=1000"]),
+            "--set-resources",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--set-resources (run_sampler)")
+                && e.contains("`run_sampler:mem=4G`")
+                && e.contains("`run_sampler:mem_mb=1000`"),
+            "{e}"
+        );
+        // Syntax errors name the whole item.
+        let e = rule_layer(&items(&["run_sampler:=4"]), "--set-resources").unwrap_err();
+        assert!(matches!(e, ResourceError::RuleSyntax { .. }), "{e}");
     }
 
     #[test]
