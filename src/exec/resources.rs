@@ -814,7 +814,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(layer[&Rule::RunSampler]["mem_mb"], ResourceValue::Int(4000));
-        assert_eq!(layer[&Rule::BuildTarget]["mem_mb"], ResourceValue::Int(1000));
+        assert_eq!(
+            layer[&Rule::BuildTarget]["mem_mb"],
+            ResourceValue::Int(1000)
+        );
         // For one rule it is, and the message quotes both items as written.
         let e = rule_layer(
             &items(&["run_sampler:mem=4G", "run_sampler:mem_mb=1000"]),

@@ -44,6 +44,8 @@ pub struct FakeJob {
 pub struct FakeMember {
     pub spec: PathBuf,
     pub build: bool,
+    /// The member's own log, where the bundle script notes its failure.
+    pub log: PathBuf,
 }
 
 pub struct Fake {
@@ -76,6 +78,9 @@ pub struct Fake {
     pub pending_reason: Option<String>,
     /// stderr of scancel when it refuses (e.g. someone else's job).
     pub scancel_failure: Option<String>,
+    /// Whether a failed bundle member's log gets the bundle script's failure line (true; false
+    /// as if the line were lost, e.g. not yet visible on a shared file system).
+    pub member_failure_lines: bool,
     /// Which bundle members fail (write no marker) when their bundle runs.
     pub member_fails: Box<dyn FnMut(&Path) -> bool>,
 }
@@ -101,6 +106,7 @@ impl Fake {
             fail_sbatch_number: None,
             scancel_failure: None,
             member_fails: Box::new(|_| false),
+            member_failure_lines: true,
         }
     }
 
@@ -150,11 +156,20 @@ impl Fake {
                         for m in &job.members {
                             build_failed &= !m.build;
                             if build_failed {
+                                if self.member_failure_lines {
+                                    let _ = std::fs::create_dir_all(m.log.parent().unwrap());
+                                    let _ = std::fs::write(&m.log, super::script::MEMBER_NOT_RUN);
+                                }
                                 continue;
                             }
                             if (self.member_fails)(&m.spec) {
                                 state = JobState::Failed;
                                 build_failed = m.build;
+                                if self.member_failure_lines {
+                                    let line = format!("{}1\n", super::script::MEMBER_FAILED);
+                                    let _ = std::fs::create_dir_all(m.log.parent().unwrap());
+                                    let _ = std::fs::write(&m.log, line);
+                                }
                             } else {
                                 write_marker(&m.spec);
                             }
@@ -249,6 +264,7 @@ impl Cluster for Fake {
                     .push(FakeMember {
                         spec: fields[4].into(),
                         build: fields[1] == "build-target",
+                        log: fields[2].into(),
                     });
             }
             for (t, members) in tasks {

@@ -279,6 +279,26 @@ pub fn task_list(specs: &[PathBuf]) -> Result<String, ScriptError> {
     Ok(out)
 }
 
+/// The last line the bundle script writes into a member's own log when the member's worker
+/// exits non-zero, and the line it writes instead of running a member whose target's build
+/// failed (`sbatch-bundle.sh.tera`; a test runs the script to keep the two in step).
+pub(crate) const MEMBER_FAILED: &str = "lambda-hat: this bundle member failed with exit status ";
+pub(crate) const MEMBER_NOT_RUN: &str =
+    "lambda-hat: this bundle member was not run: its target's build failed";
+
+/// Whether a bundle member's log (its tail) ends with one of the bundle script's lines for a
+/// member that failed or was not run: either way its output will not appear however long one
+/// waits.
+pub fn bundle_member_ended_without_output(log_tail: &str) -> bool {
+    let Some(last) = log_tail.lines().rev().find(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    last.trim_end() == MEMBER_NOT_RUN
+        || last
+            .strip_prefix(MEMBER_FAILED)
+            .is_some_and(|status| status.trim().parse::<u32>().is_ok())
+}
+
 /// One member of a bundle list: the array task that runs it (0 for a single SLURM job), the
 /// worker subcommand it runs, its log file, its benchmark file (the worker measures itself into
 /// it) and its spec.json.
@@ -678,6 +698,12 @@ mod tests {
     /// and runs it with bash, `exec` replaced by a function that prints its arguments and fails
     /// for specs named `fail*`. Returns (exit status, the workers' output, stderr).
     fn run_bundle(members: &[(&str, &str)]) -> (Option<i32>, String, String) {
+        let (status, ran, stderr, _) = run_bundle_logs(members);
+        (status, ran, stderr)
+    }
+
+    /// [`run_bundle`], with each member's own log (empty when it was not written).
+    fn run_bundle_logs(members: &[(&str, &str)]) -> (Option<i32>, String, String, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let mut list = String::new();
         for (m, (sub, spec)) in members.iter().enumerate() {
@@ -709,11 +735,55 @@ mod tests {
             .output()
             .unwrap();
         let ran = std::fs::read_to_string(dir.path().join("ran")).unwrap_or_default();
+        let logs = (0..members.len())
+            .map(|m| {
+                std::fs::read_to_string(dir.path().join(format!("{m}.log"))).unwrap_or_default()
+            })
+            .collect();
         (
             out.status.code(),
             ran,
             String::from_utf8_lossy(&out.stderr).into_owned(),
+            logs,
         )
+    }
+
+    #[test]
+    fn a_failed_or_skipped_members_own_log_says_so_and_only_its_own() {
+        let (status, _, stderr, logs) = run_bundle_logs(&[
+            ("build-target", "t.json"),
+            ("run-sampler", "fail-r1.json"),
+            ("run-sampler", "r2.json"),
+        ]);
+        assert_eq!(status, Some(1), "{stderr}");
+        let ended = |logs: &[String]| -> Vec<bool> {
+            logs.iter()
+                .map(|l| bundle_member_ended_without_output(l))
+                .collect()
+        };
+        assert_eq!(ended(&logs), [false, true, false], "{logs:?}");
+        let (_, _, stderr, logs) = run_bundle_logs(&[
+            ("build-target", "fail-t.json"),
+            ("run-sampler", "r1.json"),
+            ("build-target", "t2.json"),
+            ("run-sampler", "r2.json"),
+        ]);
+        assert_eq!(
+            ended(&logs),
+            [true, true, false, false],
+            "{logs:?} {stderr}"
+        );
+        // The worker's own last words come before the line, which stays last.
+        assert!(bundle_member_ended_without_output(
+            "error: no data\nlambda-hat: this bundle member failed with exit status 101\n\n"
+        ));
+        assert!(!bundle_member_ended_without_output(
+            "lambda-hat: this bundle member failed with exit status 1\nstarted again\n"
+        ));
+        assert!(!bundle_member_ended_without_output(
+            "lambda-hat: this bundle member failed with exit status x"
+        ));
+        assert!(!bundle_member_ended_without_output(""));
     }
 
     #[test]

@@ -1103,6 +1103,37 @@ fn a_member_that_fails_for_good_does_not_take_its_bundle_down() {
     }
 }
 
+/// A member whose own log says it failed is judged when its bundle ends, not after
+/// --latency-wait: without the line (a log not yet visible on a shared file system) the
+/// controller waits the whole latency-wait for the member's output, as before.
+#[test]
+fn a_member_whose_log_says_it_failed_is_judged_without_the_latency_wait() {
+    for lines in [true, false] {
+        let store = Store::new(if lines {
+            "bundle-fail-now"
+        } else {
+            "bundle-fail-wait"
+        });
+        let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
+        let mut o = bundled(20, 3);
+        o.keep_going = true;
+        o.latency_wait = Duration::from_secs(600);
+        let mut fake = Fake::new(all_complete());
+        fake.member_fails = Box::new(|spec: &Path| spec.to_string_lossy().contains("run_hmc_"));
+        fake.member_failure_lines = lines;
+        let start = fake.now();
+        let out = run(&plan, &o, &mut fake);
+        assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+        assert_eq!(out.outcome.failed.len(), 1);
+        let took = fake.now().duration_since(start);
+        assert_eq!(
+            took < o.latency_wait,
+            lines,
+            "took {took:?} (failure line: {lines})"
+        );
+    }
+}
+
 /// A later invocation that reattaches to a bundle still judges its members one by one: the
 /// member that failed fails, the others are done (the journal says they ran in a bundle).
 #[test]

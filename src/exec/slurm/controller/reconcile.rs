@@ -21,6 +21,7 @@ use crate::exec::slurm::parse::{
 };
 use crate::exec::slurm::poll::{Final, Seen, merge, needs_accounting};
 use crate::exec::slurm::retry::{Ending, RetryVerdict, decide};
+use crate::exec::slurm::script;
 
 /// A job SLURM has not heard of for this long (neither squeue nor sacct) is judged by its
 /// output file alone; sacct's lag is 1-2 s, so this only matters without accounting.
@@ -195,10 +196,24 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// A job left the queue with final state `f`. A bundle member is judged by its own output
     /// whatever the bundle's state (a bundle fails when any member does): it waits for its
     /// marker like a completed job, and only a member without one counts as failed (`verify`).
+    /// A member whose own log ends with the bundle script's line for a member that failed or
+    /// was not run will have no output, so `verify` judges it at once: waiting --latency-wait
+    /// (60 s in the `slurm` profile) for an output that cannot come let new launches go on
+    /// meanwhile, although a failure stops them without `--keep-going`.
     fn ended(&mut self, i: usize, f: Final) -> Result<(), SlurmError> {
         if f.state == JobState::Completed || self.jobs[i].bundle_log.is_some() {
+            let now = self.cluster.now();
+            let failed_for_certain = f.state != JobState::Completed
+                && self.jobs[i].bundle_log.is_some()
+                && log_tail(&self.jobs[i].log)
+                    .is_some_and(|t| script::bundle_member_ended_without_output(&t));
+            let wait = if failed_for_certain {
+                Duration::ZERO
+            } else {
+                self.opts.latency_wait
+            };
             self.jobs[i].st = St::Verifying;
-            self.jobs[i].verify_deadline = Some(self.cluster.now() + self.opts.latency_wait);
+            self.jobs[i].verify_deadline = Some(now + wait);
             self.jobs[i].ended = Some(f);
             return Ok(());
         }
