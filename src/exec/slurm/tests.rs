@@ -990,6 +990,59 @@ fn auto_packs_tiny_targets_into_one_bundle() {
     }
 }
 
+/// `auto` never asks for more than a day, even for one target's build and runs: jobs expected
+/// to take seconds that each ask for 10 h go out one per SLURM job rather than as one 25-hour
+/// bundle (which a 24-hour partition would keep pending forever).
+#[test]
+fn auto_keeps_a_bundles_runtime_within_a_day() {
+    let store = Store::new("bundle-auto-day");
+    let plan = store.plan_with(
+        2,
+        "data: { n_data: 200 }, training: { steps: 50 }",
+        &[
+            "name: hmc, overrides: { chains: 2, warmup: 50, draws: 100, num_integration_steps: 5 }",
+            "name: mclmc, overrides: { chains: 2, draws: 100, num_tuning_steps: 100 }",
+            "name: sgld, overrides: { chains: 2, steps: 200 }",
+        ],
+    );
+    for (run_minutes, most) in [(600, 600 + 600), (120, 2 * (60 + 3 * 120))] {
+        let mut o = opts(20);
+        o.bundle_size = crate::config::profile::BundleSize::Auto;
+        o.resources.insert(
+            Rule::RunSampler,
+            std::collections::BTreeMap::from([("runtime".into(), ResourceValue::Int(run_minutes))]),
+        );
+        o.resources.insert(
+            Rule::BuildTarget,
+            std::collections::BTreeMap::from([(
+                "runtime".into(),
+                ResourceValue::Int(run_minutes / 2),
+            )]),
+        );
+        let mut fake = Fake::new(all_complete());
+        let out = run(&plan, &o, &mut fake);
+        assert_eq!(out.outcome.succeeded, 8, "{:?}", out.outcome.failed);
+        let asked: Vec<i64> = bundle_scripts(&store)
+            .iter()
+            .map(|s| {
+                let line = s.lines().find(|l| l.starts_with("#SBATCH -t ")).unwrap();
+                line.trim_start_matches("#SBATCH -t ")
+                    .trim_matches('\'')
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            asked.iter().all(|&m| m <= 24 * 60),
+            "runs of {run_minutes} min: bundles ask for {asked:?} min"
+        );
+        // The tiny jobs are still bundled as far as a day allows.
+        assert_eq!(asked.iter().max(), Some(&most), "{asked:?}");
+        std::fs::remove_dir_all(store.dir.join(".lambda-hat/slurm")).unwrap();
+        std::fs::remove_dir_all(store.dir.join("targets")).unwrap();
+    }
+}
+
 /// A failed build in a bundle of several targets costs only its own target's runs.
 #[test]
 fn a_failed_build_in_a_packed_bundle_leaves_the_other_targets_done() {

@@ -160,10 +160,15 @@ impl<'a, C: Cluster> Controller<'a, C> {
             let group_key = (rule, parent, res_key);
             if let Some(&g) = index.get(&group_key) {
                 // Joins the group's open bundle while it has room: no new SLURM job.
-                let open = groups[g].1.last_mut().expect("a group has a bundle");
+                let open = groups[g].1.last().expect("a group has a bundle");
                 let secs = open.iter().map(|&m| self.jobs[m].expected_secs).sum();
-                if !bundle::is_full(size, open.len(), secs) {
-                    open.push(i);
+                if !bundle::is_full(size, open.len(), secs) && self.auto_stays_within_a_day(open, i)
+                {
+                    groups[g]
+                        .1
+                        .last_mut()
+                        .expect("a group has a bundle")
+                        .push(i);
                     continue;
                 }
             }
@@ -226,12 +231,31 @@ impl<'a, C: Cluster> Controller<'a, C> {
             if bundle::is_full(self.opts.bundle_size, out.len() - 1, secs) {
                 break;
             }
-            if bundle::compatible(&self.jobs[c].resources, &self.jobs[build].resources) {
+            if bundle::compatible(&self.jobs[c].resources, &self.jobs[build].resources)
+                && self.auto_stays_within_a_day(&out, c)
+            {
                 out.push(c);
                 secs += self.jobs[c].expected_secs;
             }
         }
         out
+    }
+
+    /// Whether `next` may join the bundle `members` as far as its runtime goes: with `auto`,
+    /// only while the bundle asks for at most a day ([`bundle::AUTO_MAX_RUNTIME_MIN`]). Jobs
+    /// expected to take seconds can each ask for hours, and a bundle of a build and its runs
+    /// that asked for 25 h would pend forever on a partition limited to 24 h, where the jobs
+    /// on their own would run. A fixed `bundle-size` is the user's choice and is kept.
+    fn auto_stays_within_a_day(&self, members: &[usize], next: usize) -> bool {
+        if self.opts.bundle_size != BundleSize::Auto || members.is_empty() {
+            return true;
+        }
+        let with_next: Vec<&ResourceMap> = members
+            .iter()
+            .chain([&next])
+            .map(|&m| &self.jobs[m].resources)
+            .collect();
+        bundle::within_auto_runtime(&with_next)
     }
 
     fn token(&mut self) -> String {
