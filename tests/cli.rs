@@ -149,6 +149,16 @@ fn bad(yaml: &str, needles: &[&str]) {
         .clear_error(needles);
 }
 
+/// One data row leaves the posterior's temperature β₀/ln n undefined: refused, not run at a
+/// silently substituted n.
+#[test]
+fn a_single_data_row_is_refused() {
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { data: { n_data: 1 } } }\nsamplers:\n  - { name: hmc }\n",
+        &["n_data", "at least 2", "ln(n_data)"],
+    );
+}
+
 /// Sizes that would exhaust memory are refused at plan time (even by `-n`), with the estimate
 /// and its largest part, instead of aborting in the worker with "memory allocation failed".
 #[test]

@@ -102,8 +102,25 @@ pub struct TargetMetrics {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LossCurve {
+    /// Optimizer steps: written as JSON integers, so that pandas reads `100`, not `100.0`
+    /// (older stores wrote floats, which read back the same).
+    #[serde(serialize_with = "whole_numbers")]
     pub step: Vec<f64>,
     pub loss: Vec<f64>,
+}
+
+/// Writes whole numbers below 2^53 as JSON integers and anything else as a float.
+fn whole_numbers<S: serde::Serializer>(xs: &[f64], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(xs.len()))?;
+    for &x in xs {
+        if (0.0..=9_007_199_254_740_992.0).contains(&x) && x.fract() == 0.0 {
+            seq.serialize_element(&(x as u64))?;
+        } else {
+            seq.serialize_element(&x)?;
+        }
+    }
+    seq.end()
 }
 
 /// `analysis.json`: a finished sampler run, its LLC estimate and its health.
@@ -245,6 +262,22 @@ pub fn finite(x: f64) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn loss_curve_steps_are_written_as_integers_and_read_back() {
+        let curve = LossCurve {
+            step: vec![0.0, 100.0, 4017.0],
+            loss: vec![1.0, 0.5, 0.25],
+        };
+        let text = serde_json::to_string(&curve).unwrap();
+        assert!(text.contains("\"step\":[0,100,4017]"), "{text}");
+        assert!(text.contains("\"loss\":[1.0,0.5,0.25]"), "{text}");
+        assert_eq!(serde_json::from_str::<LossCurve>(&text).unwrap(), curve);
+        // Older stores wrote floats.
+        let old: LossCurve =
+            serde_json::from_str(r#"{"step":[0.0,100.0],"loss":[1.0,0.5]}"#).unwrap();
+        assert_eq!(old.step, [0.0, 100.0]);
+    }
+
     use super::*;
 
     #[test]

@@ -102,6 +102,15 @@ impl DataConfig {
 
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         count(out, &format!("{prefix}.n_data"), self.n_data);
+        // The posterior's inverse temperature is β = β₀/ln n, which n = 1 leaves undefined.
+        if self.n_data == 1 {
+            out.push(invalid(
+                &format!("{prefix}.n_data"),
+                "must be at least 2: the posterior's inverse temperature is beta0 / ln(n_data), \
+                 and ln 1 = 0, got 1"
+                    .to_string(),
+            ));
+        }
         if !(self.noise_scale.is_finite() && self.noise_scale >= 0.0) {
             out.push(invalid(
                 &format!("{prefix}.noise_scale"),
