@@ -75,11 +75,22 @@ impl Sampler for MclmcConfig {
             )),
             (None, None) => {
                 count(out, &p("num_tuning_steps"), self.num_tuning_steps);
-                if (self.frac_tune1 + self.frac_tune2) * (self.num_tuning_steps as f64) < 1.0 {
+                // The stages run ⌊frac_tune_k · num_tuning_steps⌋ steps each (`mclmc_tuning`),
+                // so the check floors as they do: 5 steps at 0.1 + 0.1 give 0 + 0, not 1. Named
+                // under num_tuning_steps, the key a user shrinks (the fractions rarely change),
+                // so that the error points at the file that set it.
+                let steps = |f: f64| (f * self.num_tuning_steps as f64) as usize;
+                if steps(self.frac_tune1) + steps(self.frac_tune2) == 0 {
                     out.push(invalid(
-                        &p("frac_tune1"),
-                        "frac_tune1 + frac_tune2 leave no step-size tuning steps: raise them or \
-                         num_tuning_steps, or give L and step_size",
+                        &p("num_tuning_steps"),
+                        format!(
+                            "leaves no step-size tuning steps: stages 1 and 2 run \
+                             floor(frac_tune1 * num_tuning_steps) + floor(frac_tune2 * \
+                             num_tuning_steps) = 0 steps (frac_tune1 {}, frac_tune2 {}, \
+                             num_tuning_steps {}): raise num_tuning_steps or the fractions, or \
+                             give L and step_size",
+                            self.frac_tune1, self.frac_tune2, self.num_tuning_steps
+                        ),
                     ));
                 }
             }
@@ -267,6 +278,32 @@ pub(super) fn run_chain<F: Real, M: LossModel<F>, R: Rng>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The check floors as the tuning stages do, and names num_tuning_steps.
+    #[test]
+    fn tuning_steps_that_floor_to_no_step_size_tuning_are_refused() {
+        let mut cfg: MclmcConfig = serde_yaml::from_str(MclmcConfig::PRESET).unwrap();
+        cfg.frac_tune1 = 0.1;
+        cfg.frac_tune2 = 0.1;
+        let problems = |cfg: &MclmcConfig| {
+            let mut out = Vec::new();
+            cfg.validate("overrides", &mut out);
+            out.iter()
+                .map(|i| format!("{}: {}", i.path, i.message))
+                .collect::<Vec<_>>()
+        };
+        // 5 steps: 0.5 + 0.5 floor to 0 + 0 (the product, 1.0, passed before).
+        cfg.num_tuning_steps = 5;
+        let p = problems(&cfg);
+        assert!(
+            p.iter().any(|m| m.contains("overrides.num_tuning_steps")
+                && m.contains("leaves no step-size tuning steps")),
+            "{p:?}"
+        );
+        // 10 steps: 1 + 1.
+        cfg.num_tuning_steps = 10;
+        assert_eq!(problems(&cfg), Vec::<String>::new());
+    }
 
     /// A chain whose draws' energy changes alternate ±e, so E[ΔE²] = e².
     fn chain(e: f64) -> ChainTrace {
