@@ -780,6 +780,46 @@ fn detach_then_reattach_and_cancel() {
     );
 }
 
+/// Jobs that all finished while no controller followed them are collected by the next run:
+/// each gets its `finished` event and loses its incomplete marker, and nothing is submitted
+/// again.
+#[test]
+fn jobs_that_finished_while_detached_are_collected_once() {
+    let Some(_lock) = cluster("jobs_that_finished_while_detached_are_collected_once") else {
+        return;
+    };
+    let t = slurm_test(1);
+    t.run_with(&["--profile", "local-slurm", "--detach"])
+        .success()
+        .stderr_has("Detached: 4 job(s) queued on SLURM");
+    let start = Instant::now();
+    let runs_done = || {
+        std::fs::read_dir(t.store().join("targets"))
+            .into_iter()
+            .flatten()
+            .flat_map(|e| std::fs::read_dir(e.unwrap().path()).into_iter().flatten())
+            .filter(|e| e.as_ref().unwrap().path().join("analysis.json").is_file())
+            .count()
+    };
+    while runs_done() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the detached jobs did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.run_with(&["--profile", "local-slurm"])
+        .success()
+        .stderr_has("4 job(s) finished on SLURM while no lambda-hat was following them.");
+    let j = journal(&t.store());
+    assert_eq!(events(&j, "submitted").len(), 4, "nothing submitted again");
+    assert_eq!(events(&j, "finished").len(), 4);
+    let markers = std::fs::read_dir(t.store().join(".lambda-hat/incomplete"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(markers, 0);
+}
+
 /// Costs 2–3 minutes (SLURM's minimum limit is 1 minute and it notices overruns late), so it
 /// does not hold the cluster lock: it mostly waits, on one of the two CPUs.
 #[test]

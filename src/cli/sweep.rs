@@ -21,7 +21,7 @@ use crate::exec::resources::{
 };
 use crate::exec::slurm::{self, ReattachStatus, SlurmError, SlurmOptions};
 use crate::exec::{Outcome, default_worker_command};
-use crate::plan::select::schedule;
+use crate::plan::select::{OutputStatus, schedule};
 use crate::plan::{Plan, Request, Rule, Schedule, graph, text};
 use crate::store::health::SUMMARY_LINES;
 use crate::store::status::modified_string;
@@ -310,7 +310,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
             "Note: another lambda-hat is running a sweep in this store ({holder}); the jobs it is running are listed as incomplete."
         );
     }
-    let status = StoreStatus::scan(&plan);
+    let mut status = StoreStatus::scan(&plan);
     let request = Request {
         globs: args.targets.clone(),
         forcerun,
@@ -368,19 +368,28 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     // Read whatever the executor: after a detached SLURM sweep, a local run (or `-n` without
     // the profile) must not call the jobs that finished incomplete, nor run the others twice.
     let mut open = slurm::open_submissions(&plan);
-    let status = if !open.is_empty() && !args.dry_run {
-        let n = slurm::collect_finished(&plan, &open)
+    if !open.is_empty() && !args.dry_run {
+        // The jobs that finished are those the scan above found with their files: collected
+        // from that one snapshot, a job finishing now is either collected (its files were
+        // there) or scheduled and followed (they were not). Collecting first and scanning after
+        // let a job that finished in between read as done while its submission stayed open
+        // and its incomplete marker stayed, until the next run.
+        let finished: std::collections::HashSet<String> = plan
+            .jobs()
+            .filter(|&j| status.done(&plan, j) || status.corrupt(&plan, j))
+            .map(|j| plan.job_key(j))
+            .filter(|key| open.contains(key))
+            .collect();
+        let n = slurm::collect_finished(&plan, &finished)
             .map_err(|e| CliError::io("cannot update the journal", e))?;
         if n > 0 {
             crate::terminal::note!(
                 "{n} job(s) finished on SLURM while no lambda-hat was following them."
             );
+            status.forget_incomplete(&finished);
             open = slurm::open_submissions(&plan);
         }
-        StoreStatus::scan(&plan)
-    } else {
-        status
-    };
+    }
     if !on_slurm && !open.is_empty() {
         // Run locally, a submission still open is not followed: those with their output are
         // done (as `collect_finished` records in a real run), the others stay incomplete, so

@@ -282,6 +282,14 @@ impl StoreStatus {
     }
 }
 
+impl StoreStatus {
+    /// Drops the incomplete markers of `keys` from this snapshot, after the caller removed them
+    /// from the store (`exec::slurm::collect_finished`), so that it need not scan again.
+    pub fn forget_incomplete(&mut self, keys: &HashSet<String>) {
+        self.incomplete.retain(|k| !keys.contains(k));
+    }
+}
+
 /// Whether run `r` of `plan` is in `runs` (keys `tgt_x/run_y`); an empty set costs no key.
 fn has_run(runs: &HashSet<String>, plan: &Plan, r: u32) -> bool {
     !runs.is_empty() && {
