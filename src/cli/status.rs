@@ -105,8 +105,15 @@ pub fn cancel(args: &SweepArgs) -> Result<(), CliError> {
     let plan = load_plan(&settings)?;
     let done = status::cancel(&plan, &mut slurm())?;
     let mut out = std::io::stdout().lock();
-    let written = if done.slurm_ids.is_empty() {
+    let written = if done.jobs == 0 {
         writeln!(out, "No SLURM job of this sweep is queued or running.")
+    } else if done.slurm_ids.is_empty() {
+        writeln!(
+            out,
+            "No SLURM job left to cancel ({} lambda-hat jobs; {} of them had finished and are \
+             kept).",
+            done.jobs, done.kept
+        )
     } else {
         writeln!(
             out,

@@ -772,8 +772,21 @@ fn cancel_keeps_what_finished_while_detached_and_forgets_what_never_started() {
     let target = plan.jobs().next().unwrap();
     assert!(plan.output(target).is_file());
 
+    let build_id = fake
+        .jobs
+        .values()
+        .find(|j| {
+            j.members.is_empty()
+                && plan.output(target).is_file()
+                && j.spec.parent() == plan.output(target).parent()
+        })
+        .map(|j| j.key.job_id.to_string());
     let done = cancel(&plan, &mut fake).unwrap();
     assert_eq!((done.jobs, done.kept), (3, 1), "{done:?}");
+    // The build's SLURM job had ended: it is not among the cancelled.
+    let build_id = build_id.expect("the build's fake job");
+    assert!(!done.slurm_ids.contains(&build_id), "{done:?}");
+    assert!(!done.slurm_ids.is_empty(), "{done:?}");
     let markers = crate::store::IncompleteMarkers::new(&plan.store_root);
     assert!(markers.list().is_empty(), "{:?}", markers.list());
     let journal = events(&plan);
