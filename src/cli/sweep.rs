@@ -821,10 +821,11 @@ fn rerun_advice(failed: &[crate::exec::Failure]) -> String {
         "Fix the cause (see the logs) and run the same command again: finished jobs are kept."
             .to_string()
     } else {
+        let were = if killed == 1 { "was" } else { "were" };
         format!(
             "Fix the cause (see the logs) and run the same command again with --ri \
-             (--rerun-incomplete): {killed} of these jobs were killed and may have left partial \
-             files. Finished jobs are kept."
+             (--rerun-incomplete): {killed} of these jobs {were} killed and may have left \
+             partial files. Finished jobs are kept."
         )
     }
 }
