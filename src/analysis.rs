@@ -184,6 +184,12 @@ enum TunedValue {
     Real(f64),
 }
 
+/// `x` as an integer when it is a whole number that an f64 holds exactly (0 ≤ x ≤ 2^53), for
+/// writing counts kept as floats as JSON integers.
+pub(crate) fn whole_number(x: f64) -> Option<u64> {
+    ((0.0..=9_007_199_254_740_992.0).contains(&x) && x.fract() == 0.0).then_some(x as u64)
+}
+
 /// `tuned` with non-finite values as null and [`TUNED_COUNTS`] as integers.
 fn map_finite_or_null<S: Serializer>(
     m: &BTreeMap<String, Vec<f64>>,
@@ -201,7 +207,6 @@ pub(crate) fn serialize_tuned<S: Serializer>(
     m: &BTreeMap<String, Vec<Option<f64>>>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let is_count = |x: f64| (0.0..=9_007_199_254_740_992.0).contains(&x) && x.fract() == 0.0;
     let as_written: BTreeMap<&String, Vec<Option<TunedValue>>> = m
         .iter()
         .map(|(k, v)| {
@@ -209,9 +214,9 @@ pub(crate) fn serialize_tuned<S: Serializer>(
             let values = v
                 .iter()
                 .map(|x| {
-                    x.map(|x| match counts && is_count(x) {
-                        true => TunedValue::Count(x as u64),
-                        false => TunedValue::Real(x),
+                    x.map(|x| match whole_number(x).filter(|_| counts) {
+                        Some(n) => TunedValue::Count(n),
+                        None => TunedValue::Real(x),
                     })
                 })
                 .collect();

@@ -114,10 +114,9 @@ fn whole_numbers<S: serde::Serializer>(xs: &[f64], s: S) -> Result<S::Ok, S::Err
     use serde::ser::SerializeSeq;
     let mut seq = s.serialize_seq(Some(xs.len()))?;
     for &x in xs {
-        if (0.0..=9_007_199_254_740_992.0).contains(&x) && x.fract() == 0.0 {
-            seq.serialize_element(&(x as u64))?;
-        } else {
-            seq.serialize_element(&x)?;
+        match crate::analysis::whole_number(x) {
+            Some(n) => seq.serialize_element(&n)?,
+            None => seq.serialize_element(&x)?,
         }
     }
     seq.end()
