@@ -818,6 +818,30 @@ fn jobs_that_finished_while_detached_are_collected_once() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(markers, 0);
+
+    // Rerun the samplers, detached: their new outputs are judged as this submission's, not
+    // against the hashes of their first finish (which called them corrupt and ran them again).
+    t.run_with(&["--profile", "local-slurm", "-R", "run_sampler", "--detach"])
+        .success()
+        .stderr_has("Detached: 3 job(s) queued on SLURM");
+    let start = Instant::now();
+    while runs_done() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the rerun did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.run_with(&["--profile", "local-slurm"])
+        .success()
+        .stderr_has("3 job(s) finished on SLURM while no lambda-hat was following them.");
+    let j = journal(&t.store());
+    assert_eq!(
+        events(&j, "submitted").len(),
+        7,
+        "nothing submitted a third time"
+    );
+    assert_eq!(events(&j, "finished").len(), 7);
 }
 
 /// Costs 2–3 minutes (SLURM's minimum limit is 1 minute and it notices overruns late), so it

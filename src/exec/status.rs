@@ -458,7 +458,7 @@ pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, Slur
                 ..Event::new(history::FINISHED, key, rule)
             }
         } else {
-            if !plan.log_path(*job).is_file() {
+            if crate::exec::slurm::script::never_started(&plan.log_path(*job)) {
                 let _ = markers.clear(key);
             }
             Event {

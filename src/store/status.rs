@@ -92,6 +92,14 @@ pub fn output_hashes(events: &[super::Event]) -> HashMap<String, String> {
             out.remove(&e.job);
             continue;
         }
+        // A new submission removed the job's earlier output (`IncompleteMarkers::mark`, before
+        // the event is written), so the hash its earlier finish recorded describes nothing: an
+        // output found now is that submission's, and checking it against the old hash called a
+        // rerun that finished while detached corrupt, and ran it again.
+        if e.event == "submitting" {
+            out.remove(&e.job);
+            continue;
+        }
         if e.event != "finished" {
             continue;
         }
@@ -359,6 +367,20 @@ mod tests {
         later.push(finished("a", "h3"));
         assert_eq!(
             output_hashes(&later).get("a").map(String::as_str),
+            Some("h3")
+        );
+    }
+
+    #[test]
+    fn a_new_submission_voids_the_hash_of_the_earlier_finish() {
+        let mut events = vec![finished("a", "h1"), finished("b", "h2")];
+        events.push(Event::new("submitting", "a", "run_sampler"));
+        let hashes = output_hashes(&events);
+        assert_eq!(hashes.get("a"), None, "a rerun's output is not the old one");
+        assert_eq!(hashes.get("b").map(String::as_str), Some("h2"));
+        events.push(finished("a", "h3"));
+        assert_eq!(
+            output_hashes(&events).get("a").map(String::as_str),
             Some("h3")
         );
     }

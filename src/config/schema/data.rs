@@ -102,12 +102,13 @@ impl DataConfig {
 
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
         count(out, &format!("{prefix}.n_data"), self.n_data);
-        // The posterior's inverse temperature is β = β₀/ln n, which n = 1 leaves undefined.
+        // The default inverse temperature β = β₀/ln n and training's default tolerance
+        // 0.1·ln(n)/n both need ln n > 0; one row is no data set to localize a posterior on.
         if self.n_data == 1 {
             out.push(invalid(
                 &format!("{prefix}.n_data"),
-                "must be at least 2: the posterior's inverse temperature is beta0 / ln(n_data), \
-                 and ln 1 = 0, got 1"
+                "must be at least 2: the posterior's inverse temperature is beta0 / ln(n_data) \
+                 and training's gradient tolerance 0.1 ln(n_data) / n_data, and ln 1 = 0, got 1"
                     .to_string(),
             ));
         }

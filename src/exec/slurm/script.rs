@@ -299,6 +299,20 @@ pub fn bundle_member_ended_without_output(log_tail: &str) -> bool {
             .is_some_and(|status| status.trim().parse::<u32>().is_ok())
 }
 
+/// Whether the job whose log is `log` never started: SLURM creates a job's log when it starts
+/// and the controller removes any earlier one at submission, so no log means no start; a
+/// bundle member skipped after its build failed has a log holding only [`MEMBER_NOT_RUN`].
+/// A job that never started left no partial files, so it is not incomplete.
+pub fn never_started(log: &Path) -> bool {
+    match std::fs::read(log) {
+        Err(_) => true,
+        // The line alone is a few dozen bytes; a longer log is a worker's.
+        Ok(bytes) => {
+            bytes.len() < 256 && String::from_utf8_lossy(&bytes).trim_end() == MEMBER_NOT_RUN
+        }
+    }
+}
+
 /// One member of a bundle list: the array task that runs it (0 for a single SLURM job), the
 /// worker subcommand it runs, its log file, its benchmark file (the worker measures itself into
 /// it) and its spec.json.
@@ -773,6 +787,22 @@ mod tests {
             [true, true, false, false],
             "{logs:?} {stderr}"
         );
+        // The skipped member's log says it never started (cancel keeps no marker for it); the
+        // failed build's does not.
+        let dir = tempfile::tempdir().unwrap();
+        let started: Vec<bool> = logs
+            .iter()
+            .enumerate()
+            .map(|(m, text)| {
+                // Every member here has a log (the script creates it, empty for a worker that
+                // printed nothing); a missing log is a member that never started.
+                let path = dir.path().join(format!("{m}.log"));
+                std::fs::write(&path, text).unwrap();
+                !never_started(&path)
+            })
+            .collect();
+        assert_eq!(started, [true, false, true, true], "{logs:?}");
+        assert!(never_started(&dir.path().join("missing.log")));
         // The worker's own last words come before the line, which stays last.
         assert!(bundle_member_ended_without_output(
             "error: no data\nlambda-hat: this bundle member failed with exit status 101\n\n"

@@ -805,6 +805,22 @@ fn cancel_keeps_what_finished_while_detached_and_forgets_what_never_started() {
     }
 }
 
+/// `cancel` when every detached job has finished: nothing goes to scancel, and all are kept.
+#[test]
+fn cancel_after_everything_finished_cancels_nothing() {
+    use crate::exec::status::cancel;
+    let (_store, plan, mut fake) = submit_detached("cancel-nothing");
+    for _ in 0..10 {
+        fake.sleep(Duration::from_secs(1));
+    }
+    assert!(plan.jobs().all(|j| plan.output(j).is_file()));
+    let scancels = fake.count("scancel");
+    let done = cancel(&plan, &mut fake).unwrap();
+    assert_eq!(fake.count("scancel"), scancels, "no scancel");
+    assert!(done.slurm_ids.is_empty(), "{done:?}");
+    assert_eq!((done.jobs, done.kept), (3, 3), "{done:?}");
+}
+
 #[test]
 fn cancel_reports_what_scancel_refused() {
     let store = Store::new("cancel-refused");

@@ -95,9 +95,8 @@ impl<'a, C: Cluster> Controller<'a, C> {
             let mut ev = self.event(i, history::CANCELLED);
             ev.detail = Some(serde_json::json!({ "reason": "interrupted (Ctrl-C)" }));
             self.append(ev)?;
-            // Never started (SLURM creates the log when the job starts; the controller removed
-            // any earlier one at submission): no partial files, so not incomplete either.
-            if !self.jobs[i].log.is_file() {
+            // Never started: no partial files, so not incomplete either.
+            if crate::exec::slurm::script::never_started(&self.jobs[i].log) {
                 let _ = self.markers.clear(&self.jobs[i].key);
             }
             self.jobs[i].st = St::Skipped;

@@ -162,7 +162,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         let log = self.jobs[i].log.clone();
         self.progress.failed(
             &self.describe(i),
-            &if log.is_file() {
+            &if !crate::exec::slurm::script::never_started(&log) {
                 format!("{why} (log: {})", log.display())
             } else {
                 format!("{why} (it never started: no log)")

@@ -239,7 +239,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         // Killed, and it had started: SLURM creates a job's log when it starts (the controller
         // removed any earlier one at submission). A job cancelled while it was pending (an
         // outside `scancel`) never ran, so it left no partial files and is not incomplete.
-        let killed = ending.killed() && self.jobs[i].log.is_file();
+        let killed = ending.killed() && !script::never_started(&self.jobs[i].log);
         self.jobs[i].failures += 1;
         let verdict = decide(
             &ending,
