@@ -304,12 +304,11 @@ pub fn bundle_member_ended_without_output(log_tail: &str) -> bool {
 /// bundle member skipped after its build failed has a log holding only [`MEMBER_NOT_RUN`].
 /// A job that never started left no partial files, so it is not incomplete.
 pub fn never_started(log: &Path) -> bool {
-    match std::fs::read(log) {
+    match std::fs::metadata(log) {
         Err(_) => true,
-        // The line alone is a few dozen bytes; a longer log is a worker's.
-        Ok(bytes) => {
-            bytes.len() < 256 && String::from_utf8_lossy(&bytes).trim_end() == MEMBER_NOT_RUN
-        }
+        // The line alone is a few dozen bytes; a longer log is a worker's, and is not read.
+        Ok(meta) if meta.len() >= 256 => false,
+        Ok(_) => std::fs::read_to_string(log).is_ok_and(|text| text.trim_end() == MEMBER_NOT_RUN),
     }
 }
 
