@@ -762,6 +762,69 @@ mod tests {
     }
 
     #[test]
+    fn a_bundles_log_names_its_slurm_job_as_squeue_does() {
+        // An array task's own SLURM_JOB_ID (2306) is not what squeue, sacct or scancel show
+        // for it (2304_1): the header gives that name first.
+        let script = bundle_script_for_task_1();
+        let header = |env: &[(&str, &str)]| {
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg("exec() { :; }; source \"$0\"")
+                .arg(&script.1)
+                .env_remove("SLURM_ARRAY_JOB_ID")
+                .env_remove("SLURM_JOB_ID")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            stderr.lines().next().unwrap_or_default().to_string()
+        };
+        let array = header(&[
+            ("SLURM_ARRAY_JOB_ID", "2304"),
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_JOB_ID", "2306"),
+        ]);
+        assert!(
+            array.starts_with("lambda-hat: SLURM job 2304_1 (job id 2306) on "),
+            "{array}"
+        );
+        let single = header(&[("SLURM_JOB_ID", "2310"), ("SLURM_ARRAY_TASK_ID", "1")]);
+        assert!(
+            single.starts_with("lambda-hat: SLURM job 2310 on "),
+            "{single}"
+        );
+    }
+
+    /// A rendered bundle script with one member in task 1; returns its directory (kept alive)
+    /// and the script's path.
+    fn bundle_script_for_task_1() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let list_path = dir.path().join("x.bundles");
+        let log = dir.path().join("m.log");
+        std::fs::write(
+            &list_path,
+            format!("1\trun-sampler\t{}\t/b.tsv\tr.json\n", log.display()),
+        )
+        .unwrap();
+        let text = Templates::default()
+            .render(&Script {
+                job_name: "j",
+                log_path: &dir.path().join("%A_%a.log"),
+                flags: &[],
+                worker_command: &["lh".to_string()],
+                subcommand: "run-sampler",
+                body: Body::Bundle {
+                    bundle_list: &list_path,
+                    array_spec: Some("1"),
+                },
+            })
+            .unwrap();
+        let path = dir.path().join("job.sh");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
     fn a_failed_or_skipped_members_own_log_says_so_and_only_its_own() {
         let (status, _, stderr, logs) = run_bundle_logs(&[
             ("build-target", "t.json"),
