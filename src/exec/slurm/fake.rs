@@ -36,6 +36,8 @@ pub struct FakeJob {
     pub ticks: u32,
     /// The members when it runs a bundle (`spec` is the first's), else empty.
     pub members: Vec<FakeMember>,
+    /// Members finished while it runs ([`Fake::member_per_tick`]).
+    pub members_done: usize,
 }
 
 /// One member of a fake bundle: its spec, and whether it builds a target (a failed build skips
@@ -46,6 +48,8 @@ pub struct FakeMember {
     pub build: bool,
     /// The member's own log, where the bundle script notes its failure.
     pub log: PathBuf,
+    /// Where its worker writes what it used, last (after its output).
+    pub benchmark: PathBuf,
 }
 
 pub struct Fake {
@@ -83,6 +87,9 @@ pub struct Fake {
     pub member_failure_lines: bool,
     /// Which bundle members fail (write no marker) when their bundle runs.
     pub member_fails: Box<dyn FnMut(&Path) -> bool>,
+    /// A running bundle finishes one member per tick (its output, then its benchmark, as the
+    /// worker writes them) and ends a tick after its last; false: all members at its end.
+    pub member_per_tick: bool,
 }
 
 impl Fake {
@@ -107,6 +114,7 @@ impl Fake {
             scancel_failure: None,
             member_fails: Box::new(|_| false),
             member_failure_lines: true,
+            member_per_tick: false,
         }
     }
 
@@ -140,6 +148,18 @@ impl Fake {
                             .open(&job.log);
                     }
                 }
+                JobState::Running
+                    if self.member_per_tick && job.members_done < job.members.len() =>
+                {
+                    let m = &job.members[job.members_done];
+                    write_marker(&m.spec);
+                    let bench = crate::store::benchmark::Benchmark {
+                        wall: Duration::from_secs(1),
+                        ..Default::default()
+                    };
+                    crate::store::benchmark::write(&m.benchmark, &bench).unwrap();
+                    self.jobs.get_mut(&k).unwrap().members_done += 1;
+                }
                 JobState::Running => {
                     let (mut state, signal, log) = (self.outcome)(&job);
                     if !log.is_empty() {
@@ -153,7 +173,7 @@ impl Fake {
                         // As the bundle script: a failed build skips its target's runs, the
                         // members up to the next build.
                         let mut build_failed = false;
-                        for m in &job.members {
+                        for m in &job.members[job.members_done..] {
                             build_failed &= !m.build;
                             if build_failed {
                                 if self.member_failure_lines {
@@ -265,6 +285,7 @@ impl Cluster for Fake {
                         spec: fields[4].into(),
                         build: fields[1] == "build-target",
                         log: fields[2].into(),
+                        benchmark: fields[3].into(),
                     });
             }
             for (t, members) in tasks {
@@ -308,6 +329,7 @@ impl Cluster for Fake {
                     signal: 0,
                     ticks: 0,
                     members,
+                    members_done: 0,
                 },
             );
         }

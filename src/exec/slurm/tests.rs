@@ -946,6 +946,69 @@ fn samplers_that_do_not_fit_the_builds_bundle_go_once_it_is_done() {
 }
 
 #[test]
+fn members_that_finish_inside_a_running_bundle_are_passed_on_at_once() {
+    let store = Store::new("bundle-progress");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc", "nuts"]);
+    let mut fake = Fake::new(all_complete());
+    fake.member_per_tick = true;
+    let out = run(&plan, &bundled(20, 3), &mut fake);
+    assert_eq!(out.outcome.succeeded, 5, "{:?}", out.outcome.failed);
+    assert_eq!(bundle_sizes(&fake), vec![4]);
+    // Each member's `finished` line is written while its bundle still runs, so the 4th sampler
+    // (no room in the build's bundle) goes as soon as the build is done, before the bundle's
+    // last member finishes; before, it waited for the whole bundle to end.
+    let ev = events(&plan);
+    let run_keys: Vec<String> = (0..plan.runs.len() as u32)
+        .map(|r| plan.job_key(crate::plan::JobRef::Run(r)))
+        .collect();
+    let submitted_runs: std::collections::BTreeSet<&str> = ev
+        .iter()
+        .filter(|e| e.event == "submitting")
+        .map(|e| e.job.as_str())
+        .collect();
+    let alone = run_keys
+        .iter()
+        .find(|k| {
+            let first = ev
+                .iter()
+                .find(|e| &e.job == *k && e.event == "submitting")
+                .unwrap();
+            first.detail.as_ref().unwrap()["bundle"].is_null()
+        })
+        .expect("one sampler outside the bundle");
+    assert!(submitted_runs.contains(alone.as_str()));
+    let position = |job: &str, event: &str| {
+        ev.iter()
+            .position(|e| e.job == job && e.event == event)
+            .unwrap_or_else(|| panic!("no {event} for {job}"))
+    };
+    let build = plan.job_key(crate::plan::JobRef::Target(0));
+    let last_member_finished = run_keys
+        .iter()
+        .filter(|k| *k != alone)
+        .map(|k| position(k, "finished"))
+        .max()
+        .unwrap();
+    assert!(position(&build, "finished") < position(alone, "submitting"));
+    assert!(
+        position(alone, "submitting") < last_member_finished,
+        "the 4th sampler waited for the bundle to end: {ev:#?}"
+    );
+    // The members finished one per poll, each with the benchmark its worker wrote.
+    let finished: Vec<&crate::store::Event> = ev.iter().filter(|e| e.event == "finished").collect();
+    assert_eq!(finished.len(), 5);
+    for e in finished {
+        assert_eq!(e.state.as_deref(), Some("COMPLETED"), "{e:?}");
+    }
+    // Nothing was judged twice when the bundle ended.
+    assert_eq!(
+        ev.iter().filter(|e| e.event == "failed").count(),
+        0,
+        "{ev:#?}"
+    );
+}
+
+#[test]
 fn a_bundle_counts_once_against_the_jobs_limit() {
     let store = Store::new("bundle-budget");
     let plan = store.plan(3, &["hmc", "sgld", "mclmc"]);

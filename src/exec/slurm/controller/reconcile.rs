@@ -152,9 +152,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 continue;
             };
             match seen.get(&key).cloned().unwrap_or(Seen::Unknown) {
-                Seen::Queued(_) => {
+                Seen::Queued(state) => {
                     self.jobs[i].in_flight = true;
                     self.jobs[i].unknown_since = None;
+                    if state != JobState::Pending && self.finished_inside_its_bundle(i) {
+                        self.done(i)?;
+                        changed = true;
+                    }
                 }
                 Seen::Ended(f) => {
                     self.jobs[i].in_flight = false;
@@ -317,6 +321,19 @@ impl<'a, C: Cluster> Controller<'a, C> {
 }
 
 impl<'a, C: Cluster> Controller<'a, C> {
+    /// A member of a bundle that still runs has finished: its output is there (submission
+    /// removed any earlier one, `IncompleteMarkers::mark`) and so is its benchmark, which the
+    /// worker writes after the output (submission removed that too). Passed on at once rather
+    /// than when the bundle ends, so progress and the journal follow the members, and runs
+    /// that wait for a build inside a bundle go as soon as it is done (a bundle of K long runs
+    /// no longer reports them all at its end). A template that passes no benchmark path falls
+    /// back to judging the member when the bundle ends.
+    fn finished_inside_its_bundle(&self, i: usize) -> bool {
+        self.jobs[i].bundle_log.is_some()
+            && self.plan.output(self.jobs[i].job).is_file()
+            && self.abs(&self.benchmark_path(i)).is_file()
+    }
+
     /// A bundle member whose target is not built: its build ran in the same bundle and left no
     /// target, so the bundle script did not run it (or it failed for want of the target).
     fn ran_without_its_target(&self, i: usize) -> bool {
