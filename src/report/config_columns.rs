@@ -10,7 +10,9 @@
 //! sampler's own keys (`step_size`, `num_integration_steps`, `chains`, …; its `seed` is
 //! `sampler_seed`, since `seed` is the target's) and the posterior's (`gamma`, `beta0`,
 //! `beta_mode`). Keys that are already fixed columns (`depth`, `widths`, `n_data`,
-//! `target_params`) are left out.
+//! `target_params`) are left out. `teacher_target_params` is the teacher's exact parameter count,
+//! as `target_params` is the student's: the configured budget is copied from the student's preset
+//! even when widths decide the shape, so `meta.json`'s own value can be a number nothing used.
 
 use serde_json::Value;
 
@@ -38,12 +40,37 @@ pub fn target_columns(meta: &Value) -> Vec<(String, Value)> {
         out.push(("precision".into(), p.clone()));
     }
     let teacher = meta.get("teacher_cfg");
-    push_object(&mut out, "teacher_", teacher.and_then(|t| t.get("model")));
+    let teacher_model = teacher.and_then(|t| t.get("model"));
+    push_object(&mut out, "teacher_", teacher_model);
+    out.retain(|(name, _)| name != "teacher_target_params");
+    if let Some(p) = teacher_model.and_then(exact_param_count) {
+        out.push(("teacher_target_params".into(), p.into()));
+    }
     if let Some(scale) = teacher.and_then(|t| t.get("weight_scale")) {
         out.push(("teacher_weight_scale".into(), scale.clone()));
     }
     push_object(&mut out, "training_", meta.get("training_cfg"));
     out
+}
+
+/// The parameter count of a resolved model configuration (its `in_dim`, `out_dim`, `widths`
+/// and `bias`); None when one is missing.
+fn exact_param_count(model: &Value) -> Option<u64> {
+    let dim = |key: &str| {
+        model
+            .get(key)?
+            .as_u64()
+            .and_then(|d| usize::try_from(d).ok())
+    };
+    let widths: Vec<usize> = model
+        .get("widths")?
+        .as_array()?
+        .iter()
+        .map(|w| w.as_u64().and_then(|w| usize::try_from(w).ok()))
+        .collect::<Option<_>>()?;
+    let bias = model.get("bias")?.as_bool()?;
+    let p = crate::config::experiments::param_count(dim("in_dim")?, dim("out_dim")?, &widths, bias);
+    u64::try_from(p).ok()
 }
 
 /// The run's columns from its `spec.json` (`config.sampler`, `config.posterior`).
@@ -96,6 +123,30 @@ mod tests {
         );
         assert_eq!(cols[4].1, "f32");
         assert_eq!(cols[6].1, serde_json::json!([8]));
+    }
+
+    #[test]
+    fn the_teachers_parameter_count_is_its_exact_one_not_the_copied_budget() {
+        // A teacher that inherits the student's explicit widths also inherits the preset's
+        // `target_params: 80`, which nothing used: 3 → [4, 4] → 3 without biases is 12 + 16 + 12.
+        let teacher = |widths: serde_json::Value, bias: bool| {
+            serde_json::json!({"teacher_cfg": {"model": {
+                "in_dim": 3, "out_dim": 3, "bias": bias, "widths": widths, "target_params": 80}}})
+        };
+        let count = |meta: &Value| {
+            target_columns(meta)
+                .into_iter()
+                .filter(|(n, _)| n == "teacher_target_params")
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(count(&teacher(serde_json::json!([4, 4]), false)), [40]);
+        // With biases: (3·4 + 4) + (4·4 + 4) + (4·3 + 3).
+        assert_eq!(count(&teacher(serde_json::json!([4, 4]), true)), [51]);
+        // No hidden layer: 3·3.
+        assert_eq!(count(&teacher(serde_json::json!([]), false)), [9]);
+        // A teacher whose shape is unknown gets no count rather than the budget.
+        assert!(count(&teacher(Value::Null, false)).is_empty());
     }
 
     #[test]
