@@ -427,6 +427,15 @@ fn negative_step_size_and_bad_sampler_values_are_refused() {
         "targets:\n  - { model: small, data: small, seed: 1, overrides: { teacher: { weight_scale: -1 } } }\nsamplers: []\n",
         &["teacher.weight_scale", "must be a number >= 0"],
     );
+    // Widths that do not fit the depth the teacher inherited say where that depth came from.
+    bad(
+        "targets:\n  - { model: small, data: small, seed: 1, overrides: { model: { depth: 3, widths: [2, 2, 2] }, teacher: { widths: [1] } } }\nsamplers: []\n",
+        &[
+            "teacher.widths",
+            "has 1 entries but depth is 3",
+            "the teacher's depth is the model's, 3, unless `teacher.depth` sets it",
+        ],
+    );
     Test::new()
         .experiments(
             "targets:\n  - { model: small, data: small, seed: 1, overrides: { teacher: { weight_scale: 0 } } }\nsamplers: []\n",

@@ -876,9 +876,21 @@ fn resolve_target(
     }
     first_invalid(ctx, &label, issues)?;
 
+    let depth_set = teacher.depth.is_some();
     let teacher = resolve_teacher(&model, &teacher);
     let mut issues = Vec::new();
     teacher.model.validate("teacher", &mut issues);
+    if !depth_set {
+        // The count of widths is checked against a depth the user did not write here.
+        for issue in issues.iter_mut().filter(|i| i.path == "teacher.widths") {
+            if issue.message.contains("but depth is") {
+                issue.message = format!(
+                    "{} (the teacher's depth is the model's, {}, unless `teacher.depth` sets it)",
+                    issue.message, teacher.model.depth
+                );
+            }
+        }
+    }
     first_invalid(ctx, &label, issues)?;
     let teacher = ResolvedTeacher {
         model: resolve_widths(teacher.model),
