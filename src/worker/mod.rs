@@ -41,9 +41,12 @@ pub struct JobFailed {
 pub fn run(cmd: WorkerCommand) -> Result<(), JobFailed> {
     let started = std::time::Instant::now();
     orphan::watch_parent_if_asked();
-    apply_test_hooks(match &cmd {
-        WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => spec,
-    });
+    apply_test_hooks(
+        match &cmd {
+            WorkerCommand::BuildTarget { spec } | WorkerCommand::RunSampler { spec } => spec,
+        },
+        started,
+    );
     // The global pool can only be built once per process; a worker process runs one job.
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(job_threads())
@@ -97,9 +100,10 @@ fn job_threads() -> usize {
 /// jobs exceed their memory or time limits: `LAMBDA_HAT_TEST_ALLOCATE_MB=N` allocates and
 /// touches N MiB before working, `LAMBDA_HAT_TEST_SLEEP_SEC=S` sleeps S seconds first, and
 /// `LAMBDA_HAT_TEST_FAIL_ONCE=TEXT` makes a job whose spec path contains TEXT fail (exit 1) the
-/// first time it runs, leaving `test-failed-once` beside its spec, and work when run again.
-/// Unset (as for every user), they do nothing.
-fn apply_test_hooks(spec: &std::path::Path) {
+/// first time it runs, leaving `test-failed-once` beside its spec, and work when run again; like
+/// every worker that fails, it writes its benchmark before it exits. Unset (as for every user),
+/// they do nothing.
+fn apply_test_hooks(spec: &std::path::Path, started: std::time::Instant) {
     let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     if let Some(mb) = var("LAMBDA_HAT_TEST_ALLOCATE_MB") {
         let mut block = vec![0u8; (mb as usize) << 20];
@@ -125,6 +129,7 @@ fn apply_test_hooks(spec: &std::path::Path) {
                 "LAMBDA_HAT_TEST_FAIL_ONCE: {} fails this once",
                 spec.display()
             );
+            write_benchmark(started.elapsed());
             std::process::exit(1);
         }
     }

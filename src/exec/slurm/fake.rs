@@ -38,6 +38,10 @@ pub struct FakeJob {
     pub members: Vec<FakeMember>,
     /// Members finished while it runs ([`Fake::member_per_tick`]).
     pub members_done: usize,
+    /// A member that ran while it ran failed (its state at the end), and whether the last
+    /// build among them did (the members after it, up to the next build, are skipped).
+    pub member_failed: bool,
+    pub build_failed: bool,
 }
 
 /// One member of a fake bundle: its spec, and whether it builds a target (a failed build skips
@@ -88,7 +92,8 @@ pub struct Fake {
     /// Which bundle members fail (write no marker) when their bundle runs.
     pub member_fails: Box<dyn FnMut(&Path) -> bool>,
     /// A running bundle finishes one member per tick (its output, then its benchmark, as the
-    /// worker writes them) and ends a tick after its last; false: all members at its end.
+    /// worker writes them; a failed member its benchmark, then the bundle script's line in its
+    /// log) and ends a tick after its last; false: all members at its end.
     pub member_per_tick: bool,
 }
 
@@ -151,17 +156,37 @@ impl Fake {
                 JobState::Running
                     if self.member_per_tick && job.members_done < job.members.len() =>
                 {
-                    let m = &job.members[job.members_done];
-                    write_marker(&m.spec);
+                    let m = job.members[job.members_done].clone();
+                    let fails = (self.member_fails)(&m.spec);
+                    let j = self.jobs.get_mut(&k).unwrap();
+                    j.members_done += 1;
+                    j.build_failed &= !m.build;
+                    let _ = std::fs::create_dir_all(m.log.parent().unwrap());
+                    if j.build_failed {
+                        let _ = std::fs::write(&m.log, super::script::MEMBER_NOT_RUN);
+                        continue;
+                    }
+                    if fails {
+                        j.member_failed = true;
+                        j.build_failed = m.build;
+                    } else {
+                        write_marker(&m.spec);
+                    }
                     let bench = crate::store::benchmark::Benchmark {
                         wall: Duration::from_secs(1),
                         ..Default::default()
                     };
                     crate::store::benchmark::write(&m.benchmark, &bench).unwrap();
-                    self.jobs.get_mut(&k).unwrap().members_done += 1;
+                    if fails {
+                        let line = format!("{}1\n", super::script::MEMBER_FAILED);
+                        let _ = std::fs::write(&m.log, line);
+                    }
                 }
                 JobState::Running => {
                     let (mut state, signal, log) = (self.outcome)(&job);
+                    if job.member_failed {
+                        state = JobState::Failed;
+                    }
                     if !log.is_empty() {
                         let _ = std::fs::create_dir_all(job.log.parent().unwrap());
                         let _ = std::fs::write(&job.log, log);
@@ -330,6 +355,8 @@ impl Cluster for Fake {
                     ticks: 0,
                     members,
                     members_done: 0,
+                    member_failed: false,
+                    build_failed: false,
                 },
             );
         }

@@ -290,13 +290,22 @@ pub(crate) const MEMBER_NOT_RUN: &str =
 /// member that failed or was not run: either way its output will not appear however long one
 /// waits.
 pub fn bundle_member_ended_without_output(log_tail: &str) -> bool {
-    let Some(last) = log_tail.lines().rev().find(|l| !l.trim().is_empty()) else {
-        return false;
-    };
-    last.trim_end() == MEMBER_NOT_RUN
-        || last
-            .strip_prefix(MEMBER_FAILED)
-            .is_some_and(|status| status.trim().parse::<u32>().is_ok())
+    last_line(log_tail).is_some_and(|last| last.trim_end() == MEMBER_NOT_RUN)
+        || bundle_member_exit_status(log_tail).is_some()
+}
+
+/// The exit status in the bundle script's [`MEMBER_FAILED`] line, when that is the last line of
+/// a member's log (its tail).
+pub fn bundle_member_exit_status(log_tail: &str) -> Option<u32> {
+    last_line(log_tail)?
+        .strip_prefix(MEMBER_FAILED)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn last_line(text: &str) -> Option<&str> {
+    text.lines().rev().find(|l| !l.trim().is_empty())
 }
 
 /// Whether the job whose log is `log` never started: SLURM creates a job's log when it starts
@@ -876,6 +885,15 @@ mod tests {
             "lambda-hat: this bundle member failed with exit status x"
         ));
         assert!(!bundle_member_ended_without_output(""));
+        // The status a failed member's line carries; none for the skip line or another last line.
+        assert_eq!(
+            bundle_member_exit_status(
+                "error: no data\nlambda-hat: this bundle member failed with exit status 101\n\n"
+            ),
+            Some(101)
+        );
+        assert_eq!(bundle_member_exit_status(&logs[1]), None);
+        assert_eq!(bundle_member_exit_status("ran r1.json\n"), None);
     }
 
     #[test]

@@ -1009,6 +1009,87 @@ fn members_that_finish_inside_a_running_bundle_are_passed_on_at_once() {
 }
 
 #[test]
+fn a_run_that_fails_inside_a_running_bundle_is_retried_while_the_bundle_runs_on() {
+    let store = Store::new("bundle-progress-fail");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
+    let mut o = bundled(20, 4);
+    o.retries = 1;
+    let mut fake = Fake::new(all_complete());
+    fake.member_per_tick = true;
+    // The first sampler of the bundle (after the build) fails the first time it runs.
+    let mut failed_once = std::collections::BTreeSet::new();
+    fake.member_fails = Box::new(move |spec: &Path| {
+        spec.to_string_lossy().contains("run_hmc_") && failed_once.insert(spec.to_path_buf())
+    });
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 4, "{:?}", out.outcome.failed);
+    assert_eq!(bundle_sizes(&fake), vec![4]);
+    let ev = events(&plan);
+    let hmc = plan.job_key(crate::plan::JobRef::Run(0));
+    assert!(hmc.contains("run_hmc_"), "{hmc}");
+    let nth = |job: &str, event: &str, n: usize| {
+        ev.iter()
+            .enumerate()
+            .filter(|(_, e)| e.job == job && e.event == event)
+            .nth(n)
+            .map(|(at, _)| at)
+            .unwrap_or_else(|| panic!("no {event} #{n} for {job}: {ev:#?}"))
+    };
+    // Judged failed from its own log (exit status 1, retried) and submitted again before the
+    // bundle's last member finished; the retry alone, and it succeeded.
+    let failed = &ev[nth(&hmc, "failed", 0)];
+    assert_eq!(failed.state.as_deref(), Some("FAILED"));
+    let detail = failed.detail.as_ref().unwrap();
+    assert_eq!(detail["retry"], true, "{detail}");
+    let last_member = plan.job_key(crate::plan::JobRef::Run(2));
+    assert!(nth(&hmc, "submitting", 1) < nth(&last_member, "finished", 0));
+    assert!(nth(&hmc, "submitting", 1) < nth(&hmc, "finished", 0));
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e.job == hmc && e.event == "submitting")
+            .count(),
+        2
+    );
+    // The bundle's end (FAILED, for its hmc member) judged nothing again.
+    assert_eq!(
+        ev.iter().filter(|e| e.event == "failed").count(),
+        1,
+        "{ev:#?}"
+    );
+}
+
+/// A build that fails inside a running bundle is judged when the bundle ends, as before: its
+/// runs are queued in the same SLURM job, so they could not be requeued alone while it runs.
+#[test]
+fn a_build_that_fails_inside_a_running_bundle_waits_for_the_bundles_end() {
+    let store = Store::new("bundle-progress-build-fail");
+    let plan = store.plan(1, &["hmc", "sgld"]);
+    let mut o = bundled(20, 3);
+    o.retries = 1;
+    let mut fake = Fake::new(all_complete());
+    fake.member_per_tick = true;
+    let mut failed_once = std::collections::BTreeSet::new();
+    fake.member_fails = Box::new(move |spec: &Path| {
+        !spec.to_string_lossy().contains("run_") && failed_once.insert(spec.to_path_buf())
+    });
+    let out = run(&plan, &o, &mut fake);
+    assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
+    assert_eq!(
+        fake.count("scancel"),
+        0,
+        "nothing cancelled the running bundle"
+    );
+    // The build retried once; its runs went again after it, with no failure of their own.
+    let ev = events(&plan);
+    let failed: Vec<&str> = ev
+        .iter()
+        .filter(|e| e.event == "failed")
+        .map(|e| e.job.as_str())
+        .collect();
+    assert_eq!(failed, [plan.job_key(crate::plan::JobRef::Target(0))]);
+}
+
+#[test]
 fn a_bundle_counts_once_against_the_jobs_limit() {
     let store = Store::new("bundle-budget");
     let plan = store.plan(3, &["hmc", "sgld", "mclmc"]);

@@ -4,7 +4,8 @@
 //! Input: one `squeue` per cycle, at most one `sacct` (or `scontrol show job` on clusters
 //! without accounting), the log's tail of a job that failed, and the output files. Output: each
 //! queued job marked in flight, ended (to be verified, retried or failed) or, when SLURM forgot
-//! it, judged by its output; jobs whose output appeared are passed on as done.
+//! it, judged by its output; jobs whose output appeared are passed on as done. Members of a
+//! bundle that still runs are judged as their workers end (`judge_inside_its_bundle`).
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
@@ -155,9 +156,8 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 Seen::Queued(state) => {
                     self.jobs[i].in_flight = true;
                     self.jobs[i].unknown_since = None;
-                    if state != JobState::Pending && self.finished_inside_its_bundle(i) {
-                        self.done(i)?;
-                        changed = true;
+                    if state != JobState::Pending {
+                        changed |= self.judge_inside_its_bundle(i)?;
                     }
                 }
                 Seen::Ended(f) => {
@@ -321,17 +321,49 @@ impl<'a, C: Cluster> Controller<'a, C> {
 }
 
 impl<'a, C: Cluster> Controller<'a, C> {
-    /// A member of a bundle that still runs has finished: its output is there (submission
-    /// removed any earlier one, `IncompleteMarkers::mark`) and so is its benchmark, which the
-    /// worker writes after the output (submission removed that too). Passed on at once rather
-    /// than when the bundle ends, so progress and the journal follow the members, and runs
-    /// that wait for a build inside a bundle go as soon as it is done (a bundle of K long runs
-    /// no longer reports them all at its end). A template that passes no benchmark path falls
-    /// back to judging the member when the bundle ends.
-    fn finished_inside_its_bundle(&self, i: usize) -> bool {
-        self.jobs[i].bundle_log.is_some()
-            && self.plan.output(self.jobs[i].job).is_file()
-            && self.abs(&self.benchmark_path(i)).is_file()
+    /// A member of a bundle that still runs may have ended; judged at once rather than when the
+    /// bundle ends, so progress and the journal follow the members, runs that wait for a build
+    /// inside a bundle go as soon as it is done, and a failed run is retried (or stops new
+    /// launches) while its bundle runs on. Returns whether it was judged.
+    ///
+    /// - Done: its output is there (submission removed any earlier one,
+    ///   `IncompleteMarkers::mark`) and so is its benchmark, which the worker writes after the
+    ///   output (submission removed that too).
+    /// - Failed: a run_sampler member whose worker wrote its benchmark but no output, and whose
+    ///   log ends with the bundle script's line for a member that exited non-zero (written after
+    ///   the benchmark: until it is there, the next poll looks again). A build is left to the
+    ///   bundle's end: the bundle skips its runs, which are queued in the same SLURM job, so
+    ///   they cannot be cancelled or requeued on their own while it runs.
+    ///
+    /// A template that passes no benchmark path leaves its members to be judged at the end.
+    fn judge_inside_its_bundle(&mut self, i: usize) -> Result<bool, SlurmError> {
+        if self.jobs[i].bundle_log.is_none() || !self.abs(&self.benchmark_path(i)).is_file() {
+            return Ok(false);
+        }
+        if self.plan.output(self.jobs[i].job).is_file() {
+            self.done(i)?;
+            return Ok(true);
+        }
+        if self.jobs[i].job.rule() != crate::plan::Rule::RunSampler {
+            return Ok(false);
+        }
+        let Some(status) =
+            log_tail(&self.jobs[i].log).and_then(|t| script::bundle_member_exit_status(&t))
+        else {
+            return Ok(false);
+        };
+        self.jobs[i].in_flight = false;
+        self.attempt_ended_badly(
+            i,
+            Final {
+                state: JobState::Failed,
+                exit_code: status,
+                signal: 0,
+                elapsed_secs: None,
+                max_rss_bytes: None,
+            },
+        )?;
+        Ok(true)
     }
 
     /// A bundle member whose target is not built: its build ran in the same bundle and left no
