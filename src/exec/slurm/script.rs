@@ -732,23 +732,7 @@ mod tests {
             let log = dir.path().join(format!("{m}.log"));
             list.push_str(&format!("0\t{sub}\t{}\t/b{m}.tsv\t{spec}\n", log.display()));
         }
-        let list_path = dir.path().join("x.bundles");
-        std::fs::write(&list_path, list).unwrap();
-        let text = Templates::default()
-            .render(&Script {
-                job_name: "j",
-                log_path: &dir.path().join("%j.log"),
-                flags: &[],
-                worker_command: &["lh".to_string()],
-                subcommand: "build-target",
-                body: Body::Bundle {
-                    bundle_list: &list_path,
-                    array_spec: None,
-                },
-            })
-            .unwrap();
-        let path = dir.path().join("job.sh");
-        std::fs::write(&path, text).unwrap();
+        let path = write_bundle_script(dir.path(), &list, None);
         let out = std::process::Command::new("bash")
             .arg("-c")
             .arg(r#"exec() { echo "$@" >>"$LH_RAN"; [[ "${@: -1}" != fail* ]]; }; source "$0""#)
@@ -808,29 +792,37 @@ mod tests {
     /// and the script's path.
     fn bundle_script_for_task_1() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let list_path = dir.path().join("x.bundles");
         let log = dir.path().join("m.log");
-        std::fs::write(
-            &list_path,
-            format!("1\trun-sampler\t{}\t/b.tsv\tr.json\n", log.display()),
-        )
-        .unwrap();
+        let list = format!("1\trun-sampler\t{}\t/b.tsv\tr.json\n", log.display());
+        let path = write_bundle_script(dir.path(), &list, Some("1"));
+        (dir, path)
+    }
+
+    /// Writes the bundle list `list` and the built-in bundle script that reads it (an array when
+    /// `array_spec` is given) into `dir`; returns the script's path.
+    fn write_bundle_script(dir: &Path, list: &str, array_spec: Option<&str>) -> PathBuf {
+        let list_path = dir.join("x.bundles");
+        std::fs::write(&list_path, list).unwrap();
         let text = Templates::default()
             .render(&Script {
                 job_name: "j",
-                log_path: &dir.path().join("%A_%a.log"),
+                log_path: &dir.join(if array_spec.is_some() {
+                    "%A_%a.log"
+                } else {
+                    "%j.log"
+                }),
                 flags: &[],
                 worker_command: &["lh".to_string()],
-                subcommand: "run-sampler",
+                subcommand: "build-target",
                 body: Body::Bundle {
                     bundle_list: &list_path,
-                    array_spec: Some("1"),
+                    array_spec,
                 },
             })
             .unwrap();
-        let path = dir.path().join("job.sh");
+        let path = dir.join("job.sh");
         std::fs::write(&path, text).unwrap();
-        (dir, path)
+        path
     }
 
     #[test]

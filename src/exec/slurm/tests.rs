@@ -843,6 +843,15 @@ fn cancel_reports_what_scancel_refused() {
     );
 }
 
+/// A [`Fake::member_fails`] under which each member whose spec path passes `pick` fails the
+/// first time it runs and succeeds after.
+fn fails_once_where(pick: impl Fn(&str) -> bool + 'static) -> Box<dyn FnMut(&Path) -> bool> {
+    let mut failed_once = std::collections::BTreeSet::new();
+    Box::new(move |spec: &Path| {
+        pick(&spec.to_string_lossy()) && failed_once.insert(spec.to_path_buf())
+    })
+}
+
 fn bundled(jobs: usize, size: usize) -> SlurmOptions {
     SlurmOptions {
         bundle_size: crate::config::profile::BundleSize::Fixed(
@@ -1017,10 +1026,7 @@ fn a_run_that_fails_inside_a_running_bundle_is_retried_while_the_bundle_runs_on(
     let mut fake = Fake::new(all_complete());
     fake.member_per_tick = true;
     // The first sampler of the bundle (after the build) fails the first time it runs.
-    let mut failed_once = std::collections::BTreeSet::new();
-    fake.member_fails = Box::new(move |spec: &Path| {
-        spec.to_string_lossy().contains("run_hmc_") && failed_once.insert(spec.to_path_buf())
-    });
+    fake.member_fails = fails_once_where(|spec| spec.contains("run_hmc_"));
     let out = run(&plan, &o, &mut fake);
     assert_eq!(out.outcome.succeeded, 4, "{:?}", out.outcome.failed);
     assert_eq!(bundle_sizes(&fake), vec![4]);
@@ -1068,10 +1074,7 @@ fn a_build_that_fails_inside_a_running_bundle_waits_for_the_bundles_end() {
     o.retries = 1;
     let mut fake = Fake::new(all_complete());
     fake.member_per_tick = true;
-    let mut failed_once = std::collections::BTreeSet::new();
-    fake.member_fails = Box::new(move |spec: &Path| {
-        !spec.to_string_lossy().contains("run_") && failed_once.insert(spec.to_path_buf())
-    });
+    fake.member_fails = fails_once_where(|spec| !spec.contains("run_"));
     let out = run(&plan, &o, &mut fake);
     assert_eq!(out.outcome.succeeded, 3, "{:?}", out.outcome.failed);
     assert_eq!(
@@ -1251,11 +1254,7 @@ fn a_member_that_fails_is_retried_alone_and_the_others_keep_their_results() {
     o.retries = 1;
     let mut fake = Fake::new(all_complete());
     // Each sgld member fails the first time it runs.
-    let mut failed_once = std::collections::BTreeSet::new();
-    fake.member_fails = Box::new(move |spec: &Path| {
-        let sgld = spec.to_string_lossy().contains("run_sgld_");
-        sgld && failed_once.insert(spec.to_path_buf())
-    });
+    fake.member_fails = fails_once_where(|spec| spec.contains("run_sgld_"));
     let out = run(&plan, &o, &mut fake);
     assert_eq!(out.outcome.succeeded, 8, "{:?}", out.outcome.failed);
     assert!(out.outcome.failed.is_empty());
