@@ -261,7 +261,7 @@ fn resolve_sweep(path: &Path, root: Value, presets: &PresetDirs) -> Result<Sweep
             ));
         }
     };
-    check_keys(&ctx, "top level", "", &top, TOP_LEVEL_KEYS)?;
+    check_top_level_keys(&ctx, &top)?;
 
     let store_root = match top.get("store_root") {
         None => PathBuf::from("runs"),
@@ -457,6 +457,31 @@ fn show(v: &Value) -> String {
         Value::Mapping(_) => "a mapping".into(),
         Value::Tagged(_) => "a tagged value".into(),
     }
+}
+
+/// The top level's keys: those of [`TOP_LEVEL_KEYS`], and any starting with `x-`, which hold
+/// YAML anchors for reuse further down the file (Docker Compose's extension fields) and are
+/// otherwise ignored: an anchor must sit under some key, and every other unknown key is refused
+/// so that a misspelt setting is not silently dropped.
+fn check_top_level_keys(ctx: &Ctx, top: &Mapping) -> Result<(), ConfigError> {
+    let mut checked = top.clone();
+    checked.retain(|k, _| !k.as_str().is_some_and(|k| k.starts_with("x-")));
+    check_keys(ctx, "top level", "", &checked, TOP_LEVEL_KEYS).map_err(|e| match e {
+        ConfigError::Invalid {
+            path,
+            entry,
+            key,
+            message,
+        } => ConfigError::Invalid {
+            path,
+            entry,
+            key,
+            message: format!(
+                "{message} (a key starting with `x-` may hold YAML anchors to reuse below, e.g. `x-short: &short {{ draws: 500 }}`)"
+            ),
+        },
+        other => other,
+    })
 }
 
 fn check_keys(
@@ -1194,6 +1219,29 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("store_root") && e.contains("255"), "{e}");
+    }
+
+    #[test]
+    fn top_level_keys_starting_with_x_hold_anchors_and_other_unknown_keys_are_refused() {
+        let parse = |text: &str| {
+            parse_sweep(
+                Path::new("e.yaml"),
+                text,
+                &PresetDirs::for_experiments_file(Path::new("e.yaml")),
+            )
+        };
+        let body = "targets: [{ model: small, data: small, seed: 1 }]\nsamplers:\n  - { name: hmc, overrides: *short }\n";
+        let sweep = parse(&format!("x-short: &short {{ draws: 123 }}\n{body}")).unwrap();
+        assert!(
+            format!("{:?}", sweep.samplers[0]).contains("draws: 123"),
+            "{:?}",
+            sweep.samplers[0]
+        );
+        let e = parse(&format!("short: &short {{ draws: 123 }}\n{body}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("short: unknown key"), "{e}");
+        assert!(e.contains("a key starting with `x-`"), "{e}");
     }
 
     /// List items have no --config address; the message says to give the whole list.
