@@ -816,6 +816,15 @@ fn misspelt_subcommands_and_snakemake_only_flags_get_a_hint() {
     t.run_with(&["resutls"])
         .failure(exit_code::USAGE)
         .stderr_has("did you mean `results`?");
+    // Outside a project folder too, where the missing experiments file is reported first.
+    let empty = Test::new();
+    empty
+        .run_with(&["statsu"])
+        .failure(exit_code::USAGE)
+        .stderr_has("cannot read config file")
+        .stderr_has("did you mean `status`?");
+    let out = empty.run_with(&["runs/x"]).failure(exit_code::USAGE);
+    assert!(!out.stderr().contains("did you mean"), "{}", out.stderr());
     t.run_with(&["--slurm"])
         .failure(exit_code::USAGE)
         .stderr_has("--executor slurm");

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use super::args::SweepArgs;
 use super::error::CliError;
+use crate::config::ConfigError;
 use crate::config::experiments::load_sweep_with;
 use crate::config::profile::{
     BundleSize, Executor, LoadedProfile, ResourceList, RuleResources, load_profile,
@@ -217,6 +218,25 @@ pub fn load_plan(settings: &Settings) -> Result<Plan, CliError> {
     Ok(Plan::build(&sweep)?)
 }
 
+/// A missing experiments file, when a word on the command line is a slip away from a
+/// subcommand (`lambda-hat statsu` outside a project folder): the subcommand meant is the likelier
+/// mistake, so the hint names it too.
+fn with_subcommand_hint(e: CliError, words: &[String]) -> CliError {
+    let CliError::Config(ConfigError::Read { path, source, hint }) = e else {
+        return e;
+    };
+    let slip: String = words
+        .iter()
+        .map(|w| crate::plan::dag::subcommand_hint(w))
+        .find(|h| !h.is_empty())
+        .unwrap_or_default();
+    CliError::Config(ConfigError::Read {
+        path,
+        source,
+        hint: format!("{hint}{slip}"),
+    })
+}
+
 /// `lambda-hat [TARGETS] [flags]`.
 pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     // The rules are fixed: listing them needs no experiments file.
@@ -229,7 +249,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         return write_stdout(&text);
     }
     let settings = Settings::from_args(args)?;
-    let plan = load_plan(&settings)?;
+    let plan = load_plan(&settings).map_err(|e| with_subcommand_hint(e, &args.targets))?;
     if args.unlock && args.dry_run {
         // -n promises that nothing changes, --unlock included: say what would go.
         use crate::store::lock::{Unlocked, lock_path, unlock_preview};

@@ -388,7 +388,7 @@ pub const SUBCOMMANDS: &[&str] = &[
 
 /// A bare word a slip away from a subcommand (`statsu`, `resutls`) is read as an output glob;
 /// name the subcommand meant. Words with `/` or `*` are globs on purpose.
-fn subcommand_hint(word: &str) -> String {
+pub(crate) fn subcommand_hint(word: &str) -> String {
     if word.contains(['/', '*']) {
         return String::new();
     }
