@@ -808,6 +808,14 @@ fn jobs_that_finished_while_detached_are_collected_once() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Before any controller collects them, the summary reads them as done, not incomplete.
+    let summary = t.run_with(&["--summary"]).success().stdout();
+    let rows: Vec<&str> = summary.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{summary}");
+    assert!(
+        rows.iter().all(|r| r.contains("\tok\tno update")),
+        "{summary}"
+    );
     t.run_with(&["--profile", "local-slurm"])
         .success()
         .stderr_has("4 job(s) finished on SLURM while no lambda-hat was following them.");

@@ -237,6 +237,23 @@ fn with_subcommand_hint(e: CliError, words: &[String]) -> CliError {
     })
 }
 
+/// Keys of the jobs whose SLURM submission is still open (`open`) but whose files are there:
+/// they finished while no controller followed them (after `--detach`).
+fn finished_while_detached(
+    plan: &Plan,
+    status: &StoreStatus,
+    open: &std::collections::HashSet<String>,
+) -> std::collections::HashSet<String> {
+    if open.is_empty() {
+        return Default::default();
+    }
+    plan.jobs()
+        .filter(|&j| status.done(plan, j) || status.corrupt(plan, j))
+        .map(|j| plan.job_key(j))
+        .filter(|key| open.contains(key))
+        .collect()
+}
+
 /// `lambda-hat [TARGETS] [flags]`.
 pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     // The rules are fixed: listing them needs no experiments file.
@@ -357,6 +374,12 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
     let io_err = |e| CliError::io("cannot write to stdout", e);
 
     if args.summary || args.detailed_summary {
+        // After `--detach`, jobs that finished while no controller followed them keep their
+        // markers until the next run collects them (below); the summary reads them as that
+        // run will, done, and writes nothing.
+        let open = slurm::open_submissions(&plan);
+        let finished = finished_while_detached(&plan, &status, &open);
+        status.forget_incomplete(&finished);
         // A summary lists every requested output, including incomplete ones, so it never refuses.
         let request = Request {
             rerun_incomplete: true,
@@ -394,12 +417,7 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
         // there) or scheduled and followed (they were not). Collecting first and scanning after
         // let a job that finished in between read as done while its submission stayed open
         // and its incomplete marker stayed, until the next run.
-        let finished: std::collections::HashSet<String> = plan
-            .jobs()
-            .filter(|&j| status.done(&plan, j) || status.corrupt(&plan, j))
-            .map(|j| plan.job_key(j))
-            .filter(|key| open.contains(key))
-            .collect();
+        let finished = finished_while_detached(&plan, &status, &open);
         let n = slurm::collect_finished(&plan, &finished)
             .map_err(|e| CliError::io("cannot update the journal", e))?;
         if n > 0 {

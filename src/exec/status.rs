@@ -215,6 +215,41 @@ fn classify(
     }
 }
 
+/// What `status -v` shows of a job's latest attempt.
+#[derive(Debug, PartialEq)]
+struct AttemptFigures {
+    state: Option<String>,
+    elapsed_secs: Option<u64>,
+    max_rss_bytes: Option<u64>,
+}
+
+/// A job's latest attempt as `status -v` shows it. An attempt that has ended has its own record
+/// in the journal, which comes first: for a bundle member it is its worker's (its own time and
+/// memory, COMPLETED when it finished), while its SLURM job, and sacct's line, are the whole
+/// bundle's (FAILED when another member failed). SLURM's state and sacct's figures speak for an
+/// attempt still open, and fill in what the journal lacks.
+fn attempt_figures(
+    h: Option<&JobHistory>,
+    live_state: Option<&JobState>,
+    acct: Option<&AccountingRecord>,
+) -> AttemptFigures {
+    let ended = h.filter(|h| h.open.is_none() && h.last_end.is_some());
+    AttemptFigures {
+        state: ended
+            .and_then(|h| h.state.clone())
+            .or_else(|| live_state.map(|s| s.to_string()))
+            .or_else(|| h.and_then(|h| h.state.clone())),
+        elapsed_secs: ended
+            .and_then(|h| h.elapsed_secs)
+            .or_else(|| acct.map(|a| a.elapsed_secs))
+            .or_else(|| h.and_then(|h| h.elapsed_secs)),
+        max_rss_bytes: ended
+            .and_then(|h| h.max_rss_bytes)
+            .or_else(|| acct.and_then(|a| a.max_rss_bytes))
+            .or_else(|| h.and_then(|h| h.max_rss_bytes)),
+    }
+}
+
 /// Whether the file at `path` was last written at or after `since` (RFC 3339): a bundle member's
 /// marker written in this submission, not one a forced rerun is about to replace.
 fn written_since(path: &std::path::Path, since: &str) -> bool {
@@ -328,21 +363,16 @@ impl SweepStatus {
             {
                 *count += 1;
             }
+            let figures = attempt_figures(h, slurm_state.as_ref(), acct);
             jobs.push(JobRow {
                 rule: job.rule().name(),
                 output: plan.output(job).display().to_string(),
                 state,
                 slurm_job_id: slurm_key.map(|k| k.to_string()),
-                slurm_state: slurm_state
-                    .map(|s| s.to_string())
-                    .or_else(|| h.and_then(|h| h.state.clone())),
+                slurm_state: figures.state,
                 attempts: h.map_or(0, |h| h.attempts),
-                elapsed_secs: acct
-                    .map(|a| a.elapsed_secs)
-                    .or_else(|| h.and_then(|h| h.elapsed_secs)),
-                max_rss_bytes: acct
-                    .and_then(|a| a.max_rss_bytes)
-                    .or_else(|| h.and_then(|h| h.max_rss_bytes)),
+                elapsed_secs: figures.elapsed_secs,
+                max_rss_bytes: figures.max_rss_bytes,
                 log: plan.log_path(job).display().to_string(),
                 stuck: slurm_key
                     .and_then(|k| live.stuck.get(&k).cloned())
@@ -512,6 +542,73 @@ mod tests {
         assert_eq!(
             classify(waiting, None, Some((&running, true)), false),
             JobStatus::Running
+        );
+    }
+
+    #[test]
+    fn an_ended_attempt_shows_its_own_record_and_an_open_one_what_slurm_says() {
+        // sacct's line of the bundle: FAILED (another member failed), 12 s, 10 MiB.
+        let bundle = AccountingRecord {
+            job: JobKey::job(3275),
+            state: JobState::Failed,
+            cancelled_by: None,
+            exit_code: 1,
+            signal: 0,
+            elapsed_secs: 12,
+            max_rss_bytes: Some(10 << 20),
+            req_mem_bytes: None,
+        };
+        // The member finished: the journal holds its worker's 3 s and 15 MiB.
+        let finished = JobHistory {
+            slurm_id: Some("3275".into()),
+            attempts: 1,
+            last_end: Some(history::FINISHED.into()),
+            state: Some("COMPLETED".into()),
+            elapsed_secs: Some(3),
+            max_rss_bytes: Some(15 << 20),
+            ..Default::default()
+        };
+        let failed = Some(JobState::Failed);
+        assert_eq!(
+            attempt_figures(Some(&finished), failed.as_ref(), Some(&bundle)),
+            AttemptFigures {
+                state: Some("COMPLETED".into()),
+                elapsed_secs: Some(3),
+                max_rss_bytes: Some(15 << 20),
+            }
+        );
+        // An ended attempt without figures of its own (an older journal) takes sacct's.
+        let bare = JobHistory {
+            elapsed_secs: None,
+            max_rss_bytes: None,
+            ..finished.clone()
+        };
+        let figures = attempt_figures(Some(&bare), failed.as_ref(), Some(&bundle));
+        assert_eq!(figures.state.as_deref(), Some("COMPLETED"));
+        assert_eq!(
+            (figures.elapsed_secs, figures.max_rss_bytes),
+            (Some(12), Some(10 << 20))
+        );
+        // Still open (queued again after an earlier attempt ended): SLURM speaks for it.
+        let open = JobHistory {
+            open: Some(history::Open {
+                name: "lh-x".into(),
+                slurm: Some(JobKey::job(3280)),
+                task: None,
+                since: String::new(),
+                resources: None,
+                bundled: false,
+                attempt: Some(2),
+            }),
+            ..finished.clone()
+        };
+        let running = Some(JobState::Running);
+        let figures = attempt_figures(Some(&open), running.as_ref(), None);
+        assert_eq!(figures.state.as_deref(), Some("RUNNING"));
+        assert_eq!(
+            figures.elapsed_secs,
+            Some(3),
+            "the journal's, for want of sacct's"
         );
     }
 
