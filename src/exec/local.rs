@@ -190,7 +190,7 @@ pub async fn run(
                                 unwritable.get_or_insert(journal_error(&journal, e));
                                 stop_launching = true;
                             }
-                            progress.message(&format!("retrying {} (attempt {} of {}): {why}", describe(plan, job), retried[i] + 1, opts.retries + 1));
+                            progress.retrying(&format!("{} (attempt {} of {})", describe(plan, job), retried[i] + 1, opts.retries + 1), &why);
                             state[i] = State::Waiting;
                             next_waiting = next_waiting.min(i);
                         }

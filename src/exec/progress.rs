@@ -99,6 +99,11 @@ impl Progress {
         }
     }
 
+    /// A job that failed and goes again: a time-stamped line, as for its start and end.
+    pub fn retrying(&self, what: &str, why: &str) {
+        self.line(&format!("[{}] retry  {what}: {why}", now()));
+    }
+
     /// A warning line, printed even with -q (like failures): the user must act on it.
     pub fn warn(&self, text: &str) {
         let text = format!("[{}] WARN   {text}", now());

@@ -35,14 +35,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 self.worker_usage(i, &mut detail);
                 ev.detail = Some(detail);
                 self.append(ev)?;
-                self.progress.message(&format!(
-                    "[retry] {} (SLURM job {}): {why}",
-                    self.describe(i),
-                    self.jobs[i]
-                        .slurm
-                        .map(|k| k.to_string())
-                        .unwrap_or_default()
-                ));
+                let slurm = self.jobs[i]
+                    .slurm
+                    .map(|k| k.to_string())
+                    .unwrap_or_default();
+                self.progress
+                    .retrying(&format!("{} (SLURM job {slurm})", self.describe(i)), &why);
                 let j = &mut self.jobs[i];
                 j.resources = resources;
                 j.st = St::Waiting;
