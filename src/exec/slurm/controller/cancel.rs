@@ -78,8 +78,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
             .iter()
             .filter_map(|&i| self.jobs[i].slurm.map(|k| k.job_id.to_string()))
             .collect();
+        // Counted as the user sees them: lambda-hat jobs, and the sbatch submissions (an array
+        // or a bundle is one) that scancel gets.
         self.progress.message(&format!(
-            "interrupted: cancelling {} SLURM job(s) of this sweep (press Ctrl-C again to exit at once)",
+            "interrupted: cancelling {} job(s) of this sweep in {} SLURM submission(s) (press Ctrl-C again to exit at once)",
+            slots.len(),
             ids.len()
         ));
         self.scancel(&ids.into_iter().collect::<Vec<_>>());
