@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::slurm::cluster::record_jobs_by_name;
 use super::slurm::history::{self, JobHistory};
 use super::slurm::parse::{AccountingRecord, JobKey, JobState, parse_sacct, parse_squeue};
+use super::slurm::script;
 use super::slurm::{Cluster, SlurmError};
 use crate::plan::{JobRef, OutputStatus, Plan, Rule};
 use crate::store::{Event, IncompleteMarkers, Journal, StoreHealth, StoreStatus};
@@ -161,6 +162,9 @@ struct Files {
     /// Its completion marker was written after its bundle was submitted, while the bundle
     /// (SLURM job) may still run its other members: finished, whatever SLURM says.
     finished_in_bundle: bool,
+    /// Its own log (removed at submission) ends with the bundle script's line for a member
+    /// whose worker exited non-zero: failed, while the bundle may still run the others.
+    failed_in_bundle: bool,
 }
 
 /// The state of a job from what SLURM, the store and the journal say. A live SLURM job (queued
@@ -177,6 +181,9 @@ fn classify(
     let open_state = slurm.filter(|(_, open)| *open).map(|(state, _)| state);
     if files.finished_in_bundle && files.done {
         return JobStatus::Done;
+    }
+    if files.failed_in_bundle && !files.done {
+        return JobStatus::Failed;
     }
     match open_state {
         Some(Some(JobState::Pending | JobState::Requeued)) => return JobStatus::Pending,
@@ -350,6 +357,9 @@ impl SweepStatus {
                 incomplete,
                 finished_in_bundle: open
                     .is_some_and(|o| o.bundled && written_since(&plan.output(job), &o.since)),
+                failed_in_bundle: open.is_some_and(|o| o.bundled)
+                    && script::log_tail(&plan.log_path(job))
+                        .is_some_and(|t| script::bundle_member_exit_status(&t).is_some()),
             };
             let state = classify(
                 files,
@@ -522,6 +532,7 @@ mod tests {
             corrupt,
             incomplete,
             finished_in_bundle: false,
+            failed_in_bundle: false,
         }
     }
 
@@ -542,6 +553,16 @@ mod tests {
         assert_eq!(
             classify(waiting, None, Some((&running, true)), false),
             JobStatus::Running
+        );
+        // Its worker exited non-zero (the bundle script's line ends its log): failed, while
+        // the bundle runs its other members.
+        let failed = Files {
+            failed_in_bundle: true,
+            ..files(false, false, false, true)
+        };
+        assert_eq!(
+            classify(failed, None, Some((&running, true)), false),
+            JobStatus::Failed
         );
     }
 

@@ -304,6 +304,18 @@ pub fn bundle_member_exit_status(log_tail: &str) -> Option<u32> {
         .ok()
 }
 
+/// The last 8 KiB of a log: SLURM appends its kill messages at the end, and the bundle script
+/// its line for a member that failed.
+pub fn log_tail(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
 fn last_line(text: &str) -> Option<&str> {
     text.lines().rev().find(|l| !l.trim().is_empty())
 }

@@ -8,8 +8,6 @@
 //! bundle that still runs are judged as their workers end (`judge_inside_its_bundle`).
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 use std::time::Duration;
 
 use super::{Controller, St, first_line};
@@ -27,16 +25,6 @@ use crate::exec::slurm::script;
 /// A job SLURM has not heard of for this long (neither squeue nor sacct) is judged by its
 /// output file alone; sacct's lag is 1-2 s, so this only matters without accounting.
 const UNKNOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// The last 8 KiB of a log: SLURM appends its kill messages at the end.
-fn log_tail(path: &Path) -> Option<String> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
 
 impl<'a, C: Cluster> Controller<'a, C> {
     /// Says once per job what to change when SLURM keeps it pending for a reason waiting will
@@ -209,7 +197,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             let now = self.cluster.now();
             let failed_for_certain = f.state != JobState::Completed
                 && self.jobs[i].bundle_log.is_some()
-                && log_tail(&self.jobs[i].log)
+                && script::log_tail(&self.jobs[i].log)
                     .is_some_and(|t| script::bundle_member_ended_without_output(&t));
             let wait = if failed_for_certain {
                 Duration::ZERO
@@ -228,7 +216,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// state and the log say, or failed for good.
     fn attempt_ended_badly(&mut self, i: usize, f: Final) -> Result<(), SlurmError> {
         // SLURM writes why it killed a job into the job's own log: the bundle's for a member.
-        let tail = log_tail(
+        let tail = script::log_tail(
             self.jobs[i]
                 .bundle_log
                 .as_ref()
@@ -348,7 +336,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             return Ok(false);
         }
         let Some(status) =
-            log_tail(&self.jobs[i].log).and_then(|t| script::bundle_member_exit_status(&t))
+            script::log_tail(&self.jobs[i].log).and_then(|t| script::bundle_member_exit_status(&t))
         else {
             return Ok(false);
         };
