@@ -904,18 +904,16 @@ fn resolve_target(
     let depth_set = teacher.depth.is_some();
     let teacher = resolve_teacher(&model, &teacher);
     let mut issues = Vec::new();
-    teacher.model.validate("teacher", &mut issues);
-    if !depth_set {
-        // The count of widths is checked against a depth the user did not write here.
-        for issue in issues.iter_mut().filter(|i| i.path == "teacher.widths") {
-            if issue.message.contains("but depth is") {
-                issue.message = format!(
-                    "{} (the teacher's depth is the model's, {}, unless `teacher.depth` sets it)",
-                    issue.message, teacher.model.depth
-                );
-            }
-        }
-    }
+    // The count of widths is checked against a depth the user may not have written here.
+    let depth_from = format!(
+        "the teacher's depth is the model's, {}, unless `teacher.depth` sets it",
+        teacher.model.depth
+    );
+    teacher.model.validate_with_depth_from(
+        "teacher",
+        (!depth_set).then_some(depth_from.as_str()),
+        &mut issues,
+    );
     first_invalid(ctx, &label, issues)?;
     let teacher = ResolvedTeacher {
         model: resolve_widths(teacher.model),

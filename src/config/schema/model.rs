@@ -70,6 +70,18 @@ fn at_most(out: &mut Vec<Invalid>, key: &str, value: usize, max: usize) {
 
 impl ModelConfig {
     pub fn validate(&self, prefix: &str, out: &mut Vec<Invalid>) {
+        self.validate_with_depth_from(prefix, None, out)
+    }
+
+    /// [`ModelConfig::validate`], where `depth_from` says where a depth the user did not write
+    /// in this section came from (a teacher inherits the model's), for the message when the
+    /// widths do not fit it.
+    pub fn validate_with_depth_from(
+        &self,
+        prefix: &str,
+        depth_from: Option<&str>,
+        out: &mut Vec<Invalid>,
+    ) {
         count(out, &format!("{prefix}.in_dim"), self.in_dim);
         count(out, &format!("{prefix}.out_dim"), self.out_dim);
         at_most(out, &format!("{prefix}.in_dim"), self.in_dim, MAX_DIM);
@@ -94,9 +106,10 @@ impl ModelConfig {
                     out.push(invalid(
                         &format!("{prefix}.widths"),
                         format!(
-                            "has {} entries but depth is {}: give one width per hidden layer, or drop `widths` and set `target_params`",
+                            "has {} entries but depth is {}: give one width per hidden layer, or drop `widths` and set `target_params`{}",
                             w.len(),
-                            self.depth
+                            self.depth,
+                            depth_from.map(|from| format!(" ({from})")).unwrap_or_default()
                         ),
                     ));
                 }
