@@ -780,6 +780,71 @@ fn detach_then_reattach_and_cancel() {
     );
 }
 
+/// `lambda-hat cancel` from another terminal while a controller runs the sweep: the controller
+/// stops (nothing more is submitted, nothing retried), exits 1 saying the sweep was cancelled,
+/// and writes no `failed` line over the command's `cancelled` ones, so `status` counts no job
+/// as failed.
+#[test]
+fn lambda_hat_cancel_stops_a_running_controller_without_failures() {
+    let Some(_lock) = cluster("lambda_hat_cancel_stops_a_running_controller_without_failures")
+    else {
+        return;
+    };
+    let t = slurm_test(3).env("LAMBDA_HAT_TEST_SLEEP_SEC", "20");
+    // -j 2 keeps most jobs waiting in the controller, and --retries 2 -k would have gone on
+    // submitting them after a failure.
+    let child = Command::new(BIN)
+        .args([
+            "--profile",
+            "local-slurm",
+            "-j",
+            "2",
+            "--retries",
+            "2",
+            "-k",
+        ])
+        .current_dir(t.path())
+        .env("LAMBDA_HAT_TEST_SLEEP_SEC", "20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while events(&journal(&t.store()), "submitted").len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing was submitted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.run_with(&["cancel"])
+        .success()
+        .stdout_has("Cancelled 2 SLURM job(s)");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`lambda-hat cancel` cancelled this sweep"),
+        "{stderr}"
+    );
+    let j = journal(&t.store());
+    assert_eq!(
+        events(&j, "submitted").len(),
+        2,
+        "submitted after the cancel"
+    );
+    assert!(
+        events(&j, "failed").is_empty(),
+        "{:?}",
+        events(&j, "failed")
+    );
+    let st = t.run_with(&["status", "--json"]).success().stdout();
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    for rule in ["build_target", "run_sampler"] {
+        assert_eq!(st["rules"][rule]["failed"].as_u64(), Some(0), "{st}");
+    }
+}
+
 /// Jobs that all finished while no controller followed them are collected by the next run:
 /// each gets its `finished` event and loses its incomplete marker, and nothing is submitted
 /// again.

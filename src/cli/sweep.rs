@@ -789,19 +789,32 @@ pub fn worker_command(settings: &Settings) -> Vec<String> {
 fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliError> {
     if outcome.interrupted {
         let signal = outcome.interrupted_by.unwrap_or("SIGINT");
-        // This sweep's markers only: the store may hold other sweeps' (a shared store_root),
-        // which the user's --rerun-incomplete here would not concern.
-        let ours: std::collections::HashSet<String> =
-            plan.jobs().map(|job| plan.job_key(job)).collect();
-        let markers = crate::store::incomplete::IncompleteMarkers::new(&plan.store_root)
-            .list()
-            .into_iter()
-            .filter(|key| ours.contains(key))
-            .count();
         return Err(CliError::Interrupted {
             code: crate::exec::signals::exit_code(signal),
-            markers,
+            markers: incomplete_markers(plan),
         });
+    }
+    if outcome.cancelled_by_command {
+        // Work not done, so exit code 1 (not a signal's: no signal reached this process).
+        let rerun = match incomplete_markers(plan) {
+            0 => "run the same command to go on".to_string(),
+            n => format!(
+                "{n} job(s) were stopped while running and left incomplete markers: run the same \
+                 command with --rerun-incomplete to go on"
+            ),
+        };
+        let mut msg = format!(
+            "`lambda-hat cancel` cancelled this sweep ({} of {} jobs done, {} not run); {rerun}. \
+             Finished jobs are kept.",
+            outcome.succeeded,
+            sched.jobs.len(),
+            outcome.skipped
+        );
+        if let Err(CliError::JobsFailed(failures)) = report_failures(sched, outcome) {
+            msg.push_str("\nBefore that, ");
+            msg.push_str(&failures);
+        }
+        return Err(CliError::JobsFailed(msg));
     }
     if outcome.failed.is_empty() {
         crate::terminal::note!("{} of {} jobs done.", outcome.succeeded, sched.jobs.len());
@@ -810,6 +823,19 @@ fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliErr
     }
     report_health(plan);
     report_failures(sched, outcome)
+}
+
+/// How many incomplete markers this sweep's jobs left. This sweep's only: the store may hold
+/// other sweeps' (a shared store_root), which the user's --rerun-incomplete here would not
+/// concern.
+fn incomplete_markers(plan: &Plan) -> usize {
+    let ours: std::collections::HashSet<String> =
+        plan.jobs().map(|job| plan.job_key(job)).collect();
+    crate::store::incomplete::IncompleteMarkers::new(&plan.store_root)
+        .list()
+        .into_iter()
+        .filter(|key| ours.contains(key))
+        .count()
 }
 
 /// The health of every finished job of the plan, this invocation's and earlier ones': the

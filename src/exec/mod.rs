@@ -26,6 +26,10 @@ pub struct Outcome {
     pub interrupted: bool,
     /// Which signal did, when known ("SIGINT", "SIGTERM", "SIGHUP"): sets the exit code.
     pub interrupted_by: Option<&'static str>,
+    /// `lambda-hat cancel`, run from elsewhere while this controller ran, cancelled its SLURM
+    /// jobs (it wrote their journal lines): the sweep stopped, as after Ctrl-C, but with exit
+    /// code 1 (the work was not done) rather than a signal's.
+    pub cancelled_by_command: bool,
 }
 
 #[derive(Debug, Clone)]

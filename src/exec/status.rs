@@ -502,7 +502,7 @@ pub fn cancel(plan: &Plan, cluster: &mut impl Cluster) -> Result<Cancelled, Slur
                 let _ = markers.clear(key);
             }
             Event {
-                detail: Some(serde_json::json!({"reason": "lambda-hat cancel"})),
+                detail: Some(serde_json::json!({"reason": history::CANCEL_COMMAND_REASON})),
                 ..Event::new(history::CANCELLED, key, rule)
             }
         };

@@ -56,6 +56,9 @@ pub struct FakeMember {
     pub benchmark: PathBuf,
 }
 
+/// Something done to the cluster from outside the controller, at a given sleep.
+pub type SleepHook = Box<dyn FnOnce(&mut Fake)>;
+
 pub struct Fake {
     next_id: u64,
     pub jobs: BTreeMap<JobKey, FakeJob>,
@@ -71,6 +74,9 @@ pub struct Fake {
     pub interrupt_after_sbatch: Option<usize>,
     /// At this many sleeps, someone `scancel`s every pending job from outside.
     pub cancel_pending_at_sleep: Option<usize>,
+    /// At this many sleeps, this runs with the cluster (e.g. `lambda-hat cancel` from another
+    /// terminal, which writes the journal and calls scancel while the controller runs).
+    pub at_sleep: Option<(usize, SleepHook)>,
     sleeps: usize,
     /// Most jobs pending or running at once.
     pub max_queued: usize,
@@ -108,6 +114,7 @@ impl Fake {
             outcome,
             interrupt_after_sleeps: None,
             cancel_pending_at_sleep: None,
+            at_sleep: None,
             interrupt_after_sbatch: None,
             sleeps: 0,
             max_queued: 0,
@@ -467,6 +474,13 @@ impl Cluster for Fake {
         self.calls.push("sleep".into());
         self.sleeps += 1;
         self.now += d.max(Duration::from_millis(1));
+        if let Some((n, hook)) = self.at_sleep.take() {
+            if n == self.sleeps {
+                hook(self);
+            } else {
+                self.at_sleep = Some((n, hook));
+            }
+        }
         if self.cancel_pending_at_sleep == Some(self.sleeps) {
             for job in self.jobs.values_mut() {
                 if job.state == JobState::Pending {

@@ -23,6 +23,9 @@ pub const FINISHED: &str = "finished";
 pub const FAILED: &str = "failed";
 pub const CANCELLED: &str = "cancelled";
 pub const SKIPPED: &str = "skipped";
+/// The `reason` of the `cancelled` lines `lambda-hat cancel` writes; a controller still
+/// running finds its cancelled jobs by it (and writes no `failed` line of its own for them).
+pub const CANCEL_COMMAND_REASON: &str = "lambda-hat cancel";
 /// A job SLURM keeps pending for a reason waiting will not clear (detail: reason, advice).
 pub const PENDING_STUCK: &str = "pending_stuck";
 

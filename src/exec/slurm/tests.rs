@@ -638,6 +638,59 @@ fn without_accounting_scontrol_is_the_fallback() {
     assert!(max_queries_per_cycle(&fake) <= 2);
 }
 
+/// `lambda-hat cancel` from another terminal while a controller runs writes the jobs'
+/// `cancelled` lines and scancels them. The controller finds those lines when it sees the jobs
+/// end: it writes no `failed` line over them (status counted them as failed), retries nothing,
+/// submits nothing more even with --keep-going, and ends saying the sweep was cancelled.
+#[test]
+fn lambda_hat_cancel_while_the_controller_runs_stops_it_without_failures() {
+    use crate::exec::status::{JobStatus, SweepStatus};
+    use std::{cell::Cell, rc::Rc};
+    let store = Store::new("cancel-command-live");
+    let plan = store.plan(3, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    let submitted_at_cancel = Rc::new(Cell::new(0));
+    let (seen, for_cancel) = (submitted_at_cancel.clone(), plan.clone());
+    fake.at_sleep = Some((
+        2,
+        Box::new(move |fake: &mut Fake| {
+            let done = crate::exec::status::cancel(&for_cancel, fake).unwrap();
+            assert!(
+                !done.slurm_ids.is_empty(),
+                "nothing was in flight to cancel"
+            );
+            seen.set(fake.count("sbatch"));
+        }),
+    ));
+    let mut o = opts(1);
+    (o.retries, o.keep_going) = (2, true);
+    let out = run(&plan, &o, &mut fake).outcome;
+    assert!(out.cancelled_by_command, "{out:?}");
+    assert!(!out.interrupted);
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
+    assert_eq!(
+        fake.count("sbatch"),
+        submitted_at_cancel.get(),
+        "submitted after the cancel"
+    );
+    assert!(
+        out.succeeded + out.skipped == plan.jobs().count(),
+        "{out:?}"
+    );
+    assert!(out.skipped > 0);
+    let journal = events(&plan);
+    assert!(
+        journal.iter().all(|e| e.event != super::history::FAILED),
+        "{journal:#?}"
+    );
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    assert!(
+        !states(&report).contains(&JobStatus::Failed),
+        "{:?}",
+        states(&report)
+    );
+}
+
 /// The state of every job of `plan` per `status`, in plan order.
 fn states(report: &crate::exec::status::SweepStatus) -> Vec<crate::exec::status::JobStatus> {
     report.jobs.iter().map(|j| j.state).collect()

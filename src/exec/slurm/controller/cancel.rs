@@ -1,5 +1,5 @@
-//! Cancelling: children queued on a parent that failed or is retried, and the whole sweep on
-//! Ctrl-C.
+//! Cancelling: children queued on a parent that failed or is retried, the whole sweep on
+//! Ctrl-C, and the end of a run whose jobs `lambda-hat cancel` cancelled from elsewhere.
 //!
 //! Input: the slots collected in `to_cancel`, or every queued job on an interrupt. Output: one
 //! `scancel` for all of them (a failure is only logged), `cancelled` journal lines, and the jobs
@@ -7,8 +7,14 @@
 //! since the last poll (their outputs are whole), clears the incomplete markers of those that
 //! never started, and settles the jobs still waiting for their outputs after SLURM said they
 //! completed.
+//!
+//! `lambda-hat cancel` (another terminal, while this controller runs) scancels the sweep's jobs
+//! and writes their `cancelled` journal lines itself. A poll that sees such a job end CANCELLED
+//! finds its line (same key, same SLURM id) and takes the sweep as cancelled: no `failed` line
+//! on top of the `cancelled` one (which made `status` count the jobs as failed), no retry, and
+//! the run stops as after Ctrl-C, cancelling what it submitted after the command looked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::{Controller, St};
 use crate::exec::slurm::SlurmError;
@@ -71,6 +77,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
 
     /// Ctrl-C: cancel every job of this sweep with one scancel; markers stay.
     pub(super) fn interrupt(&mut self) -> Result<(), SlurmError> {
+        self.interrupt_with("interrupted (Ctrl-C)", true)?;
+        self.outcome.interrupted = true;
+        Ok(())
+    }
+
+    /// Cancels every queued job of this sweep with one scancel, recording `reason` (and saying
+    /// so when `announce`); markers stay.
+    fn interrupt_with(&mut self, reason: &str, announce: bool) -> Result<(), SlurmError> {
         let slots: Vec<usize> = (0..self.jobs.len())
             .filter(|&i| self.jobs[i].st == St::Queued)
             .collect();
@@ -80,11 +94,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
             .collect();
         // Counted as the user sees them: lambda-hat jobs, and the sbatch submissions (an array
         // or a bundle is one) that scancel gets.
-        self.progress.message(&format!(
-            "interrupted: cancelling {} job(s) of this sweep in {} SLURM submission(s) (press Ctrl-C again to exit at once)",
-            slots.len(),
-            ids.len()
-        ));
+        if announce {
+            self.progress.message(&format!(
+                "interrupted: cancelling {} job(s) of this sweep in {} SLURM submission(s) (press Ctrl-C again to exit at once)",
+                slots.len(),
+                ids.len()
+            ));
+        }
         self.scancel(&ids.into_iter().collect::<Vec<_>>());
         for i in slots {
             let job = self.jobs[i].job;
@@ -96,7 +112,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 continue;
             }
             let mut ev = self.event(i, history::CANCELLED);
-            ev.detail = Some(serde_json::json!({ "reason": "interrupted (Ctrl-C)" }));
+            ev.detail = Some(serde_json::json!({ "reason": reason }));
             self.append(ev)?;
             // Never started: no partial files, so not incomplete either.
             if crate::exec::slurm::script::never_started(&self.jobs[i].log) {
@@ -119,8 +135,96 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 self.outcome.skipped += 1;
             }
         }
-        self.outcome.interrupted = true;
         self.progress.finish();
         Ok(())
     }
+
+    /// Whether `lambda-hat cancel` recorded job `i`'s current submission as cancelled.
+    pub(super) fn cancelled_by_command(&mut self, i: usize) -> bool {
+        let Some(slurm) = self.jobs[i].slurm else {
+            return false;
+        };
+        let store = &self.plan.store_root;
+        let cancels = self
+            .command_cancels
+            .get_or_insert_with(|| command_cancels(store));
+        cancels.contains(&(self.jobs[i].key.clone(), slurm.to_string()))
+    }
+
+    /// Job `i` ended CANCELLED by `lambda-hat cancel`, which wrote its journal line (and
+    /// cleared its marker if it never started). Done if its output is there after all (it
+    /// finished as the command ran); otherwise not run. Either way the sweep stops.
+    pub(super) fn ended_by_cancel_command(&mut self, i: usize) -> Result<(), SlurmError> {
+        if !self.outcome.cancelled_by_command {
+            self.progress.message(
+                "`lambda-hat cancel` cancelled this sweep's SLURM jobs: stopping (nothing more is submitted)",
+            );
+        }
+        self.outcome.cancelled_by_command = true;
+        self.stop_launching = true;
+        if self.plan.output(self.jobs[i].job).is_file() {
+            return self.done(i);
+        }
+        self.jobs[i].st = St::Skipped;
+        self.outcome.skipped += 1;
+        Ok(())
+    }
+
+    /// After `lambda-hat cancel`: the jobs it cancelled are let go without a journal line of
+    /// ours (it wrote theirs); any job this run submitted after the command read the journal
+    /// is cancelled as on Ctrl-C. Jobs awaiting their outputs are settled as on Ctrl-C.
+    pub(super) fn stop_after_cancel_command(&mut self) -> Result<(), SlurmError> {
+        let cancels = command_cancels(&self.plan.store_root);
+        let mut missed = Vec::new();
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].st != St::Queued {
+                continue;
+            }
+            let slurm = self.jobs[i]
+                .slurm
+                .map(|k| k.to_string())
+                .unwrap_or_default();
+            if !cancels.contains(&(self.jobs[i].key.clone(), slurm)) {
+                missed.push(i);
+            } else if self.plan.output(self.jobs[i].job).is_file() {
+                self.done(i)?;
+            } else {
+                self.jobs[i].st = St::Skipped;
+                self.outcome.skipped += 1;
+            }
+        }
+        if !missed.is_empty() {
+            self.progress.message(&format!(
+                "`lambda-hat cancel` cancelled this sweep: cancelling the {} job(s) submitted since",
+                missed.len()
+            ));
+        }
+        // What is still queued now is exactly `missed`.
+        self.interrupt_with(history::CANCEL_COMMAND_REASON, false)
+    }
+}
+
+/// (job key, SLURM id) of every `cancelled` journal line `lambda-hat cancel` wrote. A journal
+/// that cannot be read gives none: the jobs are then judged as cancelled by someone else
+/// (failed, with SLURM's reason), which is what the run did before this check existed.
+fn command_cancels(store_root: &std::path::Path) -> HashSet<(String, String)> {
+    let events = match crate::store::Journal::read_all(store_root) {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!("cannot read the journal to tell who cancelled a job: {e}");
+            return HashSet::new();
+        }
+    };
+    events
+        .into_iter()
+        .filter(|e| e.event == history::CANCELLED)
+        .filter(|e| {
+            e.detail
+                .as_ref()
+                .and_then(|d| d.get("reason"))
+                .and_then(|r| r.as_str())
+                == Some(history::CANCEL_COMMAND_REASON)
+        })
+        .filter_map(|e| Some((e.job, e.slurm_job_id?)))
+        .collect()
 }

@@ -38,7 +38,8 @@
 //! - `submit`: groups the jobs that may go now and submits them with one `sbatch` per group;
 //! - `reconcile`: one poll cycle (squeue, sacct or scontrol) and the check for outputs;
 //! - `outcome`: what a finished attempt means: done, retried, failed for good or skipped;
-//! - `cancel`: `scancel` for children of a failed or retried parent, and Ctrl-C.
+//! - `cancel`: `scancel` for children of a failed or retried parent, Ctrl-C, and the end of
+//!   a run whose jobs `lambda-hat cancel` cancelled from another terminal.
 //!
 //! This file holds the state (jobs, journal, options), [`Controller::new`], the main loop
 //! [`Controller::run`] and the small helpers every part uses.
@@ -49,7 +50,7 @@ mod outcome;
 mod reconcile;
 mod submit;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -137,6 +138,9 @@ pub struct Controller<'a, C: Cluster> {
     serial: u64,
     /// (SLURM job id, pending reason) already reported as stuck, so each is said once.
     reported_stuck: BTreeSet<(u64, String)>,
+    /// (job key, SLURM id) of the submissions `lambda-hat cancel` recorded as cancelled in the
+    /// journal, read when a poll first sees a job ended CANCELLED; `None` until then.
+    command_cancels: Option<HashSet<(String, String)>>,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + use<> {
@@ -219,6 +223,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             outcome: Outcome::default(),
             progress,
             reported_stuck: BTreeSet::new(),
+            command_cancels: None,
             stop_launching: false,
             accounting: true,
             query_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
@@ -333,6 +338,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
             changed = self.poll()?;
             changed |= self.verify()?;
             self.cancel_pending()?;
+            if self.outcome.cancelled_by_command {
+                self.stop_after_cancel_command()?;
+                break;
+            }
         }
         for i in 0..self.jobs.len() {
             if self.jobs[i].st == St::Waiting {

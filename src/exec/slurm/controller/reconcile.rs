@@ -130,6 +130,8 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
         self.query_backoff.succeed();
         self.no_dependency.clear();
+        // `lambda-hat cancel` may have run since the last poll.
+        self.command_cancels = None;
         let seen = merge(&tracked, &queue, &acct, &control);
         let now = self.cluster.now();
         let mut changed = false;
@@ -150,7 +152,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 }
                 Seen::Ended(f) => {
                     self.jobs[i].in_flight = false;
-                    self.ended(i, f)?;
+                    if f.state == JobState::Cancelled && self.cancelled_by_command(i) {
+                        self.ended_by_cancel_command(i)?;
+                    } else {
+                        self.ended(i, f)?;
+                    }
                     changed = true;
                 }
                 Seen::Unknown if !answered => self.jobs[i].in_flight = false,
