@@ -656,6 +656,29 @@ fn a_bad_bundle_size_is_refused_naming_the_key_and_the_file() {
         .stderr_has("ignores it");
 }
 
+/// `-n` with a SLURM profile ends with the sbatch calls a run would make, naming the jobs by
+/// the listing's jobids: builds alone and runs in arrays with `afterok`, or, with
+/// `--bundle-size`, each build with its runs in one bundle. A local dry run has no such section.
+#[test]
+fn a_dry_run_on_slurm_shows_the_sbatch_calls_and_bundles() {
+    let t = Test::new()
+        .experiments(TINY_SWEEP)
+        .file("profiles/p/config.yaml", "executor: slurm\njobs: 7\n");
+    t.run_with(&["-n", "--profile", "profiles/p"])
+        .success()
+        .stdout_has(
+            "SLURM submissions if every job succeeds (-j 7): 4 sbatch call(s), 4 SLURM job(s) or array task(s):\n    sbatch 1: jobid 0\n    sbatch 2: jobid 1\n    sbatch 3: jobid 2 (afterok: sbatch 1)\n    sbatch 4: jobid 3 (afterok: sbatch 2)\n",
+        );
+    t.run_with(&["-n", "--profile", "profiles/p", "--bundle-size", "2"])
+        .success()
+        .stdout_has(
+            "(bundle-size 2, -j 7): 1 sbatch call(s), 2 SLURM job(s) or array task(s):\n    sbatch 1: array of 2 bundles: jobids 0 2 | 1 3\n",
+        );
+    t.run_with(&["-n"])
+        .success()
+        .stdout_lacks("SLURM submissions");
+}
+
 /// SLURM profile numbers out of range are refused, not applied quietly: a retry factor of 1e308
 /// asked for an unlimited time limit, a max-array-size of 0 turned arrays off.
 #[test]

@@ -1092,6 +1092,19 @@ fn bundled_sweep_packs_tiny_targets_and_retries_a_failed_member_alone() {
     };
     let targets = 3;
     let t = slurm_test(targets).env("LAMBDA_HAT_TEST_FAIL_ONCE", "run_hmc_");
+    // The dry run says what the run below does on its first attempts: one SLURM job.
+    t.run_with(&[
+        "-n",
+        "--profile",
+        "local-slurm",
+        "-j",
+        "10",
+        "--bundle-size",
+        "auto",
+    ])
+    .success()
+    .stdout_has("1 sbatch call(s), 1 SLURM job(s) or array task(s):")
+    .stdout_has("sbatch 1: one bundle: jobids 0 3 4 5 1 6 7 8 2 9 10 11\n");
     let run = t
         .run_with(&[
             "--profile",

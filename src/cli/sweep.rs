@@ -514,16 +514,18 @@ pub async fn run(args: &SweepArgs) -> Result<(), CliError> {
                 .map(|p| p.display().to_string())
                 .collect()
         };
-        text::dry_run(
-            &mut out,
-            &plan,
-            &sched,
-            &describe,
-            &damaged,
-            settings.quiet,
-            commands,
-        )
-        .map_err(io_err)?;
+        let submissions = match &slurm_opts {
+            Some(opts) if !settings.quiet => submissions_listing(&plan, &sched, opts, &open),
+            _ => Vec::new(),
+        };
+        let input = text::DryRunInput {
+            resources: &describe,
+            damaged: &damaged,
+            quiet: settings.quiet,
+            worker_command: commands,
+            submissions: &submissions,
+        };
+        text::dry_run(&mut out, &plan, &sched, &input).map_err(io_err)?;
         return out.flush().map_err(io_err);
     }
     if sched.jobs.is_empty() {
@@ -823,6 +825,39 @@ fn report(plan: &Plan, sched: &Schedule, outcome: &Outcome) -> Result<(), CliErr
     }
     report_health(plan);
     report_failures(sched, outcome)
+}
+
+/// The dry run's SLURM section: a heading, then one line per `sbatch` call a run would make
+/// if every job succeeded (jobs named by the listing's `jobid`), so that `-n` shows how arrays
+/// and `bundle-size` pack the jobs. Empty when nothing would be submitted.
+fn submissions_listing(
+    plan: &Plan,
+    sched: &Schedule,
+    opts: &slurm::SlurmOptions,
+    open: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    let calls = slurm::planned_submissions(plan, sched, opts, open);
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    let slurm_jobs: usize = calls.iter().map(|c| c.bundles.len()).sum();
+    let bundling = match opts.bundle_size {
+        crate::config::profile::BundleSize::Fixed(k) if k.get() == 1 => String::new(),
+        crate::config::profile::BundleSize::Fixed(k) => format!("bundle-size {k}, "),
+        crate::config::profile::BundleSize::Auto => "bundle-size auto, ".into(),
+    };
+    let mut lines = vec![format!(
+        "SLURM submissions if every job succeeds ({bundling}-j {}): {} sbatch call(s), {slurm_jobs} SLURM job(s) or array task(s){}:",
+        opts.jobs,
+        calls.len(),
+        if open.is_empty() {
+            ""
+        } else {
+            "; jobs an earlier run submitted are followed, not listed"
+        }
+    )];
+    lines.extend(slurm::grouping::describe(&calls));
+    lines
 }
 
 /// How many incomplete markers this sweep's jobs left. This sweep's only: the store may hold

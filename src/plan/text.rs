@@ -26,19 +26,37 @@ pub fn job_stats(out: &mut dyn Write, schedule: &Schedule) -> io::Result<()> {
 pub const NOTHING_TO_DO: &str =
     "Nothing to be done (all requested files are present and up to date).";
 
+/// What a dry run prints besides the plan and schedule.
+pub struct DryRunInput<'a> {
+    /// A job's resources, as `name=value` pairs.
+    pub resources: &'a dyn Fn(JobRef) -> String,
+    /// The job's files that are missing or cut short, for the reason of a job that runs because
+    /// of them (the marker may be there while the trace is not); empty, the reason names the
+    /// marker.
+    pub damaged: &'a dyn Fn(JobRef) -> Vec<String>,
+    /// `-q`: job stats only.
+    pub quiet: bool,
+    /// `-p`: each job's command too.
+    pub worker_command: Option<&'a str>,
+    /// On SLURM: a heading and one line per `sbatch` call a run would make, after the jobs.
+    pub submissions: &'a [String],
+}
+
 /// A dry run: every job with its output, reason and resources (unless `quiet`), framed by job
-/// stats; with `worker_command` (`-p`), each job's command too. `damaged` names the job's files
-/// that are missing or cut short, for the reason of a job that runs because of them (the
-/// marker may be there while the trace is not); empty, the reason names the marker.
+/// stats; with a worker command (`-p`), each job's command too; on SLURM, the submissions.
 pub fn dry_run(
     out: &mut dyn Write,
     plan: &Plan,
     schedule: &Schedule,
-    resources: &dyn Fn(JobRef) -> String,
-    damaged: &dyn Fn(JobRef) -> Vec<String>,
-    quiet: bool,
-    worker_command: Option<&str>,
+    input: &DryRunInput,
 ) -> io::Result<()> {
+    let DryRunInput {
+        resources,
+        damaged,
+        quiet,
+        worker_command,
+        submissions,
+    } = *input;
     writeln!(out, "Building DAG of jobs...")?;
     if schedule.jobs.is_empty() {
         return writeln!(out, "{NOTHING_TO_DO}");
@@ -71,6 +89,13 @@ pub fn dry_run(
         // Snakemake's -p: the job's command on its own line, after its block.
         if let Some(worker) = worker_command {
             writeln!(out, "{}", plan.worker_command_line(*job, worker))?;
+        }
+        writeln!(out)?;
+    }
+    if let Some((heading, calls)) = submissions.split_first() {
+        writeln!(out, "{heading}")?;
+        for call in calls {
+            writeln!(out, "    {call}")?;
         }
         writeln!(out)?;
     }

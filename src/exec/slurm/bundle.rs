@@ -166,6 +166,18 @@ pub fn expected_build_secs(target: &TargetConfig) -> f64 {
     FIXED_SECS + target.training.steps as f64 * n * p * SECS_PER_ROW_PARAM
 }
 
+/// The expected wall time of `job` of `plan` in seconds: [`expected_secs`] or
+/// [`expected_build_secs`].
+pub fn expected_job_secs(plan: &crate::plan::Plan, job: crate::plan::JobRef) -> f64 {
+    match job {
+        crate::plan::JobRef::Run(r) => expected_secs(
+            &plan.targets[plan.run_target(r) as usize].config,
+            plan.run_sampler(r),
+        ),
+        crate::plan::JobRef::Target(t) => expected_build_secs(&plan.targets[t as usize].config),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroUsize;

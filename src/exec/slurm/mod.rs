@@ -21,6 +21,7 @@ pub mod bundle;
 pub mod cluster;
 pub mod controller;
 pub mod flags;
+pub mod grouping;
 pub mod history;
 pub mod parse;
 pub mod poll;
@@ -212,6 +213,54 @@ pub fn collect_finished(plan: &Plan, open: &HashSet<String>) -> std::io::Result<
     }
     Ok(n)
 }
+
+/// The `sbatch` calls a run with `opts` would make for `schedule` if every job succeeded, for
+/// `-n` ([`grouping::dry_run`]; groups name jobs by their index in `schedule`, the dry run's
+/// `jobid`). Jobs an earlier run submitted (`open`) are followed, not submitted: their children
+/// wait for them.
+pub fn planned_submissions(
+    plan: &Plan,
+    schedule: &Schedule,
+    opts: &SlurmOptions,
+    open: &HashSet<String>,
+) -> Vec<grouping::Group> {
+    let slot_of_target: std::collections::HashMap<u32, usize> = schedule
+        .jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (job, _))| match job {
+            JobRef::Target(t) => Some((*t, i)),
+            JobRef::Run(_) => None,
+        })
+        .collect();
+    let jobs = schedule
+        .jobs
+        .iter()
+        .map(|(job, _)| grouping::Job {
+            rule: job.rule(),
+            parent: match plan.parent(*job) {
+                Some(JobRef::Target(t)) => slot_of_target.get(&t).copied(),
+                _ => None,
+            },
+            state: if open.contains(&plan.job_key(*job)) {
+                grouping::State::Busy
+            } else {
+                grouping::State::Waiting
+            },
+            resources: opts.resources.get(&job.rule()).unwrap_or(&EMPTY_RESOURCES),
+            expected_secs: bundle::expected_job_secs(plan, *job),
+        })
+        .collect();
+    let options = grouping::Options {
+        bundle_size: opts.bundle_size,
+        use_arrays: opts.use_arrays,
+        max_array_size: opts.max_array_size,
+    };
+    grouping::dry_run(jobs, &options, opts.jobs)
+}
+
+/// Resources of a rule the options do not name.
+static EMPTY_RESOURCES: ResourceMap = ResourceMap::new();
 
 /// Runs `schedule` on `cluster`.
 pub fn run<C: Cluster>(

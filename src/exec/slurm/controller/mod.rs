@@ -197,15 +197,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     submitted_at: None,
                     log: cwd.join(plan.log_path(*job)),
                     bundle_log: None,
-                    expected_secs: match job {
-                        JobRef::Run(r) => super::bundle::expected_secs(
-                            &plan.targets[plan.run_target(*r) as usize].config,
-                            plan.run_sampler(*r),
-                        ),
-                        JobRef::Target(t) => {
-                            super::bundle::expected_build_secs(&plan.targets[*t as usize].config)
-                        }
-                    },
+                    expected_secs: super::bundle::expected_job_secs(plan, *job),
                 }
             })
             .collect();

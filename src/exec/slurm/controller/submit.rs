@@ -9,22 +9,22 @@
 //! and the jobs set to `Queued` with their SLURM ids (a bundle's members share one); or, when
 //! sbatch fails, a back-off, a dependency to drop, or the jobs failed for good.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Controller, St, first_line, io_err, link_log};
 use crate::config::profile::BundleSize;
-use crate::exec::resources::ResourceMap;
 use crate::exec::slurm::SlurmError;
 use crate::exec::slurm::bundle;
 use crate::exec::slurm::cluster::Cluster;
 use crate::exec::slurm::flags::sbatch_flags;
+use crate::exec::slurm::grouping;
 use crate::exec::slurm::history;
 use crate::exec::slurm::parse::{
     JobKey, SubmitError, classify_sbatch_failure, parse_sbatch_parsable,
 };
 use crate::exec::slurm::script::{self, Body, Member, Script};
-use crate::plan::{JobRef, Rule, shell_words};
+use crate::plan::{JobRef, shell_words};
 use crate::spec::write_spec;
 
 /// Give up submitting after this many transient sbatch failures in a row (~10 minutes).
@@ -57,205 +57,60 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }
             self.submit_after = None;
         }
-        let mut budget = self.opts.jobs.saturating_sub(self.queued());
-        // Groups of jobs that go out as one sbatch: same rule, same parent, same resources. A
-        // group is a list of bundles (one job each unless `bundle-size` > 1), each of which
-        // becomes one SLURM job or array task.
-        let mut groups: Vec<(Option<usize>, Vec<Vec<usize>>)> = Vec::new();
-        let mut index: HashMap<(Rule, Option<usize>, String), usize> = HashMap::new();
-        let bundling = self.opts.bundle_size != BundleSize::default();
-        // With bundles, a target not built yet goes out with its waiting runs in one bundle
-        // (with `auto`, several small targets in one), and all such bundles with equal
-        // resources in one array (`build_groups`, by resources); `in_build_bundle` holds the
-        // runs placed so, which the scan then passes over.
-        let children = if bundling {
-            self.waiting_children()
-        } else {
-            HashMap::new()
+        let budget = self.opts.jobs.saturating_sub(self.queued());
+        let opts = grouping::Options {
+            bundle_size: self.opts.bundle_size,
+            use_arrays: self.opts.use_arrays,
+            max_array_size: self.opts.max_array_size,
         };
-        let mut build_groups: HashMap<String, usize> = HashMap::new();
-        let mut in_build_bundle: BTreeSet<usize> = BTreeSet::new();
-        for i in 0..self.jobs.len() {
-            // Without bundles nothing can go once the budget is spent (and the scan of a
-            // million-job schedule stops here).
-            if budget == 0 && !bundling {
-                break;
-            }
-            if self.jobs[i].st != St::Waiting || in_build_bundle.contains(&i) {
-                continue;
-            }
-            let parent = self.parent_slot(i);
-            let dep = match parent.map(|p| (p, self.jobs[p].st)) {
-                None | Some((_, St::Done)) => None,
-                Some((_, St::Failed | St::Skipped)) => {
-                    self.skip(i, "the job it depends on failed")?;
-                    continue;
-                }
-                // A parent inside a bundle is not depended on: the bundle's exit status is not
-                // the parent's own (any member's failure fails it), so `afterok` could wait
-                // forever. Its children go once it is done.
-                Some((p, St::Queued))
-                    if self.jobs[p].in_flight
-                        && !self.no_dependency.contains(&p)
-                        && self.jobs[p].bundle_log.is_none() =>
-                {
-                    Some(p)
-                }
-                _ => continue,
-            };
-            let rule = self.jobs[i].job.rule();
-            if let Some(runs) = children.get(&i) {
-                let bundle = self.build_bundle(i, runs);
-                if bundle.len() > 1 {
-                    let res_key =
-                        serde_json::to_string(&self.jobs[i].resources).unwrap_or_default();
-                    let group = build_groups.get(&res_key).copied();
-                    // `auto` packs whole targets (a build and its runs) into one bundle until it
-                    // is expected to last a minute (or would ask for more than a day): a sweep
-                    // of many tiny targets then costs a few SLURM jobs, not one per target.
-                    if let Some(g) = group
-                        && self.opts.bundle_size == BundleSize::Auto
-                    {
-                        let open = groups[g].1.last_mut().expect("a group has a bundle");
-                        let secs = open.iter().map(|&m| self.jobs[m].expected_secs).sum();
-                        let packed: Vec<&ResourceMap> = open
-                            .iter()
-                            .chain(&bundle)
-                            .map(|&m| &self.jobs[m].resources)
-                            .collect();
-                        if !bundle::is_full(BundleSize::Auto, open.len(), secs)
-                            && bundle::within_auto_runtime(&packed)
-                        {
-                            in_build_bundle.extend(&bundle[1..]);
-                            open.extend(bundle);
-                            continue;
-                        }
-                    }
-                    if budget == 0 {
-                        break;
-                    }
-                    budget -= 1;
-                    in_build_bundle.extend(&bundle[1..]);
-                    match group {
-                        Some(g)
-                            if self.opts.use_arrays
-                                && groups[g].1.len() < self.opts.max_array_size.max(1) =>
-                        {
-                            groups[g].1.push(bundle)
-                        }
-                        _ => {
-                            build_groups.insert(res_key, groups.len());
-                            groups.push((None, vec![bundle]));
-                        }
-                    }
-                    continue;
-                }
-            }
-            let arrays = self.opts.use_arrays && rule == Rule::RunSampler;
-            let size = match rule {
-                Rule::RunSampler => self.opts.bundle_size,
-                Rule::BuildTarget => BundleSize::default(),
-            };
-            let res_key = serde_json::to_string(&self.jobs[i].resources).unwrap_or_default();
-            let group_key = (rule, parent, res_key);
-            if let Some(&g) = index.get(&group_key) {
-                // Joins the group's open bundle while it has room: no new SLURM job.
-                let open = groups[g].1.last().expect("a group has a bundle");
-                let secs = open.iter().map(|&m| self.jobs[m].expected_secs).sum();
-                if !bundle::is_full(size, open.len(), secs) && self.auto_stays_within_a_day(open, i)
-                {
-                    groups[g]
-                        .1
-                        .last_mut()
-                        .expect("a group has a bundle")
-                        .push(i);
-                    continue;
-                }
-            }
-            if budget == 0 {
-                // The schedule lists a target's runs together (entry by entry), so the jobs after
-                // this one would need new SLURM jobs too; stopping keeps the scan short.
-                break;
-            }
-            budget -= 1;
-            match index.get(&group_key) {
-                Some(&g) if arrays && groups[g].1.len() < self.opts.max_array_size.max(1) => {
-                    groups[g].1.push(vec![i])
-                }
-                _ => {
-                    index.insert(group_key, groups.len());
-                    groups.push((dep, vec![vec![i]]));
-                }
-            }
+        let pass = if budget == 0 && opts.bundle_size == BundleSize::default() {
+            // Nothing can go: skip building the view of a million-job schedule.
+            grouping::Grouping::default()
+        } else {
+            let jobs: Vec<grouping::Job> = (0..self.jobs.len())
+                .map(|i| grouping::Job {
+                    rule: self.jobs[i].job.rule(),
+                    parent: self.parent_slot(i),
+                    state: self.grouping_state(i),
+                    resources: &self.jobs[i].resources,
+                    expected_secs: self.jobs[i].expected_secs,
+                })
+                .collect();
+            grouping::group_ready(&jobs, &opts, budget)
+        };
+        for i in pass.skip {
+            self.skip(i, "the job it depends on failed")?;
         }
         let mut any = false;
-        for (dep, bundles) in groups {
+        for group in pass.groups {
             // Ctrl-C stops submitting at once: each sbatch can take seconds on a busy cluster,
             // and every job submitted after the interrupt would only be cancelled again.
             if self.submit_after.is_some() || self.stop_launching || self.cluster.interrupts() > 0 {
                 break;
             }
-            any |= if bundles.iter().all(|b| b.len() == 1) {
-                self.submit(&bundles.concat(), dep)?
+            any |= if group.bundled() {
+                self.submit_bundles(&group.bundles, group.dependency)?
             } else {
-                self.submit_bundles(&bundles, dep)?
+                self.submit(&group.bundles.concat(), group.dependency)?
             };
         }
         Ok(any)
     }
 
-    /// Waiting run_sampler jobs by the slot of their (waiting) build: the candidates to share
-    /// a bundle with it.
-    fn waiting_children(&self) -> HashMap<usize, Vec<usize>> {
-        let mut out: HashMap<usize, Vec<usize>> = HashMap::new();
-        for c in 0..self.jobs.len() {
-            if self.jobs[c].st != St::Waiting {
-                continue;
-            }
-            if let Some(p) = self.parent_slot(c)
-                && self.jobs[p].st == St::Waiting
+    /// Where job `i` stands for [`grouping::group_ready`].
+    fn grouping_state(&self, i: usize) -> grouping::State {
+        let j = &self.jobs[i];
+        match j.st {
+            St::Waiting => grouping::State::Waiting,
+            St::Done => grouping::State::Done,
+            St::Failed | St::Skipped => grouping::State::Gone,
+            St::Queued
+                if j.in_flight && !self.no_dependency.contains(&i) && j.bundle_log.is_none() =>
             {
-                out.entry(p).or_default().push(c);
+                grouping::State::Dependable
             }
+            St::Queued | St::Verifying => grouping::State::Busy,
         }
-        out
-    }
-
-    /// The bundle of build job `build` and those of its waiting `runs` (in order) whose
-    /// resources are [`bundle::compatible`] with the build's and that fit: up to `bundle-size` runs after the build, or with `auto`
-    /// until the bundle is expected to last a minute (the build's own estimate included).
-    fn build_bundle(&self, build: usize, runs: &[usize]) -> Vec<usize> {
-        let mut out = vec![build];
-        let mut secs = self.jobs[build].expected_secs;
-        for &c in runs {
-            if bundle::is_full(self.opts.bundle_size, out.len() - 1, secs) {
-                break;
-            }
-            if bundle::compatible(&self.jobs[c].resources, &self.jobs[build].resources)
-                && self.auto_stays_within_a_day(&out, c)
-            {
-                out.push(c);
-                secs += self.jobs[c].expected_secs;
-            }
-        }
-        out
-    }
-
-    /// Whether `next` may join the bundle `members` as far as its runtime goes: with `auto`,
-    /// only while the bundle asks for at most a day ([`bundle::AUTO_MAX_RUNTIME_MIN`]). Jobs
-    /// expected to take seconds can each ask for hours, and a bundle of a build and its runs
-    /// that asked for 25 h would pend forever on a partition limited to 24 h, where the jobs
-    /// on their own would run. A fixed `bundle-size` is the user's choice and is kept.
-    fn auto_stays_within_a_day(&self, members: &[usize], next: usize) -> bool {
-        if self.opts.bundle_size != BundleSize::Auto || members.is_empty() {
-            return true;
-        }
-        let with_next: Vec<&ResourceMap> = members
-            .iter()
-            .chain([&next])
-            .map(|&m| &self.jobs[m].resources)
-            .collect();
-        bundle::within_auto_runtime(&with_next)
     }
 
     fn token(&mut self) -> String {
