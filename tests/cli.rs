@@ -667,13 +667,17 @@ fn a_dry_run_on_slurm_shows_the_sbatch_calls_and_bundles() {
     t.run_with(&["-n", "--profile", "profiles/p"])
         .success()
         .stdout_has(
-            "SLURM submissions if every job succeeds (-j 7): 4 sbatch call(s), 4 SLURM job(s) or array task(s):\n    sbatch 1: jobid 0\n    sbatch 2: jobid 1\n    sbatch 3: jobid 2 (afterok: sbatch 1)\n    sbatch 4: jobid 3 (afterok: sbatch 2)\n",
+            "SLURM submissions if every job succeeds (no bundles): 4 sbatch call(s), 4 SLURM job(s) or array task(s):\n    sbatch 1: jobid 0\n    sbatch 2: jobid 1\n    sbatch 3: jobid 2 (afterok: sbatch 1)\n    sbatch 4: jobid 3 (afterok: sbatch 2)\n",
         );
     t.run_with(&["-n", "--profile", "profiles/p", "--bundle-size", "2"])
         .success()
         .stdout_has(
-            "(bundle-size 2, -j 7): 1 sbatch call(s), 2 SLURM job(s) or array task(s):\n    sbatch 1: array of 2 bundles: jobids 0 2 | 1 3\n",
+            "(bundle-size 2): 1 sbatch call(s), 2 SLURM job(s) or array task(s):\n    sbatch 1: array of 2 bundles: jobids 0 2 | 1 3\n",
         );
+    // More SLURM jobs than -j: listed all the same, with what -j changes.
+    t.run_with(&["-n", "--profile", "profiles/p", "-j", "2"])
+        .success()
+        .stdout_has("4 SLURM job(s) or array task(s); -j 2 queues at most 2 at once");
     t.run_with(&["-n"])
         .success()
         .stdout_lacks("SLURM submissions");

@@ -842,19 +842,28 @@ fn submissions_listing(
     }
     let slurm_jobs: usize = calls.iter().map(|c| c.bundles.len()).sum();
     let bundling = match opts.bundle_size {
-        crate::config::profile::BundleSize::Fixed(k) if k.get() == 1 => String::new(),
-        crate::config::profile::BundleSize::Fixed(k) => format!("bundle-size {k}, "),
-        crate::config::profile::BundleSize::Auto => "bundle-size auto, ".into(),
+        crate::config::profile::BundleSize::Fixed(k) if k.get() == 1 => "no bundles".to_string(),
+        crate::config::profile::BundleSize::Fixed(k) => format!("bundle-size {k}"),
+        crate::config::profile::BundleSize::Auto => "bundle-size auto".into(),
+    };
+    // Listed as if -j had room for all: what a run sends under -j depends on how many jobs end
+    // per poll (`grouping::dry_run`); bundles are the same either way.
+    let limit = if slurm_jobs > opts.jobs {
+        format!(
+            "; -j {} queues at most {} at once, so a run sends the arrays in more, smaller calls as jobs end",
+            opts.jobs, opts.jobs
+        )
+    } else {
+        String::new()
+    };
+    let followed = if open.is_empty() {
+        ""
+    } else {
+        "; jobs an earlier run submitted are followed, not listed"
     };
     let mut lines = vec![format!(
-        "SLURM submissions if every job succeeds ({bundling}-j {}): {} sbatch call(s), {slurm_jobs} SLURM job(s) or array task(s){}:",
-        opts.jobs,
+        "SLURM submissions if every job succeeds ({bundling}): {} sbatch call(s), {slurm_jobs} SLURM job(s) or array task(s){limit}{followed}:",
         calls.len(),
-        if open.is_empty() {
-            ""
-        } else {
-            "; jobs an earlier run submitted are followed, not listed"
-        }
     )];
     lines.extend(slurm::grouping::describe(&calls));
     lines

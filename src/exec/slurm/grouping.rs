@@ -46,6 +46,26 @@ pub struct Job<'a> {
     pub expected_secs: f64,
 }
 
+/// The schedule's jobs by slot, as grouping sees them: a slice of [`Job`]s (the dry run), or the
+/// controller's own state read in place (a schedule can hold a million jobs, and grouping runs
+/// at every poll, so the controller does not copy them).
+pub trait Jobs {
+    /// How many slots there are.
+    fn count(&self) -> usize;
+    /// The job in `slot` (< [`Jobs::count`]).
+    fn get(&self, slot: usize) -> Job<'_>;
+}
+
+impl Jobs for [Job<'_>] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn get(&self, slot: usize) -> Job<'_> {
+        self[slot].clone()
+    }
+}
+
 /// The profile's and command line's settings grouping depends on.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -83,7 +103,7 @@ pub struct Grouping {
 /// with the same parent and resources share a call (an array for run_sampler jobs). With
 /// bundles, a target not built yet goes in one bundle with its first waiting runs (with `auto`,
 /// several small targets in one), and all such bundles with equal resources in one array.
-pub fn group_ready(jobs: &[Job], opts: &Options, mut budget: usize) -> Grouping {
+pub fn group_ready<J: Jobs + ?Sized>(jobs: &J, opts: &Options, mut budget: usize) -> Grouping {
     let mut out = Grouping::default();
     let bundling = opts.bundle_size != BundleSize::default();
     // Without bundles nothing can go once the budget is spent (and the scan of a million-job
@@ -101,14 +121,15 @@ pub fn group_ready(jobs: &[Job], opts: &Options, mut budget: usize) -> Grouping 
     // in one, which the scan then passes over.
     let mut build_groups: HashMap<String, usize> = HashMap::new();
     let mut in_build_bundle: BTreeSet<usize> = BTreeSet::new();
-    for (i, job) in jobs.iter().enumerate() {
+    for i in 0..jobs.count() {
         if budget == 0 && !bundling {
             break;
         }
+        let job = jobs.get(i);
         if job.state != State::Waiting || in_build_bundle.contains(&i) {
             continue;
         }
-        let dep = match job.parent.map(|p| (p, jobs[p].state)) {
+        let dep = match job.parent.map(|p| (p, jobs.get(p).state)) {
             None | Some((_, State::Done)) => None,
             Some((_, State::Gone)) => {
                 out.skip.push(i);
@@ -132,11 +153,11 @@ pub fn group_ready(jobs: &[Job], opts: &Options, mut budget: usize) -> Grouping 
                         .bundles
                         .last_mut()
                         .expect("a group has a bundle");
-                    let secs = open.iter().map(|&m| jobs[m].expected_secs).sum();
+                    let secs = open.iter().map(|&m| jobs.get(m).expected_secs).sum();
                     let packed: Vec<&ResourceMap> = open
                         .iter()
                         .chain(&bundle)
-                        .map(|&m| jobs[m].resources)
+                        .map(|&m| jobs.get(m).resources)
                         .collect();
                     if !bundle::is_full(BundleSize::Auto, open.len(), secs)
                         && bundle::within_auto_runtime(&packed)
@@ -182,7 +203,7 @@ pub fn group_ready(jobs: &[Job], opts: &Options, mut budget: usize) -> Grouping 
                 .bundles
                 .last_mut()
                 .expect("a group has a bundle");
-            let secs = open.iter().map(|&m| jobs[m].expected_secs).sum();
+            let secs = open.iter().map(|&m| jobs.get(m).expected_secs).sum();
             if !bundle::is_full(size, open.len(), secs) && stays_within_a_day(jobs, opts, open, i) {
                 open.push(i);
                 continue;
@@ -212,14 +233,15 @@ pub fn group_ready(jobs: &[Job], opts: &Options, mut budget: usize) -> Grouping 
 
 /// Waiting run_sampler jobs by the slot of their (waiting) build: the candidates to share a
 /// bundle with it.
-fn waiting_children(jobs: &[Job]) -> HashMap<usize, Vec<usize>> {
+fn waiting_children<J: Jobs + ?Sized>(jobs: &J) -> HashMap<usize, Vec<usize>> {
     let mut out: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (c, job) in jobs.iter().enumerate() {
+    for c in 0..jobs.count() {
+        let job = jobs.get(c);
         if job.state != State::Waiting {
             continue;
         }
         if let Some(p) = job.parent
-            && jobs[p].state == State::Waiting
+            && jobs.get(p).state == State::Waiting
         {
             out.entry(p).or_default().push(c);
         }
@@ -231,18 +253,23 @@ fn waiting_children(jobs: &[Job]) -> HashMap<usize, Vec<usize>> {
 /// are [`bundle::compatible`] with the build's and that fit: up to `bundle-size` runs after the
 /// build, or with `auto` until the bundle is expected to last a minute (the build's own
 /// estimate included).
-fn build_bundle(jobs: &[Job], opts: &Options, build: usize, runs: &[usize]) -> Vec<usize> {
+fn build_bundle<J: Jobs + ?Sized>(
+    jobs: &J,
+    opts: &Options,
+    build: usize,
+    runs: &[usize],
+) -> Vec<usize> {
     let mut out = vec![build];
-    let mut secs = jobs[build].expected_secs;
+    let mut secs = jobs.get(build).expected_secs;
     for &c in runs {
         if bundle::is_full(opts.bundle_size, out.len() - 1, secs) {
             break;
         }
-        if bundle::compatible(jobs[c].resources, jobs[build].resources)
+        if bundle::compatible(jobs.get(c).resources, jobs.get(build).resources)
             && stays_within_a_day(jobs, opts, &out, c)
         {
             out.push(c);
-            secs += jobs[c].expected_secs;
+            secs += jobs.get(c).expected_secs;
         }
     }
     out
@@ -253,28 +280,39 @@ fn build_bundle(jobs: &[Job], opts: &Options, build: usize, runs: &[usize]) -> V
 /// take seconds can each ask for hours, and a bundle of a build and its runs that asked for 25 h
 /// would pend forever on a partition limited to 24 h, where the jobs on their own would run. A
 /// fixed `bundle-size` is the user's choice and is kept.
-fn stays_within_a_day(jobs: &[Job], opts: &Options, members: &[usize], next: usize) -> bool {
+fn stays_within_a_day<J: Jobs + ?Sized>(
+    jobs: &J,
+    opts: &Options,
+    members: &[usize],
+    next: usize,
+) -> bool {
     if opts.bundle_size != BundleSize::Auto || members.is_empty() {
         return true;
     }
     let with_next: Vec<&ResourceMap> = members
         .iter()
         .chain([&next])
-        .map(|&m| jobs[m].resources)
+        .map(|&m| jobs.get(m).resources)
         .collect();
     bundle::within_auto_runtime(&with_next)
 }
 
-/// The `sbatch` calls a run would make if every job succeeded, in order: as the controller
-/// does, each pass submits what may go (children of a build queued alone right after it, with
-/// `afterok`); when nothing more can go, everything submitted finishes, and the next pass
-/// starts with the whole budget again. Each [`Group::dependency`] is a slot.
-pub fn dry_run(mut jobs: Vec<Job>, opts: &Options, budget: usize) -> Vec<Group> {
+/// The `sbatch` calls a run would make if every job succeeded and `-j` left room for all of
+/// them, in order: as the controller does, each pass submits what may go (children of a build
+/// queued alone right after it, with `afterok`); when nothing more can go, everything submitted
+/// finishes, and the next pass starts. Each [`Group::dependency`] is a slot.
+///
+/// Without a budget the passes are as many as the DAG is deep (builds, then the runs that did
+/// not fit their build's bundle), each one scan of the jobs. With `-j`'s budget they would be
+/// one per `-j` SLURM jobs, each a scan of the whole schedule: hours for a million jobs. And
+/// what a real run sends under `-j` depends on how many jobs end per poll, which no dry run
+/// knows; only its arrays are cut shorter, while bundles are made the same either way.
+pub fn dry_run(mut jobs: Vec<Job>, opts: &Options) -> Vec<Group> {
     let mut calls = Vec::new();
     loop {
-        let mut left = budget;
+        let mut left = usize::MAX;
         loop {
-            let pass = group_ready(&jobs, opts, left);
+            let pass = group_ready(jobs.as_slice(), opts, left);
             for &s in &pass.skip {
                 jobs[s].state = State::Gone;
             }
@@ -400,7 +438,7 @@ mod tests {
     #[test]
     fn without_bundles_builds_go_alone_then_runs_as_arrays_with_afterok() {
         let r = res(500);
-        let calls = dry_run(sweep(2, 3, &r), &opts(BundleSize::default()), 100);
+        let calls = dry_run(sweep(2, 3, &r), &opts(BundleSize::default()));
         let want = vec![
             Group {
                 dependency: None,
@@ -428,7 +466,7 @@ mod tests {
         // bundle-size 2: each build with two runs (the size counts the runs after a build),
         // both bundles in one array; the third run of each target goes once its build is done
         // (a build in a bundle is not depended on), one sbatch per target.
-        let calls = dry_run(sweep(2, 3, &r), &opts(fixed(2)), 100);
+        let calls = dry_run(sweep(2, 3, &r), &opts(fixed(2)));
         let want = vec![
             Group {
                 dependency: None,
@@ -450,7 +488,7 @@ mod tests {
     #[test]
     fn describe_names_jobids_arrays_bundles_and_dependencies() {
         let r = res(500);
-        let plain = describe(&dry_run(sweep(2, 3, &r), &opts(BundleSize::default()), 100));
+        let plain = describe(&dry_run(sweep(2, 3, &r), &opts(BundleSize::default())));
         assert_eq!(
             plain,
             vec![
@@ -460,7 +498,7 @@ mod tests {
                 "sbatch 4: array of 3 tasks: jobids 5 6 7 (afterok: sbatch 2)",
             ]
         );
-        let bundled = describe(&dry_run(sweep(1, 3, &r), &opts(fixed(3)), 100));
+        let bundled = describe(&dry_run(sweep(1, 3, &r), &opts(fixed(3))));
         assert_eq!(bundled, vec!["sbatch 1: one bundle: jobids 0 1 2 3"]);
     }
 
@@ -468,13 +506,19 @@ mod tests {
     fn the_budget_counts_bundles_and_array_tasks() {
         let r = res(500);
         let jobs = sweep(3, 2, &r);
-        let first = group_ready(&jobs, &opts(fixed(4)), 2);
+        let first = group_ready(jobs.as_slice(), &opts(fixed(4)), 2);
         assert_eq!(first.groups.len(), 1);
         assert_eq!(first.groups[0].bundles, vec![vec![0, 3, 4], vec![1, 5, 6]]);
-        let none = group_ready(&jobs, &opts(BundleSize::default()), 0);
+        let none = group_ready(jobs.as_slice(), &opts(BundleSize::default()), 0);
         assert_eq!(none, Grouping::default());
+        // Plain jobs: an array is cut at the budget.
+        let mut built = sweep(1, 5, &r);
+        built[0].state = State::Done;
+        let pass = group_ready(built.as_slice(), &opts(BundleSize::default()), 3);
+        assert_eq!(pass.groups.len(), 1);
+        assert_eq!(pass.groups[0].bundles, vec![vec![1], vec![2], vec![3]]);
         // Every job goes in the end, each once.
-        let calls = dry_run(jobs, &opts(fixed(4)), 2);
+        let calls = dry_run(jobs, &opts(fixed(4)));
         let mut all: Vec<usize> = calls
             .iter()
             .flat_map(|g| g.bundles.iter().flatten().copied())
@@ -489,11 +533,11 @@ mod tests {
         let mut jobs = sweep(2, 2, &r);
         jobs[0].state = State::Gone;
         jobs[1].state = State::Busy;
-        let pass = group_ready(&jobs, &opts(BundleSize::default()), 10);
+        let pass = group_ready(jobs.as_slice(), &opts(BundleSize::default()), 10);
         assert_eq!(pass.skip, vec![2, 3]);
         assert!(pass.groups.is_empty());
         jobs[1].state = State::Dependable;
-        let pass = group_ready(&jobs, &opts(BundleSize::default()), 10);
+        let pass = group_ready(jobs.as_slice(), &opts(BundleSize::default()), 10);
         assert_eq!(pass.groups[0].dependency, Some(1));
         assert_eq!(pass.groups[0].bundles, vec![vec![4], vec![5]]);
     }
@@ -506,7 +550,7 @@ mod tests {
         gpu.insert("gres".into(), ResourceValue::Text("gpu:1".into()));
         let mut jobs = sweep(1, 2, &small);
         jobs[2].resources = &gpu;
-        let calls = dry_run(jobs, &opts(fixed(4)), 10);
+        let calls = dry_run(jobs, &opts(fixed(4)));
         assert_eq!(calls[0].bundles, vec![vec![0, 1]]);
         assert_eq!(calls[1].bundles, vec![vec![2]]);
     }

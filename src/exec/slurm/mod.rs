@@ -214,8 +214,8 @@ pub fn collect_finished(plan: &Plan, open: &HashSet<String>) -> std::io::Result<
     Ok(n)
 }
 
-/// The `sbatch` calls a run with `opts` would make for `schedule` if every job succeeded, for
-/// `-n` ([`grouping::dry_run`]; groups name jobs by their index in `schedule`, the dry run's
+/// The `sbatch` calls a run with `opts` would make for `schedule` if every job succeeded and
+/// `-j` left room for all, for `-n` ([`grouping::dry_run`]; groups name jobs by their index in `schedule`, the dry run's
 /// `jobid`). Jobs an earlier run submitted (`open`) are followed, not submitted: their children
 /// wait for them.
 pub fn planned_submissions(
@@ -256,7 +256,7 @@ pub fn planned_submissions(
         use_arrays: opts.use_arrays,
         max_array_size: opts.max_array_size,
     };
-    grouping::dry_run(jobs, &options, opts.jobs)
+    grouping::dry_run(jobs, &options)
 }
 
 /// Resources of a rule the options do not name.

@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Controller, St, first_line, io_err, link_log};
-use crate::config::profile::BundleSize;
 use crate::exec::slurm::SlurmError;
 use crate::exec::slurm::bundle;
 use crate::exec::slurm::cluster::Cluster;
@@ -63,21 +62,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             use_arrays: self.opts.use_arrays,
             max_array_size: self.opts.max_array_size,
         };
-        let pass = if budget == 0 && opts.bundle_size == BundleSize::default() {
-            // Nothing can go: skip building the view of a million-job schedule.
-            grouping::Grouping::default()
-        } else {
-            let jobs: Vec<grouping::Job> = (0..self.jobs.len())
-                .map(|i| grouping::Job {
-                    rule: self.jobs[i].job.rule(),
-                    parent: self.parent_slot(i),
-                    state: self.grouping_state(i),
-                    resources: &self.jobs[i].resources,
-                    expected_secs: self.jobs[i].expected_secs,
-                })
-                .collect();
-            grouping::group_ready(&jobs, &opts, budget)
-        };
+        let pass = grouping::group_ready(&View(self), &opts, budget);
         for i in pass.skip {
             self.skip(i, "the job it depends on failed")?;
         }
@@ -513,5 +498,25 @@ impl<'a, C: Cluster> Controller<'a, C> {
             }
         }
         Ok(false)
+    }
+}
+
+/// The controller's jobs as [`grouping::group_ready`] sees them, read in place.
+struct View<'c, 'a, C: Cluster>(&'c Controller<'a, C>);
+
+impl<C: Cluster> grouping::Jobs for View<'_, '_, C> {
+    fn count(&self) -> usize {
+        self.0.jobs.len()
+    }
+
+    fn get(&self, i: usize) -> grouping::Job<'_> {
+        let j = &self.0.jobs[i];
+        grouping::Job {
+            rule: j.job.rule(),
+            parent: self.0.parent_slot(i),
+            state: self.0.grouping_state(i),
+            resources: &j.resources,
+            expected_secs: j.expected_secs,
+        }
     }
 }
