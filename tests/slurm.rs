@@ -96,6 +96,19 @@ fn events<'a>(j: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Val
     j.iter().filter(|e| e["event"] == name).collect()
 }
 
+/// Waits until the journal of `t`'s store has `n` `submitted` lines (a controller started in
+/// the background has submitted that much), failing the test after `limit`.
+fn wait_for_submissions(t: &Test, n: usize, limit: Duration) {
+    let start = Instant::now();
+    while events(&journal(&t.store()), "submitted").len() < n {
+        assert!(
+            start.elapsed() < limit,
+            "fewer than {n} jobs submitted after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `sacct -X -P -n --format=FIELDS -j IDS` rows, split at '|'.
 fn sacct(ids: &BTreeSet<String>, fields: &str) -> Vec<Vec<String>> {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -809,14 +822,7 @@ fn lambda_hat_cancel_stops_a_running_controller_without_failures() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while events(&journal(&t.store()), "submitted").len() < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "nothing was submitted"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_submissions(&t, 2, Duration::from_secs(60));
     t.run_with(&["cancel"])
         .success()
         .stdout_has("Cancelled 2 SLURM job(s)");
@@ -967,13 +973,7 @@ fn ctrl_c_cancels_the_sweeps_jobs_with_one_scancel() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while events(&journal(&t.store()), "submitted").len() < 8 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "jobs not submitted"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_submissions(&t, 8, Duration::from_secs(30));
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
