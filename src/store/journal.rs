@@ -100,20 +100,47 @@ impl Journal {
     /// counted in a warning, never fatal: the journal is a record, and one bad line must not
     /// stop `status` or a reattach.
     pub fn read_all(store_root: &Path) -> io::Result<Vec<Event>> {
+        let mut events = Vec::new();
+        Self::for_each(store_root, |e| events.push(e))?;
+        Ok(events)
+    }
+
+    /// Calls `f` with every event of the journal at `store_root`, in order, as
+    /// [`read_all`](Self::read_all) reads them, but one line at a time: a reader that wants a
+    /// few events (`cancelled` lines) need not hold a million-job sweep's journal, gigabytes of
+    /// it, in memory.
+    pub fn for_each(store_root: &Path, mut f: impl FnMut(Event)) -> io::Result<()> {
+        use std::io::BufRead;
         let path = Self::path_in(store_root);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let (events, skipped) = parse_lines(&bytes);
+        let mut reader = io::BufReader::new(file);
+        let mut line = Vec::new();
+        let mut skipped = 0;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            match parse_line(&line) {
+                Line::Blank => {}
+                Line::Event(e) => f(e),
+                Line::Bad(torn) => {
+                    skipped += 1;
+                    torn.into_iter().for_each(&mut f);
+                }
+            }
+        }
         if skipped > 0 && first_warning(&path, skipped) {
             tracing::warn!(
                 "{}: skipped {skipped} line(s) that are not journal events",
                 path.display()
             );
         }
-        Ok(events)
+        Ok(())
     }
 }
 
@@ -144,20 +171,34 @@ pub fn parse_lines(bytes: &[u8]) -> (Vec<Event>, usize) {
     let mut events = Vec::new();
     let mut skipped = 0;
     for line in bytes.split(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Event>(line) {
-            Ok(event) => events.push(event),
-            Err(_) => {
+        match parse_line(line) {
+            Line::Blank => {}
+            Line::Event(e) => events.push(e),
+            Line::Bad(torn) => {
                 skipped += 1;
-                if let Some(job) = torn_job(line) {
-                    events.push(Event::new(TORN, job, ""));
-                }
+                events.extend(torn);
             }
         }
     }
     (events, skipped)
+}
+
+/// One journal line, read.
+enum Line {
+    Blank,
+    Event(Event),
+    /// Not an event; a [`TORN`] event when it still names its job.
+    Bad(Option<Event>),
+}
+
+fn parse_line(line: &[u8]) -> Line {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Line::Blank;
+    }
+    match serde_json::from_slice::<Event>(line) {
+        Ok(event) => Line::Event(event),
+        Err(_) => Line::Bad(torn_job(line).map(|job| Event::new(TORN, job, ""))),
+    }
 }
 
 /// The job key a torn line names, if its `"job":"…"` field survived whole and is a key

@@ -74,11 +74,12 @@ impl Ending<'_> {
             JobState::Failed if self.exit_code == 0 => "failed (FAILED)".into(),
             JobState::Failed => format!("failed with exit code {} (FAILED)", self.exit_code),
             s if s.is_infrastructure_failure() => format!("ended {s}: a node or scheduler problem"),
-            // Who cancelled is not in SLURM's record: `lambda-hat cancel` from another
-            // terminal, the user's own scancel and an administrator all read the same here.
+            // Who cancelled is not in SLURM's record, but `lambda-hat cancel` writes the
+            // journal first, and the controller takes the jobs it names (and those killed with
+            // them) as cancelled, not failed (`controller/cancel.rs`). What is left is someone's
+            // own scancel, or an administrator's.
             JobState::Cancelled => {
-                "was cancelled (CANCELLED: by scancel, `lambda-hat cancel` or an administrator)"
-                    .into()
+                "was cancelled outside lambda-hat (CANCELLED: by scancel or an administrator)".into()
             }
             s => format!("ended {s}"),
         }
@@ -260,10 +261,10 @@ mod tests {
         );
         let e = end(&JobState::Cancelled, 0, None);
         match decide(&e, &res(), 1, 5, 2.0) {
-            // SLURM does not say who cancelled: the message must not claim it was not us.
+            // Not retried: someone wanted it stopped.
             RetryVerdict::Fail { why } => {
-                assert!(why.contains("lambda-hat cancel"), "{why}");
-                assert!(!why.contains("outside lambda-hat"), "{why}");
+                assert!(why.contains("CANCELLED"), "{why}");
+                assert!(why.contains("scancel"), "{why}");
             }
             v => panic!("{v:?}"),
         }

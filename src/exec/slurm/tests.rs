@@ -691,6 +691,53 @@ fn lambda_hat_cancel_while_the_controller_runs_stops_it_without_failures() {
     );
 }
 
+/// `lambda-hat cancel` planned a smaller sweep than the running controller (another
+/// `--configfile` on the same store): its scancel of the runs' array killed a run it did not
+/// record. The controller takes that run as cancelled by the command too and records it so,
+/// instead of counting it as failed.
+#[test]
+fn a_job_killed_with_its_array_by_a_narrower_cancel_is_not_a_failure() {
+    use crate::exec::status::{JobStatus, SweepStatus};
+    let store = Store::new("cancel-command-narrower");
+    let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
+    let narrower = store.plan(1, &["hmc", "sgld"]);
+    assert_eq!(
+        plan.job_key(plan.jobs().next().unwrap()),
+        narrower.job_key(narrower.jobs().next().unwrap())
+    );
+    let mut fake = Fake::new(all_complete());
+    fake.at_sleep = Some((
+        2,
+        Box::new(move |fake: &mut Fake| {
+            let done = crate::exec::status::cancel(&narrower, fake).unwrap();
+            // The build (running) and two of the three runs (queued on it as one array).
+            assert_eq!(done.jobs, 3, "{done:?}");
+        }),
+    ));
+    let out = run(&plan, &opts(20), &mut fake).outcome;
+    assert!(out.cancelled_by_command, "{out:?}");
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
+    let journal = events(&plan);
+    assert!(
+        journal.iter().all(|e| e.event != super::history::FAILED),
+        "{journal:#?}"
+    );
+    let cancelled = journal
+        .iter()
+        .filter(|e| e.event == super::history::CANCELLED)
+        .count();
+    assert_eq!(
+        cancelled, 4,
+        "three by the command, the third run by the controller"
+    );
+    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+    assert!(
+        !states(&report).contains(&JobStatus::Failed),
+        "{:?}",
+        states(&report)
+    );
+}
+
 /// The state of every job of `plan` per `status`, in plan order.
 fn states(report: &crate::exec::status::SweepStatus) -> Vec<crate::exec::status::JobStatus> {
     report.jobs.iter().map(|j| j.state).collect()

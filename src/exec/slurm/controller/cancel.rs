@@ -139,22 +139,36 @@ impl<'a, C: Cluster> Controller<'a, C> {
         Ok(())
     }
 
-    /// Whether `lambda-hat cancel` recorded job `i`'s current submission as cancelled.
-    pub(super) fn cancelled_by_command(&mut self, i: usize) -> bool {
-        let Some(slurm) = self.jobs[i].slurm else {
-            return false;
-        };
+    /// Whether `lambda-hat cancel` cancelled job `i`'s current submission: it recorded the job,
+    /// or it recorded other jobs of the same SLURM job (an array or a bundle), which its
+    /// `scancel` killed with them. The latter happens when the command plans a smaller sweep than
+    /// this run (another `--configfile` on the same store): `Some(false)` then, as the journal
+    /// has no line for the job yet.
+    pub(super) fn cancelled_by_command(&mut self, i: usize) -> Option<bool> {
+        let slurm = self.jobs[i].slurm?;
         let store = &self.plan.store_root;
         let cancels = self
             .command_cancels
-            .get_or_insert_with(|| command_cancels(store));
-        cancels.contains(&(self.jobs[i].key.clone(), slurm.to_string()))
+            .get_or_insert_with(|| CommandCancels::read(store));
+        if cancels
+            .jobs
+            .contains(&(self.jobs[i].key.clone(), slurm.to_string()))
+        {
+            Some(true)
+        } else {
+            cancels.slurm_jobs.contains(&slurm.job_id).then_some(false)
+        }
     }
 
-    /// Job `i` ended CANCELLED by `lambda-hat cancel`, which wrote its journal line (and
-    /// cleared its marker if it never started). Done if its output is there after all (it
-    /// finished as the command ran); otherwise not run. Either way the sweep stops.
-    pub(super) fn ended_by_cancel_command(&mut self, i: usize) -> Result<(), SlurmError> {
+    /// Job `i` ended CANCELLED by `lambda-hat cancel`, which wrote its journal line when it
+    /// `recorded` it (and cleared its marker if it never started; otherwise this does both).
+    /// Done if its output is there after all (it finished as the command ran); otherwise not
+    /// run. Either way the sweep stops.
+    pub(super) fn ended_by_cancel_command(
+        &mut self,
+        i: usize,
+        recorded: bool,
+    ) -> Result<(), SlurmError> {
         if !self.outcome.cancelled_by_command {
             self.progress.message(
                 "`lambda-hat cancel` cancelled this sweep's SLURM jobs: stopping (nothing more is submitted)",
@@ -165,6 +179,17 @@ impl<'a, C: Cluster> Controller<'a, C> {
         if self.plan.output(self.jobs[i].job).is_file() {
             return self.done(i);
         }
+        if !recorded {
+            let mut ev = self.event(i, history::CANCELLED);
+            ev.detail = Some(serde_json::json!({
+                "reason": history::CANCEL_COMMAND_REASON,
+                "note": "killed with its SLURM job (an array or a bundle) by a `lambda-hat cancel` that planned a smaller sweep",
+            }));
+            self.append(ev)?;
+            if crate::exec::slurm::script::never_started(&self.jobs[i].log) {
+                let _ = self.markers.clear(&self.jobs[i].key);
+            }
+        }
         self.jobs[i].st = St::Skipped;
         self.outcome.skipped += 1;
         Ok(())
@@ -174,7 +199,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// ours (it wrote theirs); any job this run submitted after the command read the journal
     /// is cancelled as on Ctrl-C. Jobs awaiting their outputs are settled as on Ctrl-C.
     pub(super) fn stop_after_cancel_command(&mut self) -> Result<(), SlurmError> {
-        let cancels = command_cancels(&self.plan.store_root);
+        let cancels = CommandCancels::read(&self.plan.store_root).jobs;
         let mut missed = Vec::new();
         for i in 0..self.jobs.len() {
             if self.jobs[i].st != St::Queued {
@@ -195,7 +220,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
         if !missed.is_empty() {
             self.progress.message(&format!(
-                "`lambda-hat cancel` cancelled this sweep: cancelling the {} job(s) submitted since",
+                "`lambda-hat cancel` did not list {} job(s) of this run (submitted after it read the journal, or outside the sweep it planned): cancelling them too",
                 missed.len()
             ));
         }
@@ -204,27 +229,38 @@ impl<'a, C: Cluster> Controller<'a, C> {
     }
 }
 
-/// (job key, SLURM id) of every `cancelled` journal line `lambda-hat cancel` wrote. A journal
-/// that cannot be read gives none: the jobs are then judged as cancelled by someone else
-/// (failed, with SLURM's reason), which is what the run did before this check existed.
-fn command_cancels(store_root: &std::path::Path) -> HashSet<(String, String)> {
-    let events = match crate::store::Journal::read_all(store_root) {
-        Ok(events) => events,
-        Err(e) => {
+/// What `lambda-hat cancel` recorded in the journal: (job key, SLURM id) of every `cancelled`
+/// line it wrote, and the SLURM job ids of those (an array or bundle id once).
+#[derive(Debug, Default)]
+pub(super) struct CommandCancels {
+    jobs: HashSet<(String, String)>,
+    slurm_jobs: HashSet<u64>,
+}
+
+impl CommandCancels {
+    /// Reads the journal one line at a time. A journal that cannot be read gives none: the jobs
+    /// are then judged as cancelled by someone else (failed, with SLURM's reason), which is what
+    /// the run did before this check existed.
+    fn read(store_root: &std::path::Path) -> CommandCancels {
+        let mut out = CommandCancels::default();
+        let read = crate::store::Journal::for_each(store_root, |e| {
+            let by_command = e.event == history::CANCELLED
+                && e.detail
+                    .as_ref()
+                    .and_then(|d| d.get("reason"))
+                    .and_then(|r| r.as_str())
+                    == Some(history::CANCEL_COMMAND_REASON);
+            if let (true, Some(id)) = (by_command, e.slurm_job_id) {
+                if let Ok(key) = id.parse::<crate::exec::slurm::parse::JobKey>() {
+                    out.slurm_jobs.insert(key.job_id);
+                }
+                out.jobs.insert((e.job, id));
+            }
+        });
+        if let Err(e) = read {
             tracing::warn!("cannot read the journal to tell who cancelled a job: {e}");
-            return HashSet::new();
+            return CommandCancels::default();
         }
-    };
-    events
-        .into_iter()
-        .filter(|e| e.event == history::CANCELLED)
-        .filter(|e| {
-            e.detail
-                .as_ref()
-                .and_then(|d| d.get("reason"))
-                .and_then(|r| r.as_str())
-                == Some(history::CANCEL_COMMAND_REASON)
-        })
-        .filter_map(|e| Some((e.job, e.slurm_job_id?)))
-        .collect()
+        out
+    }
 }

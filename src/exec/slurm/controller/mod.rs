@@ -50,7 +50,7 @@ mod outcome;
 mod reconcile;
 mod submit;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -138,9 +138,9 @@ pub struct Controller<'a, C: Cluster> {
     serial: u64,
     /// (SLURM job id, pending reason) already reported as stuck, so each is said once.
     reported_stuck: BTreeSet<(u64, String)>,
-    /// (job key, SLURM id) of the submissions `lambda-hat cancel` recorded as cancelled in the
-    /// journal, read when a poll first sees a job ended CANCELLED; `None` until then.
-    command_cancels: Option<HashSet<(String, String)>>,
+    /// What `lambda-hat cancel` recorded in the journal, read when a poll first sees a job
+    /// ended CANCELLED; `None` until then.
+    command_cancels: Option<cancel::CommandCancels>,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + use<> {

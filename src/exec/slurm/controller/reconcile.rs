@@ -152,10 +152,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 }
                 Seen::Ended(f) => {
                     self.jobs[i].in_flight = false;
-                    if f.state == JobState::Cancelled && self.cancelled_by_command(i) {
-                        self.ended_by_cancel_command(i)?;
-                    } else {
-                        self.ended(i, f)?;
+                    let by_command = (f.state == JobState::Cancelled)
+                        .then(|| self.cancelled_by_command(i))
+                        .flatten();
+                    match by_command {
+                        Some(recorded) => self.ended_by_cancel_command(i, recorded)?,
+                        None => self.ended(i, f)?,
                     }
                     changed = true;
                 }
