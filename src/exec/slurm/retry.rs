@@ -79,7 +79,8 @@ impl Ending<'_> {
             // them) as cancelled, not failed (`controller/cancel.rs`). What is left is someone's
             // own scancel, or an administrator's.
             JobState::Cancelled => {
-                "was cancelled outside lambda-hat (CANCELLED: by scancel or an administrator)".into()
+                "was cancelled outside lambda-hat (CANCELLED: by scancel or an administrator)"
+                    .into()
             }
             s => format!("ended {s}"),
         }

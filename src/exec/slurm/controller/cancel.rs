@@ -146,10 +146,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// has no line for the job yet.
     pub(super) fn cancelled_by_command(&mut self, i: usize) -> Option<bool> {
         let slurm = self.jobs[i].slurm?;
-        let store = &self.plan.store_root;
+        let (store, since) = (&self.plan.store_root, self.started_at);
         let cancels = self
             .command_cancels
-            .get_or_insert_with(|| CommandCancels::read(store));
+            .get_or_insert_with(|| CommandCancels::read(store, since));
         if cancels
             .jobs
             .contains(&(self.jobs[i].key.clone(), slurm.to_string()))
@@ -199,7 +199,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// ours (it wrote theirs); any job this run submitted after the command read the journal
     /// is cancelled as on Ctrl-C. Jobs awaiting their outputs are settled as on Ctrl-C.
     pub(super) fn stop_after_cancel_command(&mut self) -> Result<(), SlurmError> {
-        let cancels = CommandCancels::read(&self.plan.store_root).jobs;
+        let cancels = CommandCancels::read(&self.plan.store_root, self.started_at).jobs;
         let mut missed = Vec::new();
         for i in 0..self.jobs.len() {
             if self.jobs[i].st != St::Queued {
@@ -238,13 +238,17 @@ pub(super) struct CommandCancels {
 }
 
 impl CommandCancels {
-    /// Reads the journal one line at a time. A journal that cannot be read gives none: the jobs
-    /// are then judged as cancelled by someone else (failed, with SLURM's reason), which is what
-    /// the run did before this check existed.
-    fn read(store_root: &std::path::Path) -> CommandCancels {
+    /// Reads the journal one line at a time, keeping the lines written `since` (this run's
+    /// start): an older one may name a SLURM id that a cluster whose state was reset gives out
+    /// again. A journal that cannot be read gives none: the jobs are then judged as cancelled
+    /// by someone else (failed, with SLURM's reason), which is what the run did before this
+    /// check existed.
+    fn read(store_root: &std::path::Path, since: chrono::DateTime<chrono::Utc>) -> CommandCancels {
         let mut out = CommandCancels::default();
         let read = crate::store::Journal::for_each(store_root, |e| {
-            let by_command = e.event == history::CANCELLED
+            let recent = chrono::DateTime::parse_from_rfc3339(&e.time).is_ok_and(|t| t >= since);
+            let by_command = recent
+                && e.event == history::CANCELLED
                 && e.detail
                     .as_ref()
                     .and_then(|d| d.get("reason"))

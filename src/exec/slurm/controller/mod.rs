@@ -141,6 +141,10 @@ pub struct Controller<'a, C: Cluster> {
     /// What `lambda-hat cancel` recorded in the journal, read when a poll first sees a job
     /// ended CANCELLED; `None` until then.
     command_cancels: Option<cancel::CommandCancels>,
+    /// When this run started, less a minute (a `lambda-hat cancel` that ran while this run
+    /// planned, before it reattached to the jobs): older journal lines are not about its
+    /// submissions.
+    started_at: chrono::DateTime<chrono::Utc>,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + use<> {
@@ -216,6 +220,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             progress,
             reported_stuck: BTreeSet::new(),
             command_cancels: None,
+            started_at: chrono::Utc::now() - chrono::TimeDelta::seconds(60),
             stop_launching: false,
             accounting: true,
             query_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
