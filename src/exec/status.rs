@@ -241,6 +241,9 @@ fn attempt_figures(
     acct: Option<&AccountingRecord>,
 ) -> AttemptFigures {
     let ended = h.filter(|h| h.open.is_none() && h.last_end.is_some());
+    // A bundle member's SLURM job is its bundle: sacct's time and memory are not the member's
+    // (one that never started showed the bundle's 6 s and 10 MiB).
+    let acct = acct.filter(|_| !ended.is_some_and(|h| h.last_bundled));
     AttemptFigures {
         state: ended
             .and_then(|h| h.state.clone())
@@ -610,6 +613,14 @@ mod tests {
             (figures.elapsed_secs, figures.max_rss_bytes),
             (Some(12), Some(10 << 20))
         );
+        // The same, for a member of a bundle (cancelled before it started): the bundle's
+        // figures are not its own, so it has none.
+        let member = JobHistory {
+            last_bundled: true,
+            ..bare.clone()
+        };
+        let figures = attempt_figures(Some(&member), failed.as_ref(), Some(&bundle));
+        assert_eq!((figures.elapsed_secs, figures.max_rss_bytes), (None, None));
         // Still open (queued again after an earlier attempt ended): SLURM speaks for it.
         let open = JobHistory {
             open: Some(history::Open {

@@ -63,6 +63,9 @@ pub struct JobHistory {
     pub reason: Option<String>,
     pub elapsed_secs: Option<u64>,
     pub max_rss_bytes: Option<u64>,
+    /// The last closed submission ran in a bundle: sacct's figures for its SLURM job are the
+    /// whole bundle's, not this job's.
+    pub last_bundled: bool,
     /// The log of the latest submission.
     pub log: Option<String>,
     /// While the submission is open: the pending reason waiting will not clear, and what to
@@ -116,6 +119,7 @@ pub fn histories(events: &[Event]) -> HashMap<String, JobHistory> {
                 h.attempts += 1;
             }
             SUBMIT_FAILED | FINISHED | FAILED | CANCELLED | SKIPPED | "started" => {
+                h.last_bundled = h.open.as_ref().is_some_and(|o| o.bundled);
                 h.open = None;
                 h.stuck = None;
                 if e.event != "started" {
@@ -174,6 +178,27 @@ mod tests {
             (h.attempts, h.state.as_deref(), h.last_end.as_deref()),
             (3, None, None)
         );
+    }
+
+    #[test]
+    fn a_closed_submission_remembers_whether_it_ran_in_a_bundle() {
+        let mut events = vec![
+            ev(
+                SUBMITTING,
+                "j",
+                None,
+                serde_json::json!({ "name": "a", "bundle": 1 }),
+            ),
+            ev(SUBMITTED, "j", Some("7"), serde_json::json!({})),
+            ev(CANCELLED, "j", Some("7"), serde_json::json!({})),
+        ];
+        assert!(histories(&events)["j"].last_bundled);
+        events.extend([
+            ev(SUBMITTING, "j", None, serde_json::json!({ "name": "b" })),
+            ev(SUBMITTED, "j", Some("8"), serde_json::json!({})),
+            ev(FINISHED, "j", Some("8"), serde_json::json!({})),
+        ]);
+        assert!(!histories(&events)["j"].last_bundled);
     }
 
     #[test]
