@@ -221,6 +221,11 @@ fn a_second_controller_on_a_live_store_is_refused_and_a_killed_ones_lock_is_rele
     // Read-only views need no lock.
     t.run_with(&["-n"]).success();
     t.run_with(&["--summary"]).success();
+    // `cancel` has no SLURM job to stop, and says how a local run is stopped.
+    t.run_with(&["cancel"])
+        .success()
+        .stdout_has(&format!("pid {}", first.id()))
+        .stdout_has("stop a local run with Ctrl-C");
     // SIGKILL leaves no stale lock (the kernel drops it with the process), and the orphaned
     // worker stops by itself instead of finishing its job beside the next run's.
     first.kill().unwrap();
@@ -236,6 +241,10 @@ fn a_second_controller_on_a_live_store_is_refused_and_a_killed_ones_lock_is_rele
         uninterrupted_llc_means(),
         "as if never killed"
     );
+    t.run_with(&["cancel"])
+        .success()
+        .stdout_has("No SLURM job of this sweep is queued or running.")
+        .stdout_lacks("holds its store");
 }
 
 /// Waits (at most 5 s) until no worker runs in `dir`.

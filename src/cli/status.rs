@@ -106,7 +106,18 @@ pub fn cancel(args: &SweepArgs) -> Result<(), CliError> {
     let done = status::cancel(&plan, &mut slurm())?;
     let mut out = std::io::stdout().lock();
     let written = if done.jobs == 0 {
-        writeln!(out, "No SLURM job of this sweep is queued or running.")
+        // A local sweep holds the store's lock too, and has no SLURM job to cancel: say how it
+        // is stopped rather than only that nothing is queued.
+        match crate::store::lock::holder(&plan.store_root) {
+            Some(holder) => writeln!(
+                out,
+                "No SLURM job of this sweep is queued or running, but a lambda-hat holds its \
+                 store ({holder}). `cancel` stops SLURM jobs only: stop a local run with Ctrl-C \
+                 in its terminal, or `kill` its pid (its workers stop with it, and their \
+                 incomplete markers are kept for --rerun-incomplete)."
+            ),
+            None => writeln!(out, "No SLURM job of this sweep is queued or running."),
+        }
     } else if done.slurm_ids.is_empty() {
         writeln!(
             out,
