@@ -251,12 +251,18 @@ pub fn planned_submissions(
             expected_secs: bundle::expected_job_secs(plan, *job),
         })
         .collect();
-    let options = grouping::Options {
-        bundle_size: opts.bundle_size,
-        use_arrays: opts.use_arrays,
-        max_array_size: opts.max_array_size,
-    };
-    grouping::dry_run(jobs, &options)
+    grouping::dry_run(jobs, &opts.grouping())
+}
+
+impl SlurmOptions {
+    /// The settings [`grouping`] packs jobs by.
+    pub fn grouping(&self) -> grouping::Options {
+        grouping::Options {
+            bundle_size: self.bundle_size,
+            use_arrays: self.use_arrays,
+            max_array_size: self.max_array_size,
+        }
+    }
 }
 
 /// Resources of a rule the options do not name.

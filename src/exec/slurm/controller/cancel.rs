@@ -199,7 +199,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// ours (it wrote theirs); any job this run submitted after the command read the journal
     /// is cancelled as on Ctrl-C. Jobs awaiting their outputs are settled as on Ctrl-C.
     pub(super) fn stop_after_cancel_command(&mut self) -> Result<(), SlurmError> {
-        let cancels = CommandCancels::read(&self.plan.store_root, self.started_at).jobs;
+        // The poll that found the cancel read the journal a moment ago; a job this run
+        // submitted since is cancelled below whether or not the command named it.
+        let cancels = match self.command_cancels.take() {
+            Some(read) => read.jobs,
+            None => CommandCancels::read(&self.plan.store_root, self.started_at).jobs,
+        };
         let mut missed = Vec::new();
         for i in 0..self.jobs.len() {
             if self.jobs[i].st != St::Queued {

@@ -57,11 +57,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             self.submit_after = None;
         }
         let budget = self.opts.jobs.saturating_sub(self.queued());
-        let opts = grouping::Options {
-            bundle_size: self.opts.bundle_size,
-            use_arrays: self.opts.use_arrays,
-            max_array_size: self.opts.max_array_size,
-        };
+        let opts = self.opts.grouping();
         let pass = grouping::group_ready(&View(self), &opts, budget);
         for i in pass.skip {
             self.skip(i, "the job it depends on failed")?;
