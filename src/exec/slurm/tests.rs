@@ -691,6 +691,54 @@ fn lambda_hat_cancel_while_the_controller_runs_stops_it_without_failures() {
     );
 }
 
+/// `lambda-hat cancel` runs scancel and then writes its journal lines; a poll in between sees
+/// the jobs end CANCELLED with no line for them yet. The controller looks again on the next
+/// poll, finds the lines, and records no failure.
+#[test]
+fn a_poll_between_the_cancel_commands_scancel_and_its_journal_lines_is_not_a_failure() {
+    let store = Store::new("cancel-command-race");
+    let plan = store.plan(3, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    let for_cancel = plan.clone();
+    fake.at_sleep = Some((
+        2,
+        Box::new(move |fake: &mut Fake| {
+            // The command's scancel happens now; its journal lines reach the file only after
+            // the controller's next poll (written here, then held back and put back at sleep 3).
+            let journal = crate::store::Journal::path_in(&for_cancel.store_root);
+            let before = std::fs::read(&journal).unwrap();
+            let done = crate::exec::status::cancel(&for_cancel, fake).unwrap();
+            assert!(
+                !done.slurm_ids.is_empty(),
+                "nothing was in flight to cancel"
+            );
+            let after = std::fs::read(&journal).unwrap();
+            assert!(after.len() > before.len(), "cancel wrote no journal lines");
+            std::fs::write(&journal, &before).unwrap();
+            let held = after[before.len()..].to_vec();
+            fake.at_sleep = Some((
+                3,
+                Box::new(move |_: &mut Fake| {
+                    use std::io::Write;
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&journal)
+                        .unwrap();
+                    f.write_all(&held).unwrap();
+                }),
+            ));
+        }),
+    ));
+    let out = run(&plan, &opts(2), &mut fake).outcome;
+    assert!(out.cancelled_by_command, "{out:?}");
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
+    let journal = events(&plan);
+    assert!(
+        journal.iter().all(|e| e.event != super::history::FAILED),
+        "{journal:#?}"
+    );
+}
+
 /// `lambda-hat cancel` planned a smaller sweep than the running controller (another
 /// `--configfile` on the same store): its scancel of the runs' array killed a run it did not
 /// record. The controller takes that run as cancelled by the command too and records it so,

@@ -13,6 +13,9 @@
 //! finds its line (same key, same SLURM id) and takes the sweep as cancelled: no `failed` line
 //! on top of the `cancelled` one (which made `status` count the jobs as failed), no retry, and
 //! the run stops as after Ctrl-C, cancelling what it submitted after the command looked.
+//! The command runs scancel before it writes its lines, so a job seen ending CANCELLED without
+//! one is judged on the next poll, after the journal is read again (`reconcile.rs`); only then
+//! is an unexplained cancel a failure (a plain `scancel` from outside).
 
 use std::collections::{BTreeSet, HashSet};
 

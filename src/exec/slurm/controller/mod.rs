@@ -88,6 +88,11 @@ struct Job {
     /// The last poll (or our own sbatch) saw it queued or running: children may depend on it.
     in_flight: bool,
     unknown_since: Option<Instant>,
+    /// The last poll saw the current submission end CANCELLED with no `lambda-hat cancel` line
+    /// for it: judged on the next poll, after the journal is read again. `lambda-hat cancel`
+    /// runs scancel before it writes its lines, so a poll in between would otherwise take its
+    /// jobs as failed.
+    cancel_unexplained: bool,
     verify_deadline: Option<Instant>,
     ended: Option<Final>,
     /// When the current submission went out (its wall time when sacct has no elapsed yet).
@@ -196,6 +201,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     slurm: None,
                     in_flight: false,
                     unknown_since: None,
+                    cancel_unexplained: false,
                     verify_deadline: None,
                     ended: None,
                     submitted_at: None,

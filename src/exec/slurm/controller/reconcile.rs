@@ -157,6 +157,14 @@ impl<'a, C: Cluster> Controller<'a, C> {
                         .flatten();
                     match by_command {
                         Some(recorded) => self.ended_by_cancel_command(i, recorded)?,
+                        None if f.state == JobState::Cancelled
+                            && !self.jobs[i].cancel_unexplained =>
+                        {
+                            // Perhaps `lambda-hat cancel` between its scancel and its journal
+                            // lines: look again on the next poll before calling it a failure.
+                            self.jobs[i].cancel_unexplained = true;
+                            continue;
+                        }
                         None => self.ended(i, f)?,
                     }
                     changed = true;
