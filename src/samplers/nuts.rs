@@ -606,12 +606,17 @@ impl<'p, 'm, F: Real, M: LossModel<F>, R: Rng> Walker<'p, 'm, F, M, R> {
 }
 
 impl<F: Real, M: LossModel<F>, R: Rng + Send> WarmupWalker<F> for Walker<'_, '_, F, M, R> {
-    fn warmup_transition(&mut self, eps: f64) {
+    fn warmup_transition(&mut self, eps: f64, _shared: Option<f64>) {
         let t = self.chain.transition(eps, self.max_err, &mut self.rng);
         self.last_accept = t.accept_stat;
         self.warm_eps.push(eps);
         self.warm_acc.push(t.accept_stat);
         self.warm_div.push(if t.divergent { 1.0 } else { 0.0 });
+    }
+
+    /// NUTS shares nothing: a tree's size follows from its own trajectory.
+    fn lockstep_draw(&mut self) -> Option<f64> {
+        None
     }
 
     fn last_accept(&self) -> f64 {
