@@ -75,7 +75,7 @@ pub struct Fake {
     /// At this many sleeps, someone `scancel`s every pending job from outside.
     pub cancel_pending_at_sleep: Option<usize>,
     /// At this many sleeps, this runs with the cluster (e.g. `lambda-hat cancel` from another
-    /// terminal, which writes the journal and calls scancel while the controller runs).
+    /// terminal, which calls scancel and writes the journal while the controller runs).
     pub at_sleep: Option<(usize, SleepHook)>,
     sleeps: usize,
     /// Most jobs pending or running at once.

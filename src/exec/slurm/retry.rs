@@ -74,10 +74,11 @@ impl Ending<'_> {
             JobState::Failed if self.exit_code == 0 => "failed (FAILED)".into(),
             JobState::Failed => format!("failed with exit code {} (FAILED)", self.exit_code),
             s if s.is_infrastructure_failure() => format!("ended {s}: a node or scheduler problem"),
-            // Who cancelled is not in SLURM's record, but `lambda-hat cancel` writes the
-            // journal first, and the controller takes the jobs it names (and those killed with
-            // them) as cancelled, not failed (`controller/cancel.rs`). What is left is someone's
-            // own scancel, or an administrator's.
+            // Who cancelled is not in SLURM's record, but `lambda-hat cancel` writes journal
+            // lines (just after its scancel), and the controller takes the jobs they name (and
+            // those killed with them) as cancelled, not failed, looking again one poll later
+            // for lines not yet written (`controller/cancel.rs`). What is left is someone's own
+            // scancel, or an administrator's.
             JobState::Cancelled => {
                 "was cancelled outside lambda-hat (CANCELLED: by scancel or an administrator)"
                     .into()

@@ -644,7 +644,6 @@ fn without_accounting_scontrol_is_the_fallback() {
 /// submits nothing more even with --keep-going, and ends saying the sweep was cancelled.
 #[test]
 fn lambda_hat_cancel_while_the_controller_runs_stops_it_without_failures() {
-    use crate::exec::status::{JobStatus, SweepStatus};
     use std::{cell::Cell, rc::Rc};
     let store = Store::new("cancel-command-live");
     let plan = store.plan(3, &["hmc", "sgld"]);
@@ -665,9 +664,7 @@ fn lambda_hat_cancel_while_the_controller_runs_stops_it_without_failures() {
     let mut o = opts(1);
     (o.retries, o.keep_going) = (2, true);
     let out = run(&plan, &o, &mut fake).outcome;
-    assert!(out.cancelled_by_command, "{out:?}");
     assert!(!out.interrupted);
-    assert!(out.failed.is_empty(), "{:?}", out.failed);
     assert_eq!(
         fake.count("sbatch"),
         submitted_at_cancel.get(),
@@ -678,17 +675,7 @@ fn lambda_hat_cancel_while_the_controller_runs_stops_it_without_failures() {
         "{out:?}"
     );
     assert!(out.skipped > 0);
-    let journal = events(&plan);
-    assert!(
-        journal.iter().all(|e| e.event != super::history::FAILED),
-        "{journal:#?}"
-    );
-    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
-    assert!(
-        !states(&report).contains(&JobStatus::Failed),
-        "{:?}",
-        states(&report)
-    );
+    cancelled_by_command_without_failures(&out, &plan, &mut fake);
 }
 
 /// `lambda-hat cancel` runs scancel and then writes its journal lines; a poll in between sees
@@ -730,13 +717,7 @@ fn a_poll_between_the_cancel_commands_scancel_and_its_journal_lines_is_not_a_fai
         }),
     ));
     let out = run(&plan, &opts(2), &mut fake).outcome;
-    assert!(out.cancelled_by_command, "{out:?}");
-    assert!(out.failed.is_empty(), "{:?}", out.failed);
-    let journal = events(&plan);
-    assert!(
-        journal.iter().all(|e| e.event != super::history::FAILED),
-        "{journal:#?}"
-    );
+    cancelled_by_command_without_failures(&out, &plan, &mut fake);
 }
 
 /// `lambda-hat cancel` planned a smaller sweep than the running controller (another
@@ -745,7 +726,6 @@ fn a_poll_between_the_cancel_commands_scancel_and_its_journal_lines_is_not_a_fai
 /// instead of counting it as failed.
 #[test]
 fn a_job_killed_with_its_array_by_a_narrower_cancel_is_not_a_failure() {
-    use crate::exec::status::{JobStatus, SweepStatus};
     let store = Store::new("cancel-command-narrower");
     let plan = store.plan(1, &["hmc", "sgld", "mclmc"]);
     let narrower = store.plan(1, &["hmc", "sgld"]);
@@ -763,13 +743,7 @@ fn a_job_killed_with_its_array_by_a_narrower_cancel_is_not_a_failure() {
         }),
     ));
     let out = run(&plan, &opts(20), &mut fake).outcome;
-    assert!(out.cancelled_by_command, "{out:?}");
-    assert!(out.failed.is_empty(), "{:?}", out.failed);
-    let journal = events(&plan);
-    assert!(
-        journal.iter().all(|e| e.event != super::history::FAILED),
-        "{journal:#?}"
-    );
+    let journal = cancelled_by_command_without_failures(&out, &plan, &mut fake);
     let cancelled = journal
         .iter()
         .filter(|e| e.event == super::history::CANCELLED)
@@ -778,12 +752,30 @@ fn a_job_killed_with_its_array_by_a_narrower_cancel_is_not_a_failure() {
         cancelled, 4,
         "three by the command, the third run by the controller"
     );
-    let report = SweepStatus::observe(&plan, false, &mut fake).unwrap();
+}
+
+/// Checks a run that `lambda-hat cancel` stopped: its outcome says so, and neither the outcome,
+/// the journal nor `status` counts a job as failed. Returns the journal.
+fn cancelled_by_command_without_failures(
+    out: &crate::exec::Outcome,
+    plan: &Plan,
+    fake: &mut Fake,
+) -> Vec<crate::store::Event> {
+    use crate::exec::status::{JobStatus, SweepStatus};
+    assert!(out.cancelled_by_command, "{out:?}");
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
+    let journal = events(plan);
+    assert!(
+        journal.iter().all(|e| e.event != super::history::FAILED),
+        "{journal:#?}"
+    );
+    let report = SweepStatus::observe(plan, false, fake).unwrap();
     assert!(
         !states(&report).contains(&JobStatus::Failed),
         "{:?}",
         states(&report)
     );
+    journal
 }
 
 /// The state of every job of `plan` per `status`, in plan order.
@@ -801,6 +793,72 @@ fn submit_detached(name: &str) -> (Store, Plan, Fake) {
     o.detach = true;
     run(&plan, &o, &mut fake);
     (store, plan, fake)
+}
+
+/// A plain scancel from outside, then `--detach` again: its one poll sees the jobs end
+/// CANCELLED with no `lambda-hat cancel` line. They are judged before it exits (failed), not
+/// left open for the next run, which would see the same and leave them again.
+#[test]
+fn a_detached_reattach_judges_jobs_cancelled_outside_instead_of_leaving_them_open() {
+    let (_store, plan, mut fake) = submit_detached("detach-outside-scancel");
+    let ids: Vec<String> = events(&plan)
+        .iter()
+        .filter(|e| e.event == super::history::SUBMITTED)
+        .filter_map(|e| e.slurm_job_id.clone())
+        .collect();
+    assert!(!ids.is_empty());
+    fake.scancel(&ids).unwrap();
+    let mut o = opts(20);
+    o.detach = true;
+    let out = run(&plan, &o, &mut fake);
+    assert!(!out.outcome.failed.is_empty(), "{:?}", out.outcome);
+    assert!(!out.outcome.cancelled_by_command);
+    assert_eq!(out.detached.map(|d| d.0), Some(0), "left queued: {out:?}");
+    assert!(
+        events(&plan)
+            .iter()
+            .any(|e| e.event == super::history::FAILED)
+    );
+}
+
+/// `lambda-hat cancel` writes its lines one by one: the poll that finds the first may miss
+/// those of another SLURM job it cancelled. When the run stops, those jobs are the command's
+/// too: not failed, not listed as missed, not cancelled again.
+#[test]
+fn a_cancel_commands_lines_read_half_written_still_stop_the_run_cleanly() {
+    let store = Store::new("cancel-command-half-read");
+    let plan = store.plan(2, &["hmc", "sgld"]);
+    let mut fake = Fake::new(all_complete());
+    let for_cancel = plan.clone();
+    fake.at_sleep = Some((
+        1,
+        Box::new(move |fake: &mut Fake| {
+            let journal = crate::store::Journal::path_in(&for_cancel.store_root);
+            let before = std::fs::read_to_string(&journal).unwrap();
+            let done = crate::exec::status::cancel(&for_cancel, fake).unwrap();
+            assert!(done.slurm_ids.len() >= 2, "{done:?}");
+            // Hold back the lines of the last SLURM job the command cancelled.
+            let after = std::fs::read_to_string(&journal).unwrap();
+            let new: Vec<&str> = after[before.len()..].lines().collect();
+            let last_id = done.slurm_ids.last().unwrap().clone();
+            let (held, kept): (Vec<&str>, Vec<&str>) = new.iter().partition(|l| {
+                serde_json::from_str::<crate::store::Event>(l)
+                    .unwrap()
+                    .slurm_job_id
+                    .is_some_and(|k| k.split(['_', '.']).next() == Some(last_id.as_str()))
+            });
+            assert!(!held.is_empty() && !kept.is_empty(), "{new:#?}");
+            let mut text = before;
+            for l in kept {
+                text.push_str(l);
+                text.push('\n');
+            }
+            std::fs::write(&journal, text).unwrap();
+        }),
+    ));
+    let out = run(&plan, &opts(20), &mut fake).outcome;
+    cancelled_by_command_without_failures(&out, &plan, &mut fake);
+    assert_eq!(fake.count("scancel"), 1, "only the command's own scancel");
 }
 
 #[test]

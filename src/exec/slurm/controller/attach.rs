@@ -26,7 +26,18 @@ fn sacct_since(rfc3339: &str) -> String {
 }
 
 impl<'a, C: Cluster> Controller<'a, C> {
-    pub(super) fn detach(self) -> SlurmOutcome {
+    pub(super) fn detach(mut self) -> Result<SlurmOutcome, SlurmError> {
+        // A job the last poll saw end CANCELLED without a `lambda-hat cancel` line is judged
+        // now, after reading the journal again: left queued, the next run would see the same
+        // and leave it again.
+        self.command_cancels = None;
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].st == St::Queued
+                && let Some(f) = self.jobs[i].cancel_unexplained.take()
+            {
+                self.settle_unexplained_cancel(i, f)?;
+            }
+        }
         let queued = self.jobs.iter().filter(|j| j.st == St::Queued).count();
         let waiting = self
             .jobs
@@ -34,10 +45,10 @@ impl<'a, C: Cluster> Controller<'a, C> {
             .filter(|j| matches!(j.st, St::Waiting | St::Verifying))
             .count();
         self.progress.finish();
-        SlurmOutcome {
+        Ok(SlurmOutcome {
             outcome: self.outcome,
             detached: Some((queued, waiting)),
-        }
+        })
     }
 
     /// Takes over the submissions the journal leaves open; returns how many.

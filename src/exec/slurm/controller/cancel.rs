@@ -186,7 +186,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             let mut ev = self.event(i, history::CANCELLED);
             ev.detail = Some(serde_json::json!({
                 "reason": history::CANCEL_COMMAND_REASON,
-                "note": "killed with its SLURM job (an array or a bundle) by a `lambda-hat cancel` that planned a smaller sweep",
+                "note": "ended CANCELLED while `lambda-hat cancel` ran, which wrote no line for it: killed with its SLURM job (an array or a bundle) by a cancel that planned a smaller sweep, or before the cancel's own line",
             }));
             self.append(ev)?;
             if crate::exec::slurm::script::never_started(&self.jobs[i].log) {
@@ -202,12 +202,11 @@ impl<'a, C: Cluster> Controller<'a, C> {
     /// ours (it wrote theirs); any job this run submitted after the command read the journal
     /// is cancelled as on Ctrl-C. Jobs awaiting their outputs are settled as on Ctrl-C.
     pub(super) fn stop_after_cancel_command(&mut self) -> Result<(), SlurmError> {
-        // The poll that found the cancel read the journal a moment ago; a job this run
-        // submitted since is cancelled below whether or not the command named it.
-        let cancels = match self.command_cancels.take() {
-            Some(read) => read.jobs,
-            None => CommandCancels::read(&self.plan.store_root, self.started_at).jobs,
-        };
+        // Read again: the command writes its lines one by one, and may have written more since
+        // the poll that found the first. A job this run submitted after the command read the
+        // journal is cancelled below whether or not the command named it.
+        self.command_cancels = None;
+        let cancels = CommandCancels::read(&self.plan.store_root, self.started_at).jobs;
         let mut missed = Vec::new();
         for i in 0..self.jobs.len() {
             if self.jobs[i].st != St::Queued {
@@ -217,7 +216,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 .slurm
                 .map(|k| k.to_string())
                 .unwrap_or_default();
-            if !cancels.contains(&(self.jobs[i].key.clone(), slurm)) {
+            let listed = cancels.contains(&(self.jobs[i].key.clone(), slurm));
+            if self.jobs[i].cancel_unexplained.take().is_some() {
+                // It ended CANCELLED while the command ran, with no line of its own when the
+                // poll looked: the command's, not a failure (and not cancelled again).
+                self.ended_by_cancel_command(i, listed)?;
+            } else if !listed {
                 missed.push(i);
             } else if self.plan.output(self.jobs[i].job).is_file() {
                 self.done(i)?;

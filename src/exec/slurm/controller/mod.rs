@@ -88,11 +88,11 @@ struct Job {
     /// The last poll (or our own sbatch) saw it queued or running: children may depend on it.
     in_flight: bool,
     unknown_since: Option<Instant>,
-    /// The last poll saw the current submission end CANCELLED with no `lambda-hat cancel` line
-    /// for it: judged on the next poll, after the journal is read again. `lambda-hat cancel`
-    /// runs scancel before it writes its lines, so a poll in between would otherwise take its
-    /// jobs as failed.
-    cancel_unexplained: bool,
+    /// The ending of the current submission when the last poll saw it end CANCELLED with no
+    /// `lambda-hat cancel` line for it: judged on the next poll (or when the run stops), after
+    /// the journal is read again. `lambda-hat cancel` runs scancel before it writes its lines,
+    /// so a poll in between would otherwise take its jobs as failed.
+    cancel_unexplained: Option<Final>,
     verify_deadline: Option<Instant>,
     ended: Option<Final>,
     /// When the current submission went out (its wall time when sacct has no elapsed yet).
@@ -201,7 +201,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
                     slurm: None,
                     in_flight: false,
                     unknown_since: None,
-                    cancel_unexplained: false,
+                    cancel_unexplained: None,
                     verify_deadline: None,
                     ended: None,
                     submitted_at: None,
@@ -315,7 +315,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
             // --detach: exit once everything that can go is submitted (after waiting out a
             // transient sbatch failure, so a detached sweep is not left half-submitted).
             if self.opts.detach && self.submit_after.is_none() {
-                return Ok(self.detach());
+                return self.detach();
             }
             if !self
                 .jobs

@@ -142,6 +142,13 @@ impl<'a, C: Cluster> Controller<'a, C> {
             let Some(key) = self.jobs[i].slurm else {
                 continue;
             };
+            if let Some(f) = self.jobs[i].cancel_unexplained.take() {
+                // The last poll saw it end CANCELLED with no `lambda-hat cancel` line; the
+                // journal has been read again since, whatever SLURM says of it now.
+                self.settle_unexplained_cancel(i, f)?;
+                changed = true;
+                continue;
+            }
             match seen.get(&key).cloned().unwrap_or(Seen::Unknown) {
                 Seen::Queued(state) => {
                     self.jobs[i].in_flight = true;
@@ -152,20 +159,16 @@ impl<'a, C: Cluster> Controller<'a, C> {
                 }
                 Seen::Ended(f) => {
                     self.jobs[i].in_flight = false;
-                    let by_command = (f.state == JobState::Cancelled)
-                        .then(|| self.cancelled_by_command(i))
-                        .flatten();
-                    match by_command {
-                        Some(recorded) => self.ended_by_cancel_command(i, recorded)?,
-                        None if f.state == JobState::Cancelled
-                            && !self.jobs[i].cancel_unexplained =>
-                        {
-                            // Perhaps `lambda-hat cancel` between its scancel and its journal
-                            // lines: look again on the next poll before calling it a failure.
-                            self.jobs[i].cancel_unexplained = true;
-                            continue;
-                        }
-                        None => self.ended(i, f)?,
+                    self.jobs[i].unknown_since = None;
+                    if f.state != JobState::Cancelled {
+                        self.ended(i, f)?;
+                    } else if let Some(recorded) = self.cancelled_by_command(i) {
+                        self.ended_by_cancel_command(i, recorded)?;
+                    } else {
+                        // Perhaps `lambda-hat cancel` between its scancel and its journal
+                        // lines: judged on the next poll, after the journal is read again.
+                        // `changed` makes that poll come after the shortest wait.
+                        self.jobs[i].cancel_unexplained = Some(f);
                     }
                     changed = true;
                 }
@@ -199,6 +202,20 @@ impl<'a, C: Cluster> Controller<'a, C> {
         ));
         self.cluster.sleep(wait);
         Ok(false)
+    }
+
+    /// Judges job `i`, which a poll saw end CANCELLED (`f`) with no `lambda-hat cancel` line for
+    /// it, once the journal has been read again since: cancelled by the command if its line is
+    /// there now (or its SLURM job's), otherwise by someone else, which is a failure.
+    pub(super) fn settle_unexplained_cancel(
+        &mut self,
+        i: usize,
+        f: Final,
+    ) -> Result<(), SlurmError> {
+        match self.cancelled_by_command(i) {
+            Some(recorded) => self.ended_by_cancel_command(i, recorded),
+            None => self.ended(i, f),
+        }
     }
 
     /// A job left the queue with final state `f`. A bundle member is judged by its own output

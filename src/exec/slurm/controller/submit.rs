@@ -428,7 +428,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         j.st = St::Queued;
         j.in_flight = true;
         j.unknown_since = None;
-        j.cancel_unexplained = false;
+        j.cancel_unexplained = None;
         j.ended = None;
         j.submitted_at = Some(now);
         j.bundle_log = bundle_log;
