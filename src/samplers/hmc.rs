@@ -18,10 +18,11 @@
 //!   `per_chain` runs the same warmup for each chain alone. Either way the chains then draw
 //!   independently. A pooled step's chains share its jittered trajectory length (the first
 //!   chain draws it, [`jittered_steps`]), so that no thread waits at the step's end for
-//!   another's longer trajectories: ~5 % of a run's speed (figures at
-//!   `WarmupWalker::lockstep_draw`). Until 2026-12-07 each chain drew its own length there too;
-//!   pooled warmups, and so their runs' draws, changed bits then (small tanh model, 4 chains:
-//!   λ̂ 5.175 → 5.152, MCSE 0.05 each).
+//!   another's longer trajectories when the chains divide evenly among the threads: ~6 % of a
+//!   run's speed (figures at `WarmupWalker::lockstep_draw`). Until 2026-12-07 each chain drew
+//!   its own length there too; pooled warmups of several chains, and so their runs' draws,
+//!   changed bits then (small tanh model, 4 chains: λ̂ 5.175 → 5.152, MCSE 0.05 each). The
+//!   acceptance figures below were measured before that change.
 //! * The last 40 % of warmup is two calibration windows (10 % and 30 %) at a fixed step size:
 //!   each measures the mean acceptance and corrects the step size from it
 //!   ([`calibrated_step_size`]). Dual averaging alone ends at a step size whose acceptance

@@ -115,12 +115,13 @@ pub trait WarmupWalker<F: Real>: Send {
     /// cost is not drawn (NUTS).
     ///
     /// Why: the group waits at every step for its slowest thread. With a length drawn per
-    /// chain (5 ..= 15 steps for L = 10), 4 chains on 2 threads waited ~13 % of the warmup for
-    /// the thread whose two chains drew the longer trajectories, and the whole run (warmup
-    /// 500, draws 1,000) ran ~5 % slower than with `per_chain` (small tanh model, three runs
-    /// each: 52,589 / 50,273 / 52,146 gradients/s pooled, 55,791 / 54,980 / 55,458 per chain;
-    /// with one length for all chains of a step, pooled 53,539 / 54,154 / 55,501). Warmup
-    /// transitions are discarded; the draws keep a length per chain.
+    /// chain (5 ..= 15 steps for L = 10), 4 chains on 2 threads waited for the thread whose two
+    /// chains drew the longer trajectories. Small tanh model, HMC, warmup 500, draws 1,000,
+    /// three alternating runs of each build, gradients/s: pooled 53,004 / 50,501 / 51,691 with a
+    /// length per chain, 55,559 / 54,916 / 53,474 with one per step (median +6 %); `per_chain`
+    /// 56,575 / 56,428 / 55,436 either way. With a chain count that does not divide among the
+    /// threads (3 chains on 2) a thread still waits, for a whole chain. Warmup transitions are
+    /// discarded; the draws keep a length per chain.
     fn lockstep_draw(&mut self) -> Option<f64>;
     /// The acceptance probability (HMC) or statistic (NUTS) of the last warmup transition.
     fn last_accept(&self) -> f64;
