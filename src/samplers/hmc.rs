@@ -237,11 +237,16 @@ impl<'de> Deserialize<'de> for IntegrationSteps {
 /// The jittered trajectory length for a uniform draw `u` in [0, 1): one of ⌈L/2⌉ ..= ⌊3L/2⌋
 /// (L = `mean_steps`), each equally likely (see the module doc); the lengths a pooled warmup's
 /// chains share ([`WarmupWalker::lockstep_draw`]). A chain on its own draws its length with
-/// `random_range` over the same set.
+/// `random_range` over the same set, [`jitter_range`].
 pub fn jittered_steps(mean_steps: usize, u: f64) -> usize {
-    let (lo, hi) = (mean_steps.div_ceil(2), mean_steps + mean_steps / 2);
+    let (lo, hi) = jitter_range(mean_steps).into_inner();
     // `min`: u·(hi − lo + 1) rounds up to hi − lo + 1 for u just below 1.
     lo + ((u * (hi - lo + 1) as f64) as usize).min(hi - lo)
+}
+
+/// The trajectory lengths of mean `mean_steps`: ⌈L/2⌉ ..= ⌊3L/2⌋.
+fn jitter_range(mean_steps: usize) -> std::ops::RangeInclusive<usize> {
+    mean_steps.div_ceil(2)..=mean_steps + mean_steps / 2
 }
 
 /// Integration time of `num_integration_steps: auto`, in the units of the adapted metric.
@@ -385,7 +390,7 @@ impl<'p, 'm, F: Real, M: LossModel<F>> Chain<'p, 'm, F, M> {
         max_energy_error: f64,
         rng: &mut R,
     ) -> Transition {
-        let n_steps = rng.random_range(mean_steps.div_ceil(2)..=mean_steps + mean_steps / 2);
+        let n_steps = rng.random_range(jitter_range(mean_steps));
         self.transition_with(eps, n_steps, max_energy_error, rng)
     }
 

@@ -30,14 +30,7 @@ impl<'a, C: Cluster> Controller<'a, C> {
         // A job the last poll saw end CANCELLED without a `lambda-hat cancel` line is judged
         // now, after reading the journal again: left queued, the next run would see the same
         // and leave it again.
-        self.command_cancels = None;
-        for i in 0..self.jobs.len() {
-            if self.jobs[i].st == St::Queued
-                && let Some(f) = self.jobs[i].cancel_unexplained.take()
-            {
-                self.settle_unexplained_cancel(i, f)?;
-            }
-        }
+        self.settle_unexplained_cancels()?;
         let queued = self.jobs.iter().filter(|j| j.st == St::Queued).count();
         let waiting = self
             .jobs

@@ -130,11 +130,12 @@ impl<'a, C: Cluster> Controller<'a, C> {
         }
         self.query_backoff.succeed();
         self.no_dependency.clear();
-        // `lambda-hat cancel` may have run since the last poll.
-        self.command_cancels = None;
+        // `lambda-hat cancel` may have run since the last poll: this forgets the last read of
+        // the journal, and judges the jobs the last poll saw end CANCELLED with no line of it,
+        // whatever SLURM says of them now.
+        let mut changed = self.settle_unexplained_cancels()?;
         let seen = merge(&tracked, &queue, &acct, &control);
         let now = self.cluster.now();
-        let mut changed = false;
         for i in 0..self.jobs.len() {
             if self.jobs[i].st != St::Queued {
                 continue;
@@ -142,13 +143,6 @@ impl<'a, C: Cluster> Controller<'a, C> {
             let Some(key) = self.jobs[i].slurm else {
                 continue;
             };
-            if let Some(f) = self.jobs[i].cancel_unexplained.take() {
-                // The last poll saw it end CANCELLED with no `lambda-hat cancel` line; the
-                // journal has been read again since, whatever SLURM says of it now.
-                self.settle_unexplained_cancel(i, f)?;
-                changed = true;
-                continue;
-            }
             match seen.get(&key).cloned().unwrap_or(Seen::Unknown) {
                 Seen::Queued(state) => {
                     self.jobs[i].in_flight = true;
@@ -204,18 +198,27 @@ impl<'a, C: Cluster> Controller<'a, C> {
         Ok(false)
     }
 
-    /// Judges job `i`, which a poll saw end CANCELLED (`f`) with no `lambda-hat cancel` line for
-    /// it, once the journal has been read again since: cancelled by the command if its line is
-    /// there now (or its SLURM job's), otherwise by someone else, which is a failure.
-    pub(super) fn settle_unexplained_cancel(
-        &mut self,
-        i: usize,
-        f: Final,
-    ) -> Result<(), SlurmError> {
-        match self.cancelled_by_command(i) {
-            Some(recorded) => self.ended_by_cancel_command(i, recorded),
-            None => self.ended(i, f),
+    /// Judges the jobs a poll saw end CANCELLED with no `lambda-hat cancel` line for them
+    /// (`cancel_unexplained`), reading the journal again: cancelled by the command if its line
+    /// is there now (or its SLURM job's), otherwise by someone else, which is a failure.
+    /// Returns whether there were any.
+    pub(super) fn settle_unexplained_cancels(&mut self) -> Result<bool, SlurmError> {
+        self.command_cancels = None;
+        let mut any = false;
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].st != St::Queued {
+                continue;
+            }
+            let Some(f) = self.jobs[i].cancel_unexplained.take() else {
+                continue;
+            };
+            any = true;
+            match self.cancelled_by_command(i) {
+                Some(recorded) => self.ended_by_cancel_command(i, recorded)?,
+                None => self.ended(i, f)?,
+            }
         }
+        Ok(any)
     }
 
     /// A job left the queue with final state `f`. A bundle member is judged by its own output
