@@ -33,6 +33,14 @@
 //! n = 20,000, 4 chains on 2 cores, three alternating runs, gradients/s): f64 64.9 / 65.9 / 67.6
 //! → 65.7 / 68.6 / 70.3, f32 116.9 / 121.2 / 131.4 → 129.8 / 132.6 / 140.7, traces and the
 //! trained w* byte-identical.
+//!
+//! Measured and left out (Intel Xeon VM with AVX-512, 2026-12-07): a wide layer's bias, φ and
+//! residual sum applied one column at a time after the product (a column of the chunk stays in
+//! L1 through the three steps), instead of the biases as gemm's starting C and one pass over the
+//! whole layer per step. base62 f64 on one thread, six alternating runs of each build: median
+//! 21.45 → 21.0 ms, best 19.17 → 19.13 ms, within the machine's noise; and a base target trained
+//! through it ended at a w* that differs in the last bits, for a reason not found, although the
+//! loss and gradient probes of `gradient_tests` gave the same bits.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rand::Rng;
