@@ -64,10 +64,11 @@
 //! are not in:
 //! - the reciprocal from an f32 division (correctly rounded, 2⁻²⁴), one Newton step, and the
 //!   quotient corrected by its residual, `q₀ + (n − q₀·d)·y₁`: all 16,000 values gave the
-//!   division's bits, but 1.07–1.13 ns per value, and `small8-tanh` f64 0.0295–0.0324 ms (best
-//!   of five runs) against 0.0282–0.0305. The two conversions and five multiply-adds per vector
-//!   cost more than they save: the division's 16 cycles per vector overlap other work, and the
-//!   512-bit multiply-adds share two ports.
+//!   division's bits, but 1.07–1.13 ns per value, and `small8-tanh` f64 0.0295–0.0324 ms (the
+//!   best of each of five alternating runs) against 0.0282–0.0305. Presumably the two
+//!   conversions and five multiply-adds per vector cost more than they save: they take the two
+//!   ports that 512-bit arithmetic has, while the division's 16 cycles per vector partly
+//!   overlap other work.
 //! - a degree-10 minimax series for expm1(r)/r (Remez, relative error 1.8·10⁻¹⁷ on |r| ≤ ln2/2)
 //!   instead of degree-12 Taylor: two multiply-adds fewer per value, worst case unchanged
 //!   (2.97 ulps), and no measurable change in speed (1.015–1.068 against 1.018–1.069 ns).
