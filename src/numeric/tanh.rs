@@ -77,9 +77,10 @@
 //!   multiply-adds in all: worst case unchanged (2.97 ulps), 1.13–1.16 ns per value against
 //!   1.05–1.10 in six alternating rounds.
 //!
-//! A reciprocal instruction (`vrcp14pd`) with Newton steps might be faster there (not tried),
-//! but it exists only with AVX-512: AVX-512 and AVX2 machines would compute different tanh
-//! values, and a sweep's traces would depend on the nodes its jobs ran on.
+//! A reciprocal instruction (`vrcp14pd`, 14 bits, AVX-512 only) was not tried: from it, two Newton
+//! steps and the residual correction are nine multiply-adds, about as many as the polynomial's
+//! ten above; and unless its quotient were proven correctly rounded, AVX-512 and AVX2 machines
+//! would compute different tanh values, and a sweep's traces would depend on its nodes.
 
 /// 1.5·2^52: adding it rounds a value of magnitude < 2^51 to an integer, held in the low bits.
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
