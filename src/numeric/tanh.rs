@@ -59,7 +59,7 @@
 //!
 //! On an Intel Xeon VM with AVX-512 (2 cores, ~3.4 GHz; 2026-12-07) the division does cost:
 //! tanh with its derivative over 16,000 values took 1.00–1.10 ns per value (best of 30 × 100
-//! loops, six alternating rounds), and 0.79–0.81 with the division replaced by a product. Three
+//! loops, six alternating rounds), and 0.79–0.81 with the division replaced by a product. Four
 //! changes that would still give every instruction set the same bits were measured and are not
 //! in:
 //! - the reciprocal from an f32 division (correctly rounded, 2⁻²⁴), one Newton step, and the
@@ -76,6 +76,10 @@
 //!   range of 2 + m; 1.7·10⁻³), two Newton steps and the same residual correction, ten
 //!   multiply-adds in all: worst case unchanged (2.97 ulps), 1.13–1.16 ns per value against
 //!   1.05–1.10 in six alternating rounds.
+//! - one division for two values (values t and t + N/2 of a call: q = 1/(d_a·d_b), then
+//!   m_a·(d_b·q) and m_b·(d_a·q)), half the divisions for three more products per pair: 1.01–1.10
+//!   ns per value against 0.98–1.06 in six alternating rounds, and a worst case of 3.7 ulps
+//!   (2026-12-07, same VM).
 //!
 //! A reciprocal instruction (`vrcp14pd`, 14 bits, AVX-512 only) was not tried: from it, two Newton
 //! steps and the residual correction are nine multiply-adds, about as many as the polynomial's
