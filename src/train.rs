@@ -13,7 +13,10 @@
 //! negative (measured on a 6-parameter regression: −16 %; on deep linear networks: −43 and
 //! −97 for truths of 4 and 4.5). Adam first, because from a random start it finds a good basin
 //! more reliably than a quasi-Newton method; L-BFGS last, because it converges superlinearly
-//! inside the basin, where Adam crawls.
+//! inside the basin, where Adam crawls. Its search directions are projected off the network's
+//! symmetry orbits ([`symmetry`]): without that it drifted along them, to minima with the same
+//! loss but unbalanced layers, where the LLC estimates came out up to 29 % low (4.28 for λ = 6)
+//! with every health check passing.
 //!
 //! The criterion ([`Convergence`]): the full-batch gradient norm ‖∇L_n(w*)‖ ≤ `grad_tol`, by
 //! default 0.1·ln(n)/n. Why a gradient norm, and why that value: a w* with gradient g lets the
@@ -49,6 +52,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 
 mod lbfgs;
+pub mod symmetry;
 
 use crate::config::schema::{Activation, Finish, Optimizer, TargetConfig, TrainingConfig};
 use crate::data::{self, DataError, stream_rng, streams};
@@ -295,7 +299,10 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
             grad_tol,
             history: 10,
         };
-        let out = lbfgs::minimize(&mut objective, &mut w, &settings);
+        // Off the rescaling orbits, as gradient descent stays: see `symmetry`.
+        let mut symmetries = model.symmetries();
+        let project = |w: &[F], dir: &mut [f64]| symmetries.project(w, dir);
+        let out = lbfgs::minimize(&mut objective, project, &mut w, &settings);
         if out.stop == lbfgs::Stop::NonFinite {
             return Err(TrainError::Diverged {
                 step: optimizer_steps,

@@ -175,6 +175,11 @@ impl Mlp {
         self.activation
     }
 
+    /// `skip_flags()[l]`: whether affine layer `l` adds its input to its output.
+    pub fn skip_flags(&self) -> &[bool] {
+        &self.skip
+    }
+
     /// Whether affine layer `l` carries a residual connection (the tests check the layout
     /// against it; the forward pass reads the layout directly).
     #[cfg(test)]

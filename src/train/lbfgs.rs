@@ -58,9 +58,12 @@ pub struct Outcome {
     pub grad_norm: f64,
 }
 
-/// Minimizes `f` from `w` (updated in place).
+/// Minimizes `f` from `w` (updated in place). `project(w, dir)` may change each search direction
+/// before its line search (the training finish removes the directions along which the loss is
+/// constant by symmetry: `super::symmetry`); it must keep a descent direction one.
 pub fn minimize<F: Real>(
     mut f: impl FnMut(&[F], &mut [F]) -> f64,
+    mut project: impl FnMut(&[F], &mut [f64]),
     w: &mut [F],
     settings: &Settings,
 ) -> Outcome {
@@ -111,6 +114,7 @@ pub fn minimize<F: Real>(
             let beta = rho[i] * dot(&y_hist[i], &dir);
             axpy(alpha[i] - beta, &s_hist[i], &mut dir);
         }
+        project(w, &mut dir);
         let mut slope = dot_mixed(&dir, &grad);
         if slope.is_nan() || slope >= 0.0 {
             // Not a descent direction (rounding in a flat region): fall back to −g.
@@ -198,6 +202,9 @@ fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
 
 #[cfg(test)]
 mod tests {
+    /// The finish's symmetry projection, switched off: these objectives have none.
+    fn no_projection<F>(_: &[F], _: &mut [f64]) {}
+
     use super::*;
 
     fn settings(max_iters: usize, grad_tol: f64) -> Settings {
@@ -224,6 +231,7 @@ mod tests {
                 }
                 f
             },
+            no_projection,
             &mut w,
             &settings(500, 1e-9),
         );
@@ -250,6 +258,7 @@ mod tests {
                 g[1] = 200.0 * (y - x * x);
                 (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2)
             },
+            no_projection,
             &mut w,
             &settings(1000, 1e-8),
         );
@@ -271,7 +280,7 @@ mod tests {
             g[1] = 200.0 * (y - x * x);
             (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2)
         };
-        let out = minimize(rosen, &mut w, &settings(3, 1e-8));
+        let out = minimize(rosen, no_projection, &mut w, &settings(3, 1e-8));
         assert_eq!(out.stop, Stop::MaxIters);
         assert_eq!(out.iterations, 3);
         let mut w = vec![f64::NAN];
@@ -280,6 +289,7 @@ mod tests {
                 g[0] = w[0];
                 w[0]
             },
+            no_projection,
             &mut w,
             &settings(3, 1e-8),
         );
@@ -301,6 +311,7 @@ mod tests {
                 }
                 f
             },
+            no_projection,
             &mut w,
             &settings(200, 1e-4),
         );
