@@ -95,13 +95,6 @@ pub trait LossModel<F: Real>: Sync {
 
     /// Mean loss over `rows`; its gradient with respect to `w` is written (not added) to `grad`.
     fn loss_grad(&self, w: &[F], rows: Rows<'_>, grad: &mut [F], ws: &mut Self::Workspace) -> F;
-
-    /// The directions along which the loss is constant by construction, which training's
-    /// L-BFGS finish must not drift along ([`crate::train::symmetry`]); none unless the model
-    /// says.
-    fn symmetries(&self) -> crate::train::symmetry::Symmetries {
-        crate::train::symmetry::Symmetries::none()
-    }
 }
 
 /// The posterior around w* for one model.

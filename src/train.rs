@@ -54,6 +54,8 @@ use rand::seq::SliceRandom;
 mod lbfgs;
 pub mod symmetry;
 
+use symmetry::Symmetries;
+
 use crate::config::schema::{Activation, Finish, Optimizer, TargetConfig, TrainingConfig};
 use crate::data::{self, DataError, stream_rng, streams};
 use crate::nn::{Mlp, MlpLoss, NnError};
@@ -258,7 +260,8 @@ pub fn llc_shift_bound(n: usize, grad_norm: f64) -> f64 {
 }
 
 /// Minimizes `model`'s loss from `w0` as `cfg` says (both phases, see the module doc); `rng`
-/// shuffles the minibatches.
+/// shuffles the minibatches. `symmetries` are the model's directions of constant loss, which the
+/// finish must not drift along ([`symmetry`]; [`Symmetries::none`] for a model without any).
 ///
 /// Minibatches (`batch_size` smaller than n) walk through a shuffled permutation of the rows;
 /// when fewer than a batch remain, the permutation is reshuffled and the walk restarts, so every
@@ -270,6 +273,7 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
     model: &M,
     w0: Vec<F>,
     cfg: &TrainingConfig,
+    mut symmetries: Symmetries,
     rng: &mut R,
 ) -> Result<Trained<F>, TrainError> {
     let grad_tol = cfg
@@ -299,8 +303,7 @@ pub fn train<F: Real, M: LossModel<F>, R: Rng + ?Sized>(
             grad_tol,
             history: 10,
         };
-        // Off the rescaling orbits, as gradient descent stays: see `symmetry`.
-        let mut symmetries = model.symmetries();
+        // Off the symmetry orbits, as gradient descent stays: see `symmetry`.
         let project = |w: &[F], dir: &mut [f64]| symmetries.project(w, dir);
         let out = lbfgs::minimize(&mut objective, project, &mut w, &settings);
         if out.stop == lbfgs::Stop::NonFinite {
@@ -569,10 +572,12 @@ pub fn build_target<F: Real>(cfg: &TargetConfig) -> Result<BuiltTarget<F>, Train
         &mut stream_rng(cfg.seed, streams::STUDENT_INIT),
     );
     let training_started = std::time::Instant::now();
+    let symmetries = Symmetries::of(student.layout(), student.activation(), student.skip_flags());
     let trained = train(
         &loss,
         w0,
         &cfg.training,
+        symmetries,
         &mut stream_rng(cfg.seed, streams::TRAIN_BATCHES),
     )?;
     let training_secs = training_started.elapsed().as_secs_f64();
@@ -1160,6 +1165,7 @@ mod tests {
             &Quadratic(3.0),
             w0.clone(),
             &training(Optimizer::Sgd, 0.1, 1, None),
+            Symmetries::none(),
             &mut rng,
         )
         .unwrap();
@@ -1172,6 +1178,7 @@ mod tests {
             &Quadratic(3.0),
             w0.clone(),
             &training(Optimizer::Adam, 0.1, 1, None),
+            Symmetries::none(),
             &mut rng,
         )
         .unwrap();
@@ -1181,7 +1188,14 @@ mod tests {
         // adamw with a zero gradient only decays: w_T = w0·(1 − lr·wd)^T (adam alone would not move).
         let mut t = training(Optimizer::Adamw, 0.1, 20, None);
         t.weight_decay = 0.5;
-        let adamw = train(&Quadratic(0.0), w0.clone(), &t, &mut rng).unwrap();
+        let adamw = train(
+            &Quadratic(0.0),
+            w0.clone(),
+            &t,
+            Symmetries::none(),
+            &mut rng,
+        )
+        .unwrap();
         for (a, b) in adamw.w.iter().zip(&w0) {
             let want = b * 0.95f64.powi(20);
             // 20 multiplications, each rounding by ≤ 1 ulp: 1e-14 relative is generous.

@@ -353,14 +353,6 @@ fn residuals<F: Real>(pred: &mut [F], target: &[F], scale: F) -> f64 {
 impl<F: Real> LossModel<F> for MlpLoss<F> {
     type Workspace = MlpWorkspace<F>;
 
-    fn symmetries(&self) -> crate::train::symmetry::Symmetries {
-        crate::train::symmetry::Symmetries::of(
-            self.mlp.layout(),
-            self.mlp.activation(),
-            self.mlp.skip_flags(),
-        )
-    }
-
     fn dim(&self) -> usize {
         self.mlp.n_params()
     }
