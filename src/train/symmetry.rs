@@ -101,8 +101,6 @@ pub struct Symmetries {
     gram: Vec<f64>,
     /// Tangent · direction, then the coefficients of the direction's part along the tangents.
     coef: Vec<f64>,
-    /// Whether each tangent is kept (a dead unit, all weights 0, has a zero tangent).
-    live: Vec<bool>,
     /// One tangent scattered into parameter space, to dot the others with (zero between uses).
     dense: Vec<f64>,
 }
@@ -149,7 +147,6 @@ impl Symmetries {
             tangents,
             gram: vec![0.0; k * k],
             coef: vec![0.0; k],
-            live: vec![false; k],
             dense: vec![0.0; layout.n_params()],
         }
     }
@@ -160,7 +157,6 @@ impl Symmetries {
             tangents: Vec::new(),
             gram: Vec::new(),
             coef: Vec::new(),
-            live: Vec::new(),
             dense: Vec::new(),
         }
     }
@@ -206,28 +202,17 @@ impl Symmetries {
         if !(scale.is_finite() && scale > 0.0) {
             return;
         }
-        // A linear layer whose weights have lower rank than its width has mixings with zero
-        // tangent, or dependent ones: a ridge far below the data's scale keeps the solve
-        // positive definite without moving the projection measurably.
+        // A dead unit (all weights 0) has a zero tangent, and a linear layer whose weights have
+        // lower rank than its width has dependent mixings: a ridge far below the weights' scale
+        // keeps the solve positive definite, and such a tangent's coefficient is then 0 (its
+        // row of the system is the ridge alone, its right-hand side t·d = 0).
         for a in 0..k {
             self.gram[a * k + a] += 1e-12 * scale;
-        }
-        // A tangent that is (nearly) zero, a dead unit's, has no orbit to leave: drop it, so
-        // the system stays positive definite.
-        for a in 0..k {
-            self.live[a] = self.gram[a * k + a] > 1e-12 * scale;
-            if !self.live[a] {
-                for b in 0..k {
-                    self.gram[a * k + b] = 0.0;
-                    self.gram[b * k + a] = 0.0;
-                }
-                self.gram[a * k + a] = 1.0;
-            }
         }
         for (a, t) in self.tangents.iter().enumerate() {
             let mut t_dot_d = 0.0;
             t.for_each(x, |i, v| t_dot_d += v * dir[i]);
-            self.coef[a] = if self.live[a] { t_dot_d } else { 0.0 };
+            self.coef[a] = t_dot_d;
         }
         if !cholesky_solve(&mut self.gram, k, &mut self.coef) {
             return; // numerically singular: leave the direction as it was
@@ -240,7 +225,8 @@ impl Symmetries {
 
 /// Solves `A·x = b` in place (`b` becomes x) for a symmetric positive definite `a` (k × k,
 /// row-major, overwritten by its Cholesky factor). False when `a` is not numerically positive
-/// definite.
+/// definite. In place rather than `numeric::linalg::Cholesky`, which allocates its factor and
+/// its solution: this runs once per finish iteration.
 fn cholesky_solve(a: &mut [f64], k: usize, b: &mut [f64]) -> bool {
     for j in 0..k {
         let mut d = a[j * k + j];
