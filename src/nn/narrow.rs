@@ -337,6 +337,12 @@ multiversion! {
 /// rest of the weight-gradient function then compiled differently, and the deep linear
 /// network's moment rows (8 rows, one sum at a time, untouched by the change) ran 18 % slower
 /// in MCLMC (3.0 → 2.0–2.5 M gradients/s, in every variant tried), so the generic code stays.
+///
+/// Also tried and left out (2026-12-07, Intel Xeon VM with AVX-512): the weight gradient with
+/// two inputs against four outputs per pass over the rows (the same partial sums, each load of a
+/// g_j used twice; 16 of AVX-512's 32 registers in f64), in three generic forms. The compiler
+/// kept the 8 × 16 partial sums on the stack or shuffled them between 256-bit halves in every
+/// form: `small8` 0.017 → 0.035–0.050 ms on one thread.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HalfBlocks(pub bool);
 
