@@ -21,9 +21,11 @@
 //! Our left operands are feature-major chunks that its kernels can read as they are (unit row
 //! stride, 256 rows), so that copy only moved the chunk through L2 once more: in perf, 5.4 % of
 //! a base62 gradient was the forward pass's packing and 6.3 % the backward pass's (that share
-//! includes the transposing copy below). Packing changes no arithmetic (the same products, summed
-//! in the same order), so the bits stay. The transposing copy the weight gradients need (their
-//! left operand Aᵀ has unit *column* stride) is another path of the backend and stays. Measured (`benches/gradient.rs`, one thread, five alternating
+//! includes the transposing copy below). Packing changes no arithmetic (the same products,
+//! summed in the same order), so the bits stay. The weight gradients' copy stays: `gemm` turns
+//! their product around so that its result is column-major, and its left operand is then Gᵀ,
+//! which a feature-major chunk holds with unit *column* stride; that copy is a transposition,
+//! another path of the backend. Measured (`benches/gradient.rs`, one thread, five alternating
 //! runs of each setting, Intel Xeon VM with AVX-512, 2026-12-07): base62 f64 median 20.97 →
 //! 19.79 ms, f32 11.02 → 10.35 ms; `base` 18.8 → 17.8 ms (three runs); the narrow-layer cases
 //! unchanged. Base HMC (32 → [62, 62, 62] → 1 with residual connections, n = 20,000, 4 chains on
@@ -161,6 +163,8 @@ mod tests {
         gemm::set_lhs_packing_threshold_single_thread(LHS_PACKING_THRESHOLD);
         let bits = |c: &Array2<f64>| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&unpacked), bits(&packed));
+        // And it is the product: sums of 62 products of values below 0.5 in size plus one
+        // more, so rounding errors are ~1e-15; 1e-12 leaves room and still catches any wrong term.
         assert!(
             unpacked
                 .iter()
