@@ -16,25 +16,24 @@
 //! one whole-batch product threaded by it cost 40 ms of CPU (activations fall out of cache).
 //!
 //! One setting of the backend is ours ([`configure_backend`]): `gemm` copies ("packs") the left
-//! operand into its own layout before the products whenever the result has more than 8 × 6
-//! columns (f64; more than 8 of its column tiles), which every product of a width-62 layer has.
-//! Our left operands are feature-major chunks that its kernels can read as they are (unit row
-//! stride, 256 rows), so that copy only moved the chunk through L2 once more: in perf, 5.4 % of
-//! a base62 gradient was the forward pass's packing and 6.3 % the backward pass's (that share
-//! includes the transposing copy below). Packing changes no arithmetic (the same products,
-//! summed in the same order), so the bits stay. The weight gradients' copy stays: `gemm` turns
-//! their product around so that its result is column-major, and its left operand is then Gᵀ,
-//! which a feature-major chunk holds with unit *column* stride; that copy is a transposition,
-//! another path of the backend. Measured (`benches/gradient.rs`, one thread, five alternating
-//! runs of each setting, Intel Xeon VM with AVX-512, 2026-12-07): base62 f64 median 20.97 →
-//! 19.79 ms, f32 11.02 → 10.35 ms; `base` 18.8 → 17.8 ms (three runs); the narrow-layer cases
-//! unchanged; wide layers, where packing could pay for itself, not slower (three alternating
-//! runs, medians): 32 → [256, 256] → 1 at n = 5,000 f64 34.1–35.6 → 32.3–33.6 ms, f32
-//! 16.2–17.0 → 15.7–16.4 ms; 64 → [1024] → 1 at n = 2,000 f64 18.4–19.4 → 17.6–18.8 ms, f32
-//! 6.6–7.1 → 6.5–7.3 ms. Base HMC (32 → [62, 62, 62] → 1 with residual connections, n = 20,000, 4 chains on
-//! 2 cores, 1,440 gradients; three alternating runs of each build, gradients/s): f64 97.5 / 99.3
-//! / 101.4 → 103.4 / 104.1 / 105.9, f32 178.5 / 186.9 / 189.4 → 187.4 / 195.6 / 196.1; traces
-//! and the trained w* byte-identical.
+//! operand into its own layout before the products whenever the result has more than 8 × 6 columns
+//! (f64; more than 8 of its column tiles), which every product of a width-62 layer has. Our left
+//! operands are feature-major chunks that its kernels can read as they are (unit row stride, 256
+//! rows), so that copy only moved the chunk through L2 once more: in perf, 5.4 % of a base62
+//! gradient was the forward pass's packing and 6.3 % the backward pass's (that share includes the
+//! transposing copy below). Packing changes no arithmetic (the same products, summed in the same
+//! order), so the bits stay. The weight gradients' copy stays: `gemm` turns their product around so
+//! that its result is column-major, and its left operand is then Gᵀ, which a feature-major chunk
+//! holds with unit *column* stride; that copy is a transposition, another path of the backend.
+//! Measured (`benches/gradient.rs`, one thread, five alternating runs of each setting, Intel Xeon
+//! VM with AVX-512, 2026-12-07; means of the runs' medians): base62 f64 20.97 → 19.79 ms, f32 11.02
+//! → 10.35 ms; `base` 18.8 → 17.8 ms (three runs); the narrow-layer cases unchanged; wide layers,
+//! where packing could pay for itself, not slower (three alternating runs, medians): 32 → [256,
+//! 256] → 1 at n = 5,000 f64 34.1–35.6 → 32.3–33.6 ms, f32 16.2–17.0 → 15.7–16.4 ms; 64 → [1024] →
+//! 1 at n = 2,000 f64 18.4–19.4 → 17.6–18.8 ms, f32 6.6–7.1 → 6.5–7.3 ms. Base HMC (32 → [62, 62,
+//! 62] → 1 with residual connections, n = 20,000, 4 chains on 2 cores, 1,440 gradients; three
+//! alternating runs of each build, gradients/s): f64 97.5 / 99.3 / 101.4 → 103.4 / 104.1 / 105.9,
+//! f32 178.5 / 186.9 / 189.4 → 187.4 / 195.6 / 196.1; traces and the trained w* byte-identical.
 
 use std::sync::Once;
 
