@@ -114,6 +114,7 @@ pub(crate) fn gemm<F: Real>(
 mod tests {
     use super::*;
     use ndarray::{Array2, ShapeBuilder};
+    use rand::{Rng, SeedableRng};
 
     /// Reference product by plain loops.
     fn naive(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
@@ -144,11 +145,8 @@ mod tests {
         // A layer's product as the forward pass makes it: 256 feature-major rows (unit row
         // stride) times a 62 × 62 weight, onto a bias; random values, so rounding happens.
         let (m, k, n) = (256, 62, 62);
-        let mut seed = 1u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut next = || rng.random::<f64>() - 0.5;
         let a = Array2::from_shape_fn((m, k).f(), |_| next());
         let b = Array2::from_shape_fn((k, n), |_| next());
         let c0 = Array2::from_shape_fn((m, n).f(), |_| next());
