@@ -112,6 +112,16 @@
 //! 0.0511–0.0531 → 0.0507. Small tanh HMC: 45,009 / 46,225 (the build before all of this) →
 //! 57,341 / 57,366 gradients/s, trace and the demo's arrays byte-identical.
 
+//! Also left out (2026-12-07, Intel Xeon VM with AVX-512, one thread, medians of three
+//! alternating runs, ms): [`affine`] over eight outputs per pass instead of four (each load of a
+//! row block used eight times; the same sums). As one `[[F; 16]; 8]` array the compiler kept
+//! the sums in memory (`small8` f64 0.019 → 0.049); as two arrays of four it kept them in
+//! registers and was still slower, `small8` 0.0182–0.0192 → 0.0198–0.0210, `small8-tanh`
+//! 0.0292–0.0310 → 0.0313–0.0318. And [`dots`]' four 16-lane reductions written with AVX-512
+//! shuffles (15 instructions where the compiler's transposes take ~100; the same additions):
+//! `small8` 0.0188–0.0194 → 0.0181–0.0186, but the small tanh HMC sweep (4 chains, 2 threads)
+//! went 61,709–63,357 → 57,842–58,751 gradients/s, in three alternating runs.
+
 // The loops write `a = a + b`, not `a += b`: through the generic `AddAssign` bound the compound
 // form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
 #![allow(clippy::assign_op_pattern)]
