@@ -87,9 +87,9 @@
 //! would compute different tanh values, and a sweep's traces would depend on its nodes.
 //!
 //! Two operations fewer per value, the same bits (2026-12-07, same VM): the reduction computes
-//! u = −r/2 = a + k·ln2/2 instead of r (so −2a is never formed) and the series takes
-//! coefficients scaled by (−2)^k, which turns every intermediate into r's one times a power of
-//! two; and 2^k comes from `shifted`'s low bits with one shift (as −2^(k+1), its sign and exponent
+//! u = −r/2 = a + k·ln2/2 instead of r (so −2a is never formed) and the series takes its
+//! degree-d coefficient times (−2)^d, which turns every intermediate into r's one times a power
+//! of two; and 2^k comes from `shifted`'s low bits with one shift (as −2^(k+1), its sign and exponent
 //! rounded in by [`ROUND_MAGIC_K`]) instead of a subtraction, an addition and a shift. A test
 //! (`the_u_form_has_the_bits_of_the_r_form`) compares bits with the r-form on 620,000 arguments;
 //! a scratch benchmark found no difference on 6.2 million. tanh with its derivative over 16,000
