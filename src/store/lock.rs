@@ -238,15 +238,17 @@ fn hostname() -> String {
 mod tests {
     use super::*;
 
-    /// Takes the lock, retrying for up to 2 s: other tests of this process spawn short-lived
-    /// children (bash, sleep), and a child spawned while a lock of ours was open inherits it
-    /// and holds it for its few milliseconds of life.
+    /// Takes the lock, retrying for up to 10 s: other tests of this process spawn children
+    /// (bash, sleep, stand-ins for SLURM's commands), and a child spawned while a lock of ours
+    /// was open inherits it and holds it for its life, usually milliseconds. CI once saw a
+    /// child hold it across a lock check of the test below that did not retry.
     fn acquire_soon(dir: &Path) -> StoreLock {
         soon(|| StoreLock::acquire(dir))
     }
 
+    /// Retries `f` while it fails (the lock held by a child of another test), up to 10 s.
     fn soon<T>(f: impl Fn() -> Result<T, LockError>) -> T {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match f() {
                 Ok(x) => return x,
@@ -275,7 +277,7 @@ mod tests {
         drop(acquire_soon(dir.path()));
         // `--unlock -n` says what would go and removes nothing.
         let record = std::fs::read(lock_path(dir.path())).unwrap();
-        assert_eq!(unlock_preview(dir.path()).unwrap(), Unlocked::Removed);
+        assert_eq!(soon(|| unlock_preview(dir.path())), Unlocked::Removed);
         assert_eq!(std::fs::read(lock_path(dir.path())).unwrap(), record);
         assert_eq!(soon(|| unlock(dir.path())), Unlocked::Removed);
         assert!(!lock_path(dir.path()).exists());
