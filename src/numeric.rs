@@ -56,6 +56,13 @@ pub trait Real:
     /// [`Real::tanh_simd`] of N values at once: the same bits, with N independent chains of
     /// operations for the CPU to overlap (`numeric/tanh.rs`).
     fn tanh_lanes<const N: usize>(x: [Self; N]) -> [Self; N];
+
+    /// [`Real::tanh_lanes`] up to its division: each value's numerator and divisor.
+    fn tanh_quotient_lanes<const N: usize>(x: [Self; N]) -> ([Self; N], [Self; N]);
+
+    /// [`Real::tanh_lanes`]' last step for one value: numerator over divisor, with x's sign.
+    /// The two halves give the bits of [`Real::tanh_lanes`].
+    fn tanh_from_quotient(num: Self, div: Self, x: Self) -> Self;
 }
 
 impl Real for f64 {
@@ -76,6 +83,14 @@ impl Real for f64 {
     fn tanh_lanes<const N: usize>(x: [Self; N]) -> [Self; N] {
         tanh::tanh_lanes(x)
     }
+    #[inline(always)]
+    fn tanh_quotient_lanes<const N: usize>(x: [Self; N]) -> ([Self; N], [Self; N]) {
+        tanh::tanh_quotient_lanes(x)
+    }
+    #[inline(always)]
+    fn tanh_from_quotient(num: Self, div: Self, x: Self) -> Self {
+        tanh::tanh_from_quotient(num, div, x)
+    }
 }
 
 impl Real for f32 {
@@ -95,6 +110,14 @@ impl Real for f32 {
     #[inline(always)]
     fn tanh_lanes<const N: usize>(x: [Self; N]) -> [Self; N] {
         tanh::tanh_f32_lanes(x)
+    }
+    #[inline(always)]
+    fn tanh_quotient_lanes<const N: usize>(x: [Self; N]) -> ([Self; N], [Self; N]) {
+        tanh::tanh_f32_quotient_lanes(x)
+    }
+    #[inline(always)]
+    fn tanh_from_quotient(num: Self, div: Self, x: Self) -> Self {
+        tanh::tanh_f32_from_quotient(num, div, x)
     }
 }
 

@@ -51,11 +51,14 @@
 //! each), its target w* retrained through the new tanh. f32 keeps Horner (below: six steps deep,
 //! where Estrin gained nothing measurable and cost accuracy).
 //!
-//! Not done, measured: software pipelining across blocks (block b's reduction and series written
-//! beside block b − 1's 2^k, division and derivative, same bits): `small8-tanh` f64 on one thread,
-//! three alternating runs, best ms 0.0558–0.0559 before, 0.0563–0.0571 with 16 values per block
-//! and 0.0574–0.0590 with 8. And the division is not the bottleneck: replacing it by a product (a
-//! wrong tanh, to time it) took only 0.0565–0.0576 → 0.0539–0.0548 ms (2026-12-04, Zen 3 VM).
+//! Not done on AVX2, measured: software pipelining across blocks (block b's reduction and series
+//! written beside block b − 1's 2^k, division and derivative, same bits): `small8-tanh` f64 on one
+//! thread, three alternating runs, best ms 0.0558–0.0559 before, 0.0563–0.0571 with 16 values per
+//! block and 0.0574–0.0590 with 8. And the division is not the bottleneck: replacing it by a
+//! product (a wrong tanh, to time it) took only 0.0565–0.0576 → 0.0539–0.0548 ms (2026-12-04, Zen
+//! 3 VM). On Intel's AVX-512 cores it is, and there the activation loop pipelines the division
+//! (since 2026-12-07: [`tanh_quotient_lanes`] and [`tanh_from_quotient`] are the two halves, and
+//! `nn/activation.rs`'s `tanh_pipelined` has the measurements).
 //!
 //! On an Intel Xeon VM with AVX-512 (2 cores, ~3.4 GHz; 2026-12-07) the division does cost:
 //! tanh with its derivative over 16,000 values took 1.00–1.10 ns per value (best of 30 × 100
@@ -186,6 +189,22 @@ pub(crate) fn tanh(x: f64) -> f64 {
 /// few iterations' worth of it. Steps over N values give it N/lanes independent chains side by side.
 #[inline(always)]
 pub(crate) fn tanh_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
+    let (m, d) = tanh_quotient_lanes(x);
+    std::array::from_fn(|t| tanh_from_quotient(m[t], d[t], x[t]))
+}
+
+/// The last step of [`tanh`]: the quotient `m / d` of [`tanh_quotient_lanes`] with the sign of
+/// `x`. A function of its own so that a loop can issue one block's divisions while the CPU
+/// works on the next block's series (`nn/activation.rs`).
+#[inline(always)]
+pub(crate) fn tanh_from_quotient(m: f64, d: f64, x: f64) -> f64 {
+    (m / d).copysign(x)
+}
+
+/// Everything of [`tanh_lanes`] before its division: m = expm1(−2|x|) and the divisor
+/// −2 − m of each value, tanh(|x|) = m / (−2 − m).
+#[inline(always)]
+pub(crate) fn tanh_quotient_lanes<const N: usize>(x: [f64; N]) -> ([f64; N], [f64; N]) {
     let (mut shifted, mut u) = ([0.0; N], [0.0; N]);
     for t in 0..N {
         // Written as a comparison, not `min`, so that NaN stays NaN.
@@ -205,17 +224,17 @@ pub(crate) fn tanh_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
     for t in 0..N {
         p[t] = expm1_series(u[t]);
     }
-    let mut out = [0.0; N];
+    let (mut m, mut d) = ([0.0; N], [0.0; N]);
     for t in 0..N {
         // expm1(r) = p·r = −2·(p·u), and with n = −2^(k+1) (read from `shifted`'s low bits):
         // m = expm1(−2a) = 2^k·expm1(r) + (2^k − 1) = n·(p·u) + (−n/2 − 1), each product exact
         // or rounded as p·r and 2^k·(p·r) were, so the same bits.
         let pu = p[t] * u[t];
         let n = f64::from_bits(shifted[t].to_bits() << 52);
-        let m = n.mul_add(pu, n.mul_add(-0.5, -1.0));
-        out[t] = (m / (-2.0 - m)).copysign(x[t]);
+        m[t] = n.mul_add(pu, n.mul_add(-0.5, -1.0));
+        d[t] = -2.0 - m[t];
     }
-    out
+    (m, d)
 }
 
 /// 1.5·2^23, [`ROUND_MAGIC`] for f32.
@@ -264,6 +283,19 @@ const ROUND_MAGIC_K_F32: f32 = ROUND_MAGIC_F32 + 384.0;
 /// [`tanh_f32`] of N values at once, as [`tanh_lanes`] does for f64 (the same u-form).
 #[inline(always)]
 pub(crate) fn tanh_f32_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    let (m, d) = tanh_f32_quotient_lanes(x);
+    std::array::from_fn(|t| tanh_f32_from_quotient(m[t], d[t], x[t]))
+}
+
+/// [`tanh_from_quotient`] in f32.
+#[inline(always)]
+pub(crate) fn tanh_f32_from_quotient(m: f32, d: f32, x: f32) -> f32 {
+    (m / d).copysign(x)
+}
+
+/// [`tanh_quotient_lanes`] in f32: m and −2 − m of each value.
+#[inline(always)]
+pub(crate) fn tanh_f32_quotient_lanes<const N: usize>(x: [f32; N]) -> ([f32; N], [f32; N]) {
     let (mut shifted, mut u) = ([0.0; N], [0.0; N]);
     for t in 0..N {
         let a = if x[t].abs() > SATURATE_F32 {
@@ -285,14 +317,14 @@ pub(crate) fn tanh_f32_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
             p[t] = p[t].mul_add(u[t], c);
         }
     }
-    let mut out = [0.0; N];
+    let (mut m, mut d) = ([0.0; N], [0.0; N]);
     for t in 0..N {
         let pu = p[t] * u[t];
         let n = f32::from_bits(shifted[t].to_bits() << 23);
-        let m = n.mul_add(pu, n.mul_add(-0.5, -1.0));
-        out[t] = (m / (-2.0 - m)).copysign(x[t]);
+        m[t] = n.mul_add(pu, n.mul_add(-0.5, -1.0));
+        d[t] = -2.0 - m[t];
     }
-    out
+    (m, d)
 }
 
 #[cfg(test)]
