@@ -61,7 +61,9 @@ use crate::numeric::Real;
 /// width-~70 network within L2 while making the weight-gradient products long enough. 512 was
 /// measured again for f32 (half the bytes per row; Intel Xeon VM, 2026-12-07): base HMC in f32
 /// 190.3–195.2 → 191.1–199.9 gradients/s in four alternating runs, `small8-tanh` unchanged:
-/// within the noise, and it would change every sum's order, so 256 stays.
+/// within the noise, and it would change every sum's order, so 256 stays. Again for the small
+/// model in f64 (fewer chunks, fewer reductions of partial sums; same VM, later that day):
+/// `small8-tanh` 0.0262–0.0290 → 0.0269–0.0279 ms on one thread in four alternating runs, noise.
 pub const CHUNK_ROWS: usize = 256;
 
 /// Layers with at most this many inputs and outputs use the narrow kernels ([`narrow`]); wider

@@ -122,6 +122,26 @@
 //! `small8` 0.0188–0.0194 → 0.0181–0.0186, but the small tanh HMC sweep (4 chains, 2 threads)
 //! went 61,709–63,357 → 57,842–58,751 gradients/s, in three alternating runs.
 
+//! Where a `small8-tanh` gradient's time goes (2026-12-07, Intel Xeon VM, f64, one thread, four
+//! alternating runs; each kernel's call skipped in turn, a probe that gives wrong gradients):
+//! 0.0295 ms in all (median), 0.0213 without [`weight_grad`], 0.0246 without [`affine`], 0.0247
+//! without [`back_prop`], and 0.0164 without the activation pass (tanh): about 28, 17, 16 and 44 %.
+//! Three changes aimed at the weight gradient's share, all the same sums in the same order, made
+//! no measurable difference and are not in (medians of four or five alternating runs, ms):
+//! - the bias gradients four columns per pass instead of one (more additions in flight):
+//!   `small8-tanh` 0.0283 against 0.0283, base f32 10.07 against 9.78;
+//! - as a probe, [`dots`]' reductions of 16 partial sums cut to one addition (wrong sums):
+//!   0.0295 against 0.0303, so the reductions are not what costs;
+//! - [`affine`] for a layer's last single output (a network's output layer) four row blocks per
+//!   pass, eight chains of multiply-adds in flight instead of two: 0.0292 against 0.0283.
+//!
+//! The out-of-order core already overlaps one column's chain of additions with the next
+//! column's. The weight gradient takes ~8 µs per gradient for ~15,000 vector multiply-adds, a
+//! quarter of the two FMA ports' pace; presumably its loads (each pass re-reads its input column
+//! and four output columns from L1, ten loads per eight multiply-adds) and each pass's set-up,
+//! but that is not settled: tiles of two inputs × four outputs, which load less, were slower as
+//! the compiler built them (below).
+
 // The loops write `a = a + b`, not `a += b`: through the generic `AddAssign` bound the compound
 // form compiled to slower code (dln432-all-rows, f64: 0.054 against 0.037 ms).
 #![allow(clippy::assign_op_pattern)]
