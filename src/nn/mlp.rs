@@ -483,12 +483,12 @@ fn add_bias<F: Real>(b: &[F], z: &mut [F]) {
 /// targets: Adam's thousands of steps on a non-convex loss carry last-bit differences into
 /// another trajectory (the f32 base target's layers moved by 4–28 % in relative norm), as a
 /// target retrained with another BLAS would; the tests that check targets and estimates
-/// (minimum checks, known LLCs) hold for the new ones as for the old. Measured on the 2-core Intel Xeon VM: base
-/// HMC (32 → [62, 62, 62] → 1 with residual connections, n = 20,000, 4 chains on 2 threads,
-/// 1,440 gradients; alternating runs) f32 169.4–179.0 (median 174.7) → 181.6–192.7 (median
-/// 182.9) gradients/s in five runs of each build, f64 89.6 / 92.7 → 94.4 / 97.7 in two; the
-/// `base` gradient benchmark, f32, one thread, best ms of four alternating runs, 9.65–10.26 →
-/// 9.55–10.09.
+/// (minimum checks, known LLCs) hold for the new ones as for the old. Measured on the 2-core
+/// Intel Xeon VM: base HMC (32 → [62, 62, 62] → 1 with residual connections, n = 20,000, 4
+/// chains on 2 threads, 1,440 gradients; alternating runs) f32 169.4–179.0 (median 174.7) →
+/// 181.6–192.7 (median 182.9) gradients/s in five runs of each build, f64 89.6 / 92.7 → 94.4 /
+/// 97.7 in two; the `base` gradient benchmark, f32, one thread, best ms of four alternating
+/// runs, 9.65–10.26 → 9.55–10.09.
 #[inline(always)]
 fn finish_layer<F: Real>(
     act: Activation,
