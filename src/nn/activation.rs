@@ -38,13 +38,23 @@ pub(crate) fn activate<F: Real>(act: Activation, za: &mut [F], d: Option<&mut [F
 
 /// relu, written as "negative → 0" so that NaN passes through (`max(NaN, 0)` is 0): a NaN
 /// parameter must show up in the loss, where training and samplers look for it.
+#[inline(always)]
+pub(crate) fn relu<F: Real>(z: F) -> F {
+    if z < F::zero() { F::zero() } else { z }
+}
+
+/// relu'(z): 1 for z > 0, else 0 (a subgradient at 0).
+#[inline(always)]
+pub(crate) fn relu_derivative<F: Real>(z: F) -> F {
+    if z > F::zero() { F::one() } else { F::zero() }
+}
+
 fn relu_loops<F: Real>(za: &mut [F], d: Option<&mut [F]>) {
-    let relu = |z: F| if z < F::zero() { F::zero() } else { z };
     match d {
         None => za.iter_mut().for_each(|z| *z = relu(*z)),
         Some(d) => {
             for (z, d) in za.iter_mut().zip(d.iter_mut()) {
-                *d = if *z > F::zero() { F::one() } else { F::zero() };
+                *d = relu_derivative(*z);
                 *z = relu(*z);
             }
         }
@@ -155,7 +165,12 @@ fn tanh_pipelined<F: Real, const LANES: usize>(za: &mut [F], d: &mut [F]) {
     if let Some((before, num, div)) = pending {
         finish_tanh_block(za, d, before, num, div);
     }
-    let (za, d) = (&mut za[blocks * LANES..], &mut d[blocks * LANES..]);
+    tanh_one_at_a_time(&mut za[blocks * LANES..], &mut d[blocks * LANES..]);
+}
+
+/// tanh and 1 − t² of each value, one call per value: the values after a loop's last block.
+#[inline(always)]
+fn tanh_one_at_a_time<F: Real>(za: &mut [F], d: &mut [F]) {
     for (z, d) in za.iter_mut().zip(d) {
         let t = z.tanh_simd();
         *d = F::one() - t * t;
@@ -217,11 +232,7 @@ fn smooth_loops<F: Real, const LANES: usize>(act: Smooth, za: &mut [F], d: Optio
                     *z = t;
                 }
             }
-            for (z, d) in zs.into_remainder().iter_mut().zip(ds.into_remainder()) {
-                let t = z.tanh_simd();
-                *d = F::one() - t * t;
-                *z = t;
-            }
+            tanh_one_at_a_time(zs.into_remainder(), ds.into_remainder());
         }
     }
 }

@@ -49,7 +49,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::NnError;
-use super::activation::activate;
+use super::activation::{activate, relu, relu_derivative};
 use super::aligned::AlignedBuf;
 use super::layout::{LayerShape, Layout};
 use super::matmul::gemm;
@@ -503,9 +503,8 @@ fn finish_layer<F: Real>(
             let bj = b[j];
             let step = |z: &mut F, d: &mut F| {
                 let v = *z + bj;
-                *d = if v > F::zero() { F::one() } else { F::zero() };
-                // "negative → 0", so that NaN passes through (as `activation.rs`'s relu)
-                *z = if v < F::zero() { F::zero() } else { v };
+                *d = relu_derivative(v);
+                *z = relu(v);
             };
             match prev {
                 Some(prev) => {
