@@ -349,7 +349,7 @@ multiversion! {
 }
 
 /// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`. On AVX-512
-/// the products run in register tiles ([`tiles`]; same bits), except over fewer rows than a
+/// both run in register tiles ([`tiles`]; same bits), except over fewer rows than a
 /// block (a deep linear network's moment rows), which [`short_dots`] keeps in registers.
 pub(crate) fn weight_grad<F: Real>(
     isa: Isa,
@@ -359,11 +359,10 @@ pub(crate) fn weight_grad<F: Real>(
     db: Option<&mut [F]>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `Isa::Avx512` is only ever the result of detecting AVX-512F on this CPU.
-    if isa == Isa::Avx512 && a.rows >= BLOCK && unsafe { tiles::weight_grad(a, g, dw) } {
-        if let Some(db) = db {
-            bias_grad(isa, g, db);
-        }
+    if isa == Isa::Avx512 && a.rows >= BLOCK && tiles::takes::<F>() {
+        // SAFETY: `Isa::Avx512` is only ever the result of detecting AVX-512F on this CPU, and
+        // the tiles take F (just checked).
+        unsafe { tiles::weight_grad(a, g, dw, db) };
         return;
     }
     weight_grad_generic(isa, a, g, dw, db);
@@ -373,12 +372,6 @@ multiversion! {
     /// [`weight_grad`] in the generic loops.
     fn weight_grad_generic / weight_grad_avx512 / weight_grad_avx2 = weight_grad_loops
         (a: Cols<'_, F>, g: Cols<'_, F>, dw: &mut [F], db: Option<&mut [F]>)
-}
-
-multiversion! {
-    /// `db_j += Σ_r g_j[r]`: [`weight_grad`]'s bias gradient.
-    fn bias_grad / bias_grad_avx512 / bias_grad_avx2 = bias_grad_loops
-        (g: Cols<'_, F>, db: &mut [F])
 }
 
 /// Whether the kernels work on half a block at a time: [`affine`] and [`back_prop`] on 8 rows
@@ -539,14 +532,9 @@ fn weight_grad_loops<F: Real>(
         weight_grad_by_input(halves, a, g, dw);
     }
     if let Some(db) = db {
-        bias_grad_loops(halves, g, db);
-    }
-}
-
-#[inline(always)]
-fn bias_grad_loops<F: Real>(_: HalfBlocks, g: Cols<'_, F>, db: &mut [F]) {
-    for (j, d) in db.iter_mut().enumerate() {
-        *d += sum(g.col(j));
+        for (j, d) in db.iter_mut().enumerate() {
+            *d += sum(g.col(j));
+        }
     }
 }
 
@@ -964,10 +952,10 @@ mod tests {
                         rows: m,
                         width: h,
                     };
-                    let mut dw = vec![0.0; k * h];
-                    weight_grad(isa, a, g, &mut dw, None);
-                    for i in 0..k {
-                        for j in 0..h {
+                    let (mut dw, mut db) = (vec![0.0; k * h], vec![0.5; h]);
+                    weight_grad(isa, a, g, &mut dw, Some(&mut db));
+                    for j in 0..h {
+                        for i in 0..k {
                             let mut lanes = [0.0; BLOCK];
                             for r in 0..m {
                                 lanes[r % BLOCK] =
@@ -976,6 +964,12 @@ mod tests {
                             let want = 0.0 + pairwise(lanes);
                             assert_eq!(dw[i * h + j].to_bits(), want.to_bits(), "{isa:?} m={m}");
                         }
+                        let mut lanes = [0.0; BLOCK];
+                        for r in 0..m {
+                            lanes[r % BLOCK] = lanes[r % BLOCK] + z[j * m + r];
+                        }
+                        let want = 0.5 + pairwise(lanes);
+                        assert_eq!(db[j].to_bits(), want.to_bits(), "{isa:?} m={m} bias");
                     }
 
                     let old: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.71).cos()).collect();
@@ -1026,11 +1020,11 @@ mod tests {
                 rows: m,
                 width: h,
             };
-            let mut dw = vec![0.0f32; k * h];
-            weight_grad(isa, a, g, &mut dw, None);
+            let (mut dw, mut db) = (vec![0.0f32; k * h], vec![0.25f32; h]);
+            weight_grad(isa, a, g, &mut dw, Some(&mut db));
             let (mut back, mut deriv) = (vec![0.0f32; k * m], vec![1.0f32; k * m]);
             back_prop(isa, &w, g, false, true, &mut back, &mut deriv);
-            (z, dw, back)
+            (z, dw, db, back)
         };
         let reference = run(Isa::Baseline);
         for isa in Isa::all_available() {
