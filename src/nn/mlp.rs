@@ -70,6 +70,13 @@ pub const CHUNK_ROWS: usize = 256;
 /// ones the general matrix product. Measured at the two ends (`narrow.rs`'s figures): at widths
 /// ≤ 8 the narrow kernels are as fast or faster, at width 62 gemm is 2.6× faster; widths between
 /// 16 and 62 have not been measured, so 16 is a conservative boundary.
+///
+/// Measured and left out (2026-12-07, Intel Xeon VM, after the AVX-512 weight-gradient tiles):
+/// a wide layer with one output (base's 62 → 1) on the narrow kernels too. On one thread,
+/// five alternating runs of `cargo bench --bench gradient`, median of the best ms: base f32
+/// 8.70 → 8.36, f64 14.74 → 14.12; but base HMC (4 chains on 2 cores, alternating runs)
+/// 199.6–209.5 → 194.6–215.0 gradients/s in f32 (eight runs each) and 107.8–111.9 → 106.5–113.9
+/// in f64 (three): no difference where it counts, for a change of every base trace's bits.
 pub const NARROW_MAX: usize = 16;
 
 /// An MLP architecture (no parameters: those live in a flat buffer the caller owns).
