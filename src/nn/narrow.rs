@@ -918,8 +918,8 @@ mod tests {
         // reference sums in the order the module documents: per row, bias then inputs in order
         // (forward) or outputs in order (backward); over rows, row r into partial sum r % BLOCK,
         // then the partial sums pairwise; each step a fused multiply-add (one rounding), which is
-        // what makes the bits the same on every instruction set. Every row count up to 3 blocks exercises whole
-        // blocks and every split of the last rows into blocks of 8, 4, 2 and 1.
+        // what makes the bits the same on every instruction set. Every row count up to 3 blocks
+        // exercises whole blocks and every split of the last rows into blocks of 8, 4, 2 and 1.
         // Shapes for both ways of grouping the weight gradients: four outputs at a time, and
         // four inputs at a time against each output's column (fewer than four outputs).
         for (k, h) in [(5, 6), (5, 1), (6, 3), (3, 2)] {

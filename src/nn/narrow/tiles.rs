@@ -1,16 +1,17 @@
-//! The weight gradient of a narrow layer on AVX-512, in register tiles written with intrinsics:
-//! `dW[i, j] += Σ_r a_i[r]·g_j[r]` for every input i and output j, with the same bits as
-//! [`super::weight_grad`]'s generic loops.
+//! The weight and bias gradients of a narrow layer on AVX-512, in register tiles written with
+//! intrinsics: `dW[i, j] += Σ_r a_i[r]·g_j[r]` for every input i and output j, and `db_j += Σ_r
+//! g_j[r]`, with the same bits as [`super::weight_grad`]'s generic loops.
 //!
 //! Input: feature-major columns ([`Cols`]) of the layer's input a and of dL/dZ g, and the
-//! row-major `fan_in × fan_out` gradient buffer to add into. Nothing allocates.
+//! row-major `fan_in × fan_out` gradient buffer (and the bias's, if the layer has one) to add
+//! into. Nothing allocates.
 //!
 //! Why intrinsics: the generic loops take one input's column against four outputs' per pass over
 //! the rows, ten loads of a row block per eight multiply-adds in f64. A tile of two inputs × four
 //! outputs loads each block of a_i once for four sums and each block of g_j once for two: twelve
 //! loads per sixteen multiply-adds, with its 8 × 16 partial sums in 16 of AVX-512's 32 registers.
-//! Written generically the compiler kept such tiles on the stack (`super`'s module doc); written
-//! here with one `__m512d` per eight partial sums, they stay in registers. Timed alone (one
+//! Written generically the compiler kept such tiles on the stack (`super::HalfBlocks`' doc);
+//! written here with one `__m512d` per eight partial sums, they stay in registers. Timed alone (one
 //! thread, Intel Xeon VM with AVX-512, best of 30 × 1,000 calls, f64, 208 rows): 8 inputs × 8
 //! outputs 745 → 414–457 ns, 4 × 8 417 → 212 ns, and 8 × 1 (a network's last layer, four
 //! inputs per tile) 104 → 73–87 ns; the gradient and HMC figures are in `super`'s module doc.
