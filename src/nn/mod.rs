@@ -11,7 +11,8 @@
 //! - [`mlp`]: the architecture, initialization, forward/backward on one chunk of rows.
 //! - [`loss`]: the mean squared error over all rows or a minibatch, chunked and parallel.
 //! - `moments`: a moment-matched small data set for the full-batch loss of affine networks.
-//! - `narrow`: row-loop kernels for narrow layers (fused passes, no general matrix product).
+//! - `narrow`: row-loop kernels for narrow layers (fused passes, no general matrix product);
+//!   `narrow/tiles`: their weight and bias gradients in AVX-512 register tiles.
 //! - `activation`, `tanh`, `matmul`: elementwise activations (with a vectorizable tanh) and the
 //!   general matrix-product backend of wide layers.
 
