@@ -25,6 +25,21 @@
 //! [`super::pairwise`] adds them (lanes t and t + 8, then t + 4, t + 2, t + 1). The tiles only
 //! change which sums are computed side by side. `super`'s tests compare every instruction set's
 //! bits, and check the documented order at every row count.
+//!
+//! Measured and left out (Intel Xeon VM, AVX-512, 2026-12-07, one thread unless said; best ms of
+//! each of several alternating runs of the gradient benchmark):
+//! - A whole tile's blocks reduced together: each step of `pairwise` on all 16 (f32) or 8 (f64)
+//!   blocks at once with shuffles across registers, 45 operations for an f32 tile instead of
+//!   16 × 8 (the same additions, so the same bits; the tests passed, and two mutations of it
+//!   failed them). No gain: `small8-tanh` f64 0.0228–0.0266 → 0.0219–0.0260 ms (eight runs),
+//!   f32 0.0128–0.0143 → 0.0134–0.0149, `small8` and `dln432-all-rows` unchanged.
+//! - With that reduction, the weight gradients of wide layers (base's 62 × 62) on these tiles
+//!   instead of `gemm`, which saves gemm's transposing copy (10–12 % of a base62 gradient in
+//!   perf) but runs the products at about 70 % of gemm's microkernel pace (35.9 % of the time
+//!   for 35.8 % of the FLOPs, against 44 % for 64 %): base62 f32 8.44–9.33 → 8.28–8.72 ms,
+//!   f64 17.0–17.9 → 18.1–18.8 (four runs); on two threads f32 4.62–4.94 → 4.18–4.83 ms; and in
+//!   base HMC in f32 (4 chains on 2 cores, 489 gradients, five alternating runs of each build)
+//!   198.1–210.8 → 192.4–204.4 gradients/s: nothing where it counts.
 
 use std::arch::x86_64::*;
 
