@@ -60,7 +60,7 @@ struct Case {
     moments: bool,
 }
 
-const CASES: [Case; 12] = [
+const CASES: [Case; 13] = [
     Case {
         name: "base",
         in_dim: 64,
@@ -194,6 +194,19 @@ const CASES: [Case; 12] = [
         batch: None,
         grad: true,
         moments: false,
+    },
+    // Between the narrow kernels' widths and base's: layers of 24 (above `NARROW_MAX`).
+    Case {
+        name: "mid24-tanh",
+        in_dim: 6,
+        out_dim: 1,
+        bias: true,
+        hidden: &[24, 24],
+        activation: Activation::Tanh,
+        n: 2_000,
+        batch: None,
+        grad: true,
+        moments: true,
     },
     Case {
         name: "base62",

@@ -25,6 +25,8 @@
 //! order), so the bits stay. The weight gradients' copy stays: `gemm` turns their product around so
 //! that its result is column-major, and its left operand is then Gᵀ, which a feature-major chunk
 //! holds with unit *column* stride; that copy is a transposition, another path of the backend.
+//! (In f32 on AVX-512 those weight gradients do not come here: `nn/narrow/tiles.rs` computes them
+//! without the copy, faster there, by measurement.)
 //! Measured (`benches/gradient.rs`, one thread, five alternating runs of each setting, Intel Xeon
 //! VM with AVX-512, 2026-12-07; means of the runs' medians): base62 f64 20.97 → 19.79 ms, f32 11.02
 //! → 10.35 ms; `base` 18.8 → 17.8 ms (three runs); the narrow-layer cases unchanged; wide layers,

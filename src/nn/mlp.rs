@@ -23,6 +23,9 @@
 //! one pass over the chunk: the narrow kernels ([`narrow`]) for layers of at most
 //! [`NARROW_MAX`] inputs and outputs, a general matrix product (on strided views of the same
 //! buffers) for wider ones; which one is fixed when the model is built ([`KernelChoice`]).
+//! One exception, by measurement: in f32 on AVX-512 a wide layer's weight gradient runs on the
+//! narrow kernels' register tiles, which read both operands in place where the general product
+//! first copies one of them transposed (`narrow/tiles.rs` has the figures).
 //!
 //! The passes' own loops around those products (bias broadcast, relu and φ', residual sums, the
 //! φ' products of the backward pass) are compiled once per instruction set, like the narrow
@@ -90,6 +93,10 @@ pub struct Mlp {
     kernels: Vec<Kernel>,
     /// The instruction set the narrow kernels are compiled for, detected once here.
     isa: Isa,
+    /// Whether wide layers may take their weight gradients from the narrow kernels' tiles
+    /// where those are faster ([`narrow::takes_wide`]): with [`KernelChoice::BySize`] only, so
+    /// that [`KernelChoice::AllGemm`] stays gemm throughout.
+    wide_weight_tiles: bool,
 }
 
 impl Mlp {
@@ -139,6 +146,7 @@ impl Mlp {
             skip,
             kernels: Vec::new(),
             isa: Isa::detect(),
+            wide_weight_tiles: true,
         };
         mlp = mlp.with_kernels(KernelChoice::BySize);
         Ok(mlp)
@@ -153,6 +161,7 @@ impl Mlp {
             .iter()
             .map(|s| choice.kernel(s.fan_in, s.fan_out))
             .collect();
+        self.wide_weight_tiles = choice == KernelChoice::BySize;
         self
     }
 
@@ -420,6 +429,10 @@ impl Mlp {
                     let (dw, db) = weight_and_bias_mut(grad, shape);
                     narrow::weight_grad(self.isa, input, g, dw, db);
                 }
+                Kernel::Gemm if self.wide_weight_tiles && narrow::takes_wide::<F>(self.isa, m) => {
+                    let (dw, db) = weight_and_bias_mut(grad, shape);
+                    narrow::weight_grad(self.isa, input, g, dw, db);
+                }
                 Kernel::Gemm => {
                     gemm(
                         F::one(),
@@ -550,7 +563,8 @@ enum Kernel {
 /// How [`Mlp::with_kernels`] assigns kernels to layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelChoice {
-    /// By the layer's shape (the default; see [`NARROW_MAX`]).
+    /// By the layer's shape (the default; see [`NARROW_MAX`]); in f32 on AVX-512, a wide
+    /// layer's weight gradient then runs on the narrow kernels' tiles ([`narrow::takes_wide`]).
     BySize,
     /// The general matrix product for every layer (the reference for tests and benchmarks).
     AllGemm,

@@ -348,6 +348,18 @@ multiversion! {
         (w: &[F], b: Option<&[F]>, a: Cols<'_, F>, out: &mut [F])
 }
 
+/// Whether [`weight_grad`] should also take the weight gradient of a wide layer (one that
+/// `super::mlp` otherwise gives to `gemm`) over `rows` rows: on AVX-512 in f32, where its tiles
+/// run, chosen by measurement (`tiles`' module doc).
+pub(crate) fn takes_wide<F: Real>(isa: Isa, rows: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && rows >= BLOCK {
+        return tiles::takes_wide::<F>();
+    }
+    let _ = (isa, rows);
+    false
+}
+
 /// Backward, parameters: `dW[i, j] += Σ_r a_i[r]·g_j[r]` and `db_j += Σ_r g_j[r]`. On AVX-512
 /// both run in register tiles ([`tiles`]; same bits), except over fewer rows than a
 /// block (a deep linear network's moment rows), which [`short_dots`] keeps in registers.

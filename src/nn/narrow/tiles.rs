@@ -1,6 +1,7 @@
 //! The weight and bias gradients of a narrow layer on AVX-512, in register tiles written with
 //! intrinsics: `dW[i, j] += Σ_r a_i[r]·g_j[r]` for every input i and output j, and `db_j += Σ_r
-//! g_j[r]`, with the same bits as [`super::weight_grad`]'s generic loops.
+//! g_j[r]`, with the same bits as [`super::weight_grad`]'s generic loops. In f32 they also take
+//! the weight gradients of wide layers, which are otherwise `gemm`'s ([`takes_wide`]).
 //!
 //! Input: feature-major columns ([`Cols`]) of the layer's input a and of dL/dZ g, and the
 //! row-major `fan_in × fan_out` gradient buffer (and the bias's, if the layer has one) to add
@@ -26,20 +27,30 @@
 //! change which sums are computed side by side. `super`'s tests compare every instruction set's
 //! bits, and check the documented order at every row count.
 //!
-//! Measured and left out (Intel Xeon VM, AVX-512, 2026-12-07, one thread unless said; best ms of
-//! each of several alternating runs of the gradient benchmark):
-//! - A whole tile's blocks reduced together: each step of `pairwise` on all 16 (f32) or 8 (f64)
-//!   blocks at once with shuffles across registers, 45 operations for an f32 tile instead of
-//!   16 × 8 (the same additions, so the same bits; the tests passed, and two mutations of it
-//!   failed them). No gain: `small8-tanh` f64 0.0228–0.0266 → 0.0219–0.0260 ms (eight runs),
-//!   f32 0.0128–0.0143 → 0.0134–0.0149, `small8` and `dln432-all-rows` unchanged.
-//! - With that reduction, the weight gradients of wide layers (base's 62 × 62) on these tiles
-//!   instead of `gemm`, which saves gemm's transposing copy (10–12 % of a base62 gradient in
-//!   perf) but runs the products at about 70 % of gemm's microkernel pace (35.9 % of the time
-//!   for 35.8 % of the FLOPs, against 44 % for 64 %): base62 f32 8.44–9.33 → 8.28–8.72 ms,
-//!   f64 17.0–17.9 → 18.1–18.8 (four runs); on two threads f32 4.62–4.94 → 4.18–4.83 ms; and in
-//!   base HMC in f32 (4 chains on 2 cores, 489 gradients, five alternating runs of each build)
-//!   198.1–210.8 → 192.4–204.4 gradients/s: nothing where it counts.
+//! A whole tile's 16 (f32) or 8 (f64) blocks of partial sums are reduced together
+//! ([`Lanes::add_sums`]): each step of `pairwise` on all of them at once, with shuffles across
+//! registers, 45 vector operations for an f32 tile instead of 16 reductions of 8. The same
+//! additions, so the same bits; two mutations of the steps (operands transposed, the t + 2 and
+//! t + 1 steps swapped) failed `super`'s tests. On narrow layers this changed nothing measurable
+//! (one thread, best ms of eight alternating runs: `small8-tanh` f64 0.0228–0.0266 →
+//! 0.0219–0.0260, f32 0.0128–0.0143 → 0.0134–0.0149; `small8`, `dln432-all-rows` unchanged),
+//! but it is what makes the tiles pay on wide layers in f32, below.
+//!
+//! Wide layers in f32 (`takes_wide`; 2026-12-07, Intel Xeon VM with AVX-512). `gemm` computes a
+//! weight gradient Aᵀ·G whose inner dimension (the chunk's rows) is contiguous in both operands,
+//! so it first copies one of them transposed: 10–12 % of a base62 gradient in perf. The tiles
+//! read both in place, at about 70 % of gemm's microkernel's pace (35.9 % of the time for 35.8 %
+//! of the FLOPs, against 44 % for 64 %). Net, in f32: base62 on one thread 8.44–9.33 → 8.28–8.72
+//! ms (best of four alternating runs), on two 4.62–4.94 → 4.18–4.83 ms; base HMC (32 → [62, 62,
+//! 62] → 1, 4 chains on 2 cores, 489 gradients, six alternating runs of each build) 187.1–199.7
+//! → 196.1–205.6 gradients/s, and again 178.3–199.2 → 189.4–199.0. Layers of 24 gain more
+//! (gemm's tiles fit them worse): the `mid24-tanh` benchmark (6 → [24, 24] → 1, n = 2,000, one
+//! thread, best of three) 0.134–0.144 ms with gemm alone, 0.121–0.124 with the tiles; a tanh
+//! 6 → [24, 24] → 1 sweep (HMC and MCLMC, one run each) 6,405 → 7,974 and 6,081 → 7,344
+//! gradients/s, λ̂ within 1.3 standard errors of the difference. In f64 a block is two registers and tiles are half as wide: base62
+//! 17.0–17.9 → 18.1–18.8 ms on one thread, base HMC 95.5–100.7 → 92.8–97.7 gradients/s (five
+//! runs each), so f64 keeps gemm. The tiles' sums run in another order than gemm's, so base f32
+//! traces changed in the last bits of each gradient.
 
 use std::arch::x86_64::*;
 
@@ -49,6 +60,12 @@ use crate::numeric::Real;
 /// Whether [`weight_grad`] takes F: f64 and f32, the precisions networks run in.
 pub(super) fn takes<F: Real>() -> bool {
     is::<F, f64>() || is::<F, f32>()
+}
+
+/// Whether the tiles also take the weight gradients of F's wide layers: f32 only, by
+/// measurement (module doc).
+pub(super) fn takes_wide<F: Real>() -> bool {
+    is::<F, f32>()
 }
 
 fn is<F: 'static, T: 'static>() -> bool {
@@ -238,13 +255,8 @@ unsafe fn tile<T: Lanes, const I: usize, const J: usize, const BIAS: bool>(
             }
         }
     }
-    for (p, acc) in acc.iter().enumerate() {
-        for (q, &acc) in acc.iter().enumerate() {
-            let d = &mut dw[(i + p) * h + j + q];
-            // SAFETY: AVX-512F is enabled.
-            *d = *d + unsafe { T::pairwise(acc) };
-        }
-    }
+    // SAFETY: AVX-512F is enabled.
+    unsafe { T::add_sums(&acc, dw, i, j, h) };
     if BIAS {
         for (q, &bias) in bias.iter().enumerate() {
             // SAFETY: AVX-512F is enabled.
@@ -282,6 +294,47 @@ trait Lanes: Real {
 
     /// The 16 lanes added as [`super::pairwise`] adds them: t + (t + 8), then + 4, + 2, + 1.
     unsafe fn pairwise(acc: Self::Block) -> Self;
+
+    /// `dw[(i + p)·h + j + q] += pairwise(acc[p][q])` for every p < I and q < J: a tile's sums
+    /// added into dW. A whole tile (f32 4 × 4, f64 2 × 4) reduces all its blocks together (the
+    /// module doc says why); smaller ones one block at a time.
+    unsafe fn add_sums<const I: usize, const J: usize>(
+        acc: &[[Self::Block; J]; I],
+        dw: &mut [Self],
+        i: usize,
+        j: usize,
+        h: usize,
+    );
+}
+
+/// [`Lanes::add_sums`] one block at a time, with [`Lanes::pairwise`].
+///
+/// # Safety
+/// AVX-512F must be enabled.
+#[inline(always)]
+unsafe fn add_sums_one_by_one<T: Lanes, const I: usize, const J: usize>(
+    acc: &[[T::Block; J]; I],
+    dw: &mut [T],
+    i: usize,
+    j: usize,
+    h: usize,
+) {
+    for (p, acc) in acc.iter().enumerate() {
+        for (q, &acc) in acc.iter().enumerate() {
+            let d = &mut dw[(i + p) * h + j + q];
+            // SAFETY: AVX-512F is enabled (the caller's promise).
+            *d = *d + unsafe { T::pairwise(acc) };
+        }
+    }
+}
+
+/// `dw[o .. o + n] += v` for the n ≤ 8 lanes of a vector stored to `lanes`: a whole tile row of
+/// sums into its place in dW, one rounding per element as `*d = *d + s` does.
+#[inline(always)]
+fn add_row<T: Real>(dw: &mut [T], o: usize, sums: &[T]) {
+    for (d, &s) in dw[o..o + sums.len()].iter_mut().zip(sums) {
+        *d = *d + s;
+    }
 }
 
 /// The mask of lanes 0 … n − 1 of a 16-lane block (n ≤ 16).
@@ -371,6 +424,59 @@ impl Lanes for f64 {
             _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)))
         }
     }
+
+    /// A whole 2 × 4 tile: its eight blocks reduced side by side, each step of `pairwise` on
+    /// all of them at once (29 vector operations instead of eight reductions of seven), so
+    /// every sum is the same as `pairwise`'s.
+    #[inline(always)]
+    unsafe fn add_sums<const I: usize, const J: usize>(
+        acc: &[[Self::Block; J]; I],
+        dw: &mut [f64],
+        i: usize,
+        j: usize,
+        h: usize,
+    ) {
+        if I != 2 || J != 4 {
+            // SAFETY: AVX-512F is enabled (the caller's promise).
+            return unsafe { add_sums_one_by_one::<f64, I, J>(acc, dw, i, j, h) };
+        }
+        // v[k] holds (input, output) = ((k % 4) / 2, 2·(k % 2) + k / 4): the order in which
+        // the steps below leave the sums, so that lanes 0–3 of the result are input i's four
+        // outputs and lanes 4–7 input i + 1's.
+        // SAFETY (the whole block): AVX-512F is enabled (the caller's promise); the stores
+        // write a local array.
+        unsafe {
+            let v: [__m512d; 8] = std::array::from_fn(|k| {
+                let b = acc[(k % 4) / 2][2 * (k % 2) + k / 4];
+                _mm512_add_pd(b[0], b[1]) // lanes t + t+8
+            });
+            // t + t+4: [a0-3, b0-3] + [a4-7, b4-7], so [a's four, b's four].
+            let s4: [__m512d; 4] = std::array::from_fn(|n| {
+                let (a, b) = (v[2 * n], v[2 * n + 1]);
+                _mm512_add_pd(
+                    _mm512_shuffle_f64x2::<0x44>(a, b),
+                    _mm512_shuffle_f64x2::<0xEE>(a, b),
+                )
+            });
+            // t + t+2: two lanes each of four blocks' sums, in 128-bit lane order.
+            let s2: [__m512d; 2] = std::array::from_fn(|n| {
+                let (a, b) = (s4[2 * n], s4[2 * n + 1]);
+                _mm512_add_pd(
+                    _mm512_shuffle_f64x2::<0x88>(a, b),
+                    _mm512_shuffle_f64x2::<0xDD>(a, b),
+                )
+            });
+            // t + t+1: 128-bit lane q ends as [v_q, v_{q+4}].
+            let sums = _mm512_add_pd(
+                _mm512_unpacklo_pd(s2[0], s2[1]),
+                _mm512_unpackhi_pd(s2[0], s2[1]),
+            );
+            let mut lanes = [0.0; 8];
+            _mm512_storeu_pd(lanes.as_mut_ptr(), sums);
+            add_row(dw, i * h + j, &lanes[..4]);
+            add_row(dw, (i + 1) * h + j, &lanes[4..]);
+        }
+    }
 }
 
 impl Lanes for f32 {
@@ -429,6 +535,65 @@ impl Lanes for f32 {
             let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
             let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4)); // lanes 0, 1: t + t+2
             _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)))
+        }
+    }
+
+    /// A whole 4 × 4 tile: its 16 blocks reduced side by side, each step of `pairwise` on all
+    /// of them at once (30 shuffles and 15 additions instead of 16 separate reductions of 8
+    /// operations each), so every sum is the same as `pairwise`'s.
+    #[inline(always)]
+    unsafe fn add_sums<const I: usize, const J: usize>(
+        acc: &[[Self::Block; J]; I],
+        dw: &mut [f32],
+        i: usize,
+        j: usize,
+        h: usize,
+    ) {
+        if I != 4 || J != 4 {
+            // SAFETY: AVX-512F is enabled (the caller's promise).
+            return unsafe { add_sums_one_by_one::<f32, I, J>(acc, dw, i, j, h) };
+        }
+        // v[k] holds (input, output) = (k % 4, k / 4): the steps below leave 128-bit lane q of
+        // the result as [v_q, v_{q+4}, v_{q+8}, v_{q+12}], input i + q's four outputs.
+        let v: [__m512; 16] = std::array::from_fn(|k| acc[k % 4][k / 4]);
+        // SAFETY (the whole block): AVX-512F is enabled (the caller's promise); the stores
+        // write a local array.
+        unsafe {
+            // t + t+8: [a0-7, b0-7] + [a8-15, b8-15], so [a's eight, b's eight].
+            let s8: [__m512; 8] = std::array::from_fn(|n| {
+                let (a, b) = (v[2 * n], v[2 * n + 1]);
+                _mm512_add_ps(
+                    _mm512_shuffle_f32x4::<0x44>(a, b),
+                    _mm512_shuffle_f32x4::<0xEE>(a, b),
+                )
+            });
+            // t + t+4: 128-bit lane q holds v_{4n+q}'s four.
+            let s4: [__m512; 4] = std::array::from_fn(|n| {
+                let (a, b) = (s8[2 * n], s8[2 * n + 1]);
+                _mm512_add_ps(
+                    _mm512_shuffle_f32x4::<0x88>(a, b),
+                    _mm512_shuffle_f32x4::<0xDD>(a, b),
+                )
+            });
+            // t + t+2, within 128-bit lanes: lane q holds [v_q's two, v_{q+4}'s two] and
+            // [v_{q+8}'s two, v_{q+12}'s two].
+            let s2: [__m512; 2] = std::array::from_fn(|n| {
+                let (a, b) = (s4[2 * n], s4[2 * n + 1]);
+                _mm512_add_ps(
+                    _mm512_shuffle_ps::<0x44>(a, b),
+                    _mm512_shuffle_ps::<0xEE>(a, b),
+                )
+            });
+            // t + t+1.
+            let sums = _mm512_add_ps(
+                _mm512_shuffle_ps::<0x88>(s2[0], s2[1]),
+                _mm512_shuffle_ps::<0xDD>(s2[0], s2[1]),
+            );
+            let mut lanes = [0.0; 16];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), sums);
+            for q in 0..4 {
+                add_row(dw, (i + q) * h + j, &lanes[4 * q..4 * q + 4]);
+            }
         }
     }
 }
