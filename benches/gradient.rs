@@ -195,7 +195,7 @@ const CASES: [Case; 13] = [
         grad: true,
         moments: false,
     },
-    // Between the narrow kernels' widths and base's: layers of 24 (above `NARROW_MAX`).
+    // Between the narrow kernels' widths and base's: layers of 24 (narrow in f64, gemm's in f32).
     Case {
         name: "mid24-tanh",
         in_dim: 6,

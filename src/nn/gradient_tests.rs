@@ -125,8 +125,9 @@ fn architectures() -> Vec<Mlp> {
     let mut out = Vec::new();
     // Depth 0 (linear model), depth 1, depth 3 with equal widths (two residuals when skipping),
     // depth 3 with unequal widths (a residual only where widths match), and layers wider than
-    // `NARROW_MAX` after or before narrow ones, so that by size a network mixes both kernels.
-    let shapes: [&[usize]; 6] = [&[], &[5], &[4, 4, 4], &[5, 3, 3], &[18, 4], &[4, 18]];
+    // `narrow_max` (in f64 and f32) after or before narrow ones, so that by size a network mixes
+    // both kernels.
+    let shapes: [&[usize]; 6] = [&[], &[5], &[4, 4, 4], &[5, 3, 3], &[36, 4], &[4, 36]];
     for act in ACTIVATIONS {
         for hidden in shapes {
             for bias in [true, false] {

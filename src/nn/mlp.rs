@@ -21,8 +21,9 @@
 //! allocate. Rows are samples, and every buffer is *feature-major* (feature j of row r at
 //! `j·m + r`), so that the loops of the narrow kernels run over rows. Each layer's products are
 //! one pass over the chunk: the narrow kernels ([`narrow`]) for layers of at most
-//! [`NARROW_MAX`] inputs and outputs, a general matrix product (on strided views of the same
-//! buffers) for wider ones; which one is fixed when the model is built ([`KernelChoice`]).
+//! [`narrow_max`] inputs and outputs (32 in f64, 16 in f32), a general matrix product (on
+//! strided views of the same buffers) for wider ones; which one follows from the layer's shape,
+//! the precision and the [`KernelChoice`] the model was built with.
 //! One exception, by measurement: in f32 on AVX-512 a wide layer's weight gradient runs on the
 //! narrow kernels' register tiles, which read both operands in place where the general product
 //! first copies one of them transposed (`narrow/tiles.rs` has the figures).
@@ -69,10 +70,23 @@ use crate::numeric::Real;
 /// `small8-tanh` 0.0262–0.0290 → 0.0269–0.0279 ms on one thread in four alternating runs, noise.
 pub const CHUNK_ROWS: usize = 256;
 
-/// Layers with at most this many inputs and outputs use the narrow kernels ([`narrow`]); wider
-/// ones the general matrix product. Measured at the two ends (`narrow.rs`'s figures): at widths
-/// ≤ 8 the narrow kernels are as fast or faster, at width 62 gemm is 2.6× faster; widths between
-/// 16 and 62 have not been measured, so 16 is a conservative boundary.
+/// Layers with at most this many inputs and outputs use the narrow kernels ([`narrow`]) in f64;
+/// wider ones the general matrix product. Measured at the two ends first (`narrow.rs`'s
+/// figures): at widths ≤ 8 the narrow kernels are as fast or faster, at width 62 gemm is 2.6×
+/// faster. Between them (2026-12-07, Intel Xeon VM with AVX-512, relu 6 → [w, w] → 1 over 2,000
+/// rows, one thread, best ms of three runs, by size with the boundary at 16 against narrow
+/// kernels throughout): w = 24 0.237–0.244 against 0.195–0.201, w = 32 0.346–0.363 against
+/// 0.320–0.348, w = 48 0.655–0.674 against 0.651–0.685. So 32 in f64 (16 before). A tanh
+/// 6 → [24, 24] → 1 sweep over 2,000 rows (HMC and MCLMC, 4 chains, two jobs on 2 cores, three
+/// alternating runs of each build): HMC 3,164–3,340 → 3,813–4,040 gradients/s, MCLMC
+/// 3,098–3,219 → 3,652–3,801, training 2.62–2.67 → 2.29–2.34 s; λ̂ 55.27 ± 0.13 → 55.39 ±
+/// 0.13 (HMC, each build on the w* it trained: the kernels' sums run in another order).
+pub const NARROW_MAX_F64: usize = 32;
+
+/// [`NARROW_MAX_F64`] in f32, where gemm's products with the weight gradients on the tiles
+/// (`narrow/tiles.rs`) win already at 24: the measurements above, f32, 0.098–0.102 against
+/// 0.116–0.121 (w = 24), 0.157–0.162 against 0.191–0.204 (32), 0.289–0.325 against 0.358–0.395
+/// (48). f32 blocks of 16 rows are one register, so gemm's tiles do more per load there.
 ///
 /// Measured and left out (2026-12-07, Intel Xeon VM, after the AVX-512 weight-gradient tiles):
 /// a wide layer with one output (base's 62 → 1) on the narrow kernels too. On one thread,
@@ -80,7 +94,16 @@ pub const CHUNK_ROWS: usize = 256;
 /// 8.70 → 8.36, f64 14.74 → 14.12; but base HMC (4 chains on 2 cores, alternating runs)
 /// 199.6–209.5 → 194.6–215.0 gradients/s in f32 (eight runs each) and 107.8–111.9 → 106.5–113.9
 /// in f64 (three): no difference where it counts, for a change of every base trace's bits.
-pub const NARROW_MAX: usize = 16;
+pub const NARROW_MAX_F32: usize = 16;
+
+/// The widest layer (inputs or outputs) the narrow kernels take in F's precision.
+pub fn narrow_max<F: Real>() -> usize {
+    if std::mem::size_of::<F>() == 8 {
+        NARROW_MAX_F64
+    } else {
+        NARROW_MAX_F32
+    }
+}
 
 /// An MLP architecture (no parameters: those live in a flat buffer the caller owns).
 #[derive(Debug, Clone, PartialEq)]
@@ -89,14 +112,10 @@ pub struct Mlp {
     activation: Activation,
     /// `skip[l]`: layer `l` adds its input to its activated output.
     skip: Vec<bool>,
-    /// `kernels[l]`: the code that computes layer `l`'s products, chosen from its shape.
-    kernels: Vec<Kernel>,
+    /// How layers get their kernels ([`Mlp::kernel`]).
+    choice: KernelChoice,
     /// The instruction set the narrow kernels are compiled for, detected once here.
     isa: Isa,
-    /// Whether wide layers may take their weight gradients from the narrow kernels' tiles
-    /// where those are faster ([`narrow::takes_wide`]): with [`KernelChoice::BySize`] only, so
-    /// that [`KernelChoice::AllGemm`] stays gemm throughout.
-    wide_weight_tiles: bool,
 }
 
 impl Mlp {
@@ -140,29 +159,26 @@ impl Mlp {
             .enumerate()
             .map(|(l, s)| skip_connections && l >= 1 && l < depth && s.fan_in == s.fan_out)
             .collect();
-        let mut mlp = Mlp {
+        Ok(Mlp {
             layout,
             activation,
             skip,
-            kernels: Vec::new(),
+            choice: KernelChoice::BySize,
             isa: Isa::detect(),
-            wide_weight_tiles: true,
-        };
-        mlp = mlp.with_kernels(KernelChoice::BySize);
-        Ok(mlp)
+        })
     }
 
     /// The same network with its layers' kernels assigned as `choice` says. Every choice
     /// computes the same function; results differ only in rounding (summation order).
     pub fn with_kernels(mut self, choice: KernelChoice) -> Self {
-        self.kernels = self
-            .layout
-            .layers()
-            .iter()
-            .map(|s| choice.kernel(s.fan_in, s.fan_out))
-            .collect();
-        self.wide_weight_tiles = choice == KernelChoice::BySize;
+        self.choice = choice;
         self
+    }
+
+    /// The code that computes layer `l`'s products in F's precision.
+    fn kernel<F: Real>(&self, l: usize) -> Kernel {
+        let s = &self.layout.layers()[l];
+        self.choice.kernel(s.fan_in, s.fan_out, narrow_max::<F>())
     }
 
     /// The same network with its loops compiled for `isa` (tests compare instruction sets).
@@ -342,7 +358,7 @@ impl Mlp {
             };
             let wl = &w[shape.w_offset..shape.w_offset + fi * fo];
             let bias = shape.b_offset.map(|b| &w[b..b + fo]);
-            match self.kernels[l] {
+            match self.kernel::<F>(l) {
                 Kernel::Narrow => narrow::affine(self.isa, wl, bias, input, out),
                 Kernel::Gemm => {
                     // A·W alone; the bias is added in the pass over the outputs below.
@@ -357,7 +373,7 @@ impl Mlp {
                 }
             }
             // The narrow kernels added the bias already.
-            let bias = bias.filter(|_| self.kernels[l] == Kernel::Gemm);
+            let bias = bias.filter(|_| self.kernel::<F>(l) == Kernel::Gemm);
             if l < depth {
                 let d = with_deriv.then(|| &mut s.deriv[l][..m * fo]);
                 let prev = self.skip[l].then(|| &before[l - 1][..m * fi]);
@@ -424,12 +440,15 @@ impl Mlp {
                 packed(&s.hidden[l - 1], m, fi)
             };
             let wl = &w[shape.w_offset..shape.w_offset + fi * fo];
-            match self.kernels[l] {
+            match self.kernel::<F>(l) {
                 Kernel::Narrow => {
                     let (dw, db) = weight_and_bias_mut(grad, shape);
                     narrow::weight_grad(self.isa, input, g, dw, db);
                 }
-                Kernel::Gemm if self.wide_weight_tiles && narrow::takes_wide::<F>(self.isa, m) => {
+                Kernel::Gemm
+                    if self.choice == KernelChoice::BySize
+                        && narrow::takes_wide::<F>(self.isa, m) =>
+                {
                     let (dw, db) = weight_and_bias_mut(grad, shape);
                     narrow::weight_grad(self.isa, input, g, dw, db);
                 }
@@ -455,7 +474,7 @@ impl Mlp {
             // then G_{l-1} = dL/dA_l ⊙ φ'(Z_{l-1}), in place of φ'.
             let back = &mut s.back[..m * fi];
             let deriv = &mut below[l - 1][..m * fi];
-            match self.kernels[l] {
+            match self.kernel::<F>(l) {
                 Kernel::Narrow => {
                     // dL/dA_l is read again only by layer l − 1's residual connection.
                     let keep = self.skip[l - 1];
@@ -563,8 +582,9 @@ enum Kernel {
 /// How [`Mlp::with_kernels`] assigns kernels to layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelChoice {
-    /// By the layer's shape (the default; see [`NARROW_MAX`]); in f32 on AVX-512, a wide
-    /// layer's weight gradient then runs on the narrow kernels' tiles ([`narrow::takes_wide`]).
+    /// By the layer's shape and the precision (the default; see [`narrow_max`]); in f32 on
+    /// AVX-512, a wide layer's weight gradient then runs on the narrow kernels' tiles
+    /// ([`narrow::takes_wide`]). [`KernelChoice::AllGemm`] keeps gemm's there too.
     BySize,
     /// The general matrix product for every layer (the reference for tests and benchmarks).
     AllGemm,
@@ -573,9 +593,9 @@ pub enum KernelChoice {
 }
 
 impl KernelChoice {
-    fn kernel(self, fan_in: usize, fan_out: usize) -> Kernel {
+    fn kernel(self, fan_in: usize, fan_out: usize, narrow_max: usize) -> Kernel {
         let narrow = match self {
-            KernelChoice::BySize => fan_in.max(fan_out) <= NARROW_MAX,
+            KernelChoice::BySize => fan_in.max(fan_out) <= narrow_max,
             KernelChoice::AllGemm => false,
             KernelChoice::AllNarrow => true,
         };
@@ -759,10 +779,10 @@ mod tests {
         use rand::{Rng, SeedableRng};
         // The passes' own loops (biases, activations, residual sums, φ' products) are compiled
         // once per instruction set; elementwise operations must give the same bits in each.
-        // Widths on both sides of NARROW_MAX so the narrow kernels and gemm both run, 300 rows
-        // so a chunk is partial, and every activation.
+        // Widths on both sides of `narrow_max` so the narrow kernels and gemm both run, 300
+        // rows so a chunk is partial, and every activation.
         let shapes: [(&[usize], bool); 3] =
-            [(&[8, 8], true), (&[20, 20, 20], true), (&[5, 30], false)];
+            [(&[8, 8], true), (&[20, 20, 20], true), (&[5, 40], false)];
         let acts = [
             Activation::Relu,
             Activation::Tanh,

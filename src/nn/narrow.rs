@@ -26,7 +26,7 @@
 //! two paths against each other with that bound).
 //!
 //! Which layers use these kernels is decided in [`super::mlp`] from the layer's shape
-//! (`NARROW_MAX`).
+//! and the precision (`narrow_max`).
 //!
 //! Measured with `cargo bench --bench gradient` on a 2-core AMD EPYC Zen 5 VM with AVX-512
 //! (load average 1–1.5 while measuring; best of 15 samples, ms per full-batch gradient on one
