@@ -21,9 +21,9 @@
 //! allocate. Rows are samples, and every buffer is *feature-major* (feature j of row r at
 //! `j·m + r`), so that the loops of the narrow kernels run over rows. Each layer's products are
 //! one pass over the chunk: the narrow kernels ([`narrow`]) for layers of at most
-//! [`narrow_max`] inputs and outputs (32 in f64, 16 in f32), a general matrix product (on
-//! strided views of the same buffers) for wider ones; which one follows from the layer's shape,
-//! the precision and the [`KernelChoice`] the model was built with.
+//! [`narrow_max`] inputs and outputs (32 in f64 on AVX-512, else 16), a general matrix product
+//! (on strided views of the same buffers) for wider ones; which one follows from the layer's
+//! shape, the precision, the instruction set and the [`KernelChoice`] the model was built with.
 //! One exception, by measurement: in f32 on AVX-512 a wide layer's weight gradient runs on the
 //! narrow kernels' register tiles, which read both operands in place where the general product
 //! first copies one of them transposed (`narrow/tiles.rs` has the figures).
@@ -70,8 +70,8 @@ use crate::numeric::Real;
 /// `small8-tanh` 0.0262–0.0290 → 0.0269–0.0279 ms on one thread in four alternating runs, noise.
 pub const CHUNK_ROWS: usize = 256;
 
-/// Layers with at most this many inputs and outputs use the narrow kernels ([`narrow`]) in f64;
-/// wider ones the general matrix product. Measured at the two ends first (`narrow.rs`'s
+/// Layers with at most this many inputs and outputs use the narrow kernels ([`narrow`]) in f64
+/// on AVX-512; wider ones the general matrix product. Measured at the two ends first (`narrow.rs`'s
 /// figures): at widths ≤ 8 the narrow kernels are as fast or faster, at width 62 gemm is 2.6×
 /// faster. Between them (2026-12-07, Intel Xeon VM with AVX-512, relu 6 → [w, w] → 1 over 2,000
 /// rows, one thread, best ms of three runs, by size with the boundary at 16 against narrow
@@ -83,10 +83,11 @@ pub const CHUNK_ROWS: usize = 256;
 /// 0.13 (HMC, each build on the w* it trained: the kernels' sums run in another order).
 pub const NARROW_MAX_F64: usize = 32;
 
-/// [`NARROW_MAX_F64`] in f32, where gemm's products with the weight gradients on the tiles
-/// (`narrow/tiles.rs`) win already at 24: the measurements above, f32, 0.098–0.102 against
-/// 0.116–0.121 (w = 24), 0.157–0.162 against 0.191–0.204 (32), 0.289–0.325 against 0.358–0.395
-/// (48). f32 blocks of 16 rows are one register, so gemm's tiles do more per load there.
+/// [`NARROW_MAX_F64`] in f32 (and in f64 without AVX-512: [`narrow_max`]). In f32, gemm's
+/// products with the weight gradients on the tiles (`narrow/tiles.rs`) win already at 24: the
+/// measurements above, f32, 0.098–0.102 against 0.116–0.121 (w = 24), 0.157–0.162 against
+/// 0.191–0.204 (32), 0.289–0.325 against 0.358–0.395 (48). f32 blocks of 16 rows are one
+/// register, so gemm's tiles do more per load there.
 ///
 /// Measured and left out (2026-12-07, Intel Xeon VM, after the AVX-512 weight-gradient tiles):
 /// a wide layer with one output (base's 62 → 1) on the narrow kernels too. On one thread,
@@ -96,9 +97,12 @@ pub const NARROW_MAX_F64: usize = 32;
 /// in f64 (three): no difference where it counts, for a change of every base trace's bits.
 pub const NARROW_MAX_F32: usize = 16;
 
-/// The widest layer (inputs or outputs) the narrow kernels take in F's precision.
-pub fn narrow_max<F: Real>() -> usize {
-    if std::mem::size_of::<F>() == 8 {
+/// The widest layer (inputs or outputs) the narrow kernels take in F's precision on `isa`.
+/// [`NARROW_MAX_F64`] was measured on AVX-512 only; on AVX2 the narrow kernels have neither the
+/// register tiles nor the registers (half blocks in f64), and gemm was not timed against them
+/// between 16 and 62, so 16 stays there.
+pub(crate) fn narrow_max<F: Real>(isa: Isa) -> usize {
+    if std::mem::size_of::<F>() == 8 && isa == Isa::Avx512 {
         NARROW_MAX_F64
     } else {
         NARROW_MAX_F32
@@ -178,7 +182,8 @@ impl Mlp {
     /// The code that computes layer `l`'s products in F's precision.
     fn kernel<F: Real>(&self, l: usize) -> Kernel {
         let s = &self.layout.layers()[l];
-        self.choice.kernel(s.fan_in, s.fan_out, narrow_max::<F>())
+        self.choice
+            .kernel(s.fan_in, s.fan_out, narrow_max::<F>(self.isa))
     }
 
     /// The same network with its loops compiled for `isa` (tests compare instruction sets).
@@ -779,8 +784,8 @@ mod tests {
         use rand::{Rng, SeedableRng};
         // The passes' own loops (biases, activations, residual sums, φ' products) are compiled
         // once per instruction set; elementwise operations must give the same bits in each.
-        // Widths on both sides of `narrow_max` so the narrow kernels and gemm both run, 300
-        // rows so a chunk is partial, and every activation.
+        // Each kernel alone (by size, the choice itself depends on the instruction set:
+        // `narrow_max`), 300 rows so a chunk is partial, and every activation.
         let shapes: [(&[usize], bool); 3] =
             [(&[8, 8], true), (&[20, 20, 20], true), (&[5, 40], false)];
         let acts = [
@@ -792,33 +797,52 @@ mod tests {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         for (hidden, skip) in shapes {
             for act in acts {
-                let mlp = Mlp::from_parts(3, hidden, 2, act, true, skip).unwrap();
-                let w: Vec<f64> = mlp.init_params(Init::He, 1.0, &mut rng);
-                let x = Array2::from_shape_fn((300, 3), |_| rng.random_range(-2.0..2.0));
-                let y = Array2::from_shape_fn((300, 2), |_| rng.random_range(-1.0..1.0));
-                let mut first: Option<(f64, Vec<f64>)> = None;
-                for isa in Isa::all_available() {
-                    let loss = MlpLoss::new(mlp.clone().with_isa(isa), x.clone(), y.clone())
+                for choice in [KernelChoice::AllNarrow, KernelChoice::AllGemm] {
+                    let mlp = Mlp::from_parts(3, hidden, 2, act, true, skip)
                         .unwrap()
-                        .without_moments();
-                    let mut ws = loss.workspace(300);
-                    let mut grad = vec![0.0; w.len()];
-                    let l = loss.loss_grad(&w, Rows::All, &mut grad, &mut ws);
-                    assert!(l.is_finite() && grad.iter().all(|g| g.is_finite()));
-                    match &first {
-                        None => first = Some((l, grad)),
-                        Some((l0, g0)) => {
-                            let same = l.to_bits() == l0.to_bits()
-                                && grad.iter().zip(g0).all(|(a, b)| a.to_bits() == b.to_bits());
-                            assert!(
-                                same,
-                                "{hidden:?} {act:?}: {isa:?} differs from the baseline"
-                            );
+                        .with_kernels(choice);
+                    let w: Vec<f64> = mlp.init_params(Init::He, 1.0, &mut rng);
+                    let x = Array2::from_shape_fn((300, 3), |_| rng.random_range(-2.0..2.0));
+                    let y = Array2::from_shape_fn((300, 2), |_| rng.random_range(-1.0..1.0));
+                    let mut first: Option<(f64, Vec<f64>)> = None;
+                    for isa in Isa::all_available() {
+                        let loss = MlpLoss::new(mlp.clone().with_isa(isa), x.clone(), y.clone())
+                            .unwrap()
+                            .without_moments();
+                        let mut ws = loss.workspace(300);
+                        let mut grad = vec![0.0; w.len()];
+                        let l = loss.loss_grad(&w, Rows::All, &mut grad, &mut ws);
+                        assert!(l.is_finite() && grad.iter().all(|g| g.is_finite()));
+                        match &first {
+                            None => first = Some((l, grad)),
+                            Some((l0, g0)) => {
+                                let same = l.to_bits() == l0.to_bits()
+                                    && grad.iter().zip(g0).all(|(a, b)| a.to_bits() == b.to_bits());
+                                assert!(
+                                    same,
+                                    "{hidden:?} {act:?} {choice:?}: {isa:?} differs from the baseline"
+                                );
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_narrow_kernels_take_wider_layers_in_f64_on_avx512_only() {
+        // `narrow_max`: 32 in f64 with AVX-512, 16 otherwise (measured there only).
+        let mlp = Mlp::from_parts(6, &[24, 40], 1, Activation::Relu, true, false).unwrap();
+        let avx512 = mlp.clone().with_isa(Isa::Avx512);
+        assert_eq!(avx512.kernel::<f64>(0), Kernel::Narrow, "6 → 24, f64");
+        assert_eq!(avx512.kernel::<f64>(1), Kernel::Gemm, "24 → 40, f64");
+        assert_eq!(avx512.kernel::<f64>(2), Kernel::Gemm, "40 → 1, f64");
+        assert_eq!(avx512.kernel::<f32>(0), Kernel::Gemm, "6 → 24, f32");
+        let avx2 = mlp.clone().with_isa(Isa::Avx2);
+        assert_eq!(avx2.kernel::<f64>(0), Kernel::Gemm, "6 → 24, f64 on AVX2");
+        let all_gemm = avx512.with_kernels(KernelChoice::AllGemm);
+        assert_eq!(all_gemm.kernel::<f64>(0), Kernel::Gemm, "AllGemm");
     }
 
     #[test]

@@ -47,9 +47,11 @@
 //! (gemm's tiles fit them worse): the `mid24-tanh` benchmark (6 → [24, 24] → 1, n = 2,000, one
 //! thread, best of three) 0.134–0.144 ms with gemm alone, 0.121–0.124 with the tiles; a tanh
 //! 6 → [24, 24] → 1 sweep (HMC and MCLMC, one run each) 6,405 → 7,974 and 6,081 → 7,344
-//! gradients/s, λ̂ within 1.3 standard errors of the difference. In f64 a block is two registers and tiles are half as wide: base62
-//! 17.0–17.9 → 18.1–18.8 ms on one thread, base HMC 95.5–100.7 → 92.8–97.7 gradients/s (five
-//! runs each), so f64 keeps gemm. The tiles' sums run in another order than gemm's, so base f32
+//! gradients/s, λ̂ within 1.3 standard errors of the difference. In f64 a block is two
+//! registers and tiles are half as wide: base62 17.0–17.9 → 18.1–18.8 ms on one thread, base
+//! HMC 95.5–100.7 → 92.8–97.7 gradients/s (five runs each), so f64's wide layers keep gemm
+//! whole (and its layers up to 32 wide moved to the narrow kernels altogether: `NARROW_MAX_F64`
+//! in `nn/mlp.rs`). The tiles' sums run in another order than gemm's, so base f32
 //! traces changed in the last bits of each gradient.
 
 use std::arch::x86_64::*;
