@@ -98,9 +98,12 @@ pub const NARROW_MAX_F64: usize = 32;
 pub const NARROW_MAX_F32: usize = 16;
 
 /// The widest layer (inputs or outputs) the narrow kernels take in F's precision on `isa`.
-/// [`NARROW_MAX_F64`] was measured on AVX-512 only; on AVX2 the narrow kernels have neither the
-/// register tiles nor the registers (half blocks in f64), and gemm was not timed against them
-/// between 16 and 62, so 16 stays there.
+/// [`NARROW_MAX_F64`] holds on AVX-512 only. On AVX2 the narrow kernels have neither the
+/// register tiles nor the registers (half blocks in f64): run on their AVX2 loops on the same
+/// machine (relu 6 → [w, w] → 1, f64, one thread, best ms of four runs, under load 2.8), they
+/// took 0.412–0.446 at w = 24 and 0.730–0.773 at 32, against gemm's 0.231–0.247 and 0.339–0.354
+/// (with its AVX-512 kernels, which an AVX2 CPU lacks, but those are ~1.5× faster than its AVX2
+/// ones: `matmul.rs`). So 16 stays there.
 pub(crate) fn narrow_max<F: Real>(isa: Isa) -> usize {
     if std::mem::size_of::<F>() == 8 && isa == Isa::Avx512 {
         NARROW_MAX_F64
