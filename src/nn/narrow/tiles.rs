@@ -330,8 +330,8 @@ unsafe fn add_sums_one_by_one<T: Lanes, const I: usize, const J: usize>(
     }
 }
 
-/// `dw[o .. o + n] += v` for the n ≤ 8 lanes of a vector stored to `lanes`: a whole tile row of
-/// sums into its place in dW, one rounding per element as `*d = *d + s` does.
+/// `dw[o + t] += sums[t]` for every t: a tile row of sums into its place in dW, one rounding per
+/// element, as `*d = *d + s` does.
 #[inline(always)]
 fn add_row<T: Real>(dw: &mut [T], o: usize, sums: &[T]) {
     for (d, &s) in dw[o..o + sums.len()].iter_mut().zip(sums) {
