@@ -366,7 +366,8 @@ impl Mlp {
             };
             let wl = &w[shape.w_offset..shape.w_offset + fi * fo];
             let bias = shape.b_offset.map(|b| &w[b..b + fo]);
-            match self.kernel::<F>(l) {
+            let kernel = self.kernel::<F>(l);
+            match kernel {
                 Kernel::Narrow => narrow::affine(self.isa, wl, bias, input, out),
                 Kernel::Gemm => {
                     // A·W alone; the bias is added in the pass over the outputs below.
@@ -381,7 +382,7 @@ impl Mlp {
                 }
             }
             // The narrow kernels added the bias already.
-            let bias = bias.filter(|_| self.kernel::<F>(l) == Kernel::Gemm);
+            let bias = bias.filter(|_| kernel == Kernel::Gemm);
             if l < depth {
                 let d = with_deriv.then(|| &mut s.deriv[l][..m * fo]);
                 let prev = self.skip[l].then(|| &before[l - 1][..m * fi]);
@@ -448,30 +449,25 @@ impl Mlp {
                 packed(&s.hidden[l - 1], m, fi)
             };
             let wl = &w[shape.w_offset..shape.w_offset + fi * fo];
-            match self.kernel::<F>(l) {
-                Kernel::Narrow => {
-                    let (dw, db) = weight_and_bias_mut(grad, shape);
-                    narrow::weight_grad(self.isa, input, g, dw, db);
-                }
-                Kernel::Gemm
-                    if self.choice == KernelChoice::BySize
-                        && narrow::takes_wide::<F>(self.isa, m) =>
-                {
-                    let (dw, db) = weight_and_bias_mut(grad, shape);
-                    narrow::weight_grad(self.isa, input, g, dw, db);
-                }
-                Kernel::Gemm => {
-                    gemm(
-                        F::one(),
-                        &rows_view(input).t(),
-                        &rows_view(g),
-                        F::one(),
-                        &mut self.layout.weight_mut(grad, l),
-                    );
-                    if let (_, Some(db)) = weight_and_bias_mut(grad, shape) {
-                        for (d, col) in db.iter_mut().zip(g.buf.chunks_exact(m)) {
-                            *d += narrow::sum(col);
-                        }
+            let kernel = self.kernel::<F>(l);
+            // The weight gradient: the narrow kernels' for narrow layers, and for wide ones where
+            // their tiles are faster than gemm (`KernelChoice::AllGemm` keeps gemm's).
+            let narrow_weights = kernel == Kernel::Narrow
+                || (self.choice == KernelChoice::BySize && narrow::takes_wide::<F>(self.isa, m));
+            if narrow_weights {
+                let (dw, db) = weight_and_bias_mut(grad, shape);
+                narrow::weight_grad(self.isa, input, g, dw, db);
+            } else {
+                gemm(
+                    F::one(),
+                    &rows_view(input).t(),
+                    &rows_view(g),
+                    F::one(),
+                    &mut self.layout.weight_mut(grad, l),
+                );
+                if let (_, Some(db)) = weight_and_bias_mut(grad, shape) {
+                    for (d, col) in db.iter_mut().zip(g.buf.chunks_exact(m)) {
+                        *d += narrow::sum(col);
                     }
                 }
             }
@@ -482,7 +478,7 @@ impl Mlp {
             // then G_{l-1} = dL/dA_l ⊙ φ'(Z_{l-1}), in place of φ'.
             let back = &mut s.back[..m * fi];
             let deriv = &mut below[l - 1][..m * fi];
-            match self.kernel::<F>(l) {
+            match kernel {
                 Kernel::Narrow => {
                     // dL/dA_l is read again only by layer l − 1's residual connection.
                     let keep = self.skip[l - 1];
