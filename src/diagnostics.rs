@@ -284,10 +284,9 @@ fn geyer_autocorrelations(n_draw: usize, rho_at: impl Fn(usize) -> f64) -> (Vec<
 fn mean_autocov(draws: &Draws) -> Vec<f64> {
     let plan = AutocovPlan::new(draws.n_draw);
     let mut total = vec![0.0; draws.n_draw];
-    for chain in draws.chains() {
-        for (t, a) in total.iter_mut().zip(plan.autocov(chain)) {
-            *t += a;
-        }
+    let chains: Vec<&[f64]> = draws.chains().collect();
+    for pair in chains.chunks(2) {
+        plan.add_autocovs(pair[0], pair.get(1).copied(), &mut total);
     }
     let n_chain = draws.n_chain() as f64;
     total.iter_mut().for_each(|t| *t /= n_chain);
@@ -314,20 +313,48 @@ impl AutocovPlan {
         }
     }
 
-    /// ArviZ's `autocov` for one chain: lags 0..n of the centered series,
-    /// each sum divided by n (not by n - lag).
-    fn autocov(&self, chain: &[f64]) -> Vec<f64> {
-        let n = chain.len();
-        let m = mean(chain);
-        let mut buf: Vec<Complex<f64>> = chain.iter().map(|&x| Complex::new(x - m, 0.0)).collect();
+    /// Adds ArviZ's `autocov` of chain `x`, and of chain `y` if given, into `total`: lags
+    /// 0..n of the centered series, each sum divided by n (not by n - lag).
+    ///
+    /// Two real series share one complex transform (since 2026-12-07; one each before, half of
+    /// it spent on zero imaginary parts): with z = x + i·y, the spectra are X_k = (Z_k +
+    /// conj Z_−k)/2 and Y_k = (Z_k − conj Z_−k)/(2i), and since |X|² and |Y|² are real and even,
+    /// the inverse transform of |X|² + i·|Y|² is x's autocovariance in its real part and y's in
+    /// its imaginary part. The sums are the same up to rounding: against ArviZ's reference
+    /// figures the worst relative error stayed at 2–5·10⁻¹⁵. The LLC convergence plot computes
+    /// an ESS at 100 prefixes of the chains: a deep linear network's HMC job of 4 chains ×
+    /// 200,000 draws on one thread took 5.39 / 5.62 s before, 4.74 / 4.70 s after (1.9–2.1 s of
+    /// it sampling; Intel Xeon VM, 2026-12-07).
+    fn add_autocovs(&self, x: &[f64], y: Option<&[f64]>, total: &mut [f64]) {
+        let n = x.len();
+        let (mx, my) = (mean(x), y.map_or(0.0, mean));
+        let mut buf: Vec<Complex<f64>> = match y {
+            Some(y) => x
+                .iter()
+                .zip(y)
+                .map(|(&a, &b)| Complex::new(a - mx, b - my))
+                .collect(),
+            None => x.iter().map(|&a| Complex::new(a - mx, 0.0)).collect(),
+        };
         buf.resize(self.len, Complex::new(0.0, 0.0));
         self.forward.process(&mut buf);
-        buf.iter_mut()
-            .for_each(|z| *z = Complex::new(z.norm_sqr(), 0.0));
+        // |X_k|² + i·|Y_k|², which equals its value at −k: computed for k and −k together.
+        for k in 0..=self.len / 2 {
+            let j = (self.len - k) % self.len;
+            let (zk, zj) = (buf[k], buf[j].conj());
+            let power = Complex::new((zk + zj).norm_sqr() / 4.0, (zk - zj).norm_sqr() / 4.0);
+            buf[k] = power;
+            buf[j] = power;
+        }
         self.inverse.process(&mut buf);
         // rustfft leaves both transforms unnormalized.
-        let scale = self.len as f64;
-        buf[..n].iter().map(|z| z.re / scale / n as f64).collect()
+        let scale = self.len as f64 * n as f64;
+        for (t, z) in total.iter_mut().zip(&buf[..n]) {
+            *t += z.re / scale;
+            if y.is_some() {
+                *t += z.im / scale;
+            }
+        }
     }
 }
 
