@@ -28,6 +28,11 @@
 //! Which layers use these kernels is decided in [`super::mlp`] from the layer's shape
 //! and the precision (`narrow_max`).
 //!
+//! # Measurements, oldest first
+//!
+//! What each change to these kernels gained or cost, and what was tried and left out, with the
+//! machine, the benchmark and whether the bits changed.
+//!
 //! Measured with `cargo bench --bench gradient` on a 2-core AMD EPYC Zen 5 VM with AVX-512
 //! (load average 1–1.5 while measuring; best of 15 samples, ms per full-batch gradient on one
 //! thread), before (main at 48c7c4e: row-major buffers, gemm for every layer) → after
