@@ -10,7 +10,7 @@
 //!   where that is smaller ([`sem_ess`]). Why both: the bulk ESS sums autocorrelations up to
 //!   Geyer's truncation, the first lag pair whose sum is negative. MCLMC's LLC traces can dip
 //!   below zero within a few steps and then stay positive for hundreds (a deep linear network
-//!   6 → [2] → 6, λ = 10, n = 10,000: autocorrelation −0.13 at lag 7, +0.17 at 17, +0.06 at 60),
+//!   6 → \[2\] → 6, λ = 10, n = 10,000: autocorrelation −0.13 at lag 7, +0.17 at 17, +0.06 at 60),
 //!   and the bulk ESS came out 3–5× the truth (τ 3–6 steps against 12–24 from batch means and
 //!   from thinned draws). Measured (2026-12-06) on 8 such targets × MCLMC: llc_sem 0.014–0.021
 //!   before, 0.028–0.049 after, the chain-means χ² (below) 2.3–41.5 before (median 15 on 3

@@ -9,6 +9,11 @@
 //! settings type, which config reads into the sweep.) A module uses only modules of lower layers, never its own layer or above, and no two
 //! modules import each other; `tests/layering.rs` fails when an import breaks this.
 
+// These docs are for the people who work on lambda-hat, and they link the private helpers a
+// function's doc explains itself by: read them with `cargo doc --document-private-items`, where
+// every such link resolves.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod analysis;
 pub mod cli;
 pub mod config;

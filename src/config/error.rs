@@ -105,7 +105,7 @@ pub struct UnknownPreset {
 }
 
 /// `: key` after the entry, or nothing for a problem with the entry as a whole (a sampler
-/// written as a bare string), which would otherwise read "samplers[0]: : …".
+/// written as a bare string), which would otherwise read `"samplers[0]: : …"`.
 fn key_part(key: &str) -> String {
     if key.is_empty() {
         String::new()

@@ -1,6 +1,6 @@
 //! The one matrix product the MLP kernels use: C ← α·A·B + β·C on ndarray views.
 //!
-//! Every product of the forward and backward passes goes through [`gemm`], so the backend is
+//! Every product of the forward and backward passes goes through [`gemm()`], so the backend is
 //! chosen here and nowhere else. Inputs are views of the flat parameter buffer, of the data and
 //! of preallocated workspace buffers; our code allocates nothing (the backend packs operands in
 //! a per-thread buffer, plus a small bookkeeping allocation per call). With β = 0, C is not read
@@ -31,7 +31,7 @@
 //! VM with AVX-512, 2026-12-07; means of the runs' medians): base62 f64 20.97 → 19.79 ms, f32 11.02
 //! → 10.35 ms; `base` 18.8 → 17.8 ms (three runs); the narrow-layer cases unchanged; wide layers,
 //! where packing could pay for itself, not slower (three alternating runs, medians): 32 → [256,
-//! 256] → 1 at n = 5,000 f64 34.1–35.6 → 32.3–33.6 ms, f32 16.2–17.0 → 15.7–16.4 ms; 64 → [1024] →
+//! 256] → 1 at n = 5,000 f64 34.1–35.6 → 32.3–33.6 ms, f32 16.2–17.0 → 15.7–16.4 ms; 64 → \[1024\] →
 //! 1 at n = 2,000 f64 18.4–19.4 → 17.6–18.8 ms, f32 6.6–7.1 → 6.5–7.3 ms. Base HMC (32 → [62, 62,
 //! 62] → 1 with residual connections, n = 20,000, 4 chains on 2 cores, 1,440 gradients; three
 //! alternating runs of each build, gradients/s): f64 97.5 / 99.3 / 101.4 → 103.4 / 104.1 / 105.9,

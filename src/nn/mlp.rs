@@ -579,7 +579,7 @@ fn finish_layer<F: Real>(
 enum Kernel {
     /// The row-loop kernels of [`narrow`].
     Narrow,
-    /// The general matrix product of [`gemm`].
+    /// The general matrix product of [`gemm()`].
     Gemm,
 }
 

@@ -679,7 +679,7 @@ fn mul_add_block<F: Real, const L: usize>(acc: &mut [F; L], c: F, x: &[F; L]) {
     }
 }
 
-/// Σ_r x[r]·y_q[r] for each of the J vectors y_q, each in `BLOCK` interleaved partial sums
+/// `Σ_r x[r]·y_q[r]` for each of the J vectors y_q, each in `BLOCK` interleaved partial sums
 /// added pairwise at the end (the same order whatever J, and in halves or not: [`HalfBlocks`]).
 #[inline(always)]
 fn dots<F: Real, const J: usize>(halves: HalfBlocks, x: &[F], y: [&[F]; J]) -> [F; J] {
@@ -807,7 +807,7 @@ fn dots_rows<F: Real, const J: usize, const L: usize>(
     }
 }
 
-/// Σ_r x[r], summed as [`dots`] sums: `BLOCK` independent partial sums, so the additions do
+/// `Σ_r x[r]`, summed as [`dots`] sums: `BLOCK` independent partial sums, so the additions do
 /// not wait on one another (a plain left-to-right sum is one chain of dependent additions, which
 /// cost the gemm path's bias gradients ~8 % of a base62 gradient).
 #[inline(always)]

@@ -10,7 +10,7 @@
 //! The representative run of a sampler is its newest *healthy* run (healthy, on a target not
 //! known to be unconverged) by `analysis.json`'s `created_at`, or its newest finished run when
 //! none is healthy (ties and unparseable dates: the larger run directory name wins, so the
-//! choice is deterministic). An unhealthy run shown is marked "⚠ unhealthy: <first warning>" in
+//! choice is deterministic). An unhealthy run shown is marked `"⚠ unhealthy: <first warning>"` in
 //! the snippet's table, caption and image label, so a gallery never passes it off as sound.
 //!
 //! A gallery shows one target, so its samplers are compared on the same posterior: `--target`,

@@ -25,10 +25,10 @@
 //!   acceptance figures below were measured before that change.
 //! * The last 40 % of warmup is two calibration windows (10 % and 30 %) at a fixed step size:
 //!   each measures the mean acceptance and corrects the step size from it
-//!   ([`calibrated_step_size`]). Dual averaging alone ends at a step size whose acceptance
-//!   *with the step held fixed* can be far from the target: its iterates react to each
-//!   rejection, and on posteriors whose curvature varies from place to place they shrink
-//!   exactly when the chains meet stiff regions. Measured on a deep linear validation model:
+//!   ([`calibrated_step_size`](super::window_adaptation::calibrated_step_size)). Dual
+//!   averaging alone ends at a step size whose acceptance *with the step held fixed* can be far
+//!   from the target: its iterates react to each rejection, and on posteriors whose curvature
+//!   varies from place to place they shrink exactly when the chains meet stiff regions. Measured on a deep linear validation model:
 //!   dual averaging's last 250 steps averaged 0.794 acceptance, and the same step size held
 //!   fixed then gave 0.88 for 4,000 draws.
 //! * Measured with `lambda-hat validate` over 20 seeds (warmup 1000, draws 2000), the run's

@@ -148,7 +148,7 @@ impl Sampler for MclmcConfig {
     }
 }
 
-/// Above this energy error per parameter, E[ΔE²]/d over the draws (median over chains), a run is
+/// Above this energy error per parameter, E\[ΔE²\]/d over the draws (median over chains), a run is
 /// warned: its step is too long, and MCLMC, which has no Metropolis correction, then samples a
 /// biased distribution. Why this value: over 80 runs on deep linear networks (p = 24–63) with
 /// a known LLC or an HMC/NUTS reference (2026-12-05), every run at or below 0.0074 was within

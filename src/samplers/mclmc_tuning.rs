@@ -7,7 +7,7 @@
 //! steps of stage k is ⌊frac_tune_k · num_tuning_steps⌋ (BlackJAX's `num_steps`).
 //!
 //! 1. Stages 1 and 2 run the kernel while predicting ε from each step's energy change ΔE, using
-//!    Var[ΔE]/d ∝ ε⁶: a decaying (over `num_effective_samples`) weighted average of
+//!    Var\[ΔE\]/d ∝ ε⁶: a decaying (over `num_effective_samples`) weighted average of
 //!    ξ/ε⁶ with ξ = ΔE²/(d·desired_energy_var) gives ε = (avg)^(−1/6). Each step's weight
 //!    exp(−½(ln ξ / (6·trust_in_estimate))²) discounts steps far from the target. A non-finite
 //!    step caps ε at 0.8 × its value.
@@ -170,8 +170,8 @@ impl Moments {
 /// draws, 8 seeds) L 14–16 → 8–9 (BlackJAX 8.3–9.0), bulk ESS 762–1,324 → 1,607–1,953, healthy
 /// runs 6 → 8 of 8, mean λ̂ 5.245 → 5.144 (HMC, 4 seeds of 3,000 draws: 5.186 ± 0.013).
 /// `lambda-hat validate`, 20 seeds, trained deep linear networks at the preset's budgets:
-/// median ESS 2,083 → 3,055 ([4,3,2]), 1,976 → 3,197 ([3,3,3]), 1,031 → 1,877 ([3,3,3,3]),
-/// 907 → 1,556 ([4,3,3,3,2]); mean error −2.2 → −2.1 %, −0.3 → −1.3 %, −1.9 → −2.4 %, −2.0 →
+/// median ESS 2,083 → 3,055 (`[4,3,2]`), 1,976 → 3,197 (`[3,3,3]`), 1,031 → 1,877 (`[3,3,3,3]`),
+/// 907 → 1,556 (`[4,3,3,3,2]`); mean error −2.2 → −2.1 %, −0.3 → −1.3 %, −1.9 → −2.4 %, −2.0 →
 /// −3.8 % (worst seed −5.3 → −6.6 %; tolerance 10 %). Halving `desired_energy_var` left the
 /// last at −3.8 %, which we first read as L's doing. Measured since (2026-12-05, 20 seeds): it
 /// is ε's. At L = 3.4, ε = 0.02 / 0.015 / 0.0125 / 0.01 gave −2.7 / −1.2 / −0.8 / +0.5 %; at

@@ -584,7 +584,7 @@ impl NonFinite {
         self.count
     }
 
-    /// "chain 2: 3 of 1000 proposals were not finite (first at #130); <consequence>".
+    /// `"chain 2: 3 of 1000 proposals were not finite (first at #130); <consequence>"`.
     pub(crate) fn warning(&self, chain: usize, what: &str, consequence: &str) -> Option<String> {
         let first = self.first?;
         Some(format!(

@@ -260,9 +260,9 @@ pub const MAX_GRADIENT_NOISE_SHARE: f64 = 0.05;
 /// MALA checks (where the full-batch gradient at the chain's position is computed anyway, so
 /// the estimate costs nothing and sees the noise where the chain is, not only at w*).
 ///
-/// Why: the step's drift carries (ε/2)·P·e, noise of variance (ε²/4)·P²·E[e²] per coordinate
+/// Why: the step's drift carries (ε/2)·P·e, noise of variance (ε²/4)·P²·E\[e²\] per coordinate
 /// next to the injected ε·P, so coordinate i runs at temperature 1 + r_i with
-/// r_i = ε·P_i·E[e_i²]/4; near w* each well-determined direction adds T/2 to nβ·E[L − L0], so
+/// r_i = ε·P_i·E\[e_i²\]/4; near w* each well-determined direction adds T/2 to nβ·E[L − L0], so
 /// the excess is Σ_i r_i/2. Exact for a quadratic loss whose gradient covariance and Hessian
 /// share axes. On two deep linear networks with a known LLC (n = 10,000; 2026-12-05) it came to
 /// 0.6–1.4 times the measured excess over the full-batch run at batch sizes 1–64 (0.05–3.6 LLC

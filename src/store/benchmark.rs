@@ -11,7 +11,7 @@
 //! `status -v` reads them.
 //!
 //! In: a [`Benchmark`]. Out: its TSV text, or the numbers parsed back from that text. Only
-//! [`measure_self`] and [`write`] touch the system.
+//! [`measure_self`] and [`write()`] touch the system.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

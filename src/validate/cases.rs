@@ -11,7 +11,7 @@
 //!   d/2 = 20. The posterior is the sweep's default, β = 1/ln n (nβ ≈ 80). d = 40 rather than a
 //!   handful because the LLC draws of a Gaussian posterior have relative spread √(2/d): at
 //!   d = 40 HMC's 3 % tolerance is about four standard errors even with `--quick`'s draws.
-//! * `dln432`, `dln333`: deep linear networks [4,3,2] and [3,3,3] (one hidden layer, identity,
+//! * `dln432`, `dln333`: deep linear networks `[4,3,2]` and `[3,3,3]` (one hidden layer, identity,
 //!   no bias) with a full-rank random teacher of the same architecture, so r = min(widths) and
 //!   Aoyagi's λ is 4.0 and 4.5. λ is the nβ → ∞ limit; at finite nβ the expectation is lower.
 //!   At nβ = 300 (β fixed) and γ = 4 it is close: the quadratic approximation
@@ -51,13 +51,13 @@
 //! judged against Aoyagi's λ. λ is the n → ∞ limit, and it is the finite-n truth only when the
 //! teacher's map has no singular value near the posterior's resolution 1/√(nβ) (here 0.03):
 //! products of random Gaussian layers often have one (24 of the 26 seeds 14–39 for
-//! [3,3,3,3]). So each teacher is checked against [`MIN_TEACHER_RESOLUTION`] by a unit test,
+//! `[3,3,3,3]`). So each teacher is checked against [`MIN_TEACHER_RESOLUTION`] by a unit test,
 //! and `trained_dln3333` uses seed 44, the first from 14 up whose smallest singular value is
 //! at least 5/√(nβ) (0.169). Its former seed 14 (0.0037) gave 4.25–4.32 with every sampler.
 //!
 //! Two trained cases have rank-deficient teachers, the other half of Aoyagi's formula:
-//! `trained_dln323_r0`, [3,2,3] with a zero teacher (`weight_scale: 0`, y is the noise alone;
-//! r = 0, λ = 2.5), and `trained_dln5346_r1`, [5,3,4,6] with a teacher 5 → 1 → 6 (r = 1,
+//! `trained_dln323_r0`, `[3,2,3]` with a zero teacher (`weight_scale: 0`, y is the noise alone;
+//! r = 0, λ = 2.5), and `trained_dln5346_r1`, `[5,3,4,6]` with a teacher 5 → 1 → 6 (r = 1,
 //! λ = 8). Their teachers' maps have exactly r non-zero singular values (a unit test checks
 //! the rank and the resolution of those r).
 //!
@@ -109,7 +109,7 @@ pub const MAX_EXCESS_DEGENERATE: f64 = 5e-3;
 /// Smallest accepted s_min·√(nβ) for a deep linear case's teacher, s_min the smallest singular
 /// value of the linear map it computes. The posterior resolves the map only to about 1/√(nβ),
 /// so a teacher with a singular value near that scale is, at this n, a lower-rank teacher, and
-/// its estimate falls between the two ranks' λ. Measured on [3,3,3,3] at n = 10,000 with seed
+/// its estimate falls between the two ranks' λ. Measured on `[3,3,3,3]` at n = 10,000 with seed
 /// 14 (s_min = 0.0037, 0.12/√(nβ)): HMC, NUTS and SGLD gave 4.25–4.32 for λ = 4.5, and HMC
 /// rose with n to 4.40, 4.45 and 4.58 at 40k, 160k and 640k rows. The lowest case here,
 /// `dln333` at nβ = 300, has 2.27; the trained cases have 5.6 and more.
