@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test suite, exactly as CI runs it: formatting, lints, unit and integration tests (including
-# the real-SLURM tests and the pandas compatibility check), and a quick sampler validation.
+# The test suite, exactly as CI runs it: formatting, lints, docs, unit and integration tests
+# (including the real-SLURM tests and the pandas compatibility check), and a quick sampler
+# validation.
 #
 # On a fresh Debian machine run as root it installs what the tests need first: the Python
 # packages numpy, pandas and arviz, Debian's graphviz and chromium, and a single-node SLURM cluster
@@ -38,6 +39,9 @@ cargo fmt --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+
+step "cargo doc (the maintainers' docs, private items included, without warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --quiet
 
 step "cargo test"
 log="$(mktemp)"
