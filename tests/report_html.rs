@@ -1,7 +1,7 @@
 //! `lambda-hat report` end to end: a real tiny sweep (SGLD, and HMC for the energy and
 //! adaptation plots), the report written by the real binary, then opened in headless Chromium,
 //! which must show one table row per run and decode every embedded image, and must render a
-//! screenshot.
+//! screenshot; then the zip report, unzipped, whose page must decode every plot file it links.
 //!
 //! Chromium is required, not optional: without it the test fails saying how to install it
 //! (`scripts/test.sh` installs Debian's `chromium` when run as root, as CI does).
@@ -163,4 +163,29 @@ fn the_report_opens_in_chromium_with_a_row_per_run_and_every_image_decoded() {
     if let Some(dir) = std::env::var_os("LAMBDA_HAT_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, Path::new(&dir).join("report-screenshot.png")).unwrap();
     }
+
+    // The zip report (Snakemake's `--report report.zip`): unzipped, its page shows the same
+    // rows, and every plot, now a file beside it, decodes.
+    t.run_with(&["--report", "out/sweep.zip"])
+        .success()
+        .stdout_has("unzip it and open sweep/report.html");
+    let unzipped = t.path().join("unzipped");
+    zip::ZipArchive::new(std::fs::File::open(t.path().join("out/sweep.zip")).unwrap())
+        .unwrap()
+        .extract(&unzipped)
+        .unwrap();
+    let zipped_page = unzipped.join("sweep/report.html");
+    let zipped_html = std::fs::read_to_string(&zipped_page).unwrap();
+    assert!(!zipped_html.contains("data:image"), "plots are files");
+    assert_eq!(zipped_html.matches("<img ").count(), images);
+    let dom = headless(&profile, &zipped_page, &["--dump-dom"], |out| {
+        out.contains("</html>")
+    });
+    assert_eq!(dom.matches("<tr class=\"run").count(), 2);
+    assert_eq!(
+        body_attribute(&dom, "images-decoded"),
+        Some(images),
+        "every plot of the zip report decoded"
+    );
+    assert_eq!(body_attribute(&dom, "images-failed"), Some(0));
 }

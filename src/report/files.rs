@@ -26,7 +26,7 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{}.partial-{name}", std::process::id()))
 }
 
-fn create_parent(path: &Path) -> Result<(), ReportError> {
+pub fn create_parent(path: &Path) -> Result<(), ReportError> {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => {
             fs::create_dir_all(parent).map_err(|source| ReportError::Write {

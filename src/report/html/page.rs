@@ -2,13 +2,15 @@
 //! HTML document out. Pure: nothing is read here.
 //!
 //! Every value is escaped ([`escape`]) where it is written; the only unescaped text is this
-//! file's own markup, CSS and script. Images are `data:` URLs, the script is inline, and nothing
-//! refers to the network, so the file can be mailed, archived or opened offline.
+//! file's own markup, CSS and script. Images are `data:` URLs, or in the zip report relative
+//! links to the files beside the page ([`ImageSource`]); the script is inline, and nothing refers
+//! to the network, so the report can be mailed, archived or opened offline.
 //!
 //! The script does two things: sorts a table when a header is clicked (numbers by value, from
 //! each cell's `data-sort`, then text alphabetically, missing values last), and, once
-//! the page has loaded, counts the images that decoded and sets `data-images-decoded` and
-//! `data-images-failed` on `<body>` (what the headless-browser test reads).
+//! the page has loaded, counts the images that decoded and those that failed (loaded, but not
+//! a picture) and sets `data-images-decoded` and `data-images-failed` on `<body>` (what the
+//! headless-browser test reads). A linked image that has not scrolled into view yet is neither.
 
 use std::fmt::Write as _;
 
@@ -61,12 +63,46 @@ pub struct TargetSection {
     pub images: Vec<Image>,
 }
 
-/// A PNG file to embed.
-#[derive(Debug, Clone, Default)]
+/// A plot on the page.
+#[derive(Debug, Clone)]
 pub struct Image {
     /// The file name, used as caption and alt text.
     pub name: String,
-    pub png: Vec<u8>,
+    pub source: ImageSource,
+    /// Wider than [`WIDE_PX`] (the two-panel plots): it gets a row of the grid to itself.
+    pub wide: bool,
+}
+
+/// Where the page gets a plot from.
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    /// The PNG's bytes, inlined as a base64 `data:` URL: the single-file report.
+    Inline(Vec<u8>),
+    /// A file beside the page, as a relative URL of characters that need no encoding
+    /// (`[A-Za-z0-9._-]` and `/`): the zip report, whose page loads its plots as they scroll
+    /// into view.
+    File(String),
+}
+
+impl Image {
+    /// A plot inlined into the page.
+    pub fn inline(name: String, png: Vec<u8>) -> Image {
+        let wide = png_width(&png).is_some_and(|w| w > WIDE_PX);
+        Image {
+            name,
+            source: ImageSource::Inline(png),
+            wide,
+        }
+    }
+
+    /// A plot the page links; `header` is the PNG's first bytes (its width is in them).
+    pub fn file(name: String, href: String, header: &[u8]) -> Image {
+        Image {
+            name,
+            source: ImageSource::File(href),
+            wide: png_width(header).is_some_and(|w| w > WIDE_PX),
+        }
+    }
 }
 
 /// One job's benchmark file.
@@ -142,9 +178,9 @@ document.querySelectorAll("table.sortable th").forEach(th =>
   th.addEventListener("click", () => sortTable(th)));
 window.addEventListener("load", () => {
   const images = Array.from(document.images);
-  const decoded = images.filter(i => i.complete && i.naturalWidth > 0).length;
-  document.body.dataset.imagesDecoded = decoded;
-  document.body.dataset.imagesFailed = images.length - decoded;
+  const done = images.filter(i => i.complete);
+  document.body.dataset.imagesDecoded = done.filter(i => i.naturalWidth > 0).length;
+  document.body.dataset.imagesFailed = done.filter(i => i.naturalWidth === 0).length;
 });
 "#;
 
@@ -327,12 +363,16 @@ fn images(h: &mut String, list: &[Image]) {
     }
     h.push_str("<div class=\"images\">\n");
     for img in list {
-        let wide = png_width(&img.png).is_some_and(|w| w > WIDE_PX);
+        let src = match &img.source {
+            ImageSource::Inline(png) => {
+                format!("src=\"data:image/png;base64,{}\"", base64::encode(png))
+            }
+            ImageSource::File(href) => format!("loading=\"lazy\" src=\"{}\"", escape(href)),
+        };
         let _ = writeln!(
             h,
-            "<figure{}><img alt=\"{name}\" src=\"data:image/png;base64,{}\"><figcaption>{name}</figcaption></figure>",
-            if wide { " class=\"wide\"" } else { "" },
-            base64::encode(&img.png),
+            "<figure{}><img alt=\"{name}\" {src}><figcaption>{name}</figcaption></figure>",
+            if img.wide { " class=\"wide\"" } else { "" },
             name = escape(&img.name)
         );
     }
@@ -426,10 +466,8 @@ mod tests {
 
     /// A page with `s` in every place a value from outside reaches.
     fn page_with(s: &str) -> Page {
-        let image = Image {
-            name: s.to_string(),
-            png: s.as_bytes().to_vec(),
-        };
+        let image = Image::inline(s.to_string(), s.as_bytes().to_vec());
+        let linked = Image::file(s.to_string(), s.to_string(), s.as_bytes());
         Page {
             store: s.into(),
             sweep: Some(s.into()),
@@ -448,7 +486,7 @@ mod tests {
                 healthy: false,
                 figures: vec![(s.into(), s.into())],
                 warnings: vec![s.into()],
-                images: vec![image.clone()],
+                images: vec![image.clone(), linked],
             }],
             targets: vec![TargetSection {
                 id: s.into(),
@@ -497,8 +535,12 @@ mod tests {
         assert_eq!(png_width(&header), Some(1400));
         assert_eq!(png_width(b"not a png at all, twenty bytes"), None);
         let mut page = page_with("x");
-        page.runs[0].images[0].png = header;
+        assert!(!render(&page).contains("<figure class=\"wide\">"));
+        page.runs[0].images[0] = Image::inline("trace.png".into(), header.clone());
         assert!(render(&page).contains("<figure class=\"wide\">"));
+        page.runs[0].images[0] = Image::file("trace.png".into(), "plots/trace.png".into(), &header);
+        let html = render(&page);
+        assert!(html.contains("<figure class=\"wide\"><img alt=\"trace.png\" loading=\"lazy\" src=\"plots/trace.png\">"), "{html}");
     }
 
     #[test]
