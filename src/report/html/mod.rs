@@ -302,6 +302,17 @@ mod tests {
     use super::*;
     use crate::report::testutil::{StoreBuilder, TempDir};
 
+    /// `report --all` of the store at `store` into `output`.
+    fn whole_store(store: &Path, output: &Path, configfile: Option<PathBuf>) -> ReportArgs {
+        ReportArgs {
+            runs_root: store.to_path_buf(),
+            output: output.to_path_buf(),
+            all: true,
+            scope: None,
+            configfile,
+        }
+    }
+
     #[test]
     fn report_has_a_row_and_a_section_per_run_and_inlines_the_plots() {
         let tmp = TempDir::new("html-report");
@@ -332,15 +343,8 @@ mod tests {
         let config = tmp.path().join("experiments.yaml");
         std::fs::write(&config, "store_root: runs # <script>alert(1)</script>\n").unwrap();
         let output = tmp.path().join("out").join("report.html");
-        let args = ReportArgs {
-            runs_root: tmp.path().to_path_buf(),
-            output: output.clone(),
-            all: true,
-            scope: None,
-            configfile: Some(config),
-        };
         let mut said = Vec::new();
-        run(&args, &mut said).unwrap();
+        run(&whole_store(tmp.path(), &output, Some(config)), &mut said).unwrap();
         let html = std::fs::read_to_string(&output).unwrap();
         assert_eq!(html.matches("<tr class=\"run").count(), 2);
         assert_eq!(html.matches("<tr class=\"run unhealthy\">").count(), 1);
@@ -375,15 +379,8 @@ mod tests {
         // A plot name from someone else's store: kept, under a name that stays in the folder.
         std::fs::write(hmc.join("diagnostics").join(".. <b>.png"), "odd").unwrap();
         let output = tmp.path().join("out").join("sweep.zip");
-        let args = ReportArgs {
-            runs_root: tmp.path().to_path_buf(),
-            output: output.clone(),
-            all: true,
-            scope: None,
-            configfile: None,
-        };
         let mut said = Vec::new();
-        run(&args, &mut said).unwrap();
+        run(&whole_store(tmp.path(), &output, None), &mut said).unwrap();
         let said = String::from_utf8(said).unwrap();
         assert!(
             said.contains("unzip it and open sweep/report.html"),
