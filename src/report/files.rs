@@ -64,6 +64,19 @@ pub fn destination(path: &Path) -> Destination {
     }
 }
 
+/// The temporary file a write to `dest` goes through before [`place`]: beside a regular file, so
+/// that the rename stays on one file system; for a device or pipe, `lambda-hat-<pid>-<name>` in
+/// the system's temporary folder (a device's folder, such as /dev, is no place for one). `name`
+/// keeps its extension, which the PNG encoder picks the format from.
+pub fn temp_for(dest: &Destination, name: &str) -> PathBuf {
+    match dest {
+        Destination::File(file) => temp_sibling(file),
+        Destination::Special(_) => {
+            std::env::temp_dir().join(format!("lambda-hat-{}-{name}", std::process::id()))
+        }
+    }
+}
+
 /// Moves the finished temporary file `tmp` to `dest`: a rename for a regular file, a copy of its
 /// bytes into a device or pipe (then `tmp` is removed).
 pub fn place(tmp: &Path, dest: &Destination) -> std::io::Result<()> {

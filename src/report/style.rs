@@ -14,7 +14,7 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
 use super::PlotError;
-use super::files::{Destination, destination, place, temp_sibling};
+use super::files::{destination, place, temp_for};
 
 /// The family name the embedded font is registered under.
 pub const FONT: &str = "lambda-hat-sans";
@@ -83,12 +83,7 @@ pub fn render(
     // and a device's folder, such as /dev, is no place for one); a symlink's target gets it by
     // rename, as a file would.
     let dest = destination(path);
-    let tmp = match &dest {
-        Destination::File(file) => temp_sibling(file),
-        Destination::Special(_) => {
-            std::env::temp_dir().join(format!("lambda-hat-{}-plot.png", std::process::id()))
-        }
-    };
+    let tmp = temp_for(&dest, "plot.png");
     // The folder is made as `--out` makes it, and the temporary file is opened here first, so a
     // path that cannot be written fails with the system's reason, not the PNG encoder's
     // nested debug text.

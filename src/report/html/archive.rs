@@ -84,8 +84,11 @@ fn safe_name(s: &str) -> String {
             }
         })
         .collect();
-    if out.is_empty() || out.starts_with('.') {
-        out.replace_range(..out.find('.').map_or(0, |_| 1), "_");
+    if out.is_empty() {
+        return "_".into();
+    }
+    if out.starts_with('.') {
+        out.replace_range(..1, "_");
     }
     out
 }
@@ -99,17 +102,12 @@ pub fn write(output: &Path, archive: &Archive, html: &str) -> Result<u64, Report
         source,
     };
     let dest = files::destination(output);
-    // A zip writer seeks back to finish each member, so a pipe or device gets the archive from
-    // a temporary file; a regular file is written beside its destination and renamed.
-    let tmp = match &dest {
-        Destination::File(path) => {
-            files::create_parent(path)?;
-            files::temp_sibling(path)
-        }
-        Destination::Special(_) => {
-            std::env::temp_dir().join(format!("lambda-hat-report-{}.zip", std::process::id()))
-        }
-    };
+    if let Destination::File(path) = &dest {
+        files::create_parent(path)?;
+    }
+    // A zip writer seeks back to finish each member, so even a pipe or device gets the archive
+    // through a temporary file.
+    let tmp = files::temp_for(&dest, "report.zip");
     let written = fill(&tmp, archive, html).and_then(|size| {
         files::place(&tmp, &dest)?;
         Ok(size)
