@@ -25,6 +25,25 @@
 //! ±1.3 %. A chunk's X is a few KB that stays in cache either way, and the cost is each chain's
 //! own products and activations, so the experiment was not kept.
 //!
+//! Nor did the layout issue 13 proposed, chains in SIMD lanes (each weight stored as C values,
+//! one per chain, so every multiply-add serves C chains). That pays only where a call's fixed
+//! cost dominates: the 8 moment-matched rows of a deep linear network. Measured (2026-12-08,
+//! Intel Xeon VM with AVX-512, one thread, a scratch kernel with the chains in lanes of `[f64;
+//! C]` against this module's `loss_grad` called per chain, best of three, ns per gradient, with
+//! the network's widths fixed at run time as here):
+//! - [4, 3, 2], 8 rows: 212 per chain; batched 198–202 for C = 2 (1.08–1.13×), 124 for C = 4
+//!   (1.71×), 88 for C = 8 (2.46×), and 372 for C = 1;
+//! - [4, 3, 3, 3, 1], 8 rows: 369 per chain; batched 224 for C = 4 (1.65×), 158 for C = 8;
+//! - [4, 3, 2], all 1,000 rows: 4,420 per chain; batched 14,770 for C = 4 (0.30×), because rows
+//!   in lanes are the better vectors once there are many rows.
+//!
+//! Gradients agreed to 9·10⁻¹⁵ but not to the bit (the rows are summed in another order).
+//! So batching would win only on moment-matched deep linear networks. There it would need chains
+//! that step in lockstep, which HMC's per-chain trajectory lengths and NUTS's trees are not. Four
+//! chains on two cores would give two lanes per thread: 1.06–1.14× on a gradient (1.7× for a
+//! job given one CPU, if its four chains stepped in lockstep). Those networks already sample at
+//! 4–14× BlackJAX's gradients per second (README). Not built.
+//!
 //! Nor did lanes that run one after another share one activation buffer (the same sums, so the
 //! same bits; the idea: one buffer stays in L1 across a gradient's chunks). Small tanh HMC (4
 //! chains on 2 threads, 2,000 draws; Intel Xeon VM, 2026-12-07, three alternating runs):
