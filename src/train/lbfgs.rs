@@ -27,14 +27,14 @@ const ARMIJO_C1: f64 = 1e-4;
 ///
 /// Measured (2026-12-08, random smooth students of 1–3 hidden layers, widths 2–8, n = 2,000
 /// to 20,000, default training; one sweep of 24 f32 targets and 12 mixed ones):
-/// - a gelu network 3 → [2] → 3 at n = 5,000 in f32 ran all 2,000 finish iterations and
+/// - a gelu network 3 → \[2\] → 3 at n = 5,000 in f32 ran all 2,000 finish iterations and
 ///   stopped at ‖g‖ = 3.4·10⁻⁴ against a tolerance of 1.7·10⁻⁴; now it converges in 115;
 /// - of the 24 f32 targets 18 converged before and 20 now, the same 20 as in f64. Two that
 ///   had seemed nearly converged in f32 (‖g‖ 2.8·10⁻⁴ and 3.3·10⁻⁴) are far from it in f64
 ///   as well (3·10⁻³ and 1.8·10⁻⁴ at the step budget): they had stalled, not arrived;
 /// - f64: 35 of the 36 targets, the demo's and every converged one, end at the same bits. For
 ///   f64, 8 ε is 1.8·10⁻¹⁵ of L, which a converging finish meets `grad_tol` before it reaches.
-///   The one that moved (gelu [7, 2, 2], n = 20,000) ran out of steps either way, with a
+///   The one that moved (gelu \[7, 2, 2\], n = 20,000) ran out of steps either way, with a
 ///   loss 2.6·10⁻¹⁰ higher (5·10⁻⁷ LLC units at the default posterior).
 const ROUNDING_ULPS: f64 = 8.0;
 /// Halvings a line search may make before the direction is given up: 2^-40 ≈ 1e-12 of the
