@@ -13,7 +13,9 @@
 //! the smooth, nearly quadratic basins these targets sit in.
 //!
 //! The history is kept in f64 whatever the model's precision; the model itself is evaluated in
-//! its own precision `F`. Every buffer is allocated once, before the loop.
+//! its own precision `F`. Where a step's decrease is below the loss's rounding (f32 near a
+//! minimum), the line search goes by the slope along the step instead ([`ROUNDING_ULPS`]).
+//! Every buffer is allocated once, before the loop.
 
 use crate::numeric::Real;
 
@@ -149,7 +151,7 @@ pub fn minimize<F: Real>(
         } else {
             1.0
         };
-        // Losses within `resolution` of the lowest one accepted are equal up to rounding (see
+        // Losses up to `ceiling` equal the lowest one accepted up to rounding (see
         // `ROUNDING_ULPS`). Measured from the lowest, not the current, loss: steps that each
         // rise within the rounding could otherwise climb by that much every iteration.
         let ceiling = lowest + ROUNDING_ULPS * F::epsilon().f64() * lowest.abs();
@@ -211,8 +213,8 @@ pub fn minimize<F: Real>(
     outcome(stop, settings.max_iters, loss, gnorm)
 }
 
-/// Hager and Zhang's approximate Wolfe condition (SIAM J. Optim. 16, 2005, eq. 4.1), upper half:
-/// a step along a line whose slope was `slope` < 0 at its start and is `trial_slope` at the
+/// Hager and Zhang's approximate Wolfe condition (SIAM J. Optim. 16 (2005), 170–192), its upper
+/// half: a step along a line whose slope was `slope` < 0 at its start and is `trial_slope` at the
 /// trial point is accepted when trial_slope ≤ (1 − 2·c₁)·|slope|. On a quadratic that is
 /// exactly Armijo's condition with the same c₁, but it reads gradients, not loss differences,
 /// so it still decides where the loss has rounded to a constant.
