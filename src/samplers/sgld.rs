@@ -317,6 +317,17 @@ fn gradient_noise_warning(chains: &[ChainTrace]) -> Option<String> {
     ))
 }
 
+/// How many relaxation times of the localization alone the recorded steps span: γ·ε·P_min·steps/2.
+/// Along a direction the loss leaves flat, only the drift −(ε/2)·P·γ·(w − w*) pulls, so the
+/// chain forgets its start there after about 2/(γ·ε·P) steps and spreads to the localization's
+/// scale 1/√γ only after a few of them; below 1 it has covered about √(ε·P·steps) instead
+/// (README, SGLD's weak localization). P_min, the smallest preconditioner entry, gives the
+/// slowest such direction a diagonal P allows. Recorded, not judged: on deep linear networks
+/// most runs below 1 were accurate (README), so it is no health check.
+pub fn localization_relaxations(eps: f64, gamma: f64, p_min: f64, steps: usize) -> f64 {
+    gamma * eps * p_min * steps as f64 / 2.0
+}
+
 /// Positions per chain at which the stiffness check measures the curvature (evenly spread over
 /// the recorded draws, the last one the chain's end). Nine, because the curvature along a chain
 /// jumps by 30× from one point to the next on singular targets, and the mean over fewer points
@@ -742,6 +753,16 @@ fn attempt<F: Real, M: LossModel<F>, R: Rng>(
     trace.stats.insert(stat::MALA_ACCEPTANCE.into(), accept);
     trace.tuned.insert("step_size".into(), eps);
     trace.tuned.insert("batch_size".into(), batch as f64);
+    let p_min = chain
+        .pre
+        .factor
+        .iter()
+        .map(|p| p.f64())
+        .fold(f64::INFINITY, f64::min);
+    trace.tuned.insert(
+        "localization_relaxations".into(),
+        localization_relaxations(eps, post.gamma.f64(), p_min, cfg.steps),
+    );
     if noise_checks > 0 {
         let mean_sq_error = noise_sq_error / noise_checks as f64;
         trace.tuned.insert(

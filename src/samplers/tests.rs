@@ -856,6 +856,14 @@ fn sgld_preconditioner_scales_drift_and_noise_consistently() {
         // llc ≈ 2.5 ± 1.6; a 1e-3 relative step change moves it by far less than 0.05.
         assert!((a - b).abs() < 0.05, "{a} vs {b}");
     }
+    // The localization's relaxation times count ε·P, not ε: γ·ε·steps/2 without a
+    // preconditioner (γ = 1 here), and the same within P's ~1e-3 spread with it.
+    let gamma = PosteriorConfig::default().gamma;
+    let relaxations = |r: &SamplerRun| r.chains[0].tuned["localization_relaxations"];
+    let expected = gamma * eps * base.steps as f64 / 2.0;
+    assert!((relaxations(&vanilla) - expected).abs() <= 1e-12 * expected);
+    let ratio = relaxations(&nearly_constant) / expected;
+    assert!((0.99..=1.0).contains(&ratio), "{ratio}");
     // Adam with β1 = 0 has m̂ = ĝ exactly, so it must reproduce RMSprop bit for bit.
     let rms = with(&|s| s.precond = crate::config::schema::Precond::Rmsprop);
     let adam0 = with(&|s| {
